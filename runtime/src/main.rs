@@ -1,1 +1,202 @@
-fn main() {}
+//! minirun: a daemonless, OCI-compatible container runtime.
+
+mod cli;
+mod lifecycle;
+mod spec;
+mod wait;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{BundleOpts, Cli, Command, GlobalOpts, ListFormat, LogFormat};
+use lifecycle::{CreateRequest, StateRoot};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = cli.global.clone();
+    if let Err(e) = init_logging(&global) {
+        eprintln!("minirun: {e:#}");
+        return ExitCode::from(1);
+    }
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report_error(&global, &e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints the error (with its causes) as one line on stderr; with
+/// `--log-format json` it also goes to the log file the way runc writes it,
+/// which is where containerd's shim looks for it.
+fn report_error(global: &GlobalOpts, e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    eprintln!("minirun: {msg}");
+    if let (Some(path), LogFormat::Json) = (&global.log, global.log_format) {
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+            let line = serde_json::json!({
+                "level": "error",
+                "msg": msg,
+                "time": chrono::Utc::now().to_rfc3339(),
+            });
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Logs go to `--log` when given, else to stderr; the level is debug with
+/// `--debug`, info for a log file, and nothing on stderr otherwise (the
+/// one-line error says what went wrong). `MINIRUN_LOG` overrides the filter.
+fn init_logging(global: &GlobalOpts) -> Result<()> {
+    let default = match (global.debug, global.log.is_some()) {
+        (true, _) => "debug",
+        (false, true) => "info",
+        (false, false) => "off",
+    };
+    let filter = EnvFilter::try_from_env("MINIRUN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match &global.log {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            let builder = builder.with_writer(std::sync::Mutex::new(file)).with_ansi(false);
+            match global.log_format {
+                LogFormat::Json => builder.json().init(),
+                LogFormat::Text => builder.init(),
+            }
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+/// Guard against CVE-2019-5736: before this process can be entered from a
+/// container (create, run), make /proc/self/exe a sealed in-memory copy so a
+/// container cannot overwrite the minirun binary on the host through it.
+fn seal_self() -> Result<()> {
+    pentacle::ensure_sealed().context("cannot re-execute from a sealed copy of minirun")
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    let g = cli.global;
+    if g.systemd_cgroup {
+        bail!("--systemd-cgroup: this minirun manages cgroups itself (cgroupfs); systemd cgroups are not supported");
+    }
+    let state = StateRoot::open(&g.root)?;
+    match cli.command {
+        Command::Create(a) => {
+            seal_self()?;
+            create_bundle(&state, &a.id, &a.bundle, true)?;
+            Ok(0)
+        }
+        Command::Start(a) => {
+            state.start(&a.id)?;
+            Ok(0)
+        }
+        Command::State(a) => {
+            println!("{}", serde_json::to_string_pretty(&state.state(&a.id)?)?);
+            Ok(0)
+        }
+        Command::Kill(a) => {
+            state.kill(&a.id, &a.signal, a.all)?;
+            Ok(0)
+        }
+        Command::Delete(a) => {
+            state.delete(&a.id, a.force)?;
+            Ok(0)
+        }
+        Command::List(a) => {
+            list(&state, a.format, a.quiet)?;
+            Ok(0)
+        }
+        Command::Run(a) => {
+            let Some(opts) = a.bundle_opts() else {
+                bail!("running images needs the images store (not yet available); use --bundle DIR ID");
+            };
+            let [id] = a.args.as_slice() else {
+                bail!("run --bundle takes exactly one container id, got {:?}", a.args);
+            };
+            seal_self()?;
+            run_bundle(&state, id, &opts, a.keep)
+        }
+    }
+}
+
+fn create_bundle(
+    state: &StateRoot,
+    id: &str,
+    opts: &BundleOpts,
+    detach: bool,
+) -> Result<libcontainer::container::Container> {
+    lifecycle::valid_id(id)?;
+    let mut spec = spec::load_bundle_spec(&opts.bundle)?;
+    spec::prepare_for_create(&mut spec, &opts.bundle, id)?;
+    state.create(&CreateRequest {
+        id,
+        bundle: &opts.bundle,
+        spec: &spec,
+        pid_file: opts.pid_file.as_deref(),
+        console_socket: opts.console_socket.as_deref(),
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        detach,
+    })
+}
+
+/// runc run: create, start, wait with signals forwarded, then delete
+/// (unless --keep); exits with the container's code, 128+N for signal N.
+fn run_bundle(state: &StateRoot, id: &str, opts: &BundleOpts, keep: bool) -> Result<u8> {
+    let container = create_bundle(state, id, opts, false)?;
+    let pid = container.pid().context("created container has no pid")?;
+    let forwarder = wait::SignalForwarder::start(pid)?;
+    let outcome = state.start(id).map(|_| wait::wait_exit(pid));
+    forwarder.stop();
+    let code = match outcome {
+        Ok(code) => code?,
+        Err(e) => {
+            let _ = state.delete(id, true);
+            return Err(e);
+        }
+    };
+    if !keep {
+        state.delete(id, true)?;
+    }
+    Ok(code)
+}
+
+fn list(state: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
+    let all = state.list()?;
+    if quiet {
+        for s in &all {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string(&all)?),
+        ListFormat::Table => {
+            println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            for s in &all {
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
+                    s.id,
+                    s.pid,
+                    s.status,
+                    s.bundle.display(),
+                    s.created.as_deref().unwrap_or(""),
+                    s.owner
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Command line: runc's verbs (so engines can drive minirun as their OCI
+//! runtime) and docker's everyday verbs, in one clap-derived tree.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "minirun",
+    version,
+    about = "A daemonless, OCI-compatible container runtime with networking built in",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Global flags, named as runc names them so engines can pass theirs.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalOpts {
+    /// Directory for container state (runc's --root)
+    #[arg(long, global = true, env = "MINIRUN_ROOT", default_value = "/run/minirun")]
+    pub root: PathBuf,
+    /// Directory for images, container layers and networks
+    #[arg(long, global = true, env = "MINIRUN_DATA_ROOT", default_value = "/var/lib/minirun")]
+    pub data_root: PathBuf,
+    /// Write logs to this file instead of stderr
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of the log file
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (not supported by this build; accepted so the error is clear)
+    #[arg(long, global = true, hide = true)]
+    pub systemd_cgroup: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container from an OCI bundle (runc create)
+    Create(CreateArgs),
+    /// Start a created container (runc start)
+    Start(IdArg),
+    /// Print the OCI state of a container as JSON (runc state)
+    State(IdArg),
+    /// Send a signal to a container's init process (runc kill)
+    Kill(KillArgs),
+    /// Delete a container and everything it holds (runc delete)
+    Delete(DeleteArgs),
+    /// List containers created from bundles and images (runc list)
+    List(ListArgs),
+    /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Container id (or name, or a unique id prefix)
+    pub id: String,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BundleOpts {
+    /// Path to the OCI bundle (the directory holding config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to receive the pseudo-terminal master (bundles with terminal: true)
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container's init pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Pass this many extra file descriptors (from 3 on) to the container
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Use MS_MOVE instead of pivot_root (runc compatibility)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility; minirun never creates a session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub bundle: BundleOpts,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Send the signal to every process of the container
+    #[arg(short, long)]
+    pub all: bool,
+    pub id: String,
+    /// Signal name (TERM, SIGTERM) or number (15)
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill the container first if it is running
+    #[arg(short, long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Print only the ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run the OCI bundle in DIR; the first argument is then the container id
+    #[arg(short, long)]
+    pub bundle: Option<PathBuf>,
+    /// Unix socket to receive the pseudo-terminal master (bundle mode)
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container's init pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Pass this many extra file descriptors (from 3 on) to the container
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Use MS_MOVE instead of pivot_root (runc compatibility)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Keep the container's state after it exits (bundle mode; runc's --keep)
+    #[arg(long)]
+    pub keep: bool,
+    /// Container id (bundle mode) or image, then the command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
+    pub args: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn bundle_opts(&self) -> Option<BundleOpts> {
+        self.bundle.as_ref().map(|b| BundleOpts {
+            bundle: b.clone(),
+            console_socket: self.console_socket.clone(),
+            pid_file: self.pid_file.clone(),
+            preserve_fds: self.preserve_fds,
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("minirun").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn create_accepts_options_after_the_id() {
+        let cli = parse(&["create", "myid", "--bundle", "/b", "--pid-file", "/p"]);
+        let Command::Create(c) = cli.command else { panic!("not create") };
+        assert_eq!(c.id, "myid");
+        assert_eq!(c.bundle.bundle, PathBuf::from("/b"));
+        assert_eq!(c.bundle.pid_file, Some(PathBuf::from("/p")));
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_verb() {
+        let cli = parse(&["--root", "/r", "state", "x", "--log-format", "json"]);
+        assert_eq!(cli.global.root, PathBuf::from("/r"));
+        assert_eq!(cli.global.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn kill_defaults_to_sigterm() {
+        let Command::Kill(k) = parse(&["kill", "c"]).command else { panic!() };
+        assert_eq!((k.id.as_str(), k.signal.as_str(), k.all), ("c", "SIGTERM", false));
+        let Command::Kill(k) = parse(&["kill", "--all", "c", "9"]).command else { panic!() };
+        assert_eq!((k.signal.as_str(), k.all), ("9", true));
+    }
+
+    #[test]
+    fn run_keeps_the_command_verbatim() {
+        let Command::Run(r) = parse(&["run", "--bundle", "b", "id"]).command else { panic!() };
+        assert_eq!(r.args, ["id"]);
+        assert!(r.bundle_opts().is_some());
+        let Command::Run(r) = parse(&["run", "busybox", "ls", "-l", "--bundle"]).command else {
+            panic!()
+        };
+        assert_eq!(r.args, ["busybox", "ls", "-l", "--bundle"]);
+        assert!(r.bundle.is_none());
+    }
+}

@@ -1,0 +1,381 @@
+//! Container lifecycle on youki's libcontainer: create, start, state, kill,
+//! delete and list, with the state of every container under `--root`.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+
+/// What `create` needs besides the id: the prepared spec and runc's options.
+pub struct CreateRequest<'a> {
+    pub id: &'a str,
+    /// The bundle reported by `state` (the user's, not minirun's private copy).
+    pub bundle: &'a Path,
+    /// The spec to run, already through [`crate::spec::prepare_for_create`].
+    pub spec: &'a Spec,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    /// false when the caller stays and waits (run in the foreground)
+    pub detach: bool,
+}
+
+/// The state root (`--root`) and everything kept in it.
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    root: PathBuf,
+}
+
+/// Held while an id is being created or deleted, so two invocations with
+/// the same id never interleave. The lock is on a file under `.locks`.
+struct IdLock {
+    _lock: Flock<File>,
+}
+
+impl StateRoot {
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root.join(".locks"))
+            .with_context(|| format!("cannot create state root {}", root.display()))?;
+        let root = fs::canonicalize(root)?;
+        Ok(Self { root })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn exists(&self, id: &str) -> bool {
+        self.container_dir(id).join("state.json").exists()
+    }
+
+    fn lock_id(&self, id: &str) -> Result<IdLock> {
+        let path = self.root.join(".locks").join(id);
+        let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow!("cannot lock {}: {e}", path.display()))?;
+        Ok(IdLock { _lock: lock })
+    }
+
+    /// Every container id with state under the root, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && entry.path().join("state.json").exists() {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Resolves what the user typed to a container id: the exact id, else a
+    /// unique id prefix.
+    pub fn resolve(&self, wanted: &str) -> Result<String> {
+        if valid_id(wanted).is_ok() && self.exists(wanted) {
+            return Ok(wanted.to_string());
+        }
+        let matches: Vec<String> =
+            self.ids()?.into_iter().filter(|id| id.starts_with(wanted)).collect();
+        match matches.as_slice() {
+            [one] if !wanted.is_empty() => Ok(one.clone()),
+            [] | [_] => bail!("container \"{wanted}\" does not exist"),
+            _ => bail!("container id prefix \"{wanted}\" is ambiguous ({} matches)", matches.len()),
+        }
+    }
+
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let id = self.resolve(id)?;
+        Container::load(self.container_dir(&id))
+            .with_context(|| format!("cannot load the state of container \"{id}\""))
+    }
+
+    /// Creates a container; on failure nothing of it stays under the root or
+    /// in the cgroup tree.
+    pub fn create(&self, req: &CreateRequest) -> Result<Container> {
+        valid_id(req.id)?;
+        let _lock = self.lock_id(req.id)?;
+        if self.container_dir(req.id).exists() {
+            bail!("container \"{}\" already exists", req.id);
+        }
+        let shadow = tempfile::Builder::new()
+            .prefix(".spec-")
+            .tempdir_in(&self.root)
+            .context("cannot create a private bundle directory")?;
+        req.spec
+            .save(shadow.path().join("config.json"))
+            .context("cannot write the prepared spec")?;
+
+        let result = self.build(req, shadow.path());
+        if result.is_err() {
+            // libcontainer removes its directory and cgroup when the failure
+            // happens inside process creation, not when it happens before.
+            let dir = self.container_dir(req.id);
+            if dir.exists() {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            remove_cgroup(req.spec, req.id);
+        }
+        result
+    }
+
+    fn build(&self, req: &CreateRequest, shadow: &Path) -> Result<Container> {
+        let builder = ContainerBuilder::new(req.id.to_string(), SyscallType::default())
+            .with_root_path(&self.root)?
+            .with_pid_file(req.pid_file)?
+            .with_console_socket(req.console_socket)
+            .with_preserved_fds(req.preserve_fds)
+            .validate_id()?
+            .as_init(shadow)
+            .with_systemd(false)
+            .with_detach(req.detach)
+            .with_no_pivot(req.no_pivot);
+        // Relative paths in a bundle (mount sources) are relative to the bundle.
+        let cwd = std::env::current_dir().ok();
+        std::env::set_current_dir(req.bundle)
+            .with_context(|| format!("cannot enter bundle {}", req.bundle.display()))?;
+        let built = builder.build();
+        if let Some(cwd) = cwd {
+            let _ = std::env::set_current_dir(cwd);
+        }
+        let mut container = built
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot create container \"{}\"", req.id))?;
+        container.state.bundle = fs::canonicalize(req.bundle)?;
+        container.save()?;
+        Ok(container)
+    }
+
+    pub fn start(&self, id: &str) -> Result<Container> {
+        let mut container = self.load(id)?;
+        if !container.can_start() {
+            bail!(
+                "container \"{}\" cannot be started: it is {}",
+                container.id(),
+                status_name(container.status())
+            );
+        }
+        container
+            .start()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot start container \"{}\"", container.id()))?;
+        Ok(container)
+    }
+
+    pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
+        let signal = parse_signal(signal)?;
+        let mut container = self.load(id)?;
+        if !container.can_kill() {
+            bail!(
+                "container \"{}\" is {}: nothing to signal",
+                container.id(),
+                status_name(container.status())
+            );
+        }
+        container
+            .kill(signal, all)
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot signal container \"{}\"", container.id()))
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let id = self.resolve(id)?;
+        let _lock = self.lock_id(&id)?;
+        let mut container = self.load(&id)?;
+        if !force && container.status() == ContainerStatus::Running {
+            bail!("container \"{id}\" is running: stop it first or use --force");
+        }
+        container
+            .delete(force)
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot delete container \"{id}\""))?;
+        let _ = fs::remove_file(self.root.join(".locks").join(&id));
+        Ok(())
+    }
+
+    pub fn state(&self, id: &str) -> Result<OciState> {
+        Ok(OciState::of(&self.load(id)?))
+    }
+
+    pub fn list(&self) -> Result<Vec<OciState>> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            // A container deleted while we list is simply not listed.
+            if let Ok(c) = Container::load(self.container_dir(&id)) {
+                out.push(OciState::of(&c));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// runc's `state` output: the OCI state plus rootfs, created and owner.
+#[derive(Debug, Serialize)]
+pub struct OciState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: &'static str,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: Option<String>,
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::HashMap<String, String>>,
+}
+
+impl OciState {
+    fn of(c: &Container) -> Self {
+        let status = c.status();
+        let pid = match status {
+            ContainerStatus::Stopped => 0,
+            _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
+        };
+        let rootfs = rootfs_of(c).unwrap_or_default();
+        Self {
+            oci_version: libcontainer::oci_spec::runtime::VERSION.to_string(),
+            id: c.id().to_string(),
+            pid,
+            status: status_name(status),
+            bundle: c.bundle().clone(),
+            rootfs,
+            created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            owner: c
+                .creator()
+                .map(|o| o.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            annotations: c.state.annotations.clone(),
+        }
+    }
+}
+
+/// The rootfs of a container as its bundle's spec names it.
+fn rootfs_of(c: &Container) -> Option<PathBuf> {
+    let spec = crate::spec::load_bundle_spec(c.bundle()).ok()?;
+    let root = spec.root().as_ref()?.path().clone();
+    Some(if root.is_absolute() { root } else { c.bundle().join(root) })
+}
+
+pub fn status_name(s: ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Creating => "creating",
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+        ContainerStatus::Paused => "paused",
+    }
+}
+
+/// Signal names (TERM, SIGTERM, term) and numbers (15).
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    match s.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).map_err(|_| anyhow!("invalid signal \"{s}\"")),
+        Err(_) => Signal::try_from(s).map_err(|_| anyhow!("invalid signal \"{s}\"")),
+    }
+}
+
+/// runc's rule for ids, which keeps them usable as file and cgroup names.
+pub fn valid_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && !id.starts_with('.')
+        && id.len() <= 1024
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        bail!("invalid container id \"{id}\": use letters, digits, _ + - and . (not first)")
+    }
+}
+
+/// Best effort: remove the cgroup a failed create may have made.
+fn remove_cgroup(spec: &Spec, id: &str) {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_else(|| crate::spec::default_cgroup_path(id));
+    let config = libcgroups::common::CgroupConfig {
+        cgroup_path: path,
+        systemd_cgroup: false,
+        container_name: id.to_string(),
+    };
+    if let Ok(manager) = libcgroups::common::create_cgroup_manager(config) {
+        use libcgroups::common::CgroupManager;
+        let _ = manager.remove();
+    }
+}
+
+/// libcontainer's errors wrap their cause; show the whole chain on one line.
+pub fn libcontainer_message(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runc_rules() {
+        for ok in ["a", "my-id_1.2+x", &"f".repeat(64)] {
+            valid_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", "x\0"] {
+            let err = valid_id(bad).unwrap_err().to_string();
+            assert!(err.contains("invalid container id"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn signals_by_name_and_number() {
+        use nix::sys::signal::Signal as S;
+        let raw = |s| format!("{:?}", parse_signal(s).unwrap());
+        assert_eq!(raw("TERM"), format!("{:?}", Signal::from(S::SIGTERM)));
+        assert_eq!(raw("sigkill"), format!("{:?}", Signal::from(S::SIGKILL)));
+        assert_eq!(raw("15"), format!("{:?}", Signal::from(S::SIGTERM)));
+        for bad in ["NOPE", "0", "99", "-1", ""] {
+            let err = parse_signal(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("\"{bad}\"")), "{err}");
+        }
+    }
+
+    #[test]
+    fn resolve_by_exact_id_and_unique_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        for id in ["abc123", "abd456"] {
+            fs::create_dir(dir.path().join(id)).unwrap();
+            fs::write(dir.path().join(id).join("state.json"), "{}").unwrap();
+        }
+        assert_eq!(root.resolve("abc123").unwrap(), "abc123");
+        assert_eq!(root.resolve("abd").unwrap(), "abd456");
+        assert!(root.resolve("ab").unwrap_err().to_string().contains("ambiguous"));
+        assert!(root.resolve("zz").unwrap_err().to_string().contains("\"zz\" does not exist"));
+        assert_eq!(root.ids().unwrap(), ["abc123", "abd456"]);
+    }
+}

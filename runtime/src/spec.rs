@@ -1,0 +1,160 @@
+//! Loading and adjusting OCI runtime specs.
+//!
+//! libcontainer reads `config.json` itself, but its errors do not say which
+//! field is wrong, and it gives a bundle without `linux.cgroupsPath` a cgroup
+//! literally named `:youki:<id>`. So minirun reads the bundle's spec first
+//! (naming the bad field), adjusts it, and hands libcontainer a private copy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::Spec;
+
+/// Parent cgroup of every container that brings no `linux.cgroupsPath`.
+pub const CGROUP_PARENT: &str = "/minirun";
+
+/// Reads `<bundle>/config.json`; a parse error names the JSON path of the field.
+pub fn load_bundle_spec(bundle: &Path) -> Result<Spec> {
+    if !bundle.is_dir() {
+        bail!("bundle {} is not a directory", bundle.display());
+    }
+    let path = bundle.join("config.json");
+    let text = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_spec(&text).with_context(|| format!("invalid {}", path.display()))
+}
+
+pub fn parse_spec(text: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field == "." {
+            anyhow::anyhow!("{inner}")
+        } else {
+            anyhow::anyhow!("field `{field}`: {inner}")
+        }
+    })?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
+/// The checks libcontainer would make later with less helpful messages.
+fn validate(spec: &Spec) -> Result<()> {
+    if !spec.version().starts_with("1.") {
+        bail!("field `ociVersion`: unsupported version {:?}, expected 1.x", spec.version());
+    }
+    let Some(root) = spec.root() else { bail!("field `root`: missing") };
+    if root.path().as_os_str().is_empty() {
+        bail!("field `root.path`: empty");
+    }
+    let Some(process) = spec.process() else { bail!("field `process`: missing") };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("field `process.args`: at least one argument is required");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("field `process.cwd`: {:?} is not an absolute path", process.cwd());
+    }
+    if spec.linux().is_none() {
+        bail!("field `linux`: missing (minirun runs Linux containers)");
+    }
+    Ok(())
+}
+
+/// The cgroup a container gets when its spec names none.
+pub fn default_cgroup_path(id: &str) -> PathBuf {
+    Path::new(CGROUP_PARENT).join(id)
+}
+
+/// Makes the spec independent of the bundle directory it came from and fills
+/// in what minirun defaults: an absolute rootfs and the cgroup path.
+pub fn prepare_for_create(spec: &mut Spec, bundle: &Path, id: &str) -> Result<()> {
+    let root = spec.root().clone().expect("validated");
+    let rootfs = bundle.join(root.path());
+    let rootfs = fs::canonicalize(&rootfs)
+        .with_context(|| format!("field `root.path`: rootfs {} not found", rootfs.display()))?;
+    let mut root = root;
+    root.set_path(rootfs);
+    spec.set_root(Some(root));
+
+    let mut linux = spec.linux().clone().expect("validated");
+    if linux.cgroups_path().is_none() {
+        linux.set_cgroups_path(Some(default_cgroup_path(id)));
+    }
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "linux": {"namespaces": [{"type": "pid"}]}
+    }"#;
+
+    #[test]
+    fn parses_a_minimal_spec() {
+        let spec = parse_spec(MINIMAL.as_bytes()).unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().args().as_ref().unwrap(), &["sh"]);
+    }
+
+    #[test]
+    fn a_wrongly_typed_field_is_named() {
+        let text = MINIMAL.replace(r#""uid": 0"#, r#""uid": "zero""#);
+        let err = parse_spec(text.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("process.user.uid"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_empty_fields_are_named() {
+        let no_args = MINIMAL.replace(r#""args": ["sh"], "#, r#""args": [], "#);
+        let err = parse_spec(no_args.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("process.args"), "{err}");
+
+        let bad_version = MINIMAL.replace("1.0.2", "0.9");
+        let err = parse_spec(bad_version.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("ociVersion"), "{err}");
+
+        let relative_cwd = MINIMAL.replace(r#""cwd": "/""#, r#""cwd": "tmp""#);
+        let err = parse_spec(relative_cwd.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("process.cwd"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let err = parse_spec(b"{\"ociVersion\": ").unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn prepare_sets_absolute_rootfs_and_default_cgroup() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let mut spec = parse_spec(MINIMAL.as_bytes()).unwrap();
+        prepare_for_create(&mut spec, dir.path(), "abc").unwrap();
+        let root = spec.root().as_ref().unwrap().path();
+        assert!(root.is_absolute() && root.ends_with("rootfs"), "{root:?}");
+        let cg = spec.linux().as_ref().unwrap().cgroups_path().clone();
+        assert_eq!(cg, Some(PathBuf::from("/minirun/abc")));
+    }
+
+    #[test]
+    fn prepare_keeps_a_given_cgroup_and_reports_a_missing_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = MINIMAL.replace(
+            r#""namespaces""#,
+            r#""cgroupsPath": "/custom/x", "namespaces""#,
+        );
+        let mut spec = parse_spec(text.as_bytes()).unwrap();
+        let err = prepare_for_create(&mut spec, dir.path(), "abc").unwrap_err();
+        assert!(err.to_string().contains("root.path"), "{err}");
+        fs::create_dir(dir.path().join("rootfs")).unwrap();
+        prepare_for_create(&mut spec, dir.path(), "abc").unwrap();
+        let cg = spec.linux().as_ref().unwrap().cgroups_path().clone();
+        assert_eq!(cg, Some(PathBuf::from("/custom/x")));
+    }
+}

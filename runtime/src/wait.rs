@@ -1,0 +1,87 @@
+//! Waiting for a container's init process and forwarding signals to it.
+
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+
+/// The signals a foreground `run` passes on to the container.
+pub const FORWARDED: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+/// Forwards SIGINT/SIGTERM/SIGHUP received by this process to `pid` until stopped.
+pub struct SignalForwarder {
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl SignalForwarder {
+    pub fn start(pid: Pid) -> Result<Self> {
+        let mut signals = Signals::new(FORWARDED).context("cannot install signal handlers")?;
+        let handle = signals.handle();
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                if let Ok(sig) = Signal::try_from(sig) {
+                    tracing::debug!(?sig, %pid, "forwarding signal");
+                    let _ = kill(pid, sig);
+                }
+            }
+        });
+        Ok(Self { handle, thread })
+    }
+
+    pub fn stop(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
+/// Waits for `pid` (a child of this process) and converts its end into a
+/// shell-style exit code: its own code, or 128+N when signal N killed it.
+pub fn wait_exit(pid: Pid) -> Result<u8> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot wait for process {pid}")),
+        }
+    }
+}
+
+/// Exit code of a finished process; None while it has not finished.
+pub fn exit_code(status: WaitStatus) -> Option<u8> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code as u8),
+        WaitStatus::Signaled(_, sig, _) => Some(128u8.wrapping_add(sig as u8)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        let p = Pid::from_raw(1);
+        assert_eq!(exit_code(WaitStatus::Exited(p, 7)), Some(7));
+        assert_eq!(exit_code(WaitStatus::Signaled(p, Signal::SIGKILL, false)), Some(137));
+        assert_eq!(exit_code(WaitStatus::Stopped(p, Signal::SIGSTOP)), None);
+    }
+
+    #[test]
+    fn waits_for_a_real_child() {
+        let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+        assert_eq!(wait_exit(Pid::from_raw(child.id() as i32)).unwrap(), 7);
+        let child = std::process::Command::new("sh").args(["-c", "kill -TERM $$"]).spawn().unwrap();
+        assert_eq!(wait_exit(Pid::from_raw(child.id() as i32)).unwrap(), 143);
+    }
+}
