@@ -1,1 +1,42 @@
-//! placeholder
+//! minirun-net: everything minirun needs to give a container its network.
+//!
+//! * [`mode`]: `--net` values ([`NetMode`]).
+//! * [`ports`]: `-p` specs ([`parse_publish`]) and host-port checks.
+//! * [`netns`]: network namespaces as bind-mounted files.
+//! * [`link`]: bridge, veth, addresses, routes over rtnetlink.
+//! * [`network`], [`ipam`]: network definitions and IP leases on disk (file-locked).
+//! * [`firewall`]: the static nftables skeleton plus set/map elements, in-process over
+//!   NETLINK_NETFILTER.
+//! * [`etc`]: `/etc/resolv.conf`, `/etc/hosts`, `/etc/hostname` contents.
+//! * [`attach`]: [`attach()`], [`detach()`], [`gc()`]: the whole thing for one container.
+//!
+//! No function leaves a tokio runtime or a thread behind: everything that is async runs on
+//! a current-thread runtime created and dropped inside the call, so the caller may fork
+//! (libcontainer) afterwards.
+
+pub mod attach;
+pub mod error;
+pub mod etc;
+pub mod firewall;
+pub mod ipam;
+pub mod link;
+mod lock;
+pub mod mode;
+pub mod netns;
+pub mod network;
+mod nfnl;
+pub mod ports;
+mod rt;
+pub mod subnet;
+pub mod sysctl;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use attach::{attach, detach, gc, Attachment, AttachRequest, GcReport};
+pub use error::{Error, Result};
+pub use firewall::Firewall;
+pub use mode::NetMode;
+pub use network::NetworkConfig;
+pub use ports::{parse_publish, parse_publish_all, PortMapping, PortSpec, Proto};
+pub use subnet::Ipv4Net;

@@ -1,0 +1,460 @@
+//! One container's network, end to end: [`attach`] does everything for a mode and undoes
+//! it all on failure; [`detach`] is its mirror image (idempotent); [`gc`] cleans what
+//! crashed runs left behind.
+//!
+//! Besides returning the [`Attachment`] (which the runtime saves in its own state), attach
+//! keeps a record of it at `<runtime_root>/net/<container_id>.json`, written *before* any
+//! kernel object is created (with the veth name, address and port mappings it is about
+//! to use) and rewritten when done; detach removes it. That record is what lets [`gc`]
+//! find leftovers of a run that died half-way.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::firewall::{Firewall, Transaction};
+use crate::link::{self, VethConfig};
+use crate::lock::{read_json, remove_file_if_exists, write_json};
+use crate::mode::NetMode;
+use crate::netns::{self, netns_path};
+use crate::network::{self, NetworkConfig};
+use crate::ports::{resolve_ports, HostPorts, PortMapping, PortSpec};
+use crate::sysctl::BridgeNfCall;
+use crate::{etc, ipam};
+
+/// What a container got. Saved by the runtime as JSON; [`detach`] needs nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub container_id: String,
+    pub mode: NetMode,
+    /// Network namespace to put in the OCI spec (`linux.namespaces[network].path`).
+    /// `None` for host mode (no network namespace entry at all).
+    pub netns_path: Option<PathBuf>,
+    /// Whether minirun created `netns_path` for this container (false for `container:`).
+    pub netns_owned: bool,
+    pub network: Option<String>,
+    pub bridge: Option<String>,
+    pub veth_host: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub prefix_len: Option<u8>,
+    pub gateway: Option<Ipv4Addr>,
+    /// `02:42:..` style, derived from the address.
+    pub mac: Option<String>,
+    pub ports: Vec<PortMapping>,
+    pub hostname: Option<String>,
+    pub runtime_root: PathBuf,
+    pub data_root: PathBuf,
+}
+
+impl Attachment {
+    fn new(req: &AttachRequest) -> Attachment {
+        Attachment {
+            container_id: req.container_id.clone(),
+            mode: req.mode.clone(),
+            netns_path: None,
+            netns_owned: false,
+            network: None,
+            bridge: None,
+            veth_host: None,
+            ip: None,
+            prefix_len: None,
+            gateway: None,
+            mac: None,
+            ports: Vec::new(),
+            hostname: req.hostname.clone(),
+            runtime_root: req.runtime_root.clone(),
+            data_root: req.data_root.clone(),
+        }
+    }
+
+    /// The namespace a `container:<this>` request should join (`None`: host networking).
+    pub fn joinable_netns(&self) -> Option<&Path> {
+        self.netns_path.as_deref()
+    }
+
+    /// `/etc/hosts` for this container (`name` is the container's name, if any).
+    pub fn hosts_file(&self, hostname: &str, name: Option<&str>) -> String {
+        etc::hosts(self.ip, hostname, name, &[])
+    }
+
+    /// `/etc/resolv.conf` for this container: the host's as-is in host mode, otherwise
+    /// with loopback resolvers replaced (see [`crate::etc`]).
+    pub fn resolv_conf(&self) -> String {
+        match self.mode {
+            NetMode::Host => std::fs::read_to_string(etc::HOST_RESOLV_CONF).unwrap_or_default(),
+            _ => etc::resolv_conf_from_host(),
+        }
+    }
+}
+
+/// Input of [`attach`].
+#[derive(Clone, Debug)]
+pub struct AttachRequest {
+    pub container_id: String,
+    pub mode: NetMode,
+    /// For [`NetMode::Container`]: the other container's netns path, resolved by the
+    /// runtime (its saved `Attachment::netns_path`). Ignored for other modes.
+    pub join_netns: Option<PathBuf>,
+    /// `--root` (netns files and attachment records live under it).
+    pub runtime_root: PathBuf,
+    /// `--data-root` (network definitions and leases live under it).
+    pub data_root: PathBuf,
+    /// Parsed `-p` values ([`crate::parse_publish_all`]); bridge mode only.
+    pub ports: Vec<PortSpec>,
+    pub hostname: Option<String>,
+}
+
+pub fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// `<runtime_root>/net/<container_id>.json`.
+pub fn record_path(runtime_root: &Path, container_id: &str) -> PathBuf {
+    runtime_root.join("net").join(format!("{container_id}.json"))
+}
+
+/// The record attach keeps for a container, if any.
+pub fn load_attachment(runtime_root: &Path, container_id: &str) -> Result<Option<Attachment>> {
+    read_json(&record_path(runtime_root, container_id), "attachment record")
+}
+
+/// Every attachment record under `runtime_root`.
+pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
+    let dir = runtime_root.join("net");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Io { what: "read directory", path: dir, source: e }),
+    };
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        let n = ent.file_name().to_string_lossy().into_owned();
+        if n.starts_with('.') || !n.ends_with(".json") {
+            continue;
+        }
+        if let Ok(Some(a)) = read_json::<Attachment>(&ent.path(), "attachment record") {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn ctr_err(id: &str, reason: impl Into<String>) -> Error {
+    Error::Container { container_id: id.into(), reason: reason.into() }
+}
+
+/// Gives the container its network for `req.mode` and returns what it got. On any failure
+/// everything this call did is undone (no veth, lease, netns file, element or record is
+/// left) and the first error is returned.
+///
+/// `is_alive(id)` tells whether a container still exists (used to reclaim stale IP
+/// leases); it must be true for every container between the start of its attach and the
+/// end of its detach.
+pub fn attach(req: &AttachRequest, is_alive: &dyn Fn(&str) -> bool) -> Result<Attachment> {
+    let id = req.container_id.as_str();
+    if !valid_container_id(id) {
+        return Err(Error::InvalidContainerId(id.into()));
+    }
+    if !req.ports.is_empty() && !matches!(req.mode, NetMode::Bridge(_)) {
+        return Err(ctr_err(id, format!("published ports need bridge networking, not --network {}", req.mode)));
+    }
+    let mut att = Attachment::new(req);
+    match &req.mode {
+        NetMode::Host => Ok(att),
+        NetMode::Container(other) => {
+            let p = req
+                .join_netns
+                .as_ref()
+                .ok_or_else(|| ctr_err(id, format!("container:{other}: no network namespace path given to join")))?;
+            if !netns::is_netns(p) {
+                return Err(ctr_err(id, format!("container:{other}: {} is not a network namespace", p.display())));
+            }
+            att.netns_path = Some(p.clone());
+            att.netns_owned = false;
+            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            Ok(att)
+        }
+        NetMode::None => {
+            let p = netns_path(&req.runtime_root, id);
+            att.netns_path = Some(p.clone());
+            att.netns_owned = true;
+            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            if let Err(e) = netns::create_netns(&p) {
+                let _ = detach(&att);
+                return Err(e);
+            }
+            Ok(att)
+        }
+        NetMode::Bridge(name) => attach_bridge(req, name, is_alive),
+    }
+}
+
+fn attach_bridge(req: &AttachRequest, network_name: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Attachment> {
+    let id = req.container_id.as_str();
+    let net: NetworkConfig = network::get_network(&req.data_root, network_name)?;
+    let fw = Firewall::open()?;
+    fw.ensure_skeleton()?;
+    if !net.icc && crate::firewall::check_bridge_nf_call_iptables() != BridgeNfCall::Enabled {
+        return Err(Error::Network {
+            network: net.name.clone(),
+            reason: format!(
+                "--icc=false needs bridged traffic to pass the ip forward hook, but {} is not 1 \
+                 (load br_netfilter and set net.bridge.bridge-nf-call-iptables=1)",
+                crate::sysctl::BRIDGE_NF_CALL_IPTABLES
+            ),
+        });
+    }
+    let mut mappings = if req.ports.is_empty() { Vec::new() } else { resolve_ports(&req.ports, &fw.list_published()?)? };
+
+    let ip = ipam::allocate(&req.data_root, &net, id, is_alive)?;
+    let mut att = Attachment::new(req);
+    att.network = Some(net.name.clone());
+    att.bridge = Some(net.bridge.clone());
+    att.ip = Some(ip);
+    att.prefix_len = Some(net.prefix_len());
+    att.gateway = Some(net.gateway);
+    att.mac = Some(link::format_mac(&link::mac_for_ip(ip)));
+    att.netns_path = Some(netns_path(&req.runtime_root, id));
+    att.netns_owned = true;
+    att.veth_host = Some(link::veth_name(id));
+    att.ports = mappings.clone();
+    let record = record_path(&req.runtime_root, id);
+
+    let res = (|| -> Result<()> {
+        write_json(&record, &att, "attachment record")?;
+        let ns = att.netns_path.clone().unwrap();
+        netns::create_netns(&ns)?;
+        for attempt in 0.. {
+            let veth = att.veth_host.clone().unwrap();
+            let cfg = VethConfig {
+                host_ifname: &veth,
+                bridge: &net.bridge,
+                netns: &ns,
+                ip,
+                prefix_len: net.prefix_len(),
+                gateway: net.gateway,
+                mac: link::mac_for_ip(ip),
+            };
+            match link::connect_container(&cfg) {
+                Ok(_) => break,
+                Err(Error::Netlink { ref source, .. })
+                    if attempt < 3 && crate::error::rtnl_errno(source) == Some(libc::EEXIST) =>
+                {
+                    // Name clash with a concurrent run: new random suffix.
+                    att.veth_host = Some(link::veth_name(id));
+                    write_json(&record, &att, "attachment record")?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // One transaction: the network's elements (if missing) plus every published port.
+        for attempt in 0.. {
+            let mut tx: Transaction = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
+            for m in &mappings {
+                tx.add_published(m, ip);
+            }
+            match fw.commit(&tx) {
+                Ok(()) => break,
+                Err(Error::Nftables { ref reason, .. }) if reason.contains("File exists") => {
+                    let flexible = req.ports.iter().any(|p| !matches!(p.host_ports, HostPorts::Range { start, end } if start == end));
+                    if attempt >= 3 || !flexible {
+                        return Err(Error::PortUnavailable {
+                            spec: req.ports.iter().map(|p| p.spec.clone()).collect::<Vec<_>>().join(", "),
+                            reason: "host port was published by another container meanwhile".into(),
+                        });
+                    }
+                    // Another run took a picked port meanwhile: pick again.
+                    mappings = resolve_ports(&req.ports, &fw.list_published()?)?;
+                    att.ports = mappings.clone();
+                    write_json(&record, &att, "attachment record")?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        write_json(&record, &att, "attachment record")
+    })();
+    match res {
+        Ok(()) => Ok(att),
+        Err(e) => {
+            if let Err(undo) = detach(&att) {
+                tracing::warn!(container = id, "undoing a failed attach: {undo}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Undoes [`attach`]: unpublishes the ports (only elements still pointing at this
+/// container), deletes the veth, removes the netns file it owns, releases the lease and
+/// the record. Pieces already gone are fine; every step is tried, the first error is
+/// returned.
+pub fn detach(att: &Attachment) -> Result<()> {
+    let mut first: Option<Error> = None;
+    let mut keep = |r: Result<()>| {
+        if let Err(e) = r {
+            tracing::warn!(container = att.container_id.as_str(), "detach: {e}");
+            if first.is_none() {
+                first = Some(e);
+            }
+        }
+    };
+    if let (Some(ip), false) = (att.ip, att.ports.is_empty()) {
+        keep(Firewall::open().and_then(|fw| fw.unpublish(&att.ports, ip)));
+    }
+    if let Some(v) = &att.veth_host {
+        keep(link::delete_link(v).map(|_| ()));
+    }
+    if let (Some(p), true) = (&att.netns_path, att.netns_owned) {
+        keep(netns::remove_netns(p));
+    }
+    if let Some(n) = &att.network {
+        keep(ipam::release(&att.data_root, n, &att.container_id).map(|_| ()));
+    }
+    if att.mode != NetMode::Host {
+        keep(remove_file_if_exists(&record_path(&att.runtime_root, &att.container_id), "attachment record").map(|_| ()));
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// What [`gc`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Containers whose recorded attachment was detached.
+    pub detached: Vec<String>,
+    pub netns_removed: Vec<PathBuf>,
+    /// (network, address, container id)
+    pub leases_released: Vec<(String, Ipv4Addr, String)>,
+    pub veths_deleted: Vec<String>,
+    pub published_removed: Vec<(PortMapping, Ipv4Addr)>,
+    /// Non-fatal problems (gc goes on after each).
+    pub errors: Vec<String>,
+}
+
+impl GcReport {
+    pub fn is_empty(&self) -> bool {
+        self.detached.is_empty()
+            && self.netns_removed.is_empty()
+            && self.leases_released.is_empty()
+            && self.veths_deleted.is_empty()
+            && self.published_removed.is_empty()
+    }
+}
+
+/// Removes what containers that are gone (`!is_alive(id)`) left behind: their recorded
+/// attachments (detached), netns files under `<runtime_root>/netns`, leases, published
+/// elements whose target is no live container's (address, mapping), and `mr*` veths on
+/// minirun bridges that no live record names. Works in the caller's (host) namespace.
+pub fn gc(runtime_root: &Path, data_root: &Path, is_alive: &dyn Fn(&str) -> bool) -> Result<GcReport> {
+    let mut rep = GcReport::default();
+    let mut live: Vec<Attachment> = Vec::new();
+    for a in list_attachments(runtime_root)? {
+        if is_alive(&a.container_id) {
+            live.push(a);
+            continue;
+        }
+        // The record may name other roots if it was moved; use the ones given here.
+        let a = Attachment { runtime_root: runtime_root.into(), data_root: data_root.into(), ..a };
+        match detach(&a) {
+            Ok(()) => rep.detached.push(a.container_id.clone()),
+            Err(e) => rep.errors.push(format!("container {}: {e}", a.container_id)),
+        }
+    }
+    // netns files without a live container.
+    if let Ok(rd) = std::fs::read_dir(runtime_root.join("netns")) {
+        for ent in rd.flatten() {
+            let id = ent.file_name().to_string_lossy().into_owned();
+            if is_alive(&id) {
+                continue;
+            }
+            match netns::remove_netns(&ent.path()) {
+                Ok(()) => rep.netns_removed.push(ent.path()),
+                Err(e) => rep.errors.push(e.to_string()),
+            }
+        }
+    }
+    // Leases.
+    let networks = network::list_networks(data_root)?;
+    for n in &networks {
+        match ipam::reclaim(data_root, &n.name, is_alive) {
+            Ok(v) => rep.leases_released.extend(v.into_iter().map(|(ip, id)| (n.name.clone(), ip, id))),
+            Err(e) => rep.errors.push(e.to_string()),
+        }
+    }
+    // Published elements.
+    match Firewall::open() {
+        Ok(fw) if fw.table_exists().unwrap_or(false) => match fw.list_published() {
+            Ok(all) => {
+                let mut tx = Transaction::new();
+                for (m, ip) in all {
+                    let owned = live.iter().any(|a| a.ip == Some(ip) && a.ports.contains(&m));
+                    if !owned {
+                        tx.del_published(&m);
+                        rep.published_removed.push((m, ip));
+                    }
+                }
+                if let Err(e) = fw.commit(&tx) {
+                    rep.errors.push(e.to_string());
+                    rep.published_removed.clear();
+                }
+            }
+            Err(e) => rep.errors.push(e.to_string()),
+        },
+        Ok(_) => {}
+        Err(e) => rep.errors.push(e.to_string()),
+    }
+    // Veths on minirun bridges that no live record names.
+    if !networks.is_empty() {
+        match link::list_links() {
+            Ok(links) => {
+                let bridges: Vec<u32> = links
+                    .iter()
+                    .filter(|l| networks.iter().any(|n| n.bridge == l.name))
+                    .map(|l| l.index)
+                    .collect();
+                for l in &links {
+                    let ours = l.name.starts_with(link::VETH_PREFIX)
+                        && l.kind.as_deref() == Some("veth")
+                        && l.master.is_some_and(|m| bridges.contains(&m));
+                    if ours && !live.iter().any(|a| a.veth_host.as_deref() == Some(l.name.as_str())) {
+                        match link::delete_link(&l.name) {
+                            Ok(_) => rep.veths_deleted.push(l.name.clone()),
+                            Err(e) => rep.errors.push(e.to_string()),
+                        }
+                    }
+                }
+            }
+            Err(e) => rep.errors.push(e.to_string()),
+        }
+    }
+    Ok(rep)
+}
+
+/// Removes a user network entirely: refuses while a live container holds a lease in it;
+/// deletes its firewall elements (one transaction), its bridge, its leases and its
+/// definition.
+pub fn remove_network(data_root: &Path, name: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<()> {
+    let net = network::load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))?;
+    let users: Vec<String> = ipam::leases(data_root, name)?.into_iter().map(|(_, id)| id).filter(|id| is_alive(id)).collect();
+    if !users.is_empty() {
+        return Err(Error::Network { network: name.into(), reason: format!("in use by container(s) {}", users.join(", ")) });
+    }
+    let fw = Firewall::open()?;
+    if fw.table_exists()? {
+        fw.remove_network(&net.bridge, net.subnet)?;
+    }
+    link::delete_bridge(&net.bridge)?;
+    remove_file_if_exists(&ipam::leases_path(data_root, name), "lease file")?;
+    network::delete_network_definition(data_root, name)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

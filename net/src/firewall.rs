@@ -1,0 +1,689 @@
+//! The nftables side: one static table (`table ip minirun`, DESIGN.md's skeleton) plus
+//! elements of its sets and maps.
+//!
+//! * The skeleton is written once, when absent, by `nft -f -` (stdin, one atomic
+//!   transaction that starts with `create table`, so two racing writers cannot both
+//!   succeed and rules are never doubled). Presence is checked in-process (GETTABLE).
+//! * Every per-network / per-container change is set/map elements, sent in-process over
+//!   NETLINK_NETFILTER as one batch (BATCH_BEGIN, NEWSETELEM/DELSETELEM..., BATCH_END), one
+//!   transaction per change, every message ACK-checked.
+//! * Deletions first dump the affected set and delete only elements that are there (and,
+//!   for published ports, only those still pointing at the given container address), so
+//!   they are idempotent and never remove another container's mapping.
+//!
+//! Element encoding (as nft does): `ipv4_addr` 4 bytes network order; `inet_proto` 1 byte;
+//! `inet_service` 2 bytes network order; `ifname` 16 bytes NUL padded; in a concatenation
+//! every field is padded to a multiple of 4 bytes. An interval (the `subnets` set) is a
+//! start element plus an end element (first address after the range) flagged
+//! NFT_SET_ELEM_INTERVAL_END; like nft, a `0.0.0.0` end element is kept at the bottom.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::nfnl::{self, attr, attr_be32, attr_str, parse_attrs, Attrs, Msg, NfSocket, NlError};
+use crate::ports::{PortMapping, Proto};
+use crate::subnet::Ipv4Net;
+use crate::sysctl::BridgeNfCall;
+
+/// Name of minirun's table (family ip).
+pub const TABLE: &str = "minirun";
+
+pub const SET_SUBNETS: &str = "subnets";
+pub const SET_BRIDGES: &str = "bridges";
+pub const MAP_PUB_ANY: &str = "pub_any";
+pub const MAP_PUB_ADDR: &str = "pub_addr";
+pub const SET_ISOLATE: &str = "isolate";
+
+/// DESIGN.md's skeleton, formatted for nft 1.0.6 (which wants a newline before a closing
+/// brace). Static text: nothing is ever interpolated into it.
+pub const SKELETON: &str = r#"table ip minirun {
+  set subnets  { type ipv4_addr; flags interval; }
+  set bridges  { type ifname; }
+  map pub_any  { type inet_proto . inet_service : ipv4_addr . inet_service; }
+  map pub_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+  set isolate  { type ifname . ifname; }
+  chain guard {
+    type filter hook prerouting priority raw; policy accept;
+    iifname != "lo" ip daddr 127.0.0.0/8 drop
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local jump publish
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    fib daddr type local jump publish
+  }
+  chain publish {
+    dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
+    dnat ip to meta l4proto . th dport map @pub_any
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr @subnets oifname != @bridges masquerade
+    ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade
+    ct status dnat oifname @bridges ip saddr @subnets masquerade
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ct state established,related accept
+    ct status dnat accept
+    iifname . oifname @isolate drop
+  }
+}
+"#;
+
+// nf_tables attribute numbers.
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
+const NFTA_GEN_ID: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NF_INET_FORWARD: u32 = 2;
+const NF_DROP: u32 = 0;
+const IFNAMSIZ: usize = 16;
+
+/// One set/map element as raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Elem {
+    key: Vec<u8>,
+    data: Option<Vec<u8>>,
+    flags: u32,
+}
+
+#[derive(Clone, Debug)]
+struct SetOp {
+    set: &'static str,
+    add: bool,
+    excl: bool,
+    elems: Vec<Elem>,
+}
+
+/// A batch of element additions/deletions committed atomically by [`Firewall::commit`].
+#[derive(Clone, Debug, Default)]
+pub struct Transaction {
+    ops: Vec<SetOp>,
+}
+
+fn ifname_key(name: &str) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.truncate(IFNAMSIZ - 1);
+    k.resize(IFNAMSIZ, 0);
+    k
+}
+
+fn proto_port(proto: Proto, port: u16) -> [u8; 8] {
+    let p = port.to_be_bytes();
+    [proto.ipproto(), 0, 0, 0, p[0], p[1], 0, 0]
+}
+
+fn addr_port(ip: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut v = ip.octets().to_vec();
+    let p = port.to_be_bytes();
+    v.extend_from_slice(&[p[0], p[1], 0, 0]);
+    v
+}
+
+fn pub_elem(m: &PortMapping, ip: Ipv4Addr) -> (&'static str, Elem) {
+    let data = Some(addr_port(ip, m.container_port));
+    match m.host_ip {
+        None => (MAP_PUB_ANY, Elem { key: proto_port(m.proto, m.host_port).to_vec(), data, flags: 0 }),
+        Some(h) => {
+            let mut key = h.octets().to_vec();
+            key.extend_from_slice(&proto_port(m.proto, m.host_port));
+            (MAP_PUB_ADDR, Elem { key, data, flags: 0 })
+        }
+    }
+}
+
+fn subnet_elems(net: &Ipv4Net, with_floor: bool) -> Vec<Elem> {
+    let mut v = Vec::new();
+    if with_floor && net.network() != Ipv4Addr::UNSPECIFIED {
+        v.push(Elem { key: vec![0, 0, 0, 0], data: None, flags: NFT_SET_ELEM_INTERVAL_END });
+    }
+    v.push(Elem { key: net.network().octets().to_vec(), data: None, flags: 0 });
+    let last = u32::from(net.last());
+    if last != u32::MAX {
+        v.push(Elem { key: Ipv4Addr::from(last + 1).octets().to_vec(), data: None, flags: NFT_SET_ELEM_INTERVAL_END });
+    }
+    v
+}
+
+impl Transaction {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.iter().all(|o| o.elems.is_empty())
+    }
+    /// Number of elements touched.
+    pub fn len(&self) -> usize {
+        self.ops.iter().map(|o| o.elems.len()).sum()
+    }
+    fn push(&mut self, set: &'static str, add: bool, excl: bool, e: Elem) {
+        if let Some(last) = self.ops.last_mut() {
+            if last.set == set && last.add == add && last.excl == excl {
+                if !last.elems.contains(&e) {
+                    last.elems.push(e);
+                }
+                return;
+            }
+        }
+        self.ops.push(SetOp { set, add, excl, elems: vec![e] });
+    }
+    pub fn add_subnet(&mut self, net: Ipv4Net) -> &mut Self {
+        for e in subnet_elems(&net, true) {
+            self.push(SET_SUBNETS, true, false, e);
+        }
+        self
+    }
+    pub fn del_subnet(&mut self, net: Ipv4Net) -> &mut Self {
+        for e in subnet_elems(&net, false) {
+            self.push(SET_SUBNETS, false, false, e);
+        }
+        self
+    }
+    pub fn add_bridge(&mut self, bridge: &str) -> &mut Self {
+        self.push(SET_BRIDGES, true, false, Elem { key: ifname_key(bridge), data: None, flags: 0 });
+        self
+    }
+    pub fn del_bridge(&mut self, bridge: &str) -> &mut Self {
+        self.push(SET_BRIDGES, false, false, Elem { key: ifname_key(bridge), data: None, flags: 0 });
+        self
+    }
+    fn isolate_key(a: &str, b: &str) -> Vec<u8> {
+        let mut k = ifname_key(a);
+        k.extend_from_slice(&ifname_key(b));
+        k
+    }
+    /// Traffic from bridge `a` to bridge `b` is dropped (unless it is a published port).
+    pub fn add_isolate(&mut self, a: &str, b: &str) -> &mut Self {
+        self.push(SET_ISOLATE, true, false, Elem { key: Self::isolate_key(a, b), data: None, flags: 0 });
+        self
+    }
+    pub fn del_isolate(&mut self, a: &str, b: &str) -> &mut Self {
+        self.push(SET_ISOLATE, false, false, Elem { key: Self::isolate_key(a, b), data: None, flags: 0 });
+        self
+    }
+    /// Publishes `m` to container address `ip`. Added exclusively: if the host side is
+    /// already published the whole transaction fails (EEXIST).
+    pub fn add_published(&mut self, m: &PortMapping, ip: Ipv4Addr) -> &mut Self {
+        let (set, e) = pub_elem(m, ip);
+        self.push(set, true, true, e);
+        self
+    }
+    /// Deletes the element for `m`'s host side (whatever it points at).
+    pub fn del_published(&mut self, m: &PortMapping) -> &mut Self {
+        let (set, mut e) = pub_elem(m, Ipv4Addr::UNSPECIFIED);
+        e.data = None;
+        self.push(set, false, false, e);
+        self
+    }
+    /// Appends all operations of `other`.
+    pub fn extend(&mut self, other: Transaction) -> &mut Self {
+        for op in other.ops {
+            for e in op.elems {
+                self.push(op.set, op.add, op.excl, e);
+            }
+        }
+        self
+    }
+
+    fn messages(&self) -> Vec<Msg> {
+        self.ops
+            .iter()
+            .filter(|o| !o.elems.is_empty())
+            .map(|o| {
+                let mut list = Attrs::new();
+                for e in &o.elems {
+                    let mut el = Attrs::new();
+                    el.nest(NFTA_SET_ELEM_KEY, Attrs::new().put(NFTA_DATA_VALUE, &e.key));
+                    if let Some(d) = &e.data {
+                        el.nest(NFTA_SET_ELEM_DATA, Attrs::new().put(NFTA_DATA_VALUE, d));
+                    }
+                    if e.flags != 0 {
+                        el.put_be32(NFTA_SET_ELEM_FLAGS, e.flags);
+                    }
+                    list.nest(NFTA_LIST_ELEM, &el);
+                }
+                let mut a = Attrs::new();
+                a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE).put_str(NFTA_SET_ELEM_LIST_SET, o.set);
+                a.nest(NFTA_SET_ELEM_LIST_ELEMENTS, &list);
+                let (ty, flags) = if o.add {
+                    (nfnl::NFT_MSG_NEWSETELEM, nfnl::NLM_F_CREATE | if o.excl { nfnl::NLM_F_EXCL } else { 0 })
+                } else {
+                    (nfnl::NFT_MSG_DELSETELEM, 0)
+                };
+                Msg { ty, flags, family: nfnl::NFPROTO_IPV4, attrs: a }
+            })
+            .collect()
+    }
+
+    fn describe(&self, index: Option<usize>) -> (String, &'static str) {
+        let live: Vec<&SetOp> = self.ops.iter().filter(|o| !o.elems.is_empty()).collect();
+        match index.and_then(|i| live.get(i)) {
+            Some(o) => (o.set.to_string(), if o.add { "add elements" } else { "delete elements" }),
+            None => ("*".to_string(), "commit"),
+        }
+    }
+}
+
+/// A chain of another table whose forward hook drops by default (so minirun's accepts do
+/// not help: a packet must be accepted by every base chain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignDrop {
+    /// `ip`, `inet`, `bridge`, ...
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+}
+
+impl std::fmt::Display for ForeignDrop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "table {} {} chain {} (hook forward, policy drop)", self.family, self.table, self.chain)
+    }
+}
+
+fn family_name(f: u8) -> String {
+    match f {
+        1 => "inet".into(),
+        2 => "ip".into(),
+        3 => "arp".into(),
+        5 => "netdev".into(),
+        7 => "bridge".into(),
+        10 => "ip6".into(),
+        n => format!("family{n}"),
+    }
+}
+
+/// Handle on the nf_tables netlink socket of the calling thread's network namespace.
+pub struct Firewall {
+    sock: RefCell<NfSocket>,
+}
+
+fn nft_err(set: &str, op: &'static str, e: NlError) -> Error {
+    Error::Nftables { set: set.to_string(), op, reason: e.to_string() }
+}
+
+impl Firewall {
+    /// Opens the netlink socket (in the calling thread's network namespace).
+    pub fn open() -> Result<Firewall> {
+        let s = NfSocket::open().map_err(|e| Error::Firewall(format!("cannot open NETLINK_NETFILTER socket: {e}")))?;
+        Ok(Firewall { sock: RefCell::new(s) })
+    }
+
+    /// Whether `table ip minirun` exists (one GETTABLE round trip).
+    pub fn table_exists(&self) -> Result<bool> {
+        let mut a = Attrs::new();
+        a.put_str(NFTA_TABLE_NAME, TABLE);
+        match self.sock.borrow_mut().request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno == libc::ENOENT => Ok(false),
+            Err(e) => Err(Error::Firewall(format!("cannot query table ip {TABLE}: {e}"))),
+        }
+    }
+
+    /// Writes the skeleton when the table is absent. Returns whether it was written now.
+    /// Uses `nft -f -` (one transaction starting with `create table`, which fails if another
+    /// minirun created the table meanwhile; that case is success).
+    pub fn ensure_skeleton(&self) -> Result<bool> {
+        if self.table_exists()? {
+            return Ok(false);
+        }
+        let script = format!("create table ip {TABLE}\n{SKELETON}");
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Firewall(format!("cannot run nft to write table ip {TABLE}: {e}")))?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(script.as_bytes())
+            .map_err(|e| Error::Firewall(format!("writing table ip {TABLE} to nft: {e}")))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Firewall(format!("waiting for nft: {e}")))?;
+        if out.status.success() {
+            return Ok(true);
+        }
+        if self.table_exists()? {
+            return Ok(false); // lost a race with another minirun: fine
+        }
+        Err(Error::Firewall(format!(
+            "nft failed to create table ip {TABLE}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+
+    /// Deletes the whole table (uninstall / tests). Absent is fine.
+    pub fn delete_table(&self) -> Result<()> {
+        let mut a = Attrs::new();
+        a.put_str(NFTA_TABLE_NAME, TABLE);
+        let m = Msg { ty: nfnl::NFT_MSG_DELTABLE, flags: 0, family: nfnl::NFPROTO_IPV4, attrs: a };
+        match self.sock.borrow_mut().batch(&[m]) {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno == libc::ENOENT => Ok(()),
+            Err(e) => Err(Error::Firewall(format!("cannot delete table ip {TABLE}: {e}"))),
+        }
+    }
+
+    /// Commits `tx` as one nf_tables transaction (all or nothing).
+    pub fn commit(&self, tx: &Transaction) -> Result<()> {
+        if tx.is_empty() {
+            return Ok(());
+        }
+        let msgs = tx.messages();
+        self.sock.borrow_mut().batch(&msgs).map_err(|e| {
+            let (set, op) = tx.describe(e.index);
+            nft_err(&set, op, e)
+        })
+    }
+
+    /// The ruleset generation id; every committed transaction increases it by one.
+    pub fn generation(&self) -> Result<u32> {
+        let r = self
+            .sock
+            .borrow_mut()
+            .request(nfnl::NFT_MSG_GETGEN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
+            .map_err(|e| Error::Firewall(format!("cannot read generation: {e}")))?;
+        r.iter()
+            .find_map(|m| attr_be32(&parse_attrs(&m.payload), NFTA_GEN_ID))
+            .ok_or_else(|| Error::Firewall("no generation id in reply".into()))
+    }
+
+    /// Raw elements of a set: (key, data, flags).
+    fn dump_set(&self, set: &'static str) -> Result<Vec<Elem>> {
+        let mut a = Attrs::new();
+        a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE).put_str(NFTA_SET_ELEM_LIST_SET, set);
+        let replies = match self.sock.borrow_mut().dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a) {
+            Ok(r) => r,
+            Err(e) if e.errno == libc::ENOENT => return Ok(Vec::new()),
+            Err(e) => return Err(nft_err(set, "list elements", e)),
+        };
+        let mut out = Vec::new();
+        for r in replies {
+            let top = parse_attrs(&r.payload);
+            let Some(list) = attr(&top, NFTA_SET_ELEM_LIST_ELEMENTS) else { continue };
+            for (ty, el) in parse_attrs(list) {
+                if ty != NFTA_LIST_ELEM {
+                    continue;
+                }
+                let ea = parse_attrs(el);
+                let val = |t| attr(&ea, t).and_then(|n| attr(&parse_attrs(n), NFTA_DATA_VALUE)).map(|v| v.to_vec());
+                let Some(key) = val(NFTA_SET_ELEM_KEY) else { continue };
+                out.push(Elem { key, data: val(NFTA_SET_ELEM_DATA), flags: attr_be32(&ea, NFTA_SET_ELEM_FLAGS).unwrap_or(0) });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names in the `bridges` set.
+    pub fn list_bridges(&self) -> Result<Vec<String>> {
+        Ok(self.dump_set(SET_BRIDGES)?.iter().map(|e| ifname_of(&e.key)).collect())
+    }
+
+    /// Pairs in the `isolate` set.
+    pub fn list_isolate(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .dump_set(SET_ISOLATE)?
+            .iter()
+            .filter(|e| e.key.len() == 2 * IFNAMSIZ)
+            .map(|e| (ifname_of(&e.key[..IFNAMSIZ]), ifname_of(&e.key[IFNAMSIZ..])))
+            .collect())
+    }
+
+    /// Intervals in the `subnets` set, as prefixes (non-prefix ranges are split).
+    pub fn list_subnets(&self) -> Result<Vec<Ipv4Net>> {
+        let mut pts: Vec<(u32, bool)> = self
+            .dump_set(SET_SUBNETS)?
+            .iter()
+            .filter(|e| e.key.len() == 4)
+            .map(|e| (u32::from_be_bytes(e.key[..4].try_into().unwrap()), e.flags & NFT_SET_ELEM_INTERVAL_END != 0))
+            .collect();
+        pts.sort();
+        let mut out = Vec::new();
+        for (i, (start, end)) in pts.iter().enumerate() {
+            if *end {
+                continue;
+            }
+            let stop = pts[i + 1..].iter().find(|(k, e)| *e && k > start).map(|(k, _)| *k as u64).unwrap_or(1 << 32);
+            range_to_prefixes(*start as u64, stop, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Everything published: (mapping, container address).
+    pub fn list_published(&self) -> Result<Vec<(PortMapping, Ipv4Addr)>> {
+        let mut out = Vec::new();
+        for (set, with_ip) in [(MAP_PUB_ANY, false), (MAP_PUB_ADDR, true)] {
+            for e in self.dump_set(set)? {
+                if let Some(x) = decode_pub(&e, with_ip) {
+                    out.push(x);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Elements that make `bridge`/`subnet` a minirun network: the subnet, the bridge, and
+    /// isolation pairs with every other bridge in the `bridges` set; `(b . b)` when
+    /// `icc` is false. Empty when everything is already there.
+    pub fn network_tx(&self, bridge: &str, subnet: Ipv4Net, icc: bool) -> Result<Transaction> {
+        let bridges = self.list_bridges()?;
+        let mut tx = Transaction::new();
+        let present = bridges.iter().any(|b| b == bridge);
+        let subnets = if present { self.list_subnets()? } else { Vec::new() };
+        if !present || !subnets.contains(&subnet) {
+            tx.add_subnet(subnet);
+        }
+        if !present {
+            tx.add_bridge(bridge);
+            for other in bridges.iter().filter(|b| *b != bridge) {
+                tx.add_isolate(bridge, other).add_isolate(other, bridge);
+            }
+        }
+        if present || !icc {
+            let pairs = self.list_isolate()?;
+            let has_self = pairs.iter().any(|(a, b)| a == bridge && b == bridge);
+            if !icc && !has_self {
+                tx.add_isolate(bridge, bridge);
+            } else if icc && has_self {
+                tx.del_isolate(bridge, bridge);
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Adds a network's elements (idempotent; one transaction).
+    pub fn add_network(&self, bridge: &str, subnet: Ipv4Net) -> Result<()> {
+        self.add_network_icc(bridge, subnet, true)
+    }
+
+    /// [`Firewall::add_network`] with `--icc=false` support (needs bridge-nf-call-iptables).
+    pub fn add_network_icc(&self, bridge: &str, subnet: Ipv4Net, icc: bool) -> Result<()> {
+        let tx = self.network_tx(bridge, subnet, icc)?;
+        self.commit(&tx)
+    }
+
+    /// Removes a network's elements: its subnet, its bridge, every isolation pair naming
+    /// it and every published port into the subnet (one transaction; absent elements are
+    /// skipped).
+    pub fn remove_network(&self, bridge: &str, subnet: Ipv4Net) -> Result<()> {
+        let mut tx = Transaction::new();
+        for (m, ip) in self.list_published()? {
+            if subnet.contains(ip) {
+                tx.del_published(&m);
+            }
+        }
+        for (a, b) in self.list_isolate()? {
+            if a == bridge || b == bridge {
+                tx.del_isolate(&a, &b);
+            }
+        }
+        if self.list_bridges()?.iter().any(|b| b == bridge) {
+            tx.del_bridge(bridge);
+        }
+        if self.list_subnets()?.contains(&subnet) {
+            tx.del_subnet(subnet);
+        }
+        self.commit(&tx)
+    }
+
+    /// Publishes all `ports` to `ip` in one transaction. Fails as a whole (nothing added)
+    /// if any host side is already published.
+    pub fn publish(&self, ports: &[PortMapping], ip: Ipv4Addr) -> Result<()> {
+        let mut tx = Transaction::new();
+        for p in ports {
+            tx.add_published(p, ip);
+        }
+        self.commit(&tx).map_err(|e| publish_error(e, ports))
+    }
+
+    /// The deletions that undo [`Firewall::publish`]: only elements still pointing at `ip`
+    /// with the same container port.
+    pub fn unpublish_tx(&self, ports: &[PortMapping], ip: Ipv4Addr) -> Result<Transaction> {
+        let mut tx = Transaction::new();
+        if ports.is_empty() {
+            return Ok(tx);
+        }
+        for (m, to) in self.list_published()? {
+            if to == ip && ports.contains(&m) {
+                tx.del_published(&m);
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Removes what [`Firewall::publish`] added, in one transaction; elements already gone
+    /// (or now owned by another container) are left alone.
+    pub fn unpublish(&self, ports: &[PortMapping], ip: Ipv4Addr) -> Result<()> {
+        for attempt in 0..3 {
+            let tx = self.unpublish_tx(ports, ip)?;
+            match self.commit(&tx) {
+                Err(Error::Nftables { reason, .. }) if attempt < 2 && reason.contains("No such file") => continue,
+                r => return r,
+            }
+        }
+        Ok(())
+    }
+
+    /// Chains of *other* tables hooked at forward with policy drop (ip, inet, bridge
+    /// families). minirun cannot override those: report, don't fight.
+    pub fn foreign_forward_drops(&self) -> Result<Vec<ForeignDrop>> {
+        let replies = self
+            .sock
+            .borrow_mut()
+            .dump(nfnl::NFT_MSG_GETCHAIN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
+            .map_err(|e| Error::Firewall(format!("cannot list chains: {e}")))?;
+        let mut out = Vec::new();
+        for r in replies {
+            if !matches!(r.family, 1 | 2 | 7) {
+                continue;
+            }
+            let a = parse_attrs(&r.payload);
+            let table = attr_str(&a, NFTA_CHAIN_TABLE).unwrap_or_default();
+            if r.family == nfnl::NFPROTO_IPV4 && table == TABLE {
+                continue;
+            }
+            let Some(hook) = attr(&a, NFTA_CHAIN_HOOK) else { continue };
+            let hooknum = attr_be32(&parse_attrs(hook), NFTA_HOOK_HOOKNUM);
+            let policy = attr_be32(&a, NFTA_CHAIN_POLICY);
+            if hooknum == Some(NF_INET_FORWARD) && policy == Some(NF_DROP) {
+                out.push(ForeignDrop {
+                    family: family_name(r.family),
+                    table,
+                    chain: attr_str(&a, NFTA_CHAIN_NAME).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn publish_error(e: Error, ports: &[PortMapping]) -> Error {
+    match e {
+        Error::Nftables { reason, .. } if reason.contains("File exists") => Error::PortUnavailable {
+            spec: ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+            reason: "a host port is already published (by another container)".into(),
+        },
+        e => e,
+    }
+}
+
+/// Whether bridged IPv4 traffic passes the ip forward hook here
+/// (`net.bridge.bridge-nf-call-iptables`); `--icc=false` needs [`BridgeNfCall::Enabled`].
+pub fn check_bridge_nf_call_iptables() -> BridgeNfCall {
+    crate::sysctl::bridge_nf_call_iptables()
+}
+
+/// Legacy (x_tables) iptables filter table present in the caller's namespace: its FORWARD
+/// policy cannot be read without iptables' own protocol, so it is only reported.
+pub fn legacy_iptables_filter_present() -> bool {
+    std::fs::read_to_string("/proc/thread-self/net/ip_tables_names")
+        .map(|s| s.lines().any(|l| l.trim() == "filter"))
+        .unwrap_or(false)
+}
+
+fn ifname_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(&[])).into_owned()
+}
+
+fn decode_pub(e: &Elem, with_ip: bool) -> Option<(PortMapping, Ipv4Addr)> {
+    let (host_ip, k) = if with_ip {
+        if e.key.len() != 12 {
+            return None;
+        }
+        (Some(Ipv4Addr::new(e.key[0], e.key[1], e.key[2], e.key[3])), &e.key[4..])
+    } else {
+        (None, &e.key[..])
+    };
+    if k.len() != 8 {
+        return None;
+    }
+    let proto = Proto::from_ipproto(k[0])?;
+    let host_port = u16::from_be_bytes([k[4], k[5]]);
+    let d = e.data.as_ref()?;
+    if d.len() != 8 {
+        return None;
+    }
+    let ip = Ipv4Addr::new(d[0], d[1], d[2], d[3]);
+    let container_port = u16::from_be_bytes([d[4], d[5]]);
+    Some((PortMapping { host_ip, host_port, container_port, proto }, ip))
+}
+
+/// Splits [start, stop) into maximal aligned prefixes.
+fn range_to_prefixes(mut start: u64, stop: u64, out: &mut Vec<Ipv4Net>) {
+    while start < stop {
+        let mut len = 32u32;
+        while len > 0 {
+            let size = 1u64 << (32 - (len - 1));
+            if start % size != 0 || start + size > stop {
+                break;
+            }
+            len -= 1;
+        }
+        out.push(Ipv4Net::new(Ipv4Addr::from(start as u32), len as u8).unwrap());
+        start += 1u64 << (32 - len);
+    }
+}
+
+#[cfg(test)]
+mod tests;

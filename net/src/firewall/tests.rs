@@ -1,0 +1,205 @@
+use super::*;
+use crate::testutil::{has_nft, nft_elems, nft_json, require_root, PrivateNetns};
+
+fn m(s: &str) -> PortMapping {
+    crate::ports::parse_publish(s).unwrap()[0].exact().unwrap()
+}
+
+#[test]
+fn encodings() {
+    assert_eq!(ifname_key("minirun0").len(), 16);
+    assert_eq!(&ifname_key("minirun0")[..9], b"minirun0\0");
+    assert_eq!(proto_port(Proto::Tcp, 8080), [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+    assert_eq!(addr_port(Ipv4Addr::new(10, 89, 0, 2), 80), vec![10, 89, 0, 2, 0, 80, 0, 0]);
+    let (set, e) = pub_elem(&m("127.0.0.1:8080:80/udp"), Ipv4Addr::new(10, 89, 0, 2));
+    assert_eq!(set, MAP_PUB_ADDR);
+    assert_eq!(e.key, vec![127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+    let net: Ipv4Net = "10.89.0.0/24".parse().unwrap();
+    let es = subnet_elems(&net, true);
+    assert_eq!(es.len(), 3);
+    assert_eq!(es[1].key, vec![10, 89, 0, 0]);
+    assert_eq!((es[2].key.clone(), es[2].flags), (vec![10, 89, 1, 0], NFT_SET_ELEM_INTERVAL_END));
+    let mut out = Vec::new();
+    range_to_prefixes(u32::from(Ipv4Addr::new(10, 89, 0, 0)) as u64, u32::from(Ipv4Addr::new(10, 89, 1, 0)) as u64, &mut out);
+    assert_eq!(out, vec![net]);
+    let e = Elem { key: vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0], data: Some(vec![10, 89, 0, 2, 0, 80, 0, 0]), flags: 0 };
+    assert_eq!(decode_pub(&e, false), Some((m("8080:80"), Ipv4Addr::new(10, 89, 0, 2))));
+}
+
+#[test]
+fn transaction_groups_messages() {
+    let mut tx = Transaction::new();
+    let ip = Ipv4Addr::new(10, 89, 0, 2);
+    for p in ["8080:80", "8081:81", "127.0.0.1:9000:90", "5353:53/udp"] {
+        tx.add_published(&m(p), ip);
+    }
+    // pub_any, pub_addr, pub_any: consecutive same-set ops share one message.
+    assert_eq!(tx.messages().len(), 3);
+    assert_eq!(tx.len(), 4);
+}
+
+#[test]
+fn skeleton_and_elements_in_private_netns() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let fw = Firewall::open().unwrap();
+        assert!(!fw.table_exists().unwrap());
+        assert!(fw.ensure_skeleton().unwrap(), "created now");
+        assert!(fw.table_exists().unwrap());
+        assert!(!fw.ensure_skeleton().unwrap(), "written once");
+        // The skeleton is exactly one table with its 6 chains and 5 sets/maps.
+        let j = nft_json();
+        let items = j["nftables"].as_array().unwrap();
+        let count = |k: &str| items.iter().filter(|i| i.get(k).is_some()).count();
+        assert_eq!(count("table"), 1);
+        assert_eq!(count("chain"), 6);
+        assert_eq!(count("set") + count("map"), 5);
+        assert_eq!(count("rule"), 11);
+
+        // Networks.
+        let n0: Ipv4Net = "10.89.0.0/24".parse().unwrap();
+        let n1: Ipv4Net = "10.89.1.0/24".parse().unwrap();
+        fw.add_network("minirun0", n0).unwrap();
+        fw.add_network("minirun0", n0).unwrap(); // idempotent
+        fw.add_network_icc("minirun1", n1, false).unwrap();
+        let mut subs = fw.list_subnets().unwrap();
+        subs.sort();
+        assert_eq!(subs, vec![n0, n1]);
+        let mut br = fw.list_bridges().unwrap();
+        br.sort();
+        assert_eq!(br, vec!["minirun0", "minirun1"]);
+        let mut iso = fw.list_isolate().unwrap();
+        iso.sort();
+        let p = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(iso, vec![p("minirun0", "minirun1"), p("minirun1", "minirun0"), p("minirun1", "minirun1")]);
+        let subnets_json = nft_elems("subnets").join(" ");
+        assert!(subnets_json.contains("10.89.0.0") && subnets_json.contains("10.89.1.0"), "{subnets_json}");
+        assert_eq!(nft_elems("isolate").len(), 3);
+
+        // Publish N ports: one transaction (generation +1), visible to nft, removable.
+        let ip = Ipv4Addr::new(10, 89, 0, 2);
+        let ports: Vec<PortMapping> = ["8080:80", "8081:81", "127.0.0.1:9000:90", "5353:53/udp"].iter().map(|s| m(s)).collect();
+        let g0 = fw.generation().unwrap();
+        fw.publish(&ports, ip).unwrap();
+        assert_eq!(fw.generation().unwrap(), g0 + 1, "one transaction");
+        let mut got = fw.list_published().unwrap();
+        got.sort();
+        let mut want: Vec<_> = ports.iter().map(|p| (*p, ip)).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(nft_elems("pub_any").len(), 3);
+        let pa = nft_elems("pub_addr");
+        assert_eq!(pa.len(), 1);
+        assert!(pa[0].contains("127.0.0.1") && pa[0].contains("10.89.0.2") && pa[0].contains("9000"), "{pa:?}");
+
+        // A conflicting publish fails as a whole and adds nothing.
+        let other = Ipv4Addr::new(10, 89, 0, 3);
+        let e = fw.publish(&[m("7000:70"), m("8080:80")], other).unwrap_err();
+        assert!(matches!(e, Error::PortUnavailable { .. }), "{e}");
+        assert_eq!(fw.list_published().unwrap().len(), 4);
+
+        // Unpublish only removes elements pointing at this container.
+        fw.unpublish(&ports, other).unwrap();
+        assert_eq!(fw.list_published().unwrap().len(), 4);
+        let g1 = fw.generation().unwrap();
+        fw.unpublish(&ports, ip).unwrap();
+        assert_eq!(fw.generation().unwrap(), g1 + 1, "one transaction");
+        assert!(fw.list_published().unwrap().is_empty());
+        assert!(nft_elems("pub_any").is_empty());
+        fw.unpublish(&ports, ip).unwrap(); // idempotent
+
+        // Removing a network removes its elements only.
+        fw.remove_network("minirun1", n1).unwrap();
+        assert_eq!(fw.list_subnets().unwrap(), vec![n0]);
+        assert_eq!(fw.list_bridges().unwrap(), vec!["minirun0"]);
+        assert!(fw.list_isolate().unwrap().is_empty());
+        fw.remove_network("minirun1", n1).unwrap(); // idempotent
+        fw.remove_network("minirun0", n0).unwrap();
+        assert!(fw.list_subnets().unwrap().is_empty());
+
+        // The skeleton survives element churn unchanged.
+        assert_eq!(nft_json()["nftables"].as_array().unwrap().iter().filter(|i| i.get("rule").is_some()).count(), 11);
+        assert!(fw.foreign_forward_drops().unwrap().is_empty());
+        fw.delete_table().unwrap();
+        assert!(!fw.table_exists().unwrap());
+        fw.delete_table().unwrap();
+    });
+}
+
+#[test]
+fn detects_foreign_forward_drop() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let out = std::process::Command::new("nft")
+            .args(["add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let fw = Firewall::open().unwrap();
+        fw.ensure_skeleton().unwrap();
+        let d = fw.foreign_forward_drops().unwrap();
+        assert_eq!(d, vec![ForeignDrop { family: "ip".into(), table: "filter".into(), chain: "FORWARD".into() }]);
+        assert!(d[0].to_string().contains("policy drop"));
+    });
+}
+
+#[test]
+fn concurrent_skeleton_writers_create_one_table() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let created: Vec<bool> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| Firewall::open().unwrap().ensure_skeleton().unwrap())).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(created.iter().filter(|c| **c).count() <= 1, "{created:?}");
+        let j = nft_json();
+        assert_eq!(j["nftables"].as_array().unwrap().iter().filter(|i| i.get("rule").is_some()).count(), 11);
+    });
+}
+
+/// Measures per-transaction cost; run with `--nocapture` to see numbers.
+#[test]
+fn transaction_cost() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let fw = Firewall::open().unwrap();
+        let t = std::time::Instant::now();
+        fw.ensure_skeleton().unwrap();
+        let skel = t.elapsed();
+        let t = std::time::Instant::now();
+        fw.table_exists().unwrap();
+        let check = t.elapsed();
+        fw.add_network("minirun0", "10.89.0.0/24".parse().unwrap()).unwrap();
+        let n = 50u32;
+        let (mut add, mut del, mut unp) = (std::time::Duration::ZERO, std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for i in 0..n {
+            let ip = Ipv4Addr::new(10, 89, 0, 2 + (i % 200) as u8);
+            let ports = [m(&format!("{}:80", 20000 + i)), m(&format!("127.0.0.1:{}:81", 20000 + i))];
+            let t = std::time::Instant::now();
+            fw.publish(&ports, ip).unwrap();
+            add += t.elapsed();
+            let t = std::time::Instant::now();
+            let tx = fw.unpublish_tx(&ports, ip).unwrap();
+            unp += t.elapsed();
+            let t = std::time::Instant::now();
+            fw.commit(&tx).unwrap();
+            del += t.elapsed();
+        }
+        eprintln!(
+            "nft cost: skeleton via nft -f {:?}, table check {:?}, publish tx {:?}/run, unpublish dump {:?} + delete tx {:?}/run",
+            skel,
+            check,
+            add / n,
+            unp / n,
+            del / n
+        );
+    });
+}
