@@ -311,8 +311,36 @@ fn family_name(f: u8) -> String {
 }
 
 /// Handle on the nf_tables netlink socket of the calling thread's network namespace.
+///
+/// The socket is kept for the life of the process (one per network namespace) instead of
+/// being closed on drop: closing a NETLINK_NETFILTER socket makes the kernel flush
+/// nf_tables' pending destroy work, which after any element *deletion* (by anyone) waits
+/// for an RCU grace period, 10-30 ms here. Kept open, that wait overlaps other work and is
+/// paid at most once, at process exit. [`Firewall::close_cached`] closes them.
 pub struct Firewall {
-    sock: RefCell<NfSocket>,
+    sock: RefCell<Option<NfSocket>>,
+    netns: u64,
+}
+
+static CACHE: std::sync::Mutex<Vec<(u64, NfSocket)>> = std::sync::Mutex::new(Vec::new());
+
+fn current_netns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino()).unwrap_or(0)
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        if self.netns == 0 {
+            return;
+        }
+        let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if !c.iter().any(|(ns, _)| *ns == self.netns) {
+            if let Some(s) = self.sock.get_mut().take() {
+                c.push((self.netns, s));
+            }
+        }
+    }
 }
 
 fn nft_err(set: &str, op: &'static str, e: NlError) -> Error {
@@ -322,15 +350,36 @@ fn nft_err(set: &str, op: &'static str, e: NlError) -> Error {
 impl Firewall {
     /// Opens the netlink socket (in the calling thread's network namespace).
     pub fn open() -> Result<Firewall> {
-        let s = NfSocket::open().map_err(|e| Error::Firewall(format!("cannot open NETLINK_NETFILTER socket: {e}")))?;
-        Ok(Firewall { sock: RefCell::new(s) })
+        let netns = current_netns();
+        let cached = {
+            let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            c.iter().position(|(ns, _)| *ns == netns && netns != 0).map(|i| c.swap_remove(i).1)
+        };
+        let s = match cached {
+            Some(mut s) => {
+                s.drain();
+                s
+            }
+            None => NfSocket::open().map_err(|e| Error::Firewall(format!("cannot open NETLINK_NETFILTER socket: {e}")))?,
+        };
+        Ok(Firewall { sock: RefCell::new(Some(s)), netns })
+    }
+
+    fn sock(&self) -> std::cell::RefMut<'_, NfSocket> {
+        std::cell::RefMut::map(self.sock.borrow_mut(), |s| s.as_mut().expect("socket present until drop"))
+    }
+
+    /// Closes the sockets kept by [`Firewall`] handles of this process (may wait for the
+    /// kernel, see the type's doc).
+    pub fn close_cached() {
+        CACHE.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Whether `table ip minirun` exists (one GETTABLE round trip).
     pub fn table_exists(&self) -> Result<bool> {
         let mut a = Attrs::new();
         a.put_str(NFTA_TABLE_NAME, TABLE);
-        match self.sock.borrow_mut().request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a) {
+        match self.sock().request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a) {
             Ok(_) => Ok(true),
             Err(e) if e.errno == libc::ENOENT => Ok(false),
             Err(e) => Err(Error::Firewall(format!("cannot query table ip {TABLE}: {e}"))),
@@ -378,7 +427,7 @@ impl Firewall {
         let mut a = Attrs::new();
         a.put_str(NFTA_TABLE_NAME, TABLE);
         let m = Msg { ty: nfnl::NFT_MSG_DELTABLE, flags: 0, family: nfnl::NFPROTO_IPV4, attrs: a };
-        match self.sock.borrow_mut().batch(&[m]) {
+        match self.sock().batch(&[m]) {
             Ok(()) => Ok(()),
             Err(e) if e.errno == libc::ENOENT => Ok(()),
             Err(e) => Err(Error::Firewall(format!("cannot delete table ip {TABLE}: {e}"))),
@@ -391,7 +440,7 @@ impl Firewall {
             return Ok(());
         }
         let msgs = tx.messages();
-        self.sock.borrow_mut().batch(&msgs).map_err(|e| {
+        self.sock().batch(&msgs).map_err(|e| {
             let (set, op) = tx.describe(e.index);
             nft_err(&set, op, e)
         })
@@ -400,8 +449,7 @@ impl Firewall {
     /// The ruleset generation id; every committed transaction increases it by one.
     pub fn generation(&self) -> Result<u32> {
         let r = self
-            .sock
-            .borrow_mut()
+            .sock()
             .request(nfnl::NFT_MSG_GETGEN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
             .map_err(|e| Error::Firewall(format!("cannot read generation: {e}")))?;
         r.iter()
@@ -413,7 +461,7 @@ impl Firewall {
     fn dump_set(&self, set: &'static str) -> Result<Vec<Elem>> {
         let mut a = Attrs::new();
         a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE).put_str(NFTA_SET_ELEM_LIST_SET, set);
-        let replies = match self.sock.borrow_mut().dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a) {
+        let replies = match self.sock().dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a) {
             Ok(r) => r,
             Err(e) if e.errno == libc::ENOENT => return Ok(Vec::new()),
             Err(e) => return Err(nft_err(set, "list elements", e)),
@@ -589,8 +637,7 @@ impl Firewall {
     /// families). minirun cannot override those: report, don't fight.
     pub fn foreign_forward_drops(&self) -> Result<Vec<ForeignDrop>> {
         let replies = self
-            .sock
-            .borrow_mut()
+            .sock()
             .dump(nfnl::NFT_MSG_GETCHAIN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
             .map_err(|e| Error::Firewall(format!("cannot list chains: {e}")))?;
         let mut out = Vec::new();
@@ -675,7 +722,7 @@ fn range_to_prefixes(mut start: u64, stop: u64, out: &mut Vec<Ipv4Net>) {
         let mut len = 32u32;
         while len > 0 {
             let size = 1u64 << (32 - (len - 1));
-            if start % size != 0 || start + size > stop {
+            if start & (size - 1) != 0 || start + size > stop {
                 break;
             }
             len -= 1;

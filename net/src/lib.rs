@@ -33,7 +33,7 @@ pub mod sysctl;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use attach::{attach, detach, gc, Attachment, AttachRequest, GcReport};
+pub use attach::{attach, detach, detach_sync, gc, remove_network, Attachment, AttachRequest, GcReport};
 pub use error::{Error, Result};
 pub use firewall::Firewall;
 pub use mode::NetMode;

@@ -311,8 +311,7 @@ async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns
         .mtu(bridge.mtu)
         .address(c.mac.to_vec())
         .setns_by_fd(netns_fd)
-        .up()
-        .build();
+        .build(); // not up here: the kernel opens the peer before the pair is linked (ENOTCONN)
     let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
         .name(c.host_ifname.to_string())
         .mtu(bridge.mtu)
@@ -328,8 +327,8 @@ async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns
 }
 
 /// Creates the veth pair (host side on the bridge, up, hairpin on; peer created directly
-/// inside the container's namespace as `eth0`, up, with its MAC), then inside the namespace
-/// adds the address and the default route via the gateway. One thread, two netlink
+/// inside the container's namespace as `eth0` with its MAC), then inside the namespace
+/// sets eth0 up, adds the address and the default route via the gateway. One thread, two netlink
 /// connections (host, container). On failure the veth is deleted again.
 /// Returns the bridge state (the bridge is ensured too).
 pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
@@ -349,6 +348,11 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                 ifname: CONTAINER_IFNAME.into(),
                 reason: format!("missing in {}", c.netns.display()),
             })?;
+            ns.link()
+                .change(LinkUnspec::new_with_index(eth0.index).up().build())
+                .execute()
+                .await
+                .map_err(Error::nl(CONTAINER_IFNAME, "set up"))?;
             ns.address()
                 .add(eth0.index, IpAddr::V4(c.ip), c.prefix_len)
                 .execute()

@@ -47,22 +47,28 @@ pub fn create_netns(path: &Path) -> Result<()> {
 /// Unmounts (lazily) and removes a netns file. A missing file or a file that is not a
 /// mount point is fine: calling it twice succeeds.
 pub fn remove_netns(path: &Path) -> Result<()> {
+    remove_netns_counted(path).map(|_| ())
+}
+
+/// [`remove_netns`], returning whether a mount was removed.
+pub(crate) fn remove_netns_counted(path: &Path) -> Result<bool> {
+    let mut unmounted = false;
     // Loop: a file can carry stacked mounts if something bind-mounted twice.
     for _ in 0..8 {
         match umount2(path, MntFlags::MNT_DETACH) {
-            Ok(()) => continue,
+            Ok(()) => unmounted = true,
             Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => break,
             Err(e) => return Err(nserr(path, "unmount")(e)),
         }
     }
-    crate::lock::remove_file_if_exists(path, "remove netns file").map(|_| ())
+    crate::lock::remove_file_if_exists(path, "remove netns file")?;
+    Ok(unmounted)
 }
 
 /// Whether `path` is a mounted network namespace.
 pub fn is_netns(path: &Path) -> bool {
-    const NSFS_MAGIC: i64 = 0x6e736673;
     match nix::sys::statfs::statfs(path) {
-        Ok(s) => s.filesystem_type().0 as i64 == NSFS_MAGIC,
+        Ok(s) => s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC,
         Err(_) => false,
     }
 }

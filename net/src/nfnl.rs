@@ -205,6 +205,14 @@ impl NfSocket {
         Ok(NfSocket { fd, seq: seed & 0x7fff_ffff, buf: vec![0u8; 256 * 1024] })
     }
 
+    /// Discards anything left queued by an earlier exchange on a reused socket.
+    pub(crate) fn drain(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 256 * 1024];
+        }
+        while let Ok(Some(_)) = self.recv(true) {}
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         if self.seq == 0 {

@@ -193,6 +193,16 @@ fn transaction_cost() {
             fw.commit(&tx).unwrap();
             del += t.elapsed();
         }
+        // Closing a NETLINK_NETFILTER socket right after a delete waits for the kernel's
+        // deferred destroy work (an RCU grace period): why Firewall keeps its socket.
+        let fw2 = Firewall::open().unwrap();
+        fw2.publish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2)).unwrap();
+        fw2.unpublish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2)).unwrap();
+        drop(fw2);
+        drop(fw);
+        let t = std::time::Instant::now();
+        Firewall::close_cached();
+        eprintln!("socket close right after a delete: {:?}", t.elapsed());
         eprintln!(
             "nft cost: skeleton via nft -f {:?}, table check {:?}, publish tx {:?}/run, unpublish dump {:?} + delete tx {:?}/run",
             skel,
