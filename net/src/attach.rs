@@ -255,11 +255,18 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, is_alive: &dyn Fn(&str
         // One transaction: the network's elements (if missing) plus every published port.
         for attempt in 0.. {
             let mut tx: Transaction = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
+            let new_bridge = Firewall::adds_bridge(&tx, &net.bridge);
             for m in &mappings {
                 tx.add_published(m, ip);
             }
             match fw.commit(&tx) {
-                Ok(()) => break,
+                Ok(()) => {
+                    if new_bridge {
+                        // See Firewall::add_network_icc: close the race of two new networks.
+                        fw.commit(&fw.network_tx(&net.bridge, net.subnet, net.icc)?)?;
+                    }
+                    break;
+                }
                 Err(Error::Nftables { ref reason, .. }) if reason.contains("File exists") => {
                     let flexible = req.ports.iter().any(|p| !matches!(p.host_ports, HostPorts::Range { start, end } if start == end));
                     if attempt >= 3 || !flexible {

@@ -532,32 +532,44 @@ impl Firewall {
     }
 
     /// Elements that make `bridge`/`subnet` a minirun network: the subnet, the bridge, and
-    /// isolation pairs with every other bridge in the `bridges` set; `(b . b)` when
-    /// `icc` is false. Empty when everything is already there.
+    /// isolation pairs with every other bridge in the `bridges` set; `(b . b)` when `icc` is
+    /// false. Only what is missing (empty when everything is there). Costs three dumps.
     pub fn network_tx(&self, bridge: &str, subnet: Ipv4Net, icc: bool) -> Result<Transaction> {
         let bridges = self.list_bridges()?;
+        let pairs = self.list_isolate()?;
         let mut tx = Transaction::new();
         let present = bridges.iter().any(|b| b == bridge);
-        let subnets = if present { self.list_subnets()? } else { Vec::new() };
-        if !present || !subnets.contains(&subnet) {
+        if !present || !self.list_subnets()?.contains(&subnet) {
             tx.add_subnet(subnet);
         }
         if !present {
             tx.add_bridge(bridge);
-            for other in bridges.iter().filter(|b| *b != bridge) {
-                tx.add_isolate(bridge, other).add_isolate(other, bridge);
+        }
+        let has = |a: &str, b: &str| pairs.iter().any(|(x, y)| x == a && y == b);
+        for other in bridges.iter().filter(|b| *b != bridge) {
+            if !has(bridge, other) {
+                tx.add_isolate(bridge, other);
+            }
+            if !has(other, bridge) {
+                tx.add_isolate(other, bridge);
             }
         }
-        if present || !icc {
-            let pairs = self.list_isolate()?;
-            let has_self = pairs.iter().any(|(a, b)| a == bridge && b == bridge);
-            if !icc && !has_self {
+        match (icc, has(bridge, bridge)) {
+            (false, false) => {
                 tx.add_isolate(bridge, bridge);
-            } else if icc && has_self {
+            }
+            (true, true) => {
                 tx.del_isolate(bridge, bridge);
             }
+            _ => {}
         }
         Ok(tx)
+    }
+
+    /// Whether `tx` adds `bridge` to the `bridges` set.
+    pub fn adds_bridge(tx: &Transaction, bridge: &str) -> bool {
+        let key = ifname_key(bridge);
+        tx.ops.iter().any(|o| o.set == SET_BRIDGES && o.add && o.elems.iter().any(|e| e.key == key))
     }
 
     /// Adds a network's elements (idempotent; one transaction).
@@ -568,7 +580,13 @@ impl Firewall {
     /// [`Firewall::add_network`] with `--icc=false` support (needs bridge-nf-call-iptables).
     pub fn add_network_icc(&self, bridge: &str, subnet: Ipv4Net, icc: bool) -> Result<()> {
         let tx = self.network_tx(bridge, subnet, icc)?;
-        self.commit(&tx)
+        self.commit(&tx)?;
+        if Self::adds_bridge(&tx, bridge) {
+            // Two networks added at the same time may each have missed the other's bridge:
+            // the later of the two sees the earlier now and adds the missing pairs.
+            self.commit(&self.network_tx(bridge, subnet, icc)?)?;
+        }
+        Ok(())
     }
 
     /// Removes a network's elements: its subnet, its bridge, every isolation pair naming

@@ -112,8 +112,8 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         for a in [&a1, &a2] {
             let v = links.iter().find(|l| Some(l.name.as_str()) == a.veth_host.as_deref()).unwrap();
             assert_eq!((v.master, v.kind.as_deref(), v.up), (Some(br.index), Some("veth"), true));
-            if let Some(h) = hairpin(&v.name) {
-                assert!(h, "hairpin on {}", v.name);
+            if Command::new("bridge").arg("-V").output().is_ok() {
+                assert_eq!(hairpin(&v.name), Some(true), "hairpin on {}", v.name);
             }
         }
         assert!(link::list_addresses().unwrap().contains(&(br.index, Ipv4Addr::new(10, 89, 0, 1), 24)));

@@ -213,3 +213,28 @@ fn transaction_cost() {
         );
     });
 }
+
+#[test]
+fn two_networks_added_at_once_isolate_each_other() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        Firewall::open().unwrap().ensure_skeleton().unwrap();
+        let a: Ipv4Net = "10.89.10.0/24".parse().unwrap();
+        let b: Ipv4Net = "10.89.11.0/24".parse().unwrap();
+        for _ in 0..10 {
+            std::thread::scope(|s| {
+                s.spawn(|| Firewall::open().unwrap().add_network("mrnetA", a).unwrap());
+                s.spawn(|| Firewall::open().unwrap().add_network("mrnetB", b).unwrap());
+            });
+            let fw = Firewall::open().unwrap();
+            let mut iso = fw.list_isolate().unwrap();
+            iso.sort();
+            assert_eq!(iso, vec![("mrnetA".into(), "mrnetB".into()), ("mrnetB".into(), "mrnetA".into())]);
+            fw.remove_network("mrnetA", a).unwrap();
+            fw.remove_network("mrnetB", b).unwrap();
+            assert!(fw.list_isolate().unwrap().is_empty() && fw.list_bridges().unwrap().is_empty());
+        }
+    });
+}
