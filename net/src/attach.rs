@@ -163,6 +163,15 @@ pub fn attach(req: &AttachRequest, is_alive: &dyn Fn(&str) -> bool) -> Result<At
     if !req.ports.is_empty() && !matches!(req.mode, NetMode::Bridge(_)) {
         return Err(ctr_err(id, format!("published ports need bridge networking, not --network {}", req.mode)));
     }
+    if req.mode != NetMode::Host && record_path(&req.runtime_root, id).exists() {
+        return Err(ctr_err(
+            id,
+            format!(
+                "already has a network attachment ({}); detach it (or gc) first",
+                record_path(&req.runtime_root, id).display()
+            ),
+        ));
+    }
     let mut att = Attachment::new(req);
     match &req.mode {
         NetMode::Host => Ok(att),

@@ -178,6 +178,10 @@ fn none_and_container_modes() {
 
         let n = attach(&w.req("n1", NetMode::None, &[]), &alive).unwrap();
         let ns = n.netns_path.clone().unwrap();
+        // A second attach of the same container fails and leaves the first one intact.
+        let e = attach(&w.req("n1", NetMode::None, &[]), &alive).unwrap_err();
+        assert!(e.to_string().contains("already has a network attachment"), "{e}");
+        assert!(netns::is_netns(&ns));
         let (addrs, routes, links) = inside(&ns);
         assert_eq!(links.iter().map(|l| (l.name.as_str(), l.up)).collect::<Vec<_>>(), vec![("lo", true)]);
         assert!(addrs.iter().all(|(_, ip, _)| ip.is_loopback()));
@@ -371,8 +375,10 @@ fn step_costs() {
         lap("fw open+check", &mut t);
         let tx = fw.network_tx(&net.bridge, net.subnet, true).unwrap();
         lap("network_tx dumps", &mut t);
-        let ports = crate::ports::resolve_ports(&crate::parse_publish_all(&["8080:80"]).unwrap(), &fw.list_published().unwrap()).unwrap();
-        lap("resolve ports", &mut t);
+        let published = fw.list_published().unwrap();
+        lap("list published", &mut t);
+        let ports = crate::ports::resolve_ports(&crate::parse_publish_all(&["8080:80"]).unwrap(), &published).unwrap();
+        lap("resolve ports (bind probe)", &mut t);
         let mut tx2 = tx.clone();
         tx2.add_published(&ports[0], ip);
         fw.commit(&tx2).unwrap();
