@@ -1,1 +1,247 @@
-//! Test harness for end-to-end tests of the minirun binary.
+//! Harness for end-to-end tests of the real `minirun` binary, run as root.
+//!
+//! Every test gets its own [`Env`]: temporary `--root` and `--data-root`
+//! directories, removed (with every container still in them) when the test
+//! ends, whether it passed or not.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicUsize;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The minirun binary of this workspace, built (debug) on first use.
+pub fn minirun_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "minirun", "--bin", "minirun"])
+            .current_dir(&workspace)
+            .status()
+            .expect("cannot run cargo build for the minirun binary");
+        assert!(status.success(), "building minirun failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let bin = target.join("debug/minirun");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// End-to-end tests need root: they create namespaces, cgroups and mounts.
+pub fn require_root() {
+    assert!(
+        nix_geteuid() == 0,
+        "the integration tests run the real runtime and must run as root"
+    );
+}
+
+fn nix_geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// What one minirun invocation did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the whole output unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "minirun failed: {self:#?}");
+        self
+    }
+
+    /// Asserts a failure reported on one line of stderr that mentions `needle`.
+    #[track_caller]
+    pub fn fails_with(self, needle: &str) -> Self {
+        assert_ne!(self.code, 0, "expected a failure: {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected a one-line error: {self:#?}");
+        assert!(lines[0].contains(needle), "error does not mention {needle:?}: {self:#?}");
+        self
+    }
+}
+
+/// A private runtime root and data root for one test.
+pub struct Env {
+    dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub data_root: PathBuf,
+    counter: AtomicUsize,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("minirun-it-").tempdir().unwrap();
+        let root = dir.path().join("run");
+        let data_root = dir.path().join("data");
+        Self { dir, root, data_root, counter: AtomicUsize::new(0) }
+    }
+
+    /// A scratch directory that goes away with the environment.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `minirun --root R --data-root D ARGS...`, not yet run.
+    pub fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(minirun_bin());
+        c.arg("--root").arg(&self.root).arg("--data-root").arg(&self.data_root);
+        c.args(args);
+        c
+    }
+
+    /// Runs minirun with no stdin and returns what it did.
+    ///
+    /// Output goes through files, not pipes: a created container inherits
+    /// minirun's stdout and stderr, so a pipe would not reach EOF until the
+    /// container ends.
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_inner(self.cmd(args), None)
+    }
+
+    /// Runs minirun feeding `input` on its stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        self.run_inner(self.cmd(args), Some(input))
+    }
+
+    fn run_inner(&self, mut cmd: Command, input: Option<&[u8]>) -> Run {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out_path = self.path().join(format!(".out-{n}"));
+        let err_path = self.path().join(format!(".err-{n}"));
+        cmd.stdout(fs::File::create(&out_path).unwrap());
+        cmd.stderr(fs::File::create(&err_path).unwrap());
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("cannot run minirun");
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input).unwrap();
+        }
+        let status = child.wait().unwrap();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: fs::read_to_string(&out_path).unwrap(),
+            stderr: fs::read_to_string(&err_path).unwrap(),
+        };
+        let _ = fs::remove_file(out_path);
+        let _ = fs::remove_file(err_path);
+        run
+    }
+
+    /// Starts minirun in the background with piped output.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run minirun")
+    }
+
+    /// A busybox OCI bundle (from rootfs-fixtures) whose process runs `args`;
+    /// `edit` may change its config.json before it is written back.
+    pub fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let dir = self.path().join("bundles").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        rootfs_fixtures::build_bundle(&dir, args).expect("cannot build the busybox bundle");
+        let path = dir.join("config.json");
+        let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        edit(&mut config);
+        fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        dir
+    }
+
+    /// `minirun state ID` parsed, or None when minirun says it does not exist.
+    pub fn state(&self, id: &str) -> Option<Value> {
+        let r = self.run(["state", id]);
+        (r.code == 0).then(|| serde_json::from_str(&r.stdout).expect("state is not JSON"))
+    }
+
+    /// Polls `state` until the status is `want` or `timeout` passes.
+    pub fn wait_status(&self, id: &str, want: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            // a container started in the background may not exist yet
+            let state = self.state(id);
+            if let Some(state) = state.as_ref().filter(|s| s["status"] == want) {
+                return state.clone();
+            }
+            assert!(start.elapsed() < timeout, "{id} never became {want}: {state:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Entries of the state root other than minirun's own lock directory.
+    pub fn state_entries(&self) -> Vec<String> {
+        match fs::read_dir(&self.root) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".locks")
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Whatever the test left, force-delete it so no process, cgroup or
+        // mount outlives the test; then the tempdir goes.
+        if let Ok(rd) = fs::read_dir(&self.root) {
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    for verb in ["delete", "rm"] {
+                        let _ = self.cmd([verb, "--force", &name])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Paths where a container's cgroup lives, on cgroup v1 (one per
+/// controller) or v2; the ones that exist.
+pub fn cgroup_dirs(cgroup_path: &str) -> Vec<PathBuf> {
+    let rel = cgroup_path.trim_start_matches('/');
+    let mut found = Vec::new();
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"] {
+        let p = Path::new(base).join(rel);
+        if p.is_dir() {
+            found.push(p);
+        }
+    }
+    found
+}

@@ -1,0 +1,239 @@
+//! OCI bundles through the runc-compatible verbs of the real binary.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use minirun_integration::{cgroup_dirs, Env};
+use serde_json::{json, Value};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn no_edit(_: &mut Value) {}
+
+#[test]
+fn run_exits_with_the_container_code() {
+    let env = Env::new();
+    let zero = env.bundle("zero", &["true"], no_edit);
+    let r = env.run(["run", "--bundle", zero.to_str().unwrap(), "c0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let seven = env.bundle("seven", &["sh", "-c", "echo out; echo err >&2; exit 7"], no_edit);
+    let r = env.run(["run", "--bundle", seven.to_str().unwrap(), "c7"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (7, "out\n", "err\n"));
+    // run deletes the container when it ends, as runc does without --keep
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+}
+
+#[test]
+fn run_reports_death_by_signal_as_128_plus_n() {
+    let env = Env::new();
+    let b = env.bundle("sleep", &["sleep", "60"], no_edit);
+    let child = env.spawn(&["run", "--bundle", b.to_str().unwrap(), "sig"]);
+    env.wait_status("sig", "running", 10 * SECOND);
+    env.run(["kill", "sig", "KILL"]).ok();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+}
+
+#[test]
+fn run_forwards_signals_and_stdio() {
+    let env = Env::new();
+    let b = env.bundle("trap", &["sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"], no_edit);
+    let child = env.spawn(&["run", "--bundle", b.to_str().unwrap(), "fwd"]);
+    env.wait_status("fwd", "running", 10 * SECOND);
+    std::thread::sleep(Duration::from_millis(300)); // let the trap be installed
+    nix_kill(child.id() as i32, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(42), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
+
+    let cat = env.bundle("cat", &["cat"], no_edit);
+    let r = env.run_with_stdin(&["run", "--bundle", cat.to_str().unwrap(), "cat"], b"through stdin\n");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "through stdin\n"), "{r:?}");
+}
+
+#[test]
+fn process_is_pid_1_with_the_configured_hostname() {
+    let env = Env::new();
+    let b = env.bundle("ns", &["sh", "-c", "echo $$; hostname"], |c| {
+        c["hostname"] = json!("fixture-host");
+    });
+    let r = env.run(["run", "--bundle", b.to_str().unwrap(), "ns"]).ok();
+    assert_eq!(r.stdout, "1\nfixture-host\n");
+}
+
+#[test]
+fn create_start_state_kill_delete_cycle() {
+    let env = Env::new();
+    let b = env.bundle("cycle", &["sleep", "60"], no_edit);
+    let pid_file = env.path().join("pid");
+    // options after the id work too
+    env.run(["create", "cyc", "--bundle", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap()])
+        .ok();
+    let state = env.state("cyc").unwrap();
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], "cyc");
+    assert_eq!(state["bundle"], b.canonicalize().unwrap().to_str().unwrap());
+    let pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(state["pid"], pid);
+    assert!(!cgroup_dirs("/minirun/cyc").is_empty(), "no cgroup /minirun/cyc while created");
+
+    let list = env.run(["list", "--format", "json"]).ok();
+    let list: Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(list[0]["id"], "cyc");
+    assert_eq!(env.run(["list", "-q"]).ok().stdout, "cyc\n");
+
+    env.run(["start", "cyc"]).ok();
+    assert_eq!(env.state("cyc").unwrap()["status"], "running");
+    env.run(["start", "cyc"]).fails_with("running");
+    env.run(["delete", "cyc"]).fails_with("running");
+
+    env.run(["kill", "cyc", "9"]).ok();
+    let state = env.wait_status("cyc", "stopped", 10 * SECOND);
+    assert_eq!(state["pid"], 0);
+
+    env.run(["delete", "cyc"]).ok();
+    assert!(env.state("cyc").is_none());
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    assert!(cgroup_dirs("/minirun/cyc").is_empty(), "cgroup left: {:?}", cgroup_dirs("/minirun/cyc"));
+}
+
+#[test]
+fn kill_by_name_and_delete_force() {
+    let env = Env::new();
+    let b = env.bundle("term", &["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"], no_edit);
+    env.run(["create", "--bundle", b.to_str().unwrap(), "t"]).ok();
+    env.run(["start", "t"]).ok();
+    std::thread::sleep(Duration::from_millis(300));
+    env.run(["kill", "t", "SIGTERM"]).ok();
+    env.wait_status("t", "stopped", 10 * SECOND);
+    env.run(["delete", "t"]).ok();
+
+    let b = env.bundle("forever", &["sleep", "60"], no_edit);
+    env.run(["create", "--bundle", b.to_str().unwrap(), "f"]).ok();
+    env.run(["start", "f"]).ok();
+    env.run(["delete", "--force", "f"]).ok();
+    assert!(env.state("f").is_none());
+    assert!(cgroup_dirs("/minirun/f").is_empty());
+}
+
+#[test]
+fn seccomp_profile_blocks_mkdir() {
+    let env = Env::new();
+    let b = env.bundle("seccomp", &["sh", "-c", "mkdir /tmp/blocked && echo created || echo denied"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let r = env.run(["run", "--bundle", b.to_str().unwrap(), "sc"]).ok();
+    assert_eq!(r.stdout, "denied\n", "{r:?}");
+    // and without the profile the same command succeeds
+    let b = env.bundle("noseccomp", &["sh", "-c", "mkdir /tmp/blocked && echo created || echo denied"], no_edit);
+    let r = env.run(["run", "--bundle", b.to_str().unwrap(), "nsc"]).ok();
+    assert_eq!(r.stdout, "created\n", "{r:?}");
+}
+
+#[test]
+fn console_socket_receives_the_terminal() {
+    let env = Env::new();
+    let b = env.bundle("tty", &["sh", "-c", "tty; echo on-the-tty"], |c| {
+        c["process"]["terminal"] = json!(true);
+    });
+    let sock_path = env.path().join("console.sock");
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        recv_fd(stream.as_raw_fd())
+    });
+    env.run(["create", "--bundle", b.to_str().unwrap(), "--console-socket", sock_path.to_str().unwrap(), "tty"])
+        .ok();
+    let master = receiver.join().unwrap();
+    env.run(["start", "tty"]).ok();
+    let mut out = String::new();
+    let mut file = fs::File::from(master);
+    let mut buf = [0u8; 256];
+    // read until the container's output is complete (EIO once the slave closes)
+    while !out.contains("on-the-tty") {
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(out.contains("/dev/pts/") || out.contains("/dev/console"), "{out:?}");
+    assert!(out.contains("on-the-tty"), "{out:?}");
+    env.wait_status("tty", "stopped", 10 * SECOND);
+    env.run(["delete", "tty"]).ok();
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let env = Env::new();
+    let good = env.bundle("good", &["sleep", "60"], no_edit);
+    let good = good.to_str().unwrap();
+
+    env.run(["create", "--bundle", "/nonexistent/bundle", "a"]).fails_with("/nonexistent/bundle");
+
+    let unreadable = env.path().join("unreadable");
+    fs::create_dir_all(unreadable.join("config.json")).unwrap(); // a directory is not readable as a file
+    env.run(["create", "--bundle", unreadable.to_str().unwrap(), "b"]).fails_with("config.json");
+
+    let invalid = env.bundle("invalid", &["true"], |c| c["process"]["user"]["uid"] = json!("root"));
+    env.run(["create", "--bundle", invalid.to_str().unwrap(), "c"]).fails_with("process.user.uid");
+    let no_args = env.bundle("noargs", &["true"], |c| c["process"]["args"] = json!([]));
+    env.run(["run", "--bundle", no_args.to_str().unwrap(), "d"]).fails_with("process.args");
+    let no_rootfs = env.bundle("norootfs", &["true"], |c| c["root"]["path"] = json!("missing"));
+    env.run(["create", "--bundle", no_rootfs.to_str().unwrap(), "e"]).fails_with("root.path");
+
+    env.run(["create", "--bundle", good, "bad/id"]).fails_with("bad/id");
+
+    for verb in ["start", "state", "delete"] {
+        env.run([verb, "ghost"]).fails_with("\"ghost\" does not exist");
+    }
+    env.run(["kill", "ghost", "TERM"]).fails_with("\"ghost\" does not exist");
+
+    for id in ["a", "b", "c", "d", "e", "bad/id"] {
+        assert!(cgroup_dirs(&format!("/minirun/{id}")).is_empty(), "cgroup of {id} left");
+    }
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+
+    env.run(["create", "--bundle", good, "dup"]).ok();
+    env.run(["create", "--bundle", good, "dup"]).fails_with("\"dup\" already exists");
+    assert_eq!(env.state("dup").unwrap()["status"], "created", "the first dup must survive");
+    env.run(["kill", "dup", "NOSUCHSIG"]).fails_with("\"NOSUCHSIG\"");
+    env.run(["kill", "dup", "99"]).fails_with("\"99\"");
+    env.run(["delete", "--force", "dup"]).ok();
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    assert!(cgroup_dirs("/minirun/dup").is_empty());
+}
+
+fn nix_kill(pid: i32, sig: i32) {
+    // SAFETY: plain kill(2).
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS on `sock`.
+fn recv_fd(sock: i32) -> OwnedFd {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut cmsg = [0u8; 64];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len();
+    // SAFETY: msg points at live buffers for the duration of the call.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, 0) };
+    assert!(n >= 0, "recvmsg failed");
+    // SAFETY: the kernel filled the control buffer; walk it with the libc macros.
+    unsafe {
+        let hdr = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!hdr.is_null(), "no fd received");
+        assert_eq!((*hdr).cmsg_type, libc::SCM_RIGHTS);
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32);
+        OwnedFd::from_raw_fd(fd)
+    }
+}
