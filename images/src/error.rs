@@ -1,0 +1,131 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Errors of the image store. Every variant names the object it is about:
+/// the image reference, the archive path, the layer and tar entry, or the digest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system operation on `path` failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("invalid image reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+
+    #[error("image {reference:?} not found")]
+    NotFound { reference: String },
+
+    #[error("image reference {reference:?} is ambiguous: it matches images {}", .matches.join(", "))]
+    Ambiguous {
+        reference: String,
+        matches: Vec<String>,
+    },
+
+    #[error(
+        "cannot remove {reference:?}: image {id} is referenced in multiple repositories ({}); \
+         remove the references one by one",
+        .references.join(", ")
+    )]
+    Conflict {
+        reference: String,
+        id: String,
+        references: Vec<String>,
+    },
+
+    /// The archive or layout is unreadable, corrupt, truncated or unsupported.
+    #[error("archive {}: {reason}", archive.display())]
+    Archive { archive: PathBuf, reason: String },
+
+    /// Content in the archive does not hash (or size) to what its descriptor says.
+    #[error("archive {}: {object}: digest mismatch: expected {expected}, got {actual}", archive.display())]
+    DigestMismatch {
+        archive: PathBuf,
+        object: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// Unpacking a layer of an archive failed.
+    #[error("archive {}: layer {layer}: {source}", archive.display())]
+    Layer {
+        archive: PathBuf,
+        layer: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A tar entry would land outside the directory it is unpacked into.
+    #[error("layer entry {entry:?}: {reason}; refusing to unpack it")]
+    UnsafeEntry { entry: PathBuf, reason: &'static str },
+
+    /// Creating a tar entry failed.
+    #[error("layer entry {entry:?}: {source}")]
+    Entry {
+        entry: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The layer stream itself (compression or tar framing) is corrupt or truncated.
+    #[error("layer stream{}: {source}", near_entry(.near))]
+    Stream {
+        /// The tar entry being read, or the last one read, when the stream broke.
+        near: Option<PathBuf>,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("mount {what} on {}: {source}", target.display())]
+    Mount {
+        what: &'static str,
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("image store index {}: {reason}", path.display())]
+    Index { path: PathBuf, reason: String },
+
+    #[error("image {image}: layer sha256:{layer} is missing from the store ({})", path.display())]
+    MissingLayer {
+        image: String,
+        layer: String,
+        path: PathBuf,
+    },
+}
+
+fn near_entry(near: &Option<PathBuf>) -> String {
+    match near {
+        Some(p) => format!(" (at tar entry {p:?})"),
+        None => String::new(),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attach an operation and a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+impl<T> IoContext<T> for rustix::io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(io::Error::from).ctx(op, path)
+    }
+}
