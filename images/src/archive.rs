@@ -43,6 +43,17 @@ pub(crate) struct PendingImage {
     pub layers: Vec<PendingLayer>,
 }
 
+impl PendingImage {
+    /// The blobs to store: the manifest (if any) and the config, as (hex digest, bytes).
+    pub fn blobs(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let manifest = self
+            .manifest
+            .iter()
+            .map(|(hex, b)| (hex.as_str(), b.as_slice()));
+        manifest.chain([(self.id.as_str(), self.config.as_slice())])
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PendingLayer {
     /// Where the layer is inside the archive.
@@ -91,14 +102,15 @@ impl Archive {
             return Err(archive.err("the file is empty"));
         }
         let file = File::open(path).ctx("open archive", path)?;
-        let (compression, mut decoder) = Decoder::new(file).map_err(|e| archive.err(e.to_string()))?;
+        let (compression, mut decoder) =
+            Decoder::new(file).map_err(|e| archive.err(e.to_string()))?;
         let tar = if compression == Compression::None {
             path.to_path_buf()
         } else {
             let copy = scratch.join("archive.tar");
             let mut out = File::create(&copy).ctx("create", &copy)?;
             io::copy(&mut decoder, &mut out).map_err(|e| {
-                archive.err(format!("corrupt or truncated {compression:?} data: {e}"))
+                archive.err(format!("corrupt or truncated {compression} data: {e}"))
             })?;
             copy
         };
@@ -153,35 +165,28 @@ impl Archive {
                 tracing::debug!(archive = %self.path.display(), entry = ?String::from_utf8_lossy(&raw), "ignoring member outside the archive root");
                 continue;
             };
-            let link = || {
-                entry
-                    .link_name_bytes()
-                    .map(|target| normalize(&target).ok())
-                    .unwrap_or_default()
-            };
-            let item = match entry.header().entry_type() {
+            let kind = entry.header().entry_type();
+            let item = match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => Item::File { offset, size },
-                // Relative to the member's directory; absolute means the archive root.
-                tar::EntryType::Symlink => match entry.link_name_bytes() {
-                    Some(t) if t.first() == Some(&b'/') => match link() {
-                        Some(t) => Item::Link(t),
-                        None => continue,
-                    },
-                    Some(t) => {
-                        let mut joined = name.parent().unwrap_or(Path::new("")).as_os_str().as_bytes().to_vec();
-                        joined.push(b'/');
-                        joined.extend_from_slice(&t);
-                        match normalize(&joined) {
-                            Ok(t) => Item::Link(t),
-                            Err(_) => continue,
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let Some(target) = entry.link_name_bytes() else {
+                        continue;
+                    };
+                    // Hard link targets are archive paths; symlinks are relative
+                    // to their directory, or to the archive root when absolute.
+                    let target = match target.strip_prefix(b"/") {
+                        _ if kind == tar::EntryType::Link => target.to_vec(),
+                        Some(absolute) => absolute.to_vec(),
+                        None => {
+                            let dir = name.parent().unwrap_or(Path::new(""));
+                            [dir.as_os_str().as_bytes(), b"/", &target].concat()
                         }
+                    };
+                    match normalize(&target) {
+                        Ok(target) => Item::Link(target),
+                        Err(_) => continue,
                     }
-                    None => continue,
-                },
-                tar::EntryType::Link => match link() {
-                    Some(t) => Item::Link(t),
-                    None => continue,
-                },
+                }
                 _ => continue,
             };
             items.insert(name, item);
@@ -251,7 +256,10 @@ impl Archive {
             }
         }
         if size > MAX_JSON {
-            return Err(self.err(format!("{what} {}: too large ({size} bytes)", name.display())));
+            return Err(self.err(format!(
+                "{what} {}: too large ({size} bytes)",
+                name.display()
+            )));
         }
         let mut data = Vec::with_capacity(size as usize);
         reader
@@ -282,7 +290,10 @@ impl Archive {
 
     fn descriptor_hex(&self, desc: &Descriptor, what: &str) -> Result<String> {
         desc.as_digest_sha256().map(str::to_string).ok_or_else(|| {
-            self.err(format!("{what} {}: only sha256 digests are supported", desc.digest()))
+            self.err(format!(
+                "{what} {}: only sha256 digests are supported",
+                desc.digest()
+            ))
         })
     }
 
@@ -386,7 +397,10 @@ impl Archive {
         }
         let layout_file = Path::new("oci-layout");
         if self.has(layout_file) {
-            let layout: Layout = self.json(&self.read_member(layout_file, "oci-layout", None)?, "oci-layout")?;
+            let layout: Layout = self.json(
+                &self.read_member(layout_file, "oci-layout", None)?,
+                "oci-layout",
+            )?;
             if !layout.image_layout_version.starts_with("1.") {
                 return Err(self.err(format!(
                     "unsupported OCI layout version {}",
@@ -402,7 +416,8 @@ impl Archive {
         )?;
         let mut images = Vec::new();
         for desc in index.manifests() {
-            let Some((manifest_hex, manifest_bytes, manifest)) = self.select_manifest(desc, 0)? else {
+            let Some((manifest_hex, manifest_bytes, manifest)) = self.select_manifest(desc, 0)?
+            else {
                 continue;
             };
             let config_desc = manifest.config();
@@ -414,7 +429,11 @@ impl Archive {
             let config = self.read_blob(config_desc, "config")?;
             let id = self.descriptor_hex(config_desc, "config")?;
             let parsed = self.config(&config, &format!("config {}", config_desc.digest()))?;
-            let diff_ids = self.diff_ids(&parsed, &format!("config {}", config_desc.digest()), manifest.layers().len())?;
+            let diff_ids = self.diff_ids(
+                &parsed,
+                &format!("config {}", config_desc.digest()),
+                manifest.layers().len(),
+            )?;
             let layers = manifest
                 .layers()
                 .iter()
@@ -451,15 +470,23 @@ impl Archive {
         match media_type.as_str() {
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 let bytes = self.read_blob(desc, "manifest")?;
-                let manifest: ImageManifest = self.json(&bytes, &format!("manifest {}", desc.digest()))?;
-                Ok(Some((self.descriptor_hex(desc, "manifest")?, bytes, manifest)))
+                let manifest: ImageManifest =
+                    self.json(&bytes, &format!("manifest {}", desc.digest()))?;
+                Ok(Some((
+                    self.descriptor_hex(desc, "manifest")?,
+                    bytes,
+                    manifest,
+                )))
             }
             OCI_INDEX | DOCKER_MANIFEST_LIST => {
                 if depth >= MAX_INDEX_DEPTH {
-                    return Err(self.err(format!("image index {}: nested too deeply", desc.digest())));
+                    return Err(
+                        self.err(format!("image index {}: nested too deeply", desc.digest()))
+                    );
                 }
                 let bytes = self.read_blob(desc, "image index")?;
-                let index: ImageIndex = self.json(&bytes, &format!("image index {}", desc.digest()))?;
+                let index: ImageIndex =
+                    self.json(&bytes, &format!("image index {}", desc.digest()))?;
                 let chosen = pick_platform(index.manifests()).ok_or_else(|| {
                     self.err(format!(
                         "image index {}: no manifest for linux/{}",
@@ -516,7 +543,12 @@ impl Archive {
             .map(|r| r.repository)
     }
 
-    fn diff_ids(&self, config: &ImageConfiguration, what: &str, layers: usize) -> Result<Vec<String>> {
+    fn diff_ids(
+        &self,
+        config: &ImageConfiguration,
+        what: &str,
+        layers: usize,
+    ) -> Result<Vec<String>> {
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != layers {
             return Err(self.err(format!(
@@ -581,7 +613,10 @@ mod tests {
     fn digests_in_member_names() {
         let hex = "a".repeat(64);
         assert_eq!(digest_in_name(&blob_path(&hex)), Some(hex.clone()));
-        assert_eq!(digest_in_name(Path::new(&format!("{hex}.json"))), Some(hex.clone()));
+        assert_eq!(
+            digest_in_name(Path::new(&format!("{hex}.json"))),
+            Some(hex.clone())
+        );
         assert_eq!(digest_in_name(Path::new(&format!("{hex}/layer.tar"))), None);
         assert_eq!(digest_in_name(Path::new("blobs/sha256/abc")), None);
     }

@@ -62,7 +62,10 @@ pub enum Error {
 
     /// A tar entry would land outside the directory it is unpacked into.
     #[error("layer entry {entry:?}: {reason}; refusing to unpack it")]
-    UnsafeEntry { entry: PathBuf, reason: &'static str },
+    UnsafeEntry {
+        entry: PathBuf,
+        reason: &'static str,
+    },
 
     /// Creating a tar entry failed.
     #[error("layer entry {entry:?}: {source}")]

@@ -83,7 +83,7 @@ pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<O
     for component in rel.iter() {
         fd = match rfs::openat(&fd, component, flags, Mode::empty()) {
             // O_NOFOLLOW|O_DIRECTORY on a symlink gives ENOTDIR; say what it is.
-            Err(Errno::NOTDIR) if is_symlink_at(fd.as_fd(), component.as_ref()) => {
+            Err(Errno::NOTDIR) if is_symlink_at(fd.as_fd(), component) => {
                 return Err(Errno::LOOP.into())
             }
             other => other?,
@@ -316,7 +316,12 @@ pub(crate) fn read_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8
 
 /// Mark an open directory opaque for overlayfs.
 pub(crate) fn set_opaque(dir: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rfs::fsetxattr(dir, OPAQUE_XATTR, b"y", XattrFlags::empty())?)
+    Ok(rfs::fsetxattr(
+        dir,
+        OPAQUE_XATTR,
+        b"y",
+        XattrFlags::empty(),
+    )?)
 }
 
 pub(crate) fn is_opaque(dir: BorrowedFd<'_>) -> io::Result<bool> {
@@ -347,9 +352,10 @@ pub(crate) fn is_mount_point(path: &Path) -> io::Result<bool> {
         AtFlags::SYMLINK_NOFOLLOW,
         rfs::StatxFlags::BASIC_STATS,
     ) {
-        Ok(st) if st
-            .stx_attributes_mask
-            .contains(rfs::StatxAttributes::MOUNT_ROOT) =>
+        Ok(st)
+            if st
+                .stx_attributes_mask
+                .contains(rfs::StatxAttributes::MOUNT_ROOT) =>
         {
             return Ok(st.stx_attributes.contains(rfs::StatxAttributes::MOUNT_ROOT))
         }

@@ -118,10 +118,12 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
 
 fn familiar(domain: Option<&str>, path: &str) -> String {
     match domain {
-        None | Some(DOCKER_HUB) | Some(LEGACY_DOCKER_HUB) => match path.strip_prefix(OFFICIAL_PREFIX) {
-            Some(official) if !official.contains('/') => official.to_string(),
-            _ => path.to_string(),
-        },
+        None | Some(DOCKER_HUB) | Some(LEGACY_DOCKER_HUB) => {
+            match path.strip_prefix(OFFICIAL_PREFIX) {
+                Some(official) if !official.contains('/') => official.to_string(),
+                _ => path.to_string(),
+            }
+        }
         Some(domain) => format!("{domain}/{path}"),
     }
 }
@@ -214,7 +216,10 @@ mod tests {
         assert_eq!(tagged("Registry/app"), "Registry/app:latest");
         // "foo:5000" without a slash is a name and a tag, as in docker.
         let r = Reference::parse("foo:5000").unwrap();
-        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("foo", Some("5000")));
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_deref()),
+            ("foo", Some("5000"))
+        );
     }
 
     #[test]
@@ -256,7 +261,13 @@ mod tests {
     #[test]
     fn split_tagged_handles_registry_ports() {
         assert_eq!(split_tagged("busybox:latest"), ("busybox", "latest"));
-        assert_eq!(split_tagged("localhost:5000/app:1"), ("localhost:5000/app", "1"));
-        assert_eq!(split_tagged("localhost:5000/app"), ("localhost:5000/app", "latest"));
+        assert_eq!(
+            split_tagged("localhost:5000/app:1"),
+            ("localhost:5000/app", "1")
+        );
+        assert_eq!(
+            split_tagged("localhost:5000/app"),
+            ("localhost:5000/app", "latest")
+        );
     }
 }

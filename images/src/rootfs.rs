@@ -11,7 +11,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Meta};
-use crate::store::{Image, Store};
+use crate::store::{Image, Store, GC_LOCK};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -52,12 +52,16 @@ impl Store {
         readonly: bool,
     ) -> Result<PathBuf> {
         // Keeps `remove` from deleting the layers while we mount or copy them.
-        let _gc = self.lock("gc.lock", rfs::FlockOperation::LockShared)?;
+        let _gc = self.lock(GC_LOCK, rfs::FlockOperation::LockShared)?;
         for layer in &image.layers {
             if !layer.is_dir() {
                 return Err(Error::MissingLayer {
                     image: crate::digest::sha256_ref(&image.id),
-                    layer: layer.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                    layer: layer
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
                     path: layer.clone(),
                 });
             }
@@ -189,7 +193,10 @@ fn mount_overlay_legacy(
             Some(s) if !s.contains(',') => Ok(s.to_string()),
             _ => Err(err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} cannot be passed to mount(2): not UTF-8 or contains ','", p.display()),
+                format!(
+                    "{} cannot be passed to mount(2): not UTF-8 or contains ','",
+                    p.display()
+                ),
             ))),
         }
     };
@@ -225,9 +232,8 @@ fn mount_overlay_legacy(
 
 fn bind_readonly(path: &Path) -> io::Result<()> {
     rmount::mount_bind(path, path)?;
-    rmount::mount_remount(path, MountFlags::BIND | MountFlags::RDONLY, "").or_else(|e| {
+    rmount::mount_remount(path, MountFlags::BIND | MountFlags::RDONLY, "").inspect_err(|_| {
         let _ = rmount::unmount(path, UnmountFlags::DETACH);
-        Err(e)
     })?;
     Ok(())
 }
@@ -328,7 +334,11 @@ impl Copier<'_> {
                 let mut to = File::from(rfs::openat(
                     dest,
                     name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?);
                 // copy_file_range underneath: reflinks where the file system can.
@@ -346,7 +356,13 @@ impl Copier<'_> {
                 Meta::from_stat(&st, Vec::new()).apply_at(dest, name)?;
             }
             other => {
-                rfs::mknodat(dest, name, other, Mode::from_raw_mode(st.st_mode), st.st_rdev)?;
+                rfs::mknodat(
+                    dest,
+                    name,
+                    other,
+                    Mode::from_raw_mode(st.st_mode),
+                    st.st_rdev,
+                )?;
                 Meta::from_stat(&st, Vec::new()).apply_at(dest, name)?;
             }
         }

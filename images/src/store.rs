@@ -25,7 +25,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-const GC_LOCK: &str = "gc.lock";
+pub(crate) const GC_LOCK: &str = "gc.lock";
 const INDEX_LOCK: &str = "index.lock";
 const NONE: &str = "<none>";
 
@@ -144,7 +144,11 @@ impl Index {
                         .ok_or_else(not_found);
                 }
                 let tagged = r.tagged();
-                if let Some(id) = self.refs.get(&tagged) {
+                if let Some(id) = self
+                    .refs
+                    .get(&tagged)
+                    .filter(|id| self.images.contains_key(*id))
+                {
                     return Ok((id.clone(), Some(tagged)));
                 }
             }
@@ -273,12 +277,15 @@ impl Store {
     fn write_index(&self, index: &Index) -> Result<()> {
         let path = self.index_path();
         let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("create a file in", &tmp_dir)?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("create a file in", &tmp_dir)?;
         serde_json::to_writer_pretty(&mut tmp, index)
             .map_err(io::Error::from)
             .ctx("write", tmp.path())?;
         tmp.as_file().sync_all().ctx("sync", tmp.path())?;
-        tmp.persist(&path).map_err(|e| e.error).ctx("replace", &path)?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .ctx("replace", &path)?;
         sync_dir(&self.root)
     }
 
@@ -355,12 +362,9 @@ impl Store {
         }
         let blobs_dir = staging.path().join("blobs");
         fs::create_dir(&blobs_dir).ctx("create directory", &blobs_dir)?;
-        for image in &images {
-            let manifest = image.manifest.iter().map(|(hex, b)| (hex, b));
-            for (hex, bytes) in manifest.chain([(&image.id, &image.config)]) {
-                let p = blobs_dir.join(hex);
-                fs::write(&p, bytes).ctx("write", &p)?;
-            }
+        for (hex, bytes) in images.iter().flat_map(PendingImage::blobs) {
+            let p = blobs_dir.join(hex);
+            fs::write(&p, bytes).ctx("write", &p)?;
         }
         // Staged content must be on disk before the index points at it.
         let staging_fd = crate::fsutil::open_dir(staging.path()).ctx("open", staging.path())?;
@@ -379,6 +383,21 @@ impl Store {
     ) -> Result<Vec<String>> {
         let _index_lock = self.lock(INDEX_LOCK, FlockOperation::LockExclusive)?;
         let mut index = self.read_index()?;
+        // Layers we did not stage must still be there (gc.lock keeps removals
+        // out, but not someone deleting files by hand).
+        for image in images {
+            for layer in &image.layers {
+                let path = self.layer_path(&layer.diff_id);
+                let present = index.layers.contains_key(&layer.diff_id) && path.is_dir();
+                if !present && !staged.contains_key(&layer.diff_id) {
+                    return Err(Error::MissingLayer {
+                        image: sha256_ref(&image.id),
+                        layer: layer.diff_id.clone(),
+                        path,
+                    });
+                }
+            }
+        }
         for (diff_id, record) in staged {
             let target = self.layer_path(diff_id);
             // A concurrent load may have committed the same layer first: keep theirs.
@@ -388,29 +407,19 @@ impl Store {
             }
             index.layers.entry(diff_id.clone()).or_insert(*record);
         }
+        for (hex, _) in images.iter().flat_map(PendingImage::blobs) {
+            let target = self.blob_path(hex);
+            if !target.exists() {
+                fs::rename(staging.join("blobs").join(hex), &target)
+                    .ctx("move into place", &target)?;
+            }
+        }
         let mut loaded = Vec::new();
         for image in images {
-            for layer in &image.layers {
-                if !index.layers.contains_key(&layer.diff_id) {
-                    return Err(Error::MissingLayer {
-                        image: sha256_ref(&image.id),
-                        layer: layer.diff_id.clone(),
-                        path: self.layer_path(&layer.diff_id),
-                    });
-                }
-            }
-            let manifest = image.manifest.as_ref().map(|(hex, _)| hex);
-            for hex in manifest.into_iter().chain([&image.id]) {
-                let target = self.blob_path(hex);
-                if !target.exists() {
-                    fs::rename(staging.join("blobs").join(hex), &target)
-                        .ctx("move into place", &target)?;
-                }
-            }
             index.images.insert(
                 image.id.clone(),
                 ImageRecord {
-                    manifest: manifest.cloned(),
+                    manifest: image.manifest.as_ref().map(|(hex, _)| hex.clone()),
                     layers: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
                     created: image.created.clone(),
                 },
@@ -524,7 +533,11 @@ impl Store {
             doomed.push(self.blob_path(&id));
             doomed.extend(record.manifest.iter().map(|m| self.blob_path(m)));
             lines.push(format!("Deleted: {}", sha256_ref(&id)));
-            let in_use: BTreeSet<String> = index.layers_in_use().into_iter().map(String::from).collect();
+            let in_use: BTreeSet<String> = index
+                .layers_in_use()
+                .into_iter()
+                .map(String::from)
+                .collect();
             for layer in record.layers {
                 if !in_use.contains(&layer) && index.layers.remove(&layer).is_some() {
                     doomed.push(self.layer_path(&layer));

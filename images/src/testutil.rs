@@ -40,7 +40,11 @@ impl Layer {
         name[..path.len()].copy_from_slice(path.as_bytes());
         h.set_entry_type(kind);
         h.set_size(data.len() as u64);
-        h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_mtime(1_600_000_000);
         h.set_uid(0);
         h.set_gid(0);
@@ -125,11 +129,7 @@ impl TestImage {
         }))
         .unwrap();
         let id = sha256_of(&config);
-        TestImage {
-            layers,
-            config,
-            id,
-        }
+        TestImage { layers, config, id }
     }
 
     pub fn diff_id(&self, i: usize) -> String {
@@ -208,7 +208,10 @@ pub(crate) fn docker_save(images: &[(&TestImage, &[&str])], blobs: bool) -> File
         } else {
             let mut paths: Vec<String> = Vec::new();
             for (i, l) in img.layers.iter().enumerate() {
-                let p = format!("{}/layer.tar", sha256_of(format!("{}{i}", img.id).as_bytes()));
+                let p = format!(
+                    "{}/layer.tar",
+                    sha256_of(format!("{}{i}", img.id).as_bytes())
+                );
                 match img.layers[..i].iter().position(|earlier| earlier == l) {
                     Some(j) => files.symlink(p.clone(), format!("../{}", paths[j])),
                     None => files.add(p.clone(), l.clone()),
@@ -237,14 +240,26 @@ fn add_blob(files: &mut Files, media_type: &str, data: &[u8]) -> serde_json::Val
 }
 
 /// Add an image manifest (and its config and layers) to `files`; returns its descriptor.
-pub(crate) fn oci_manifest(files: &mut Files, img: &TestImage, gzip_layers: bool) -> serde_json::Value {
-    let config = add_blob(files, "application/vnd.oci.image.config.v1+json", &img.config);
+pub(crate) fn oci_manifest(
+    files: &mut Files,
+    img: &TestImage,
+    gzip_layers: bool,
+) -> serde_json::Value {
+    let config = add_blob(
+        files,
+        "application/vnd.oci.image.config.v1+json",
+        &img.config,
+    );
     let layers: Vec<_> = img
         .layers
         .iter()
         .map(|l| {
             if gzip_layers {
-                add_blob(files, "application/vnd.oci.image.layer.v1.tar+gzip", &gzip(l))
+                add_blob(
+                    files,
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                    &gzip(l),
+                )
             } else {
                 add_blob(files, "application/vnd.oci.image.layer.v1.tar", l)
             }
@@ -257,11 +272,18 @@ pub(crate) fn oci_manifest(files: &mut Files, img: &TestImage, gzip_layers: bool
         "layers": layers,
     }))
     .unwrap();
-    add_blob(files, "application/vnd.oci.image.manifest.v1+json", &manifest)
+    add_blob(
+        files,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    )
 }
 
 /// Add an image index over `manifests` (descriptors) to `files`; returns its descriptor.
-pub(crate) fn oci_index_blob(files: &mut Files, manifests: Vec<serde_json::Value>) -> serde_json::Value {
+pub(crate) fn oci_index_blob(
+    files: &mut Files,
+    manifests: Vec<serde_json::Value>,
+) -> serde_json::Value {
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -278,7 +300,8 @@ pub(crate) fn oci_finish(files: &mut Files, manifests: Vec<(serde_json::Value, O
         .into_iter()
         .map(|(mut desc, name)| {
             if let Some(name) = name {
-                desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
+                desc["annotations"] =
+                    serde_json::json!({"org.opencontainers.image.ref.name": name});
             }
             desc
         })
@@ -286,7 +309,8 @@ pub(crate) fn oci_finish(files: &mut Files, manifests: Vec<(serde_json::Value, O
     files.add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
     files.add(
         "index.json",
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": manifests})).unwrap(),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": manifests}))
+            .unwrap(),
     );
 }
 

@@ -25,6 +25,16 @@ pub enum Compression {
     Zstd,
 }
 
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
 impl Compression {
     fn detect(head: &[u8]) -> io::Result<Compression> {
         const GZIP: &[u8] = &[0x1f, 0x8b];
@@ -65,7 +75,7 @@ type Sniffed<R> = BufReader<io::Chain<io::Cursor<Vec<u8>>, R>>;
 /// A decompressing reader chosen by magic bytes.
 pub(crate) enum Decoder<R: Read> {
     Plain(Sniffed<R>),
-    Gzip(flate2::bufread::MultiGzDecoder<Sniffed<R>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<Sniffed<R>>>),
     Zstd(zstd::stream::read::Decoder<'static, Sniffed<R>>),
 }
 
@@ -78,7 +88,9 @@ impl<R: Read> Decoder<R> {
         let input = BufReader::with_capacity(IO_BUF, io::Cursor::new(head).chain(reader));
         let decoder = match compression {
             Compression::None => Decoder::Plain(input),
-            Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(input)),
+            Compression::Gzip => {
+                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input)))
+            }
             Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(input)?),
         };
         Ok((compression, decoder))
@@ -122,25 +134,30 @@ impl<R: Read> Read for Decoder<R> {
 /// digest of the complete blob.
 pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
     std::fs::create_dir_all(dest).ctx("create directory", dest)?;
-    let (compression, decoder) = Decoder::new(reader).map_err(|source| Error::Stream {
-        near: None,
-        source,
-    })?;
+    let (compression, decoder) =
+        Decoder::new(reader).map_err(|source| Error::Stream { near: None, source })?;
     let mut tar_stream = HashReader::new(decoder);
     let mut unpacker = Unpacker::new(dest)?;
     let outcome = {
         let mut buffered = BufReader::with_capacity(IO_BUF, &mut tar_stream);
-        let outcome = unpacker.run(&mut buffered);
-        // Hash what follows the end-of-archive marker too: a diff_id covers the whole stream.
-        io::copy(&mut buffered, &mut io::sink()).map_err(|e| unpacker.stream_error(e))?;
-        outcome
+        match unpacker.run(&mut buffered) {
+            outcome @ (Ok(()) | Err(Error::Stream { .. })) => {
+                // Hash what follows the end-of-archive marker too: a diff_id
+                // covers the whole stream.
+                io::copy(&mut buffered, &mut io::sink()).map_err(|e| unpacker.stream_error(e))?;
+                outcome
+            }
+            Err(e) => return Err(e),
+        }
     };
     match outcome {
         // Some writers (umoci 0.4) end the stream right after the last file's
         // data, without padding or end-of-archive marker. Go's archive/tar
         // (docker, containerd) takes that as the end; so do we. A stream cut
         // anywhere else is still an error.
-        Err(Error::Stream { .. }) if unpacker.data_end > 0 && tar_stream.len() == unpacker.data_end => {
+        Err(Error::Stream { .. })
+            if unpacker.data_end > 0 && tar_stream.len() == unpacker.data_end =>
+        {
             tracing::debug!(dest = %dest.display(), "layer tar ends without padding or end-of-archive marker");
         }
         other => other?,
@@ -290,7 +307,9 @@ impl Unpacker {
         }
         let rel = normalize(&entry.path_bytes()).map_err(|bad| match bad {
             BadPath::Absolute => unsafe_entry("absolute path"),
-            BadPath::DotDot => unsafe_entry("its path leads outside the layer directory through '..'"),
+            BadPath::DotDot => {
+                unsafe_entry("its path leads outside the layer directory through '..'")
+            }
         })?;
         let (parent_rel, name) = split_parent(&rel);
         let name_bytes = name.as_bytes();
@@ -412,7 +431,9 @@ impl Unpacker {
                 let (target_parent, target_name) = split_parent(&target);
                 let target_dir = self.dir(target_parent, false).map_err(|e| {
                     if is_escape(&e) {
-                        unsafe_entry("hard link target leads outside the layer directory through a symlink")
+                        unsafe_entry(
+                            "hard link target leads outside the layer directory through a symlink",
+                        )
                     } else {
                         io_err(e)
                     }

@@ -80,7 +80,10 @@ fn rejects_writes_through_a_symlink_to_an_absolute_path() {
 #[test]
 fn rejects_writes_through_a_relative_symlink_that_climbs_out() {
     let (tmp, dest) = scratch();
-    let tar = Layer::new().symlink("s", "../..").file("s/x", b"pwned").tar();
+    let tar = Layer::new()
+        .symlink("s", "../..")
+        .file("s/x", b"pwned")
+        .tar();
     assert_unsafe(unpack(&tar, &dest), "s/x");
     assert!(!tmp.path().join("x").exists());
     // Deeper: a directory inside, then a symlink in it climbing out.
@@ -100,7 +103,11 @@ fn rejects_symlinks_laid_down_by_a_lower_layer() {
     let (tmp, dest) = scratch();
     let outside = tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    unpack(&Layer::new().symlink("lib", outside.to_str().unwrap()).tar(), &dest).unwrap();
+    unpack(
+        &Layer::new().symlink("lib", outside.to_str().unwrap()).tar(),
+        &dest,
+    )
+    .unwrap();
     let tar = Layer::new().file("lib/evil.so", b"pwned").tar();
     assert_unsafe(unpack(&tar, &dest), "lib/evil.so");
     assert!(!outside.join("evil.so").exists());
@@ -133,7 +140,10 @@ fn rejects_hard_links_outside() {
     let tar = Layer::new().hardlink("h", "../secret").tar();
     assert_unsafe(unpack(&tar, &dest), "h");
     assert!(fs::symlink_metadata(dest.join("h")).is_err());
-    assert_eq!(fs::metadata(tmp.path().join("a/secret")).unwrap().nlink(), 1);
+    assert_eq!(
+        fs::metadata(tmp.path().join("a/secret")).unwrap().nlink(),
+        1
+    );
 }
 
 #[test]
@@ -151,14 +161,20 @@ fn rejects_hard_links_through_a_symlink() {
     assert_eq!(fs::metadata(outside.join("shadow")).unwrap().nlink(), 1);
 
     let (_tmp, dest) = scratch();
-    let tar = Layer::new().symlink("s", "/etc").hardlink("h", "s/shadow").tar();
+    let tar = Layer::new()
+        .symlink("s", "/etc")
+        .hardlink("h", "s/shadow")
+        .tar();
     assert_unsafe(unpack(&tar, &dest), "h");
 }
 
 #[test]
 fn hard_link_to_a_symlink_links_the_symlink_itself() {
     let (_tmp, dest) = scratch();
-    let tar = Layer::new().symlink("s", "/etc/shadow").hardlink("h", "s").tar();
+    let tar = Layer::new()
+        .symlink("s", "/etc/shadow")
+        .hardlink("h", "s")
+        .tar();
     unpack(&tar, &dest).unwrap();
     let meta = fs::symlink_metadata(dest.join("h")).unwrap();
     assert!(meta.file_type().is_symlink());
@@ -181,7 +197,10 @@ fn whiteouts_become_overlay_whiteouts() {
     let gone = fs::symlink_metadata(dest.join("gone")).unwrap();
     assert!(gone.file_type().is_char_device());
     assert_eq!(gone.rdev(), 0);
-    assert!(fs::symlink_metadata(dest.join("e/sub")).unwrap().file_type().is_char_device());
+    assert!(fs::symlink_metadata(dest.join("e/sub"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
     let d = fsutil::open_dir(&dest.join("d")).unwrap();
     assert!(fsutil::is_opaque(d.as_fd()).unwrap());
     let e = fsutil::open_dir(&dest.join("e")).unwrap();
@@ -221,7 +240,10 @@ fn metadata_is_reproduced() {
             h.set_device_minor(0).unwrap();
         })
         .entry("fifo", EntryType::Fifo, b"", |h| h.set_mode(0o620))
-        .pax(&[("SCHILY.xattr.user.minirun", b"v1"), ("mtime", b"1700000000.5")])
+        .pax(&[
+            ("SCHILY.xattr.user.minirun", b"v1"),
+            ("mtime", b"1700000000.5"),
+        ])
         .file("xattr", b"x")
         .tar();
     let stats = unpack(&tar, &dest).unwrap();
@@ -231,16 +253,26 @@ fn metadata_is_reproduced() {
     let bin = fs::symlink_metadata(dest.join("bin")).unwrap();
     assert_eq!(bin.mode() & 0o7777, 0o750);
     assert_eq!((bin.uid(), bin.gid()), (12, 34));
-    assert_eq!(bin.mtime(), 1_000_000_000, "directory mtime is set after its children");
+    assert_eq!(
+        bin.mtime(),
+        1_000_000_000,
+        "directory mtime is set after its children"
+    );
 
     let su = fs::symlink_metadata(dest.join("bin/su")).unwrap();
     assert_eq!(su.mode() & 0o7777, 0o4755, "setuid survives chown");
     assert_eq!((su.uid(), su.gid()), (1000, 1001));
     assert_eq!(su.mtime(), 1_234_567_890);
     assert_eq!(su.nlink(), 2);
-    assert_eq!(fs::metadata(dest.join("bin/su-again")).unwrap().ino(), su.ino());
+    assert_eq!(
+        fs::metadata(dest.join("bin/su-again")).unwrap().ino(),
+        su.ino()
+    );
 
-    assert_eq!(fs::read_link(dest.join("bin/sh")).unwrap(), Path::new("busybox"));
+    assert_eq!(
+        fs::read_link(dest.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
 
     let null = fs::symlink_metadata(dest.join("null")).unwrap();
     assert!(null.file_type().is_char_device());
@@ -257,7 +289,10 @@ fn metadata_is_reproduced() {
     assert_eq!((x.mtime(), x.mtime_nsec()), (1_700_000_000, 500_000_000));
     let fd = rustix::fs::open(dest.join("xattr"), OFlags::RDONLY, Mode::empty()).unwrap();
     let xattrs = fsutil::read_xattrs(fd.as_fd()).unwrap();
-    assert!(xattrs.contains(&(b"user.minirun".to_vec(), b"v1".to_vec())), "{xattrs:?}");
+    assert!(
+        xattrs.contains(&(b"user.minirun".to_vec(), b"v1".to_vec())),
+        "{xattrs:?}"
+    );
 }
 
 #[test]
@@ -296,15 +331,15 @@ fn missing_parent_directories_are_created() {
     let (_tmp, dest) = scratch();
     unpack(&Layer::new().file("a/b/c/f", b"f").tar(), &dest).unwrap();
     assert_eq!(fs::read(dest.join("a/b/c/f")).unwrap(), b"f");
-    assert_eq!(fs::metadata(dest.join("a/b")).unwrap().mode() & 0o777, 0o755);
+    assert_eq!(
+        fs::metadata(dest.join("a/b")).unwrap().mode() & 0o777,
+        0o755
+    );
 }
 
 #[test]
 fn compression_is_detected_and_diff_id_covers_the_tar() {
-    let tar = Layer::new()
-        .dir("etc")
-        .file("etc/hostname", b"box\n")
-        .tar();
+    let tar = Layer::new().dir("etc").file("etc/hostname", b"box\n").tar();
     let diff_id = format!("sha256:{}", sha256_of(&tar));
     for (data, compression) in [
         (tar.clone(), Compression::None),
@@ -345,7 +380,10 @@ fn truncated_streams_are_errors() {
     }
     // Cut inside a header.
     let (_tmp, dest) = scratch();
-    assert!(matches!(unpack(&tar[..700], &dest), Err(Error::Stream { .. })));
+    assert!(matches!(
+        unpack(&tar[..700], &dest),
+        Err(Error::Stream { .. })
+    ));
     // Cut gzip.
     let gz = gzip(&tar);
     let (_tmp, dest) = scratch();
@@ -368,10 +406,16 @@ fn a_stream_ending_right_after_the_last_data_is_accepted() {
     assert_eq!(stats.diff_id, format!("sha256:{}", sha256_of(cut)));
     // Cut one byte earlier, the file is incomplete: an error.
     let (_tmp, dest) = scratch();
-    assert!(matches!(unpack(&tar[..512 * 2 + 2], &dest), Err(Error::Stream { .. })));
+    assert!(matches!(
+        unpack(&tar[..512 * 2 + 2], &dest),
+        Err(Error::Stream { .. })
+    ));
     // Cut inside the padding: an error too (as in Go's archive/tar).
     let (_tmp, dest) = scratch();
-    assert!(matches!(unpack(&tar[..512 * 2 + 100], &dest), Err(Error::Stream { .. })));
+    assert!(matches!(
+        unpack(&tar[..512 * 2 + 100], &dest),
+        Err(Error::Stream { .. })
+    ));
 }
 
 #[test]
