@@ -237,3 +237,26 @@ fn recv_fd(sock: i32) -> OwnedFd {
         OwnedFd::from_raw_fd(fd)
     }
 }
+
+/// CVE-2019-5736: while a container runs, the minirun process it could reach
+/// must execute from a read-only mount, so its binary cannot be rewritten
+/// through /proc/<pid>/exe.
+#[test]
+fn the_running_runtime_binary_is_read_only() {
+    let env = Env::new();
+    let b = env.bundle("sleeper", &["sleep", "30"], no_edit);
+    let mut child = env.spawn(&["run", "--bundle", b.to_str().unwrap(), "sealed"]);
+    env.wait_status("sealed", "running", 10 * SECOND);
+    let exe = std::ffi::CString::new(format!("/proc/{}/exe", child.id())).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    let rc = unsafe { libc::statvfs(exe.as_ptr(), &mut st) };
+    assert_eq!(rc, 0);
+    let readonly = st.f_flag & libc::ST_RDONLY != 0;
+    env.run(["kill", "sealed", "KILL"]).ok();
+    child.wait().unwrap();
+    assert!(readonly, "minirun runs from a writable mount");
+    // the binary on disk stays writable for the admin: it is the mount that is read-only
+    let on_disk = fs::metadata(minirun_integration::minirun_bin()).unwrap();
+    assert!(!on_disk.permissions().readonly());
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod lifecycle;
+mod seal;
 mod spec;
 mod wait;
 
@@ -79,11 +80,10 @@ fn init_logging(global: &GlobalOpts) -> Result<()> {
     Ok(())
 }
 
-/// Guard against CVE-2019-5736: before this process can be entered from a
-/// container (create, run), make /proc/self/exe a sealed in-memory copy so a
-/// container cannot overwrite the minirun binary on the host through it.
+/// Guard against CVE-2019-5736 before a container can see this process
+/// (see [`seal`]).
 fn seal_self() -> Result<()> {
-    pentacle::ensure_sealed().context("cannot re-execute from a sealed copy of minirun")
+    seal::ensure_sealed().context("cannot re-execute minirun from a read-only or sealed copy")
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
@@ -115,6 +115,9 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::List(a) => {
+            if a.sealed {
+                seal_self()?;
+            }
             list(&state, a.format, a.quiet)?;
             Ok(0)
         }

@@ -1,0 +1,139 @@
+//! Guard against CVE-2019-5736: a process in a container opening the
+//! runtime's binary through `/proc/<pid>/exe` and overwriting it on the host.
+//!
+//! Before minirun does anything a container could observe (create, run,
+//! exec), it makes sure `/proc/self/exe` cannot be opened for writing:
+//!
+//! 1. If the binary already lies on a read-only mount, nothing is to do.
+//! 2. Otherwise it re-executes itself through a detached, read-only clone of
+//!    its own mount (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(RDONLY)` +
+//!    `execveat`): no copy, so it costs about one `execve`. Writes through
+//!    that path fail with EROFS, and no container can reach the detached
+//!    mount to remount it.
+//! 3. Where the kernel lacks those calls (before 5.12), it falls back to a
+//!    sealed in-memory copy (`pentacle`, as youki does), which costs a copy
+//!    of the binary per call.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Ensures this process runs from a binary it cannot be overwritten through;
+/// may re-execute the process (and so never return in that case).
+pub fn ensure_sealed() -> io::Result<()> {
+    if exe_is_readonly()? || pentacle::is_sealed() {
+        return Ok(());
+    }
+    match readonly_clone(Path::new("/proc/self/exe")) {
+        Ok(fd) => Err(reexec_from(&fd)),
+        Err(e) => {
+            tracing::debug!("read-only re-exec unavailable ({e}); sealing a copy in memory");
+            pentacle::ensure_sealed()
+        }
+    }
+}
+
+/// Whether /proc/self/exe lives on a read-only mount.
+fn exe_is_readonly() -> io::Result<bool> {
+    let st = nix::sys::statvfs::statvfs("/proc/self/exe").map_err(io::Error::from)?;
+    Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// A file descriptor for `path` on a private, detached read-only mount.
+fn readonly_clone(path: &Path) -> io::Result<OwnedFd> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: plain syscall with a valid NUL-terminated path.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = CString::new("").unwrap();
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr of the declared size.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// execveat(fd, "", argv, environ, AT_EMPTY_PATH); returns only on failure.
+fn reexec_from(fd: &OwnedFd) -> io::Error {
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).unwrap_or_default()
+        })
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let empty = CString::new("").unwrap();
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that
+    // outlive the call; on success the call does not return.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readonly_clone_refuses_writes() {
+        if nix::unistd::geteuid().as_raw() != 0 {
+            eprintln!("skipped: open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("binary");
+        std::fs::write(&file, b"payload").unwrap();
+        let fd = readonly_clone(&file).expect("open_tree/mount_setattr");
+        let through_clone = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let err = std::fs::OpenOptions::new().write(true).open(&through_clone).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        // the same file stays writable through its own mount, and readable through the clone
+        std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+        assert_eq!(std::fs::read(&through_clone).unwrap(), b"payload");
+    }
+}
