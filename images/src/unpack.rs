@@ -350,11 +350,15 @@ impl Unpacker {
         let parent = parent.as_fd();
         match kind {
             T::Directory => {
+                // A directory replacing a whiteout of this layer (`.wh.d`, then
+                // `d/`) hides the lower `d` entirely: it must be opaque.
+                let mut over_whiteout = false;
                 match rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
                     Ok(()) => {}
                     Err(Errno::EXIST) => {
                         let st = fsutil::stat_at(parent, name).map_err(io_err)?;
                         if st.is_none_or(|st| fsutil::file_type(&st) != FileType::Directory) {
+                            over_whiteout = st.is_some_and(|st| fsutil::is_whiteout(&st));
                             replacing(&mut self.cache, parent, name, || {
                                 rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
                             })
@@ -364,6 +368,9 @@ impl Unpacker {
                     Err(e) => return Err(io_err(e.into())),
                 }
                 let dir = fsutil::open_subdir(parent, name).map_err(io_err)?;
+                if over_whiteout {
+                    fsutil::set_opaque(dir.as_fd()).map_err(io_err)?;
+                }
                 meta.apply_fd(dir.as_fd()).map_err(io_err)?;
                 self.dir_times.push((rel, meta.timestamps()));
             }

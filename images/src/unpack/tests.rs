@@ -166,6 +166,16 @@ fn rejects_hard_links_through_a_symlink() {
         .hardlink("h", "s/shadow")
         .tar();
     assert_unsafe(unpack(&tar, &dest), "h");
+
+    // A hard link to a hostile symlink is that symlink again: writing through it is refused.
+    let dest = tmp.path().join("a/dest2");
+    let tar = Layer::new()
+        .symlink("s", outside.to_str().unwrap())
+        .hardlink("h", "s")
+        .file("h/planted", b"x")
+        .tar();
+    assert_unsafe(unpack(&tar, &dest), "h/planted");
+    assert!(!outside.join("planted").exists());
 }
 
 #[test]
@@ -205,6 +215,17 @@ fn whiteouts_become_overlay_whiteouts() {
     assert!(fsutil::is_opaque(d.as_fd()).unwrap());
     let e = fsutil::open_dir(&dest.join("e")).unwrap();
     assert!(!fsutil::is_opaque(e.as_fd()).unwrap());
+    // A directory replacing its own whiteout in the same layer is opaque.
+    let (_tmp, dest2) = scratch();
+    let tar = Layer::new()
+        .file(".wh.r", b"")
+        .dir("r")
+        .file("r/f", b"f")
+        .tar();
+    unpack(&tar, &dest2).unwrap();
+    let r = fsutil::open_dir(&dest2.join("r")).unwrap();
+    assert!(fsutil::is_opaque(r.as_fd()).unwrap());
+
     let names: Vec<_> = fs::read_dir(&dest)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
