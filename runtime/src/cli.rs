@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "minirun",
     version,
+    disable_help_flag = true,
     about = "A daemonless, OCI-compatible container runtime with networking built in",
     propagate_version = true
 )]
@@ -22,6 +23,9 @@ pub struct Cli {
 /// Global flags, named as runc names them so engines can pass theirs.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalOpts {
+    /// Print help
+    #[arg(long, global = true, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Directory for container state (runc's --root)
     #[arg(long, global = true, env = "MINIRUN_ROOT", default_value = "/run/minirun")]
     pub root: PathBuf,
@@ -64,6 +68,105 @@ pub enum Command {
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
     Run(RunArgs),
+    /// Load images from a docker-save archive or an OCI layout (dir, .tar, .tar.gz)
+    Load(LoadArgs),
+    /// List images
+    Images,
+    /// Remove images
+    Rmi(RmiArgs),
+    /// List containers made from images
+    Ps(PsArgs),
+    /// Print a detached container's output
+    Logs(LogsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the timeout
+    Stop(StopArgs),
+    /// Remove containers
+    Rm(RmArgs),
+    /// Print what minirun knows about containers, as JSON
+    Inspect(NamesArg),
+    /// Show a container's published ports
+    Port(NamesArg),
+    /// Remove what crashed runs left behind (processes gone)
+    Gc,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Archive or directory to load
+    #[arg(short, long)]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print only the ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing output until the container ends
+    #[arg(short, long)]
+    pub follow: bool,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal (sets TERM)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// User (name|uid[:group|gid])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill the container first if it runs
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArg {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +266,54 @@ pub struct RunArgs {
     /// Keep the container's state after it exits (bundle mode; runc's --keep)
     #[arg(long)]
     pub keep: bool,
+    /// Run in the background: print the container id and return once it runs
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Name of the container (unique)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass minirun's own)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// User (name|uid[:group|gid]) the process runs as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Override the image's entrypoint
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container hostname (default: the first 12 characters of the id)
+    #[arg(long, short = 'h')]
+    pub hostname: Option<String>,
+    /// Bind-mount a host path: HOST:CONTAINER[:ro|rw]
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volume: Vec<String>,
+    /// Keep stdin open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Network: bridge (default), none, host or container:<id|name>
+    #[arg(long, alias = "network", default_value = "bridge")]
+    pub net: String,
+    /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|udp], ranges allowed
+    #[arg(short, long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes on free host ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

@@ -2,6 +2,7 @@
 //! delete and list, with the state of every container under `--root`.
 
 use std::fs::{self, File};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -106,6 +107,15 @@ impl StateRoot {
     /// Creates a container; on failure nothing of it stays under the root or
     /// in the cgroup tree.
     pub fn create(&self, req: &CreateRequest) -> Result<Container> {
+        self.create_inner(req, None)
+    }
+
+    /// Like [`Self::create`], with the container's stdout and stderr given.
+    pub fn create_with_stdio(&self, req: &CreateRequest, stdout: OwnedFd, stderr: OwnedFd) -> Result<Container> {
+        self.create_inner(req, Some((stdout, stderr)))
+    }
+
+    fn create_inner(&self, req: &CreateRequest, stdio: Option<(OwnedFd, OwnedFd)>) -> Result<Container> {
         valid_id(req.id)?;
         let _lock = self.lock_id(req.id)?;
         if self.container_dir(req.id).exists() {
@@ -119,7 +129,7 @@ impl StateRoot {
             .save(shadow.path().join("config.json"))
             .context("cannot write the prepared spec")?;
 
-        let result = self.build(req, shadow.path());
+        let result = self.build(req, shadow.path(), stdio);
         if result.is_err() {
             // libcontainer removes its directory and cgroup when the failure
             // happens inside process creation, not when it happens before.
@@ -132,8 +142,12 @@ impl StateRoot {
         result
     }
 
-    fn build(&self, req: &CreateRequest, shadow: &Path) -> Result<Container> {
-        let builder = ContainerBuilder::new(req.id.to_string(), SyscallType::default())
+    fn build(&self, req: &CreateRequest, shadow: &Path, stdio: Option<(OwnedFd, OwnedFd)>) -> Result<Container> {
+        let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default());
+        if let Some((out, err)) = stdio {
+            base = base.with_stdout(out).with_stderr(err);
+        }
+        let builder = base
             .with_root_path(&self.root)?
             .with_pid_file(req.pid_file)?
             .with_console_socket(req.console_socket)

@@ -1,6 +1,8 @@
 //! minirun: a daemonless, OCI-compatible container runtime.
 
 mod cli;
+mod containers;
+mod imagespec;
 mod lifecycle;
 mod seal;
 mod spec;
@@ -123,7 +125,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Run(a) => {
             let Some(opts) = a.bundle_opts() else {
-                bail!("running images needs the images store (not yet available); use --bundle DIR ID");
+                seal_self()?;
+                return containers::run(&ctx(state, &g), &a);
             };
             let [id] = a.args.as_slice() else {
                 bail!("run --bundle takes exactly one container id, got {:?}", a.args);
@@ -131,7 +134,107 @@ fn dispatch(cli: Cli) -> Result<u8> {
             seal_self()?;
             run_bundle(&state, id, &opts, a.keep)
         }
+        Command::Load(a) => {
+            let store = ctx(state, &g).store()?;
+            for r in store.load(&a.input).map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("Loaded image: {r}");
+            }
+            Ok(0)
+        }
+        Command::Images => {
+            let store = ctx(state, &g).store()?;
+            println!("{:<32} {:<16} {:<14} {:>10}", "REPOSITORY", "TAG", "IMAGE ID", "SIZE");
+            for i in store.list().map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("{:<32} {:<16} {:<14} {:>10}", i.repository, i.tag, &i.id[..12], human_size(i.size));
+            }
+            Ok(0)
+        }
+        Command::Rmi(a) => {
+            let ctx = ctx(state, &g);
+            let store = ctx.store()?;
+            for r in &a.images {
+                let image = store.resolve(r).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let users: Vec<String> =
+                    ctx.all()?.into_iter().filter(|m| m.image_id == image.id).map(|m| m.name).collect();
+                if !users.is_empty() {
+                    bail!("image \"{r}\" is used by container(s) {}: remove them first", users.join(", "));
+                }
+                for line in store.remove(r).map_err(|e| anyhow::anyhow!("{e}"))? {
+                    println!("{line}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Ps(a) => {
+            containers::ps(&ctx(state, &g), a.all, a.quiet)?;
+            Ok(0)
+        }
+        Command::Logs(a) => {
+            containers::logs(&ctx(state, &g), &a.container, a.follow)?;
+            Ok(0)
+        }
+        Command::Exec(a) => containers::exec(&ctx(state, &g), &a),
+        Command::Stop(a) => {
+            let ctx = ctx(state, &g);
+            for c in &a.containers {
+                containers::stop(&ctx, c, a.time)?;
+                println!("{c}");
+            }
+            Ok(0)
+        }
+        Command::Rm(a) => {
+            let ctx = ctx(state, &g);
+            for c in &a.containers {
+                containers::rm(&ctx, c, a.force)?;
+                println!("{c}");
+            }
+            Ok(0)
+        }
+        Command::Inspect(a) => {
+            let ctx = ctx(state, &g);
+            let mut out = Vec::new();
+            for c in &a.containers {
+                out.push(containers::inspect(&ctx, &ctx.resolve(c)?));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(0)
+        }
+        Command::Port(a) => {
+            let ctx = ctx(state, &g);
+            for c in &a.containers {
+                let meta = ctx.resolve(c)?;
+                if let Some(att) = minirun_net::attach::load_attachment(&g.root, &meta.id).ok().flatten() {
+                    for p in &att.ports {
+                        let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+                        println!("{}/{} -> {ip}:{}", p.container_port, p.proto, p.host_port);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Gc => {
+            for id in containers::gc(&ctx(state, &g))? {
+                println!("{id}");
+            }
+            Ok(0)
+        }
     }
+}
+
+fn ctx(state: StateRoot, g: &GlobalOpts) -> containers::Ctx {
+    let root = state.path().to_path_buf();
+    containers::Ctx::new(state, root, g.data_root.clone())
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes}B") } else { format!("{v:.1}{}", UNITS[unit]) }
 }
 
 fn create_bundle(

@@ -1,0 +1,986 @@
+//! Containers made from images, the docker way: run (attached or detached,
+//! with a monitor that outlives the CLI), ps, logs, exec, stop, rm, inspect,
+//! and the teardown and garbage collection every exit goes through.
+//!
+//! On disk, per container:
+//! - `<data-root>/containers/<id>/`: `meta.json` (ours), `config.json` +
+//!   `rootfs/` (the bundle libcontainer runs), the overlay's upper and work
+//!   dirs, `container.log`, the `/etc` files, and `lock` (held by whoever
+//!   is setting the container up or supervising it).
+//! - `<data-root>/names/<name>`: the name's reservation (made with O_EXCL).
+//! - `<root>/<id>/`: libcontainer's state, while the container exists there.
+//! - `<root>/net/<id>.json`, `<root>/netns/<id>`: the network attachment.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcontainer::container::ContainerStatus;
+use minirun_images::Store;
+use minirun_net::{Attachment, NetMode};
+use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::{ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+use crate::imagespec::{self, RunConfig, SpecInputs, Volume};
+use crate::lifecycle::{CreateRequest, StateRoot};
+use crate::wait;
+
+/// Paths and handles every docker-style verb needs.
+pub struct Ctx {
+    pub state: StateRoot,
+    pub root: PathBuf,
+    pub data_root: PathBuf,
+}
+
+/// What minirun remembers about a container made from an image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub created: String,
+    pub args: Vec<String>,
+    pub hostname: String,
+    pub auto_remove: bool,
+    pub detached: bool,
+    pub tty: bool,
+    pub net: String,
+    pub volumes: Vec<MountInfo>,
+    /// "creating" until the process runs, then "running", then "exited"
+    pub phase: String,
+    pub pid: Option<i32>,
+    pub monitor_pid: Option<i32>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountInfo {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub read_only: bool,
+}
+
+impl Ctx {
+    pub fn new(state: StateRoot, root: PathBuf, data_root: PathBuf) -> Self {
+        Self { state, root, data_root }
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+    fn dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+    fn names_dir(&self) -> PathBuf {
+        self.data_root.join("names")
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Store::open(&self.data_root)
+            .with_context(|| format!("cannot open the image store under {}", self.data_root.display()))
+    }
+
+    pub fn load_meta(&self, id: &str) -> Result<Meta> {
+        let path = self.dir(id).join("meta.json");
+        let text = fs::read(&path).with_context(|| format!("container \"{id}\" does not exist"))?;
+        serde_json::from_slice(&text).with_context(|| format!("corrupt {}", path.display()))
+    }
+
+    fn save_meta(&self, meta: &Meta) -> Result<()> {
+        let dir = self.dir(&meta.id);
+        let tmp = dir.join(".meta.json.tmp");
+        fs::write(&tmp, serde_json::to_vec_pretty(meta)?)?;
+        fs::rename(&tmp, dir.join("meta.json"))?;
+        Ok(())
+    }
+
+    /// Every container made from an image, oldest first.
+    pub fn all(&self) -> Result<Vec<Meta>> {
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else { return Ok(out) };
+        for entry in rd.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(m) = self.load_meta(&id) {
+                out.push(m);
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(out)
+    }
+
+    /// A container by full id, name, or unique id prefix.
+    pub fn resolve(&self, wanted: &str) -> Result<Meta> {
+        if wanted.is_empty() {
+            bail!("container \"\" does not exist");
+        }
+        if let Ok(id) = fs::read_to_string(self.names_dir().join(wanted)) {
+            if let Ok(m) = self.load_meta(id.trim()) {
+                return Ok(m);
+            }
+        }
+        if crate::lifecycle::valid_id(wanted).is_ok() {
+            if let Ok(m) = self.load_meta(wanted) {
+                return Ok(m);
+            }
+        }
+        let all = self.all()?;
+        let found: Vec<&Meta> = all.iter().filter(|m| m.id.starts_with(wanted)).collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("container \"{wanted}\" does not exist"),
+            _ => bail!("container id prefix \"{wanted}\" is ambiguous ({} matches)", found.len()),
+        }
+    }
+
+    /// Takes the container's lock (blocking) - held during setup, teardown
+    /// and by the monitor for the container's life.
+    fn lock(&self, id: &str, wait: bool) -> Result<Option<Flock<File>>> {
+        let path = self.dir(id).join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let arg = if wait { FlockArg::LockExclusive } else { FlockArg::LockExclusiveNonblock };
+        match Flock::lock(file, arg) {
+            Ok(l) => Ok(Some(l)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(anyhow!("cannot lock {}: {e}", path.display())),
+        }
+    }
+
+    /// Whether anything still holds or runs this container: its lock is
+    /// held (setup, a monitor, a foreground run) or its process lives.
+    pub fn is_alive(&self, id: &str) -> bool {
+        if self.state.exists(id) {
+            if let Ok(c) = self.state.load(id) {
+                if matches!(c.status(), ContainerStatus::Running | ContainerStatus::Created | ContainerStatus::Creating | ContainerStatus::Paused) {
+                    return true;
+                }
+            }
+        }
+        if !self.dir(id).exists() {
+            return false;
+        }
+        matches!(self.lock(id, false), Ok(None))
+    }
+
+    /// The docker-ish status of a container right now.
+    pub fn status(&self, meta: &Meta) -> Status {
+        if self.state.exists(&meta.id) {
+            if let Ok(c) = self.state.load(&meta.id) {
+                return match c.status() {
+                    ContainerStatus::Running | ContainerStatus::Paused => Status::Running,
+                    ContainerStatus::Created | ContainerStatus::Creating => Status::Created,
+                    ContainerStatus::Stopped => Status::Exited(meta.exit_code.unwrap_or(UNKNOWN_EXIT)),
+                };
+            }
+        }
+        match meta.phase.as_str() {
+            "creating" if self.is_alive(&meta.id) => Status::Created,
+            "creating" => Status::Dead,
+            _ => Status::Exited(meta.exit_code.unwrap_or(UNKNOWN_EXIT)),
+        }
+    }
+}
+
+/// Exit code recorded when the container ended with nobody waiting for it
+/// (its monitor was killed): docker reports 255 for the same situation.
+pub const UNKNOWN_EXIT: i32 = 255;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Exited(i32),
+    Dead,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited(_) => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn random_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+const ADJECTIVES: [&str; 16] = [
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nimble", "proud", "quiet", "sharp", "tender", "witty",
+];
+const NOUNS: [&str; 16] = [
+    "bell", "curie", "darwin", "euler", "gauss", "hopper", "kepler", "lamport", "lovelace",
+    "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
+];
+
+fn generated_name(id: &str, attempt: usize) -> String {
+    let b = u8::from_str_radix(&id[..2], 16).unwrap_or(0) as usize + attempt;
+    let base = format!("{}_{}", ADJECTIVES[b % 16], NOUNS[(b / 16 + attempt) % 16]);
+    if attempt < 8 { base } else { format!("{base}_{}", &id[..6]) }
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok { Ok(()) } else { bail!("invalid container name \"{name}\": use [a-zA-Z0-9][a-zA-Z0-9_.-]*") }
+}
+
+/// Everything a run acquires, released in reverse unless disarmed.
+struct Setup<'a> {
+    ctx: &'a Ctx,
+    id: String,
+    name: Option<String>,
+    dir_made: bool,
+    rootfs: bool,
+    net: Option<Attachment>,
+    armed: bool,
+}
+
+impl Drop for Setup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(att) = self.net.take() {
+            if let Err(e) = minirun_net::detach(&att) {
+                tracing::warn!("undo network of {}: {e}", self.id);
+            }
+        }
+        let dir = self.ctx.dir(&self.id);
+        if self.rootfs {
+            let _ = minirun_images::release_rootfs(&dir);
+        }
+        if self.dir_made {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        if let Some(name) = &self.name {
+            let _ = fs::remove_file(self.ctx.names_dir().join(name));
+        }
+    }
+}
+
+/// `minirun run [OPTIONS] IMAGE [COMMAND...]`
+pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
+    // 1. Validate everything before anything is created.
+    let (image_ref, command) = a.args.split_first().expect("clap requires one argument");
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(imagespec::parse_env_file(f)?);
+    }
+    for e in &a.env {
+        env.extend(imagespec::expand_env(e)?);
+    }
+    let volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    if let Some(name) = &a.name {
+        valid_name(name)?;
+        if ctx.names_dir().join(name).exists() {
+            bail!("the container name \"{name}\" is already in use");
+        }
+    }
+    if let Some(h) = &a.hostname {
+        if h.is_empty() || h.len() > 63 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            bail!("invalid hostname \"{h}\"");
+        }
+    }
+    if a.rm && a.detach && a.keep {
+        bail!("--rm and --keep contradict each other");
+    }
+    let mode: NetMode = a.net.parse().map_err(|e| anyhow!("{e}"))?;
+    let mut ports = minirun_net::parse_publish_all(&a.publish).map_err(|e| anyhow!("{e}"))?;
+    let store = ctx.store()?;
+    let image = store.resolve(image_ref).map_err(|e| anyhow!("{e}"))?;
+    if a.publish_all {
+        let exposed = image.config.config().as_ref().and_then(|c| c.exposed_ports().clone()).unwrap_or_default();
+        let specs: Vec<String> = exposed.iter().map(|p| p.to_string()).collect();
+        let mut all = a.publish.clone();
+        all.extend(specs);
+        ports = minirun_net::parse_publish_all(&all).map_err(|e| anyhow!("{e}"))?;
+    }
+    let join_netns = match &mode {
+        NetMode::Container(other) => Some(joinable_netns(ctx, other)?),
+        _ => None,
+    };
+    let run = RunConfig {
+        command: command.to_vec(),
+        entrypoint: a.entrypoint.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        volumes: volumes.clone(),
+        tty: a.tty,
+        read_only: a.read_only,
+    };
+    let args = imagespec::process_args(&image.config, &run)?;
+    for v in &volumes {
+        fs::create_dir_all(&v.host)
+            .with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
+    }
+    gc_quick(ctx);
+
+    // 2. Reserve an id and a name; everything from here is undone on failure.
+    let id = random_id()?;
+    let mut setup = Setup { ctx, id: id.clone(), name: None, dir_made: false, rootfs: false, net: None, armed: true };
+    let name = reserve_name(ctx, a.name.as_deref(), &id)?;
+    setup.name = Some(name.clone());
+    let dir = ctx.dir(&id);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    setup.dir_made = true;
+    let _lock = ctx.lock(&id, true)?.expect("blocking lock");
+    let hostname = imagespec::hostname_of(&run, &id);
+    let mut meta = Meta {
+        id: id.clone(),
+        name: name.clone(),
+        image: image_ref.clone(),
+        image_id: image.id.clone(),
+        created: now(),
+        args,
+        hostname: hostname.clone(),
+        auto_remove: a.rm,
+        detached: a.detach,
+        tty: a.tty,
+        net: mode.to_string(),
+        volumes: volumes.iter().map(|v| MountInfo { source: v.host.clone(), destination: v.container.clone(), read_only: v.read_only }).collect(),
+        phase: "creating".into(),
+        pid: None,
+        monitor_pid: None,
+        started_at: None,
+        finished_at: None,
+        exit_code: None,
+    };
+    ctx.save_meta(&meta)?;
+
+    // 3. Root filesystem, network, /etc files, spec.
+    let rootfs = store.prepare_rootfs(&image, &dir, a.read_only).map_err(|e| anyhow!("{e}"))?;
+    setup.rootfs = true;
+    let att = minirun_net::attach(
+        &minirun_net::AttachRequest {
+            container_id: id.clone(),
+            mode: mode.clone(),
+            join_netns,
+            runtime_root: ctx.root.clone(),
+            data_root: ctx.data_root.clone(),
+            ports,
+            hostname: Some(hostname.clone()),
+        },
+        &|cid| cid == id || ctx.is_alive(cid),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let netns = att.netns_path.clone();
+    setup.net = Some(att.clone());
+    let etc_files = write_etc_files(&dir, &att, &hostname, &name)?;
+    let spec = imagespec::build_spec(&SpecInputs {
+        image: &image.config,
+        run: &run,
+        id: &id,
+        rootfs: &rootfs,
+        netns: netns.as_deref(),
+        etc_files: &etc_files,
+    })?;
+    let spec = with_host_network(spec, &mode);
+    spec.save(dir.join("config.json")).context("cannot write the container's spec")?;
+
+    // 4. Start it: in the background under a monitor, or here.
+    if a.detach {
+        let started = spawn_monitor(ctx, &mut meta, &spec, a.interactive)?;
+        setup.armed = false;
+        // The monitor inherited this lock (same open file) and holds it for
+        // the container's life: exit without unlocking it.
+        std::mem::forget(_lock);
+        started?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let container = ctx.state.create(&CreateRequest {
+        id: &id,
+        bundle: &dir,
+        spec: &spec,
+        pid_file: None,
+        console_socket: None,
+        preserve_fds: 0,
+        no_pivot: false,
+        detach: false,
+    })?;
+    setup.armed = false;
+    let pid = container.pid().context("created container has no pid")?;
+    let forwarder = wait::SignalForwarder::start(pid)?;
+    let started = ctx.state.start(&id);
+    let code = match started {
+        Ok(_) => {
+            meta.phase = "running".into();
+            meta.pid = Some(pid.as_raw());
+            meta.started_at = Some(now());
+            ctx.save_meta(&meta)?;
+            wait::wait_exit(pid)
+        }
+        Err(e) => Err(e),
+    };
+    forwarder.stop();
+    let recorded = code.as_ref().map(|c| *c as i32).unwrap_or(UNKNOWN_EXIT);
+    teardown(ctx, &id, Some(recorded))?;
+    drop(_lock);
+    if a.rm {
+        remove(ctx, &id)?;
+    }
+    code
+}
+
+/// host mode: no network namespace entry at all.
+fn with_host_network(mut spec: libcontainer::oci_spec::runtime::Spec, mode: &NetMode) -> libcontainer::oci_spec::runtime::Spec {
+    if matches!(mode, NetMode::Host) {
+        if let Some(mut linux) = spec.linux().clone() {
+            let ns = linux.namespaces().clone().unwrap_or_default();
+            let ns = ns.into_iter().filter(|n| n.typ() != libcontainer::oci_spec::runtime::LinuxNamespaceType::Network).collect();
+            linux.set_namespaces(Some(ns));
+            spec.set_linux(Some(linux));
+        }
+    }
+    spec
+}
+
+/// The network namespace of a running container, for `--net container:X`.
+fn joinable_netns(ctx: &Ctx, other: &str) -> Result<PathBuf> {
+    let m = ctx.resolve(other).map_err(|_| anyhow!("--net container:{other}: no such container \"{other}\""))?;
+    if ctx.status(&m) != Status::Running {
+        bail!("--net container:{other}: container \"{other}\" is not running");
+    }
+    let att = minirun_net::attach::load_attachment(&ctx.root, &m.id)
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("--net container:{other}: container \"{other}\" has no network namespace"))?;
+    att.joinable_netns()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("--net container:{other}: container \"{other}\" uses the host network"))
+}
+
+fn reserve_name(ctx: &Ctx, wanted: Option<&str>, id: &str) -> Result<String> {
+    fs::create_dir_all(ctx.names_dir())?;
+    let mut attempt = 0;
+    loop {
+        let name = match wanted {
+            Some(n) => n.to_string(),
+            None => generated_name(id, attempt),
+        };
+        match OpenOptions::new().write(true).create_new(true).open(ctx.names_dir().join(&name)) {
+            Ok(mut f) => {
+                f.write_all(id.as_bytes())?;
+                return Ok(name);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && wanted.is_some() => {
+                bail!("the container name \"{name}\" is already in use")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
+            Err(e) => return Err(e).context("cannot reserve a container name"),
+        }
+    }
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container,
+/// written in its directory and bind-mounted over the image's.
+fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str) -> Result<Vec<(PathBuf, &'static str)>> {
+    let mut files = Vec::new();
+    let hosts = dir.join("hosts");
+    fs::write(&hosts, att.hosts_file(hostname, Some(name)))?;
+    files.push((hosts, "/etc/hosts"));
+    let hn = dir.join("hostname");
+    fs::write(&hn, minirun_net::etc::hostname_file(hostname))?;
+    files.push((hn, "/etc/hostname"));
+    let resolv = dir.join("resolv.conf");
+    fs::write(&resolv, att.resolv_conf())?;
+    files.push((resolv, "/etc/resolv.conf"));
+    Ok(files)
+}
+
+/// Forks the monitor, which creates and starts the container with its
+/// output going to the log, tells us it runs (or why not), then waits for
+/// it, records the exit and tears it down.
+fn spawn_monitor(
+    ctx: &Ctx,
+    meta: &mut Meta,
+    spec: &libcontainer::oci_spec::runtime::Spec,
+    interactive: bool,
+) -> Result<Result<()>> {
+    let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+    let log_path = ctx.dir(&meta.id).join("container.log");
+    let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+    // SAFETY: minirun is single-threaded here (no runtime, no helper thread
+    // is alive after attach), so the child may run arbitrary code.
+    match unsafe { nix::unistd::fork() }.context("cannot fork the monitor")? {
+        ForkResult::Parent { .. } => {
+            drop(wr);
+            let mut msg = String::new();
+            File::from(rd).read_to_string(&mut msg)?;
+            Ok(match msg.strip_prefix("ok") {
+                Some(_) => Ok(()),
+                None if msg.is_empty() => Err(anyhow!("the monitor of container {} died while starting it", meta.id)),
+                None => Err(anyhow!("{}", msg.trim_start_matches("err ").trim_end())),
+            })
+        }
+        ForkResult::Child => {
+            drop(rd);
+            let code = monitor(ctx, meta, spec, log, wr, interactive);
+            std::process::exit(code);
+        }
+    }
+}
+
+/// The monitor's life; returns its own exit code.
+fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &libcontainer::oci_spec::runtime::Spec, log: File, report: OwnedFd, _interactive: bool) -> i32 {
+    let _ = nix::unistd::setsid();
+    // Leave the CLI's stdio (it may be a pipe someone reads to EOF).
+    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+    let mut report = File::from(report);
+    let id = meta.id.clone();
+    let dir = ctx.dir(&id);
+    let started = (|| -> Result<Pid> {
+        let container = ctx.state.create_with_stdio(
+            &CreateRequest {
+                id: &id,
+                bundle: &dir,
+                spec,
+                pid_file: None,
+                console_socket: None,
+                preserve_fds: 0,
+                no_pivot: false,
+                detach: false,
+            },
+            log.try_clone()?.into(),
+            log.try_clone()?.into(),
+        )?;
+        let pid = container.pid().context("created container has no pid")?;
+        if let Err(e) = ctx.state.start(&id) {
+            let _ = ctx.state.delete(&id, true);
+            return Err(e);
+        }
+        Ok(pid)
+    })();
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            // undo everything, then tell the CLI why
+            let _ = teardown(ctx, &id, None);
+            let _ = remove(ctx, &id);
+            let _ = write!(report, "err {e:#}");
+            return 1;
+        }
+    };
+    meta.phase = "running".into();
+    meta.pid = Some(pid.as_raw());
+    meta.monitor_pid = Some(std::process::id() as i32);
+    meta.started_at = Some(now());
+    let _ = ctx.save_meta(meta);
+    let _ = write!(report, "ok");
+    drop(report);
+    let code = wait::wait_exit(pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
+    let _ = teardown(ctx, &id, Some(code));
+    if meta.auto_remove {
+        let _ = remove(ctx, &id);
+    }
+    0
+}
+
+/// After the process ended: record the exit, delete libcontainer's state
+/// and cgroup, detach the network, unmount the rootfs. Idempotent.
+pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
+    let mut errors = Vec::new();
+    if ctx.state.exists(id) {
+        if let Err(e) = ctx.state.delete(id, true) {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    if let Ok(Some(att)) = minirun_net::attach::load_attachment(&ctx.root, id) {
+        if let Err(e) = minirun_net::detach(&att) {
+            errors.push(format!("network: {e}"));
+        }
+    }
+    let dir = ctx.dir(id);
+    if let Err(e) = minirun_images::release_rootfs(&dir) {
+        errors.push(format!("rootfs: {e}"));
+    }
+    if let Ok(mut meta) = ctx.load_meta(id) {
+        if meta.phase != "exited" {
+            meta.phase = "exited".into();
+            meta.exit_code = meta.exit_code.or(exit_code).or(Some(UNKNOWN_EXIT));
+            meta.finished_at = Some(now());
+            ctx.save_meta(&meta)?;
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("teardown of container {id}: {}", errors.join("; "))
+    }
+}
+
+/// Deletes what is left of a torn-down container: its directory and name.
+fn remove(ctx: &Ctx, id: &str) -> Result<()> {
+    let name = ctx.load_meta(id).map(|m| m.name).ok();
+    let dir = ctx.dir(id);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    if let Some(name) = name {
+        let _ = fs::remove_file(ctx.names_dir().join(name));
+    }
+    Ok(())
+}
+
+/// What a crashed run or killed monitor left: containers nobody holds whose
+/// process is gone get torn down (and removed if half-created or --rm).
+pub fn gc(ctx: &Ctx) -> Result<Vec<String>> {
+    let mut cleaned = Vec::new();
+    for meta in ctx.all()? {
+        if meta.phase == "exited" || ctx.is_alive(&meta.id) {
+            continue;
+        }
+        let Some(_lock) = ctx.lock(&meta.id, false)? else { continue };
+        teardown(ctx, &meta.id, None)?;
+        if meta.phase == "creating" || meta.auto_remove {
+            remove(ctx, &meta.id)?;
+        }
+        cleaned.push(meta.id.clone());
+    }
+    // network pieces whose container is gone altogether
+    minirun_net::gc(&ctx.root, &ctx.data_root, &|cid| ctx.dir(cid).exists() && ctx.is_alive(cid))
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(cleaned)
+}
+
+/// The cheap version `run` does: only when something looks abandoned.
+fn gc_quick(ctx: &Ctx) {
+    if let Err(e) = gc(ctx) {
+        tracing::warn!("gc: {e:#}");
+    }
+}
+
+/// `minirun stop [-t SECONDS] NAME...`
+pub fn stop(ctx: &Ctx, wanted: &str, timeout: u64) -> Result<()> {
+    let meta = ctx.resolve(wanted)?;
+    if ctx.status(&meta) == Status::Running {
+        let _ = ctx.state.kill(&meta.id, "SIGTERM", true);
+        if !wait_stopped(ctx, &meta.id, Duration::from_secs(timeout)) {
+            let _ = ctx.state.kill(&meta.id, "SIGKILL", true);
+            wait_stopped(ctx, &meta.id, Duration::from_secs(10));
+        }
+    }
+    finish_after_stop(ctx, &meta)
+}
+
+fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let running = ctx.state.exists(id)
+            && ctx.state.load(id).map(|c| c.status() == ContainerStatus::Running).unwrap_or(false);
+        if !running {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// After the process is gone: wait for the monitor to record the exit and
+/// tear down; if nobody supervises the container any more, do it here.
+fn finish_after_stop(ctx: &Ctx, meta: &Meta) -> Result<()> {
+    if !ctx.dir(&meta.id).exists() {
+        return Ok(()); // --rm: the monitor removed it
+    }
+    let Some(_lock) = ctx.lock(&meta.id, true)? else { unreachable!() };
+    if ctx.dir(&meta.id).join("meta.json").exists() {
+        teardown(ctx, &meta.id, None)?;
+        if meta.auto_remove {
+            remove(ctx, &meta.id)?;
+        }
+    }
+    Ok(())
+}
+
+/// `minirun rm [-f] NAME`
+pub fn rm(ctx: &Ctx, wanted: &str, force: bool) -> Result<String> {
+    let meta = ctx.resolve(wanted)?;
+    match ctx.status(&meta) {
+        Status::Running if !force => {
+            bail!("container \"{wanted}\" is running: stop it first or use rm --force")
+        }
+        Status::Running | Status::Created => {
+            let _ = ctx.state.kill(&meta.id, "SIGKILL", true);
+            wait_stopped(ctx, &meta.id, Duration::from_secs(10));
+        }
+        _ => {}
+    }
+    finish_after_stop(ctx, &meta)?;
+    if ctx.dir(&meta.id).exists() {
+        let Some(_lock) = ctx.lock(&meta.id, true)? else { unreachable!() };
+        teardown(ctx, &meta.id, None)?;
+        remove(ctx, &meta.id)?;
+    }
+    Ok(meta.id)
+}
+
+/// `minirun logs [-f] NAME`
+pub fn logs(ctx: &Ctx, wanted: &str, follow: bool) -> Result<()> {
+    let meta = ctx.resolve(wanted)?;
+    let path = ctx.dir(&meta.id).join("container.log");
+    if !path.exists() {
+        if meta.detached {
+            return Ok(());
+        }
+        bail!("container \"{wanted}\" ran attached: its output went to the terminal, no log was kept");
+    }
+    let mut file = File::open(&path)?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            continue;
+        }
+        out.flush()?;
+        if !follow || !matches!(ctx.status(&ctx.load_meta(&meta.id).unwrap_or(meta.clone())), Status::Running | Status::Created) {
+            // one last read for what was written just before the end
+            let pos = file.stream_position()?;
+            file.seek(SeekFrom::Start(pos))?;
+            std::io::copy(&mut file, &mut out)?;
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `minirun exec [-i] [-t] [-e] [-w] [-u] NAME COMMAND...`
+pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
+    let meta = ctx.resolve(&a.container).ok();
+    let id = match &meta {
+        Some(m) => m.id.clone(),
+        None => ctx.state.resolve(&a.container)?,
+    };
+    let container = ctx.state.load(&id)?;
+    if container.status() != ContainerStatus::Running {
+        bail!("container \"{}\" is not running", a.container);
+    }
+    let mut env = std::collections::HashMap::new();
+    for e in &a.env {
+        if let Some(kv) = imagespec::expand_env(e)? {
+            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    if a.tty {
+        env.entry("TERM".into()).or_insert_with(|| "xterm".into());
+    }
+    let (uid, gid) = match &a.user {
+        Some(u) => {
+            let rootfs = ctx.dir(&id).join("rootfs");
+            let (uid, gid, _) = imagespec::resolve_user(u, &rootfs)?;
+            (Some(uid), Some(gid))
+        }
+        None => (None, None),
+    };
+    crate::seal::ensure_sealed().context("cannot seal minirun before entering the container")?;
+    let builder = libcontainer::container::builder::ContainerBuilder::new(id.clone(), libcontainer::syscall::syscall::SyscallType::default())
+        .with_root_path(ctx.state.path())?
+        .validate_id()?;
+    let builder = if a.interactive { builder } else { builder.with_stdin(File::open("/dev/null")?) };
+    let pid = builder
+        .as_tenant()
+        .with_container_args(a.command.clone())
+        .with_env(env)
+        .with_cwd(a.workdir.as_ref())
+        .with_user(uid)
+        .with_group(gid)
+        .with_detach(false)
+        .build()
+        .map_err(|e| anyhow!(crate::lifecycle::libcontainer_message(&e)))
+        .with_context(|| format!("cannot exec in container \"{}\"", a.container))?;
+    let forwarder = wait::SignalForwarder::start(pid)?;
+    let code = wait::wait_exit(pid);
+    forwarder.stop();
+    code
+}
+
+/// One row of `ps`, and the body of `inspect`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Inspect {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: InspectState,
+    pub config: InspectConfig,
+    pub mounts: Vec<MountInfo>,
+    pub network_settings: Option<Attachment>,
+    pub host_config: InspectHost,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectState {
+    pub status: &'static str,
+    pub running: bool,
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectConfig {
+    pub hostname: String,
+    pub cmd: Vec<String>,
+    pub tty: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectHost {
+    pub auto_remove: bool,
+    pub network_mode: String,
+}
+
+pub fn inspect(ctx: &Ctx, meta: &Meta) -> Inspect {
+    let status = ctx.status(meta);
+    let running = status == Status::Running;
+    let network = minirun_net::attach::load_attachment(&ctx.root, &meta.id).ok().flatten();
+    Inspect {
+        id: meta.id.clone(),
+        name: meta.name.clone(),
+        image: meta.image.clone(),
+        image_id: format!("sha256:{}", meta.image_id),
+        created: meta.created.clone(),
+        path: meta.args.first().cloned().unwrap_or_default(),
+        args: meta.args.iter().skip(1).cloned().collect(),
+        state: InspectState {
+            status: status.name(),
+            running,
+            pid: if running { meta.pid.unwrap_or(0) } else { 0 },
+            exit_code: match status {
+                Status::Exited(c) => Some(c),
+                _ => None,
+            },
+            started_at: meta.started_at.clone(),
+            finished_at: meta.finished_at.clone(),
+        },
+        config: InspectConfig { hostname: meta.hostname.clone(), cmd: meta.args.clone(), tty: meta.tty },
+        mounts: meta.volumes.clone(),
+        network_settings: network,
+        host_config: InspectHost { auto_remove: meta.auto_remove, network_mode: meta.net.clone() },
+    }
+}
+
+/// `minirun ps [-a] [-q]`
+pub fn ps(ctx: &Ctx, all: bool, quiet: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for meta in ctx.all()? {
+        let status = ctx.status(&meta);
+        if !all && status != Status::Running {
+            continue;
+        }
+        rows.push((meta, status));
+    }
+    if quiet {
+        for (m, _) in &rows {
+            println!("{}", &m.id[..12]);
+        }
+        return Ok(());
+    }
+    println!("{:<12}  {:<16}  {:<24}  {:<20}  {:<24}  {:<28}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS");
+    for (m, status) in rows {
+        let cmd = format!("\"{}\"", m.args.join(" "));
+        let cmd = if cmd.len() > 24 { format!("{}…\"", &cmd[..21]) } else { cmd };
+        let status = match status {
+            Status::Running => format!("Up since {}", short_time(m.started_at.as_deref())),
+            Status::Created => "Created".into(),
+            Status::Exited(c) => format!("Exited ({c}) {}", short_time(m.finished_at.as_deref())),
+            Status::Dead => "Dead".into(),
+        };
+        let ports = minirun_net::attach::load_attachment(&ctx.root, &m.id)
+            .ok()
+            .flatten()
+            .map(|a| a.ports.iter().map(format_port).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        println!(
+            "{:<12}  {:<16}  {:<24}  {:<20}  {:<24}  {:<28}  {}",
+            &m.id[..12],
+            m.image,
+            cmd,
+            short_time(Some(&m.created)),
+            status,
+            ports,
+            m.name
+        );
+    }
+    Ok(())
+}
+
+pub fn format_port(p: &minirun_net::PortMapping) -> String {
+    let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+    format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto)
+}
+
+fn short_time(t: Option<&str>) -> String {
+    t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated_and_generated_names_are_valid() {
+        valid_name("web-1.a_b").unwrap();
+        for bad in ["", "-x", "a/b", "a b", ".x"] {
+            assert!(valid_name(bad).unwrap_err().to_string().contains(&format!("\"{bad}\"")));
+        }
+        let id = "ab".repeat(32);
+        for attempt in 0..12 {
+            valid_name(&generated_name(&id, attempt)).unwrap();
+        }
+        assert_ne!(generated_name(&id, 0), generated_name(&id, 1));
+    }
+
+    #[test]
+    fn ids_are_64_hex() {
+        let id = random_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, random_id().unwrap());
+    }
+}
