@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod sandbox;
+
 /// The minirun binary of this workspace, built (debug) on first use.
 pub fn minirun_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
