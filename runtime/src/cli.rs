@@ -305,9 +305,10 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: bridge (default), none, host or container:<id|name>
-    #[arg(long, alias = "network", default_value = "bridge")]
-    pub net: String,
+    /// Network: bridge (default for images), none, host or container:<id|name>;
+    /// with --bundle, the bundle's own namespaces unless given
+    #[arg(long, alias = "network")]
+    pub net: Option<String>,
     /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|udp], ranges allowed
     #[arg(short, long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,

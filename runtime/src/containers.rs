@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::ContainerStatus;
+use libcontainer::oci_spec::runtime::Spec;
 use minirun_images::Store;
 use minirun_net::{Attachment, NetMode};
 use nix::fcntl::{Flock, FlockArg};
@@ -309,7 +310,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     if a.rm && a.detach && a.keep {
         bail!("--rm and --keep contradict each other");
     }
-    let mode: NetMode = a.net.parse().map_err(|e| anyhow!("{e}"))?;
+    let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse().map_err(|e| anyhow!("{e}"))?;
     let mut ports = minirun_net::parse_publish_all(&a.publish).map_err(|e| anyhow!("{e}"))?;
     let store = ctx.store()?;
     let image = store.resolve(image_ref).map_err(|e| anyhow!("{e}"))?;
@@ -450,16 +451,52 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
 }
 
 /// host mode: no network namespace entry at all.
-fn with_host_network(mut spec: libcontainer::oci_spec::runtime::Spec, mode: &NetMode) -> libcontainer::oci_spec::runtime::Spec {
-    if matches!(mode, NetMode::Host) {
-        if let Some(mut linux) = spec.linux().clone() {
-            let ns = linux.namespaces().clone().unwrap_or_default();
-            let ns = ns.into_iter().filter(|n| n.typ() != libcontainer::oci_spec::runtime::LinuxNamespaceType::Network).collect();
-            linux.set_namespaces(Some(ns));
-            spec.set_linux(Some(linux));
+fn with_host_network(spec: Spec, mode: &NetMode) -> Spec {
+    if matches!(mode, NetMode::Host) { set_netns(spec, None) } else { spec }
+}
+
+/// Points the spec's network namespace at `path`, or removes it (None: the host's).
+pub fn set_netns(mut spec: Spec, path: Option<&Path>) -> Spec {
+    use libcontainer::oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
+    if let Some(mut linux) = spec.linux().clone() {
+        let mut ns: Vec<_> = linux
+            .namespaces()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.typ() != LinuxNamespaceType::Network)
+            .collect();
+        if let Some(path) = path {
+            ns.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(path).build().expect("valid namespace"));
         }
+        linux.set_namespaces(Some(ns));
+        spec.set_linux(Some(linux));
     }
     spec
+}
+
+/// `run --bundle DIR --net MODE [-p ...] ID`: the same networking as images
+/// get, for a bundle; the caller detaches when the container is gone.
+pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Result<Attachment> {
+    let mode: NetMode = net.parse().map_err(|e| anyhow!("{e}"))?;
+    let ports = minirun_net::parse_publish_all(publish).map_err(|e| anyhow!("{e}"))?;
+    let join_netns = match &mode {
+        NetMode::Container(other) => Some(joinable_netns(ctx, other)?),
+        _ => None,
+    };
+    minirun_net::attach(
+        &minirun_net::AttachRequest {
+            container_id: id.to_string(),
+            mode,
+            join_netns,
+            runtime_root: ctx.root.clone(),
+            data_root: ctx.data_root.clone(),
+            ports,
+            hostname: None,
+        },
+        &|cid| cid == id || ctx.is_alive(cid),
+    )
+    .map_err(|e| anyhow!("{e}"))
 }
 
 /// The network namespace of a running container, for `--net container:X`.
@@ -521,7 +558,7 @@ fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str) -> 
 fn spawn_monitor(
     ctx: &Ctx,
     meta: &mut Meta,
-    spec: &libcontainer::oci_spec::runtime::Spec,
+    spec: &Spec,
     interactive: bool,
 ) -> Result<Result<()>> {
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
@@ -549,7 +586,7 @@ fn spawn_monitor(
 }
 
 /// The monitor's life; returns its own exit code.
-fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &libcontainer::oci_spec::runtime::Spec, log: File, report: OwnedFd, _interactive: bool) -> i32 {
+fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd, _interactive: bool) -> i32 {
     let _ = nix::unistd::setsid();
     // Leave the CLI's stdio (it may be a pipe someone reads to EOF).
     if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {

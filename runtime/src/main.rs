@@ -97,7 +97,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Create(a) => {
             seal_self()?;
-            create_bundle(&state, &a.id, &a.bundle, true)?;
+            create_bundle(&state, &a.id, &a.bundle)?;
             Ok(0)
         }
         Command::Start(a) => {
@@ -132,7 +132,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 bail!("run --bundle takes exactly one container id, got {:?}", a.args);
             };
             seal_self()?;
-            run_bundle(&state, id, &opts, a.keep)
+            if a.detach && a.net.is_some() {
+                bail!("run --bundle --detach --net: a detached bundle has no monitor to tear its network down; use create/start, or run an image with -d");
+            }
+            let ctx = ctx(state, &g);
+            run_bundle(&ctx, id, &opts, &a)
         }
         Command::Load(a) => {
             let store = ctx(state, &g).store()?;
@@ -237,46 +241,79 @@ fn human_size(bytes: u64) -> String {
     if unit == 0 { format!("{bytes}B") } else { format!("{v:.1}{}", UNITS[unit]) }
 }
 
-fn create_bundle(
-    state: &StateRoot,
-    id: &str,
-    opts: &BundleOpts,
-    detach: bool,
-) -> Result<libcontainer::container::Container> {
+fn create_bundle(state: &StateRoot, id: &str, opts: &BundleOpts) -> Result<()> {
     lifecycle::valid_id(id)?;
     let mut spec = spec::load_bundle_spec(&opts.bundle)?;
     spec::prepare_for_create(&mut spec, &opts.bundle, id)?;
-    state.create(&CreateRequest {
-        id,
-        bundle: &opts.bundle,
-        spec: &spec,
-        pid_file: opts.pid_file.as_deref(),
-        console_socket: opts.console_socket.as_deref(),
-        preserve_fds: opts.preserve_fds,
-        no_pivot: opts.no_pivot,
-        detach,
-    })
+    state.create(&create_request(id, opts, &spec, true))?;
+    Ok(())
 }
 
 /// runc run: create, start, wait with signals forwarded, then delete
 /// (unless --keep); exits with the container's code, 128+N for signal N.
-fn run_bundle(state: &StateRoot, id: &str, opts: &BundleOpts, keep: bool) -> Result<u8> {
-    let container = create_bundle(state, id, opts, false)?;
+/// With --net, the bundle gets minirun's networking, undone at the end.
+fn run_bundle(ctx: &containers::Ctx, id: &str, opts: &BundleOpts, a: &cli::RunArgs) -> Result<u8> {
+    let state = &ctx.state;
+    lifecycle::valid_id(id)?;
+    let mut spec = spec::load_bundle_spec(&opts.bundle)?;
+    spec::prepare_for_create(&mut spec, &opts.bundle, id)?;
+    if a.detach {
+        let create = create_request(id, opts, &spec, true);
+        state.create(&create)?;
+        state.start(id)?;
+        return Ok(0);
+    }
+    if state.exists(id) {
+        bail!("container \"{id}\" already exists");
+    }
+    let attachment = match &a.net {
+        Some(net) => Some(containers::attach_bundle(ctx, id, net, &a.publish)?),
+        None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),
+        None => None,
+    };
+    let detach_net = || {
+        if let Some(att) = &attachment {
+            if let Err(e) = minirun_net::detach(att) {
+                tracing::warn!("detach network of {id}: {e}");
+            }
+        }
+    };
+    if let Some(att) = &attachment {
+        spec = containers::set_netns(spec, att.netns_path.as_deref());
+    }
+    let container = match state.create(&create_request(id, opts, &spec, false)) {
+        Ok(c) => c,
+        Err(e) => {
+            detach_net();
+            return Err(e);
+        }
+    };
     let pid = container.pid().context("created container has no pid")?;
     let forwarder = wait::SignalForwarder::start(pid)?;
     let outcome = state.start(id).map(|_| wait::wait_exit(pid));
     forwarder.stop();
     let code = match outcome {
-        Ok(code) => code?,
-        Err(e) => {
-            let _ = state.delete(id, true);
-            return Err(e);
-        }
+        Ok(code) => code,
+        Err(e) => Err(e),
     };
-    if !keep {
-        state.delete(id, true)?;
+    if code.is_err() || !a.keep {
+        let _ = state.delete(id, true);
     }
-    Ok(code)
+    detach_net();
+    code
+}
+
+fn create_request<'a>(id: &'a str, opts: &'a BundleOpts, spec: &'a libcontainer::oci_spec::runtime::Spec, detach: bool) -> CreateRequest<'a> {
+    CreateRequest {
+        id,
+        bundle: &opts.bundle,
+        spec,
+        pid_file: opts.pid_file.as_deref(),
+        console_socket: opts.console_socket.as_deref(),
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        detach,
+    }
 }
 
 fn list(state: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
