@@ -13,7 +13,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::RunArgs;
 use crate::imagespec::{self, RunConfig, SpecInputs, Volume};
-use crate::lifecycle::{CreateRequest, StateRoot};
+use crate::lifecycle::{CreateRequest, StateRoot, Stdio};
 use crate::wait;
 
 /// Paths and handles every docker-style verb needs.
@@ -416,37 +416,86 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    let container = ctx.state.create(&CreateRequest {
-        id: &id,
-        bundle: &dir,
-        spec: &spec,
-        pid_file: None,
-        console_socket: None,
-        preserve_fds: 0,
-        no_pivot: false,
-        detach: false,
-    })?;
+    let stdin = if a.interactive { None } else { Some(File::open("/dev/null")?.into()) };
+    let started = create_and_start(ctx, &id, &spec, a.tty, Stdio { stdin, ..Default::default() });
     setup.armed = false;
-    let pid = container.pid().context("created container has no pid")?;
-    let forwarder = wait::SignalForwarder::start(pid)?;
-    let started = ctx.state.start(&id);
     let code = match started {
-        Ok(_) => {
+        Ok(Started { pid, master }) => {
             meta.phase = "running".into();
             meta.pid = Some(pid.as_raw());
             meta.started_at = Some(now());
             ctx.save_meta(&meta)?;
-            wait::wait_exit(pid)
+            let forwarder = wait::SignalForwarder::start(pid)?;
+            let code = match master {
+                Some(master) => attach_terminal(master, a.interactive, pid),
+                None => wait::wait_exit(pid),
+            };
+            forwarder.stop();
+            code
         }
         Err(e) => Err(e),
     };
-    forwarder.stop();
     let recorded = code.as_ref().map(|c| *c as i32).unwrap_or(UNKNOWN_EXIT);
     teardown(ctx, &id, Some(recorded))?;
     drop(_lock);
-    if a.rm {
+    if a.rm || code.is_err() {
         remove(ctx, &id)?;
     }
+    code
+}
+
+/// A container whose process runs, with its pty master if it has a terminal.
+struct Started {
+    pid: Pid,
+    master: Option<File>,
+}
+
+/// Creates and starts the container made in `ctx.dir(id)`; with `tty`, a
+/// console socket receives the pty master. On failure libcontainer's state
+/// is gone again (the caller undoes the rest).
+fn create_and_start(ctx: &Ctx, id: &str, spec: &Spec, tty: bool, stdio: Stdio) -> Result<Started> {
+    let dir = ctx.dir(id);
+    let console = if tty { Some(crate::tty::ConsoleSocket::listen(&dir.join("console.sock"))?) } else { None };
+    let container = ctx.state.create_with_stdio(
+        &CreateRequest {
+            id,
+            bundle: &dir,
+            spec,
+            pid_file: None,
+            console_socket: console.as_ref().map(|c| c.path()),
+            preserve_fds: 0,
+            no_pivot: false,
+            // libcontainer only takes a console socket for a detached create
+            detach: console.is_some(),
+        },
+        stdio,
+    )?;
+    let pid = container.pid().context("created container has no pid")?;
+    let master = match console.map(|c| c.master()).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ctx.state.delete(id, true);
+            return Err(e);
+        }
+    };
+    if let Err(e) = ctx.state.start(id) {
+        let _ = ctx.state.delete(id, true);
+        return Err(e);
+    }
+    Ok(Started { pid, master })
+}
+
+/// `run -t` in the foreground: our terminal in raw mode, relayed both ways.
+fn attach_terminal(mut master: File, interactive: bool, pid: Pid) -> Result<u8> {
+    let stdin = std::io::stdin();
+    let _raw = crate::tty::RawMode::enter(stdin.as_fd());
+    crate::tty::copy_window_size(stdin.as_fd(), master.as_fd());
+    if interactive {
+        crate::tty::pump_input(&master)?;
+    }
+    let output = std::thread::spawn(move || crate::tty::pump_output(&mut master, &mut std::io::stdout()));
+    let code = wait::wait_exit(pid);
+    let _ = output.join();
     code
 }
 
@@ -596,31 +645,14 @@ fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd, 
     }
     let mut report = File::from(report);
     let id = meta.id.clone();
-    let dir = ctx.dir(&id);
-    let started = (|| -> Result<Pid> {
-        let container = ctx.state.create_with_stdio(
-            &CreateRequest {
-                id: &id,
-                bundle: &dir,
-                spec,
-                pid_file: None,
-                console_socket: None,
-                preserve_fds: 0,
-                no_pivot: false,
-                detach: false,
-            },
-            log.try_clone()?.into(),
-            log.try_clone()?.into(),
-        )?;
-        let pid = container.pid().context("created container has no pid")?;
-        if let Err(e) = ctx.state.start(&id) {
-            let _ = ctx.state.delete(&id, true);
-            return Err(e);
-        }
-        Ok(pid)
-    })();
-    let pid = match started {
-        Ok(pid) => pid,
+    // Our own stdio is /dev/null by now; without a terminal the output goes to the log.
+    let stdio = match (meta.tty, log.try_clone(), log.try_clone()) {
+        (false, Ok(out), Ok(err)) => Stdio { stdin: None, stdout: Some(out.into()), stderr: Some(err.into()) },
+        _ => Stdio::default(),
+    };
+    let started = create_and_start(ctx, &id, spec, meta.tty, stdio);
+    let (pid, master) = match started {
+        Ok(Started { pid, master }) => (pid, master),
         Err(e) => {
             // undo everything, then tell the CLI why
             let _ = teardown(ctx, &id, None);
@@ -636,7 +668,14 @@ fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd, 
     let _ = ctx.save_meta(meta);
     let _ = write!(report, "ok");
     drop(report);
+    let output = master.map(|mut m| {
+        let mut log = log;
+        std::thread::spawn(move || crate::tty::pump_output(&mut m, &mut log))
+    });
     let code = wait::wait_exit(pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
+    if let Some(t) = output {
+        let _ = t.join();
+    }
     let _ = teardown(ctx, &id, Some(code));
     if meta.auto_remove {
         let _ = remove(ctx, &id);

@@ -29,6 +29,14 @@ pub struct CreateRequest<'a> {
     pub detach: bool,
 }
 
+/// Descriptors to give the container instead of this process's own.
+#[derive(Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
 /// The state root (`--root`) and everything kept in it.
 #[derive(Debug, Clone)]
 pub struct StateRoot {
@@ -107,15 +115,12 @@ impl StateRoot {
     /// Creates a container; on failure nothing of it stays under the root or
     /// in the cgroup tree.
     pub fn create(&self, req: &CreateRequest) -> Result<Container> {
-        self.create_inner(req, None)
+        self.create_with_stdio(req, Stdio::default())
     }
 
-    /// Like [`Self::create`], with the container's stdout and stderr given.
-    pub fn create_with_stdio(&self, req: &CreateRequest, stdout: OwnedFd, stderr: OwnedFd) -> Result<Container> {
-        self.create_inner(req, Some((stdout, stderr)))
-    }
-
-    fn create_inner(&self, req: &CreateRequest, stdio: Option<(OwnedFd, OwnedFd)>) -> Result<Container> {
+    /// Like [`Self::create`], with some of the container's stdio given
+    /// (the rest is inherited from this process).
+    pub fn create_with_stdio(&self, req: &CreateRequest, stdio: Stdio) -> Result<Container> {
         valid_id(req.id)?;
         let _lock = self.lock_id(req.id)?;
         if self.container_dir(req.id).exists() {
@@ -142,10 +147,16 @@ impl StateRoot {
         result
     }
 
-    fn build(&self, req: &CreateRequest, shadow: &Path, stdio: Option<(OwnedFd, OwnedFd)>) -> Result<Container> {
+    fn build(&self, req: &CreateRequest, shadow: &Path, stdio: Stdio) -> Result<Container> {
         let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default());
-        if let Some((out, err)) = stdio {
-            base = base.with_stdout(out).with_stderr(err);
+        if let Some(fd) = stdio.stdin {
+            base = base.with_stdin(fd);
+        }
+        if let Some(fd) = stdio.stdout {
+            base = base.with_stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            base = base.with_stderr(fd);
         }
         let builder = base
             .with_root_path(&self.root)?

@@ -6,6 +6,7 @@ mod imagespec;
 mod lifecycle;
 mod seal;
 mod spec;
+mod tty;
 mod wait;
 
 use std::fs::OpenOptions;
