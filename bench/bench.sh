@@ -1,58 +1,210 @@
 #!/usr/bin/env bash
 # minirun benchmarks, run by hand as root (never in CI):
 #
-#   bench/bench.sh [bundle|all]
+#   bench/bench.sh [bundle|image|unpack|net|ports|all]
 #
 # Every comparison is measured in the same run, on the same machine, and
-# reported as a ratio of medians, so the figures don't depend on the host.
-# Needs: hyperfine, runc, python3 (apt-get install hyperfine runc).
+# reported as a ratio (or difference) of medians, so the figures don't depend
+# on the host. Network benchmarks run inside private "host"/"outside" network
+# namespaces, like the tests: the machine's own network is never touched.
+# Needs: hyperfine, runc, iperf3, python3 (apt-get install hyperfine runc iperf3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
-OUT=bench/out
+OUT=$PWD/bench/out
 mkdir -p "$OUT"
 what=${1:-all}
 
 cargo build --release --quiet -p minirun -p rootfs-fixtures
+cargo build --release --quiet -p minirun-images --example unpack
 MINIRUN=$PWD/target/release/minirun
 FIXTURES=$PWD/target/release/minirun-fixtures
+UNPACK=$PWD/target/release/examples/unpack
 WORK=$(mktemp -d /tmp/minirun-bench.XXXXXX)
-cleanup() { rm -rf "$WORK"; }
+NS=mrbench$$
+M="$MINIRUN --root $WORK/run --data-root $WORK/data"
+
+cleanup() {
+    set +e
+    if [ -e "/run/netns/$NS-host" ]; then
+        for c in $(inhost $M ps -aq 2>/dev/null); do inhost $M rm -f "$c" >/dev/null 2>&1; done
+    fi
+    for c in $($M ps -aq 2>/dev/null); do $M rm -f "$c" >/dev/null 2>&1; done
+    pkill -f "iperf3 -s -p 5201" 2>/dev/null
+    ip netns del "$NS-host" 2>/dev/null
+    ip netns del "$NS-out" 2>/dev/null
+    umount -R "$WORK" 2>/dev/null
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 # median of a hyperfine JSON export, in milliseconds
 median() { python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"; }
-ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1])/float(sys.argv[2])))' "$1" "$2"; }
+calc() { python3 -c "print('%.2f' % ($1))"; }
 
-# hyperfine NAME COMMAND: median in ms, JSON kept under bench/out
+# measure NAME COMMAND: median in ms, JSON kept under bench/out
 measure() {
     local name=$1; shift
-    hyperfine --shell=bash --style none --runs "$RUNS" --warmup "$WARMUP" --export-json "$OUT/$name.json" "$@" >/dev/null
+    hyperfine --shell=bash --style none --runs "$RUNS" --warmup "$WARMUP" \
+        --export-json "$OUT/$name.json" "$@" >/dev/null 2>&1
     median "$OUT/$name.json"
 }
 
+load_busybox() {
+    [ -f "$WORK/busybox.tar" ] || "$FIXTURES" image "$WORK/busybox.tar" >/dev/null
+    $M load -i "$WORK/busybox.tar" >/dev/null
+}
+
+# A private "host" namespace joined to an "outside" one (198.18.0.0/24).
+sandbox() {
+    ip netns list | grep -q "^$NS-host" && return 0
+    ip netns add "$NS-host"
+    ip netns add "$NS-out"
+    ip -n "$NS-host" link add up0 type veth peer name out0 netns "$NS-out"
+    ip -n "$NS-host" addr add 198.18.0.1/24 dev up0
+    ip -n "$NS-out" addr add 198.18.0.2/24 dev out0
+    for n in host out; do
+        ip -n "$NS-$n" link set lo up
+    done
+    ip -n "$NS-host" link set up0 up
+    ip -n "$NS-out" link set out0 up
+    ip -n "$NS-host" route add default via 198.18.0.2
+}
+inhost() { nsenter --net=/run/netns/$NS-host "$@"; }
+inout() { nsenter --net=/run/netns/$NS-out "$@"; }
+
 bench_bundle() {
     local bundle=$WORK/bundle
-    "$FIXTURES" bundle "$bundle" -- true
-    # unique ids per invocation; both runtimes delete the container after run
-    local m r
-    m=$(measure minirun-run-bundle "$MINIRUN --root $WORK/mr run --bundle $bundle b\$RANDOM\$RANDOM")
+    "$FIXTURES" bundle "$bundle" -- true >/dev/null
+    local m r plain sealed
+    m=$(measure minirun-run-bundle "$M run --bundle $bundle b\$RANDOM\$RANDOM")
     r=$(measure runc-run-bundle "runc --root $WORK/runc run --bundle $bundle b\$RANDOM\$RANDOM")
-    # the cost of the CVE-2019-5736 guard: re-executing from a sealed memfd
-    local plain sealed
-    plain=$(measure minirun-noop "$MINIRUN --root $WORK/mr list -q")
-    sealed=$(measure minirun-noop-sealed "$MINIRUN --root $WORK/mr list -q --sealed")
+    plain=$(measure minirun-noop "$M list -q")
+    sealed=$(measure minirun-noop-sealed "$M list -q --sealed")
     echo "run --bundle (busybox true), median of $RUNS:"
     echo "  minirun  ${m} ms"
     echo "  runc     ${r} ms"
-    echo "  ratio    $(ratio "$m" "$r") x runc   (target <= 0.70)"
-    echo "  sealed re-exec (CVE-2019-5736 guard): list -q ${plain} ms, with the guard ${sealed} ms"
+    echo "  ratio    $(calc "$m/$r") x runc   (target <= 0.70)"
+    echo "  CVE-2019-5736 guard (read-only re-exec): $(calc "$sealed-$plain") ms (list -q ${plain} ms, with the guard ${sealed} ms)"
+}
+
+bench_image() {
+    load_busybox
+    local bundle=$WORK/bundle-image
+    "$FIXTURES" bundle "$bundle" -- true >/dev/null
+    local img bun
+    img=$(measure minirun-run-image "$M run --rm --net none busybox true")
+    bun=$(measure minirun-run-bundle-same-rootfs "$M run --bundle $bundle i\$RANDOM\$RANDOM")
+    echo "run --rm --net none busybox true vs run --bundle of the same rootfs, median of $RUNS:"
+    echo "  image   ${img} ms"
+    echo "  bundle  ${bun} ms"
+    echo "  the image path adds $(calc "$img-$bun") ms   (target <= 5)"
+}
+
+# A ~200 MB gzip layer of mixed files (/usr/share, /usr/lib), made once.
+bench_unpack() {
+    local layer=$OUT/layer-200mb.tar.gz
+    if [ ! -f "$layer" ]; then
+        echo "building $layer (once)..."
+        tar -C / -cf - usr/share usr/lib 2>/dev/null | head -c 220000000 | gzip -1 > "$layer" || true
+    fi
+    local size; size=$(du -m "$layer" | cut -f1)
+    local t_tar t_mr
+    t_tar=$(measure unpack-tar --runs 5 --warmup 1 --prepare "rm -rf $WORK/u; mkdir -p $WORK/u; sync" \
+        "tar -C $WORK/u -xzf $layer 2>/dev/null || true")
+    t_mr=$(measure unpack-minirun --runs 5 --warmup 1 --prepare "rm -rf $WORK/u; mkdir -p $WORK/u; sync" \
+        "$UNPACK $layer $WORK/u 2>/dev/null")
+    echo "unpack of a ${size} MB gzip layer, median of 5:"
+    echo "  tar xzf  ${t_tar} ms"
+    echo "  minirun  ${t_mr} ms"
+    echo "  ratio    $(calc "$t_mr/$t_tar") x tar   (target <= 1.0)"
+}
+
+bench_net() {
+    sandbox
+    load_busybox
+    local none bridge
+    inhost $M run --rm --net bridge busybox true   # creates the bridge and table once
+    none=$(measure run-net-none "nsenter --net=/run/netns/$NS-host $M run --rm --net none busybox true")
+    bridge=$(measure run-net-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true")
+    echo "run --rm busybox true, --net bridge vs --net none, median of $RUNS:"
+    echo "  none    ${none} ms"
+    echo "  bridge  ${bridge} ms"
+    echo "  the bridge adds $(calc "$bridge-$none") ms   (target <= 10)"
+    if command -v podman >/dev/null; then
+        podman load -i "$WORK/busybox.tar" >/dev/null 2>&1 || true
+        local pn pb
+        pn=$(measure podman-net-none "nsenter --net=/run/netns/$NS-host podman run --rm --network none busybox true")
+        pb=$(measure podman-net-bridge "nsenter --net=/run/netns/$NS-host podman run --rm --network bridge busybox true")
+        echo "  podman: none ${pn} ms, bridge ${pb} ms, adds $(calc "$pb-$pn") ms"
+    else
+        echo "  (podman not installed: apt-get install podman to compare)"
+    fi
+}
+
+# connections per second to HOST:PORT from the outside namespace, for 3 s
+conn_rate() {
+    inout python3 - "$1" "$2" <<'EOF'
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+n, end = 0, time.time() + 3
+while time.time() < end:
+    s = socket.create_connection((host, port), timeout=2)
+    s.close()
+    n += 1
+print("%.0f" % (n / 3))
+EOF
+}
+
+bench_ports() {
+    sandbox
+    load_busybox
+    inhost $M run --rm --net bridge busybox true
+    local plain pub
+    plain=$(measure run-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true")
+    pub=$(measure run-bridge-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge -p 18080:80 busybox true")
+    echo "run --rm busybox true, -p 18080:80 vs plain bridge, median of $RUNS:"
+    echo "  bridge      ${plain} ms"
+    echo "  bridge -p   ${pub} ms"
+    echo "  -p adds $(calc "$pub-$plain") ms   (target <= 2)"
+
+    # throughput: iperf3 server in the container's network namespace
+    inhost $M run -d --name srv -p 5201:5201 busybox sleep 3600 >/dev/null
+    local netns ip
+    netns=$(inhost $M inspect srv | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["netns_path"])')
+    ip=$(inhost $M inspect srv | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["ip"])')
+    nsenter --net="$netns" iperf3 -s -p 5201 -D
+    sleep 0.3
+    ip -n "$NS-out" route add "${ip%.*}.0/24" via 198.18.0.1   # bench only: a direct path for comparison
+    local nat direct
+    nat=$(inout iperf3 -c 198.18.0.1 -p 5201 -t 5 -J | python3 -c 'import json,sys; print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))')
+    direct=$(inout iperf3 -c "$ip" -p 5201 -t 5 -J | python3 -c 'import json,sys; print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))')
+    echo "TCP throughput from outside, iperf3 5 s:"
+    echo "  through the published port  ${nat} Mbit/s"
+    echo "  straight to ${ip}       ${direct} Mbit/s"
+    echo "  ratio $(calc "$nat/$direct")   (target >= 0.90)"
+
+    # connection rate with 1 and with 1,000 published ports
+    inhost $M run -d --name web -p 8080:80 busybox httpd -f -p 80 -h /var/www >/dev/null
+    sleep 0.3
+    local r1 r1000
+    r1=$(conn_rate 198.18.0.1 8080)
+    inhost $M run -d --name many -p 20000-20999:20000-20999 busybox sleep 3600 >/dev/null
+    r1000=$(conn_rate 198.18.0.1 8080)
+    echo "TCP connections/s to a published port from outside (3 s):"
+    echo "  with 1 published port      ${r1}"
+    echo "  with 1,001 published ports ${r1000}"
+    echo "  ratio $(calc "$r1000/$r1")   (target: the same within noise)"
 }
 
 case $what in
     bundle) bench_bundle ;;
-    all) bench_bundle ;;
-    *) echo "usage: $0 [bundle|all]" >&2; exit 2 ;;
+    image) bench_image ;;
+    unpack) bench_unpack ;;
+    net) bench_net ;;
+    ports) bench_ports ;;
+    all) bench_bundle; bench_image; bench_unpack; bench_net; bench_ports ;;
+    *) echo "usage: $0 [bundle|image|unpack|net|ports|all]" >&2; exit 2 ;;
 esac

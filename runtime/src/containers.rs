@@ -524,6 +524,31 @@ pub fn set_netns(mut spec: Spec, path: Option<&Path>) -> Spec {
     spec
 }
 
+/// Marks a bundle container as alive for gc while `run --bundle --net`
+/// sets it up and waits for it: a directory with its lock held.
+pub struct Hold {
+    dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Ctx {
+    pub fn hold(&self, id: &str) -> Result<Hold> {
+        let dir = self.dir(id);
+        if dir.exists() {
+            bail!("container \"{id}\" already exists");
+        }
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock = self.lock(id, true)?.expect("blocking lock");
+        Ok(Hold { dir, _lock: lock })
+    }
+}
+
 /// `run --bundle DIR --net MODE [-p ...] ID`: the same networking as images
 /// get, for a bundle; the caller detaches when the container is gone.
 pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Result<Attachment> {
@@ -750,10 +775,24 @@ pub fn gc(ctx: &Ctx) -> Result<Vec<String>> {
     Ok(cleaned)
 }
 
-/// The cheap version `run` does: only when something looks abandoned.
+/// The cheap version `run` does: reads the small state files and runs the
+/// real gc only when something looks abandoned.
 fn gc_quick(ctx: &Ctx) {
-    if let Err(e) = gc(ctx) {
-        tracing::warn!("gc: {e:#}");
+    let abandoned_container = ctx
+        .all()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.phase != "exited" && !ctx.is_alive(&m.id));
+    let abandoned_network = || {
+        minirun_net::attach::list_attachments(&ctx.root)
+            .unwrap_or_default()
+            .iter()
+            .any(|a| !(ctx.is_alive(&a.container_id) || ctx.state.exists(&a.container_id)))
+    };
+    if abandoned_container || abandoned_network() {
+        if let Err(e) = gc(ctx) {
+            tracing::warn!("gc: {e:#}");
+        }
     }
 }
 

@@ -267,6 +267,10 @@ fn run_bundle(ctx: &containers::Ctx, id: &str, opts: &BundleOpts, a: &cli::RunAr
     if state.exists(id) {
         bail!("container \"{id}\" already exists");
     }
+    let _hold = match &a.net {
+        Some(_) => Some(ctx.hold(id)?),
+        None => None,
+    };
     let attachment = match &a.net {
         Some(net) => Some(containers::attach_bundle(ctx, id, net, &a.publish)?),
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),
