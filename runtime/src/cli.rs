@@ -140,8 +140,21 @@ pub struct ExecArgs {
     /// User (name|uid[:group|gid])
     #[arg(short, long)]
     pub user: Option<String>,
+    /// Do not wait for the process (runc exec --detach)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// OCI process.json describing the process (runc exec --process)
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Write the process's pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to receive the pseudo-terminal master (runc exec --console-socket)
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
     pub container: String,
-    #[arg(required = true, trailing_var_arg = true)]
+    /// The command and its arguments (not with --process)
+    #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
 }
 

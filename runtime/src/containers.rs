@@ -893,55 +893,92 @@ pub fn logs(ctx: &Ctx, wanted: &str, follow: bool) -> Result<()> {
     }
 }
 
-/// `minirun exec [-i] [-t] [-e] [-w] [-u] NAME COMMAND...`
+/// `minirun exec [-i] [-t] [-d] [-e] [-w] [-u] NAME COMMAND...`, and runc's
+/// `exec --process FILE [--detach] [--pid-file F] [--console-socket S] ID`.
 pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
-    let meta = ctx.resolve(&a.container).ok();
-    let id = match &meta {
-        Some(m) => m.id.clone(),
-        None => ctx.state.resolve(&a.container)?,
+    let id = match ctx.resolve(&a.container) {
+        Ok(m) => m.id,
+        Err(_) => ctx.state.resolve(&a.container)?,
     };
     let container = ctx.state.load(&id)?;
     if container.status() != ContainerStatus::Running {
         bail!("container \"{}\" is not running", a.container);
     }
-    let mut env = std::collections::HashMap::new();
-    for e in &a.env {
-        if let Some(kv) = imagespec::expand_env(e)? {
-            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
-            env.insert(k.to_string(), v.to_string());
-        }
+    if a.process.is_none() && a.command.is_empty() {
+        bail!("exec needs a command (or --process FILE)");
     }
-    if a.tty {
-        env.entry("TERM".into()).or_insert_with(|| "xterm".into());
-    }
-    let (uid, gid) = match &a.user {
-        Some(u) => {
-            let rootfs = ctx.dir(&id).join("rootfs");
-            let (uid, gid, _) = imagespec::resolve_user(u, &rootfs)?;
-            (Some(uid), Some(gid))
-        }
-        None => (None, None),
-    };
     crate::seal::ensure_sealed().context("cannot seal minirun before entering the container")?;
-    let builder = libcontainer::container::builder::ContainerBuilder::new(id.clone(), libcontainer::syscall::syscall::SyscallType::default())
+    // docker-style exec: the container's own process settings with the
+    // command, terminal, env, cwd and user changed, as a process.json
+    let generated = match &a.process {
+        Some(_) => None,
+        None => Some(exec_process_file(ctx, &container, &id, a)?),
+    };
+    let process = a.process.clone().or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
+    // -t without a console socket of the caller's: our own, relayed here
+    let own_console = match (a.tty, &a.console_socket) {
+        (true, None) => Some(crate::tty::ConsoleSocket::listen(&container.root.join(format!("exec-{}.sock", std::process::id())))?),
+        _ => None,
+    };
+    let console_path = a.console_socket.clone().or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
+    let mut builder = libcontainer::container::builder::ContainerBuilder::new(id.clone(), libcontainer::syscall::syscall::SyscallType::default())
         .with_root_path(ctx.state.path())?
+        .with_pid_file(a.pid_file.as_ref())?
+        .with_console_socket(console_path.as_ref())
         .validate_id()?;
-    let builder = if a.interactive { builder } else { builder.with_stdin(File::open("/dev/null")?) };
-    let pid = builder
+    if !a.interactive && a.process.is_none() && console_path.is_none() {
+        builder = builder.with_stdin(File::open("/dev/null")?);
+    }
+    let tenant = builder
         .as_tenant()
-        .with_container_args(a.command.clone())
-        .with_env(env)
-        .with_cwd(a.workdir.as_ref())
-        .with_user(uid)
-        .with_group(gid)
-        .with_detach(false)
+        .with_process(process.as_ref())
+        // libcontainer takes a console socket only for a detached process
+        .with_detach(a.detach || console_path.is_some());
+    let pid = tenant
         .build()
         .map_err(|e| anyhow!(crate::lifecycle::libcontainer_message(&e)))
         .with_context(|| format!("cannot exec in container \"{}\"", a.container))?;
+    if a.detach {
+        return Ok(0);
+    }
     let forwarder = wait::SignalForwarder::start(pid)?;
-    let code = wait::wait_exit(pid);
+    let code = match own_console {
+        Some(console) => attach_terminal(console.master()?, a.interactive, pid),
+        None => wait::wait_exit(pid),
+    };
     forwarder.stop();
     code
+}
+
+/// A process.json for `exec`: the container's process with this exec's
+/// command, terminal, environment, working directory and user.
+fn exec_process_file(ctx: &Ctx, container: &libcontainer::container::Container, id: &str, a: &crate::cli::ExecArgs) -> Result<tempfile::NamedTempFile> {
+    let spec = Spec::load(container.bundle().join("config.json")).context("cannot read the container's spec")?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(a.command.clone()));
+    process.set_terminal(Some(a.tty));
+    let mut env = process.env().clone().unwrap_or_default();
+    if a.tty {
+        env.push("TERM=xterm".into());
+    }
+    for e in &a.env {
+        env.extend(imagespec::expand_env(e)?);
+    }
+    process.set_env(Some(imagespec::merge_env(&[&env])));
+    if let Some(w) = &a.workdir {
+        process.set_cwd(w.into());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid, extra) = imagespec::resolve_user(u, &ctx.dir(id).join("rootfs"))?;
+        let mut user = process.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid);
+        user.set_additional_gids(Some(extra));
+        process.set_user(user);
+    }
+    let file = tempfile::Builder::new().prefix("exec-").suffix(".json").tempfile_in(&container.root)?;
+    serde_json::to_writer(&file, &process)?;
+    Ok(file)
 }
 
 /// One row of `ps`, and the body of `inspect`.

@@ -126,7 +126,7 @@ pub fn expand_env(item: &str) -> Result<Option<String>> {
 
 /// Merges environment lists, later ones overriding earlier keys, keeping
 /// the first position of each key.
-fn merge_env(lists: &[&[String]]) -> Vec<String> {
+pub fn merge_env(lists: &[&[String]]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     for list in lists {

@@ -14,6 +14,9 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 
+/// File in a container's state dir naming the bundle it was created from.
+const ORIGINAL_BUNDLE: &str = "minirun.bundle";
+
 /// What `create` needs besides the id: the prepared spec and runc's options.
 pub struct CreateRequest<'a> {
     pub id: &'a str,
@@ -179,7 +182,13 @@ impl StateRoot {
         let mut container = built
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot create container \"{}\"", req.id))?;
-        container.state.bundle = fs::canonicalize(req.bundle)?;
+        // libcontainer re-reads the spec from the bundle for exec (a tenant
+        // joins the cgroup the spec names), so the bundle it records is the
+        // prepared copy, kept with the state; `state` reports the user's.
+        let dir = self.container_dir(req.id);
+        fs::rename(shadow.join("config.json"), dir.join("config.json"))?;
+        fs::write(dir.join(ORIGINAL_BUNDLE), fs::canonicalize(req.bundle)?.as_os_str().as_encoded_bytes())?;
+        container.state.bundle = dir;
         container.save()?;
         Ok(container)
     }
@@ -276,7 +285,9 @@ impl OciState {
             id: c.id().to_string(),
             pid,
             status: status_name(status),
-            bundle: c.bundle().clone(),
+            bundle: fs::read_to_string(c.root.join(ORIGINAL_BUNDLE))
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| c.bundle().clone()),
             rootfs,
             created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
             owner: c
