@@ -90,6 +90,8 @@ pub enum Command {
     Port(NamesArg),
     /// Remove what crashed runs left behind (processes gone)
     Gc,
+    /// What this runtime supports, as JSON (runc features)
+    Features,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +115,11 @@ pub struct PsArgs {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// With a container id: runc's `ps`, the container's processes (table or json)
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// runc ps: list the processes of this container
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Args)]

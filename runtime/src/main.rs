@@ -21,6 +21,10 @@ use cli::{BundleOpts, Cli, Command, GlobalOpts, ListFormat, LogFormat};
 use lifecycle::{CreateRequest, StateRoot};
 
 fn main() -> ExitCode {
+    // Rust starts with SIGPIPE ignored; an ignored disposition survives exec,
+    // so containers would inherit it (and `minirun ps | head` would panic).
+    // SAFETY: restoring a default disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let global = cli.global.clone();
     if let Err(e) = init_logging(&global) {
@@ -171,7 +175,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Ps(a) => {
-            containers::ps(&ctx(state, &g), a.all, a.quiet)?;
+            match &a.id {
+                Some(id) => runc_ps(&state, id, a.format)?,
+                None => containers::ps(&ctx(state, &g), a.all, a.quiet)?,
+            }
+            Ok(0)
+        }
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&features())?);
             Ok(0)
         }
         Command::Logs(a) => {
@@ -319,6 +330,54 @@ fn create_request<'a>(id: &'a str, opts: &'a BundleOpts, spec: &'a libcontainer:
         no_pivot: opts.no_pivot,
         detach,
     }
+}
+
+/// runc ps: the pids in the container's cgroup.
+fn runc_ps(state: &StateRoot, id: &str, format: ListFormat) -> Result<()> {
+    use libcgroups::common::CgroupManager;
+    let c = state.load(id)?;
+    let cgroup = c.spec().map_err(|e| anyhow::anyhow!("{e}"))?.cgroup_path;
+    let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path: cgroup,
+        systemd_cgroup: false,
+        container_name: c.id().to_string(),
+    })
+    .map_err(|e| anyhow::anyhow!("cannot open the cgroup of \"{id}\": {e}"))?;
+    let pids: Vec<i32> = manager
+        .get_all_pids()
+        .map_err(|e| anyhow::anyhow!("cannot list the processes of \"{id}\": {e}"))?
+        .into_iter()
+        .map(|p| p.as_raw())
+        .collect();
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string(&pids)?),
+        ListFormat::Table => {
+            println!("PID");
+            for p in pids {
+                println!("{p}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// runc features: what an engine may rely on.
+fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": libcontainer::oci_spec::runtime::VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "strictatime"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": true},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features.minirun.networking": "bridge,host,none,container"}
+    })
 }
 
 fn list(state: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
