@@ -388,7 +388,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             ports,
             hostname: Some(hostname.clone()),
         },
-        &|cid| cid == id || ctx.is_alive(cid),
+        &|cid| cid == id || network_in_use(ctx, cid),
     )
     .map_err(|e| anyhow!("{e}"))?;
     let netns = att.netns_path.clone();
@@ -568,7 +568,7 @@ pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Resu
             ports,
             hostname: None,
         },
-        &|cid| cid == id || ctx.is_alive(cid),
+        &|cid| cid == id || network_in_use(ctx, cid),
     )
     .map_err(|e| anyhow!("{e}"))
 }
@@ -718,7 +718,7 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         }
     }
     if let Ok(Some(att)) = minirun_net::attach::load_attachment(&ctx.root, id) {
-        if let Err(e) = minirun_net::detach(&att) {
+        if let Err(e) = detach_network(ctx, &att) {
             errors.push(format!("network: {e}"));
         }
     }
@@ -739,6 +739,54 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
     } else {
         bail!("teardown of container {id}: {}", errors.join("; "))
     }
+}
+
+/// Detaches a container's network, unless other live containers joined its
+/// namespace (`--net container:ID`): then it stays - address, veth and
+/// namespace file - until the last of them goes, whose teardown finishes it.
+fn detach_network(ctx: &Ctx, att: &Attachment) -> Result<()> {
+    let joined = |owner: &Attachment| -> bool {
+        owner.netns_owned
+            && minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default().iter().any(|j| {
+                j.container_id != owner.container_id
+                    && !j.netns_owned
+                    && j.netns_path.is_some()
+                    && j.netns_path == owner.netns_path
+                    && ctx.is_alive(&j.container_id)
+            })
+    };
+    if joined(att) {
+        tracing::debug!("network of {} stays for the containers that joined it", att.container_id);
+        return Ok(());
+    }
+    minirun_net::detach(att).map_err(|e| anyhow!("{e}"))?;
+    // a joiner leaving may be the last user of a finished owner's namespace
+    if let NetMode::Container(_) = &att.mode {
+        for owner in minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default() {
+            if owner.netns_owned
+                && owner.netns_path == att.netns_path
+                && !ctx.is_alive(&owner.container_id)
+                && !joined(&owner)
+            {
+                minirun_net::detach(&owner).map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a network record must stay: its container lives, or live
+/// containers joined its namespace.
+fn network_in_use(ctx: &Ctx, id: &str) -> bool {
+    if ctx.is_alive(id) {
+        return true;
+    }
+    let all = minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default();
+    let Some(owner) = all.iter().find(|a| a.container_id == id) else { return false };
+    owner.netns_owned
+        && all.iter().any(|j| {
+            j.container_id != id && !j.netns_owned && j.netns_path == owner.netns_path && ctx.is_alive(&j.container_id)
+        })
 }
 
 /// Deletes what is left of a torn-down container: its directory and name.
@@ -770,7 +818,7 @@ pub fn gc(ctx: &Ctx) -> Result<Vec<String>> {
         cleaned.push(meta.id.clone());
     }
     // network pieces whose container is gone altogether
-    minirun_net::gc(&ctx.root, &ctx.data_root, &|cid| ctx.dir(cid).exists() && ctx.is_alive(cid))
+    minirun_net::gc(&ctx.root, &ctx.data_root, &|cid| network_in_use(ctx, cid))
         .map_err(|e| anyhow!("{e}"))?;
     Ok(cleaned)
 }
@@ -787,7 +835,7 @@ fn gc_quick(ctx: &Ctx) {
         minirun_net::attach::list_attachments(&ctx.root)
             .unwrap_or_default()
             .iter()
-            .any(|a| !(ctx.is_alive(&a.container_id) || ctx.state.exists(&a.container_id)))
+            .any(|a| !(network_in_use(ctx, &a.container_id) || ctx.state.exists(&a.container_id)))
     };
     if abandoned_container || abandoned_network() {
         if let Err(e) = gc(ctx) {
