@@ -126,9 +126,19 @@ impl Archive {
     }
 
     pub fn err(&self, reason: impl Into<String>) -> Error {
+        // Reasons may quote bytes of the archive (the tar crate puts header
+        // fields into its messages): keep the error on one line.
+        let mut one_line = String::new();
+        for c in reason.into().chars() {
+            if c.is_control() {
+                one_line.extend(c.escape_default());
+            } else {
+                one_line.push(c);
+            }
+        }
         Error::Archive {
             archive: self.path.clone(),
-            reason: reason.into(),
+            reason: one_line,
         }
     }
 

@@ -376,7 +376,10 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     ctx.save_meta(&meta)?;
 
     // 3. Root filesystem, network, /etc files, spec.
-    let rootfs = store.prepare_rootfs(&image, &dir, a.read_only).map_err(|e| anyhow!("{e}"))?;
+    // Always writable here: libcontainer mounts /proc, /dev, the /etc files
+    // and volumes (creating their mount points) first, then remounts / read-only
+    // for --read-only (the spec's root.readonly), as runc does.
+    let rootfs = store.prepare_rootfs(&image, &dir, false).map_err(|e| anyhow!("{e}"))?;
     setup.rootfs = true;
     let att = minirun_net::attach(
         &minirun_net::AttachRequest {
@@ -455,7 +458,11 @@ struct Started {
 /// is gone again (the caller undoes the rest).
 fn create_and_start(ctx: &Ctx, id: &str, spec: &Spec, tty: bool, stdio: Stdio) -> Result<Started> {
     let dir = ctx.dir(id);
-    let console = if tty { Some(crate::tty::ConsoleSocket::listen(&dir.join("console.sock"))?) } else { None };
+    let sock_dir = if tty { Some(console_dir()?) } else { None };
+    let console = match &sock_dir {
+        Some(d) => Some(crate::tty::ConsoleSocket::listen(&d.path().join("console.sock"))?),
+        None => None,
+    };
     let container = ctx.state.create_with_stdio(
         &CreateRequest {
             id,
@@ -483,6 +490,13 @@ fn create_and_start(ctx: &Ctx, id: &str, spec: &Spec, tty: bool, stdio: Stdio) -
         return Err(e);
     }
     Ok(Started { pid, master })
+}
+
+/// A short private directory for a console socket: a socket path holds at
+/// most 107 bytes, fewer than a container's directory under a long data root
+/// or runtime root may need.
+fn console_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("minirun-tty-").tempdir().context("cannot create a directory for the console socket")
 }
 
 /// `run -t` in the foreground: our terminal in raw mode, relayed both ways.
@@ -945,6 +959,8 @@ pub fn logs(ctx: &Ctx, wanted: &str, follow: bool) -> Result<()> {
 /// `exec --process FILE [--detach] [--pid-file F] [--console-socket S] ID`.
 pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
     let id = match ctx.resolve(&a.container) {
+        // an exited container made from an image has no libcontainer state left
+        Ok(m) if !ctx.state.exists(&m.id) => bail!("container \"{}\" is not running", a.container),
         Ok(m) => m.id,
         Err(_) => ctx.state.resolve(&a.container)?,
     };
@@ -964,9 +980,10 @@ pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
     };
     let process = a.process.clone().or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
     // -t without a console socket of the caller's: our own, relayed here
-    let own_console = match (a.tty, &a.console_socket) {
-        (true, None) => Some(crate::tty::ConsoleSocket::listen(&container.root.join(format!("exec-{}.sock", std::process::id())))?),
-        _ => None,
+    let sock_dir = if a.tty && a.console_socket.is_none() { Some(console_dir()?) } else { None };
+    let own_console = match &sock_dir {
+        Some(d) => Some(crate::tty::ConsoleSocket::listen(&d.path().join("console.sock"))?),
+        None => None,
     };
     let console_path = a.console_socket.clone().or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
     let mut builder = libcontainer::container::builder::ContainerBuilder::new(id.clone(), libcontainer::syscall::syscall::SyscallType::default())
