@@ -45,6 +45,6 @@ mod testutil;
 mod unpack;
 
 pub use error::{Error, Result};
-pub use rootfs::release_rootfs;
+pub use rootfs::{ensure_dir_in_rootfs, release_rootfs};
 pub use store::{Image, ImageSummary, Store};
 pub use unpack::{unpack_layer, Compression, UnpackStats};

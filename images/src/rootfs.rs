@@ -370,6 +370,41 @@ impl Copier<'_> {
     }
 }
 
+/// Creates directory `path` (absolute, as seen inside the container) in a
+/// prepared rootfs, the way docker creates a missing working directory:
+/// symlinks on the way resolve inside the rootfs (never out of it), missing
+/// components are made 0755 root:root. Existing directories are left alone.
+pub fn ensure_dir_in_rootfs(rootfs: &Path, path: &Path) -> Result<()> {
+    let root = fsutil::open_dir(rootfs).ctx("open rootfs", rootfs)?;
+    let open_in_root = |rel: &Path| {
+        rfs::openat2(
+            &root,
+            if rel.as_os_str().is_empty() { Path::new(".") } else { rel },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let mut prefix = PathBuf::new();
+    for component in path.components() {
+        let std::path::Component::Normal(name) = component else { continue };
+        let parent = prefix.clone();
+        prefix.push(name);
+        match open_in_root(&prefix) {
+            Ok(_) => {}
+            Err(Errno::NOENT) => {
+                let dir = open_in_root(&parent).ctx("resolve in rootfs", rootfs.join(&parent))?;
+                match rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e).ctx("create directory in rootfs", path),
+                }
+            }
+            Err(e) => return Err(e).ctx("resolve in rootfs", path),
+        }
+    }
+    Ok(())
+}
+
 /// Unmount (lazily if busy) and remove what [`Store::prepare_rootfs`] made
 /// in `container_dir`. Idempotent; fine when nothing is there.
 pub fn release_rootfs(container_dir: &Path) -> Result<()> {

@@ -406,6 +406,11 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         etc_files: &etc_files,
     })?;
     let spec = with_host_network(spec, &mode);
+    // as docker: a working directory the image lacks is created
+    if let Some(p) = spec.process() {
+        minirun_images::ensure_dir_in_rootfs(&rootfs, p.cwd())
+            .map_err(|e| anyhow!("working directory {}: {e}", p.cwd().display()))?;
+    }
     spec.save(dir.join("config.json")).context("cannot write the container's spec")?;
 
     // 4. Start it: in the background under a monitor, or here.

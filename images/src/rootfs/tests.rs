@@ -310,3 +310,30 @@ fn release_without_a_rootfs_is_fine() {
     release_rootfs(&tmp.path().join("never-prepared")).unwrap();
     release_rootfs(tmp.path()).unwrap();
 }
+
+#[test]
+fn ensure_dir_in_rootfs_resolves_symlinks_inside_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir(r.join("real")).unwrap();
+    std::os::unix::fs::symlink("/real", r.join("abs")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), r.join("escape")).unwrap();
+    crate::ensure_dir_in_rootfs(r, Path::new("/a/b/c")).unwrap();
+    assert!(r.join("a/b/c").is_dir());
+    // an absolute symlink resolves inside the rootfs, as in the container
+    crate::ensure_dir_in_rootfs(r, Path::new("/abs/made")).unwrap();
+    assert!(r.join("real/made").is_dir());
+    // a link to a host path means that path inside the rootfs, never the
+    // host's; dangling there, it is an error naming the path
+    let err = crate::ensure_dir_in_rootfs(r, Path::new("/escape/x")).unwrap_err();
+    assert!(err.to_string().contains("escape"), "{err}");
+    assert!(!outside.path().join("x").exists(), "created outside the rootfs");
+    let inside = outside.path().strip_prefix("/").unwrap();
+    std::fs::create_dir_all(r.join(inside)).unwrap();
+    crate::ensure_dir_in_rootfs(r, Path::new("/escape/x")).unwrap();
+    assert!(r.join(inside).join("x").is_dir());
+    assert!(!outside.path().join("x").exists(), "created outside the rootfs");
+    // existing directories are fine
+    crate::ensure_dir_in_rootfs(r, Path::new("/a/b")).unwrap();
+}
