@@ -200,6 +200,13 @@ pub struct BundleOpts {
     /// Path to the OCI bundle (the directory holding config.json)
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
+    #[command(flatten)]
+    pub runc: RuncOpts,
+}
+
+/// runc's options for creating a container from a bundle.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RuncOpts {
     /// Unix socket to receive the pseudo-terminal master (bundles with terminal: true)
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
@@ -268,21 +275,8 @@ pub struct RunArgs {
     /// Run the OCI bundle in DIR; the first argument is then the container id
     #[arg(short, long)]
     pub bundle: Option<PathBuf>,
-    /// Unix socket to receive the pseudo-terminal master (bundle mode)
-    #[arg(long)]
-    pub console_socket: Option<PathBuf>,
-    /// Write the container's init pid to this file
-    #[arg(long)]
-    pub pid_file: Option<PathBuf>,
-    /// Pass this many extra file descriptors (from 3 on) to the container
-    #[arg(long, default_value_t = 0)]
-    pub preserve_fds: i32,
-    /// Use MS_MOVE instead of pivot_root (runc compatibility)
-    #[arg(long)]
-    pub no_pivot: bool,
-    /// Accepted for runc compatibility
-    #[arg(long)]
-    pub no_new_keyring: bool,
+    #[command(flatten)]
+    pub runc: RuncOpts,
     /// Keep the container's state after it exits (bundle mode; runc's --keep)
     #[arg(long)]
     pub keep: bool,
@@ -342,14 +336,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn bundle_opts(&self) -> Option<BundleOpts> {
-        self.bundle.as_ref().map(|b| BundleOpts {
-            bundle: b.clone(),
-            console_socket: self.console_socket.clone(),
-            pid_file: self.pid_file.clone(),
-            preserve_fds: self.preserve_fds,
-            no_pivot: self.no_pivot,
-            no_new_keyring: self.no_new_keyring,
-        })
+        self.bundle.as_ref().map(|b| BundleOpts { bundle: b.clone(), runc: self.runc.clone() })
     }
 }
 
@@ -367,7 +354,7 @@ mod tests {
         let Command::Create(c) = cli.command else { panic!("not create") };
         assert_eq!(c.id, "myid");
         assert_eq!(c.bundle.bundle, PathBuf::from("/b"));
-        assert_eq!(c.bundle.pid_file, Some(PathBuf::from("/p")));
+        assert_eq!(c.bundle.runc.pid_file, Some(PathBuf::from("/p")));
     }
 
     #[test]

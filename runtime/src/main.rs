@@ -324,10 +324,10 @@ fn create_request<'a>(id: &'a str, opts: &'a BundleOpts, spec: &'a libcontainer:
         id,
         bundle: &opts.bundle,
         spec,
-        pid_file: opts.pid_file.as_deref(),
-        console_socket: opts.console_socket.as_deref(),
-        preserve_fds: opts.preserve_fds,
-        no_pivot: opts.no_pivot,
+        pid_file: opts.runc.pid_file.as_deref(),
+        console_socket: opts.runc.console_socket.as_deref(),
+        preserve_fds: opts.runc.preserve_fds,
+        no_pivot: opts.runc.no_pivot,
         detach,
     }
 }
