@@ -1064,9 +1064,23 @@ pub struct Inspect {
     pub args: Vec<String>,
     pub state: InspectState,
     pub config: InspectConfig,
-    pub mounts: Vec<MountInfo>,
+    pub mounts: Vec<InspectMount>,
+    /// minirun's attachment record: mode, ip, prefix_len, gateway, mac, ports, netns_path...
     pub network_settings: Option<Attachment>,
     pub host_config: InspectHost,
+}
+
+/// A bind mount as docker's inspect shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectMount {
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub mode: &'static str,
+    #[serde(rename = "RW")]
+    pub rw: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -1119,7 +1133,17 @@ pub fn inspect(ctx: &Ctx, meta: &Meta) -> Inspect {
             finished_at: meta.finished_at.clone(),
         },
         config: InspectConfig { hostname: meta.hostname.clone(), cmd: meta.args.clone(), tty: meta.tty },
-        mounts: meta.volumes.clone(),
+        mounts: meta
+            .volumes
+            .iter()
+            .map(|v| InspectMount {
+                kind: "bind",
+                source: v.source.clone(),
+                destination: v.destination.clone(),
+                mode: if v.read_only { "ro" } else { "rw" },
+                rw: !v.read_only,
+            })
+            .collect(),
         network_settings: network,
         host_config: InspectHost { auto_remove: meta.auto_remove, network_mode: meta.net.clone() },
     }
