@@ -523,7 +523,7 @@ impl Sandbox {
     /// Sends one datagram from `ns` to `to` and waits for one answer.
     pub fn udp_request(&self, ns: &Ns, to: SocketAddrV4, payload: &[u8]) -> io::Result<String> {
         let sock = self.in_ns(ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))?;
-        sock.set_read_timeout(Some(Duration::from_millis(700)))?;
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))?;
         sock.send_to(payload, to)?;
         let mut buf = [0u8; 1500];
         let (n, _) = sock.recv_from(&mut buf)?;

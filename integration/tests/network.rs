@@ -351,3 +351,39 @@ fn bundle_runs_with_bridge_networking() {
     assert!(default_subnet(&sb).starts_with(&ip.to_string()[..ip.to_string().rfind('.').unwrap()]), "{ip}");
     sb.assert_net_clean("after run --bundle --net bridge");
 }
+
+#[test]
+fn etc_files_and_mtu_follow_the_container_and_the_host() {
+    let sb = Sandbox::new();
+    // The sandbox uplink (the interface of the default route) gets an unusual MTU first.
+    let out = Command::new("ip").args(["-n", &sb.host_ns, "link", "set", UPLINK, "mtu", "1420"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = sb
+        .run([
+            "run",
+            "--rm",
+            "--name",
+            "named",
+            "--hostname",
+            "hn1",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hostname; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; ip -o link show eth0; ip -o -4 addr show eth0",
+        ])
+        .ok();
+    let parts: Vec<&str> = r.stdout.split("---\n").collect();
+    assert_eq!(parts.len(), 4, "{r:#?}");
+    assert_eq!(parts[0].trim(), "hn1");
+    let ip = ipv4_of_eth0(parts[3]);
+    let own = parts[1].lines().find(|l| l.split_whitespace().next() == Some(&ip.to_string()[..]));
+    assert!(own.is_some_and(|l| l.contains("hn1") && l.contains("named")), "/etc/hosts lacks {ip} hn1 named:\n{}", parts[1]);
+    assert!(parts[1].lines().any(|l| l.starts_with("127.0.0.1") && l.contains("localhost")), "{}", parts[1]);
+    let servers: Vec<Ipv4Addr> = parts[2]
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("odd nameserver {s:?}")))
+        .collect();
+    assert!(!servers.is_empty() && servers.iter().all(|s| !s.is_loopback()), "resolv.conf:\n{}", parts[2]);
+    assert!(parts[3].contains("mtu 1420"), "eth0 does not follow the uplink's MTU: {}", parts[3]);
+}
