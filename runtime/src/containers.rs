@@ -57,6 +57,10 @@ pub struct Meta {
     pub phase: String,
     pub pid: Option<i32>,
     pub monitor_pid: Option<i32>,
+    /// The process setting the container up (the CLI, then its monitor):
+    /// while `phase` is "creating", the container is abandoned once it is gone.
+    #[serde(default)]
+    pub creator: Option<ProcessIdentity>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub exit_code: Option<i32>,
@@ -67,6 +71,37 @@ pub struct MountInfo {
     pub source: PathBuf,
     pub destination: PathBuf,
     pub read_only: bool,
+}
+
+/// A process by pid and start time, so a reused pid is not mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessIdentity {
+    pub fn current() -> Option<Self> {
+        Self::of(std::process::id() as i32)
+    }
+
+    pub fn of(pid: i32) -> Option<Self> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // fields after "(comm)": state is field 3, starttime field 22
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
+        Some(Self { pid, start_time })
+    }
+
+    /// Whether this very process still runs (a zombie does not count).
+    pub fn is_running(&self) -> bool {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", self.pid)) else { return false };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return false };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let start: Option<u64> = fields.nth(18).and_then(|f| f.parse().ok());
+        state != "Z" && state != "X" && start == Some(self.start_time)
+    }
 }
 
 impl Ctx {
@@ -159,12 +194,21 @@ impl Ctx {
         }
     }
 
-    /// Whether anything still holds or runs this container: its lock is
-    /// held (setup, a monitor, a foreground run) or its process lives.
+    /// Whether anything still sets up, runs or supervises this container.
+    ///
+    /// While it is being created, that is its creator process (the lock
+    /// cannot tell: libcontainer's init, a clone of the creator, inherits it
+    /// and keeps it until the container starts). Afterwards: its process
+    /// runs, or someone holds its lock (a monitor, a teardown).
     pub fn is_alive(&self, id: &str) -> bool {
+        if let Ok(meta) = self.load_meta(id) {
+            if meta.phase == "creating" {
+                return meta.creator.is_some_and(|c| c.is_running());
+            }
+        }
         if self.state.exists(id) {
             if let Ok(c) = self.state.load(id) {
-                if matches!(c.status(), ContainerStatus::Running | ContainerStatus::Created | ContainerStatus::Creating | ContainerStatus::Paused) {
+                if matches!(c.status(), ContainerStatus::Running | ContainerStatus::Paused) {
                     return true;
                 }
             }
@@ -175,8 +219,25 @@ impl Ctx {
         matches!(self.lock(id, false), Ok(None))
     }
 
+    /// Takes the container's lock, waiting at most `timeout`.
+    fn lock_within(&self, id: &str, timeout: Duration) -> Result<Flock<File>> {
+        let start = Instant::now();
+        loop {
+            if let Some(lock) = self.lock(id, false)? {
+                return Ok(lock);
+            }
+            if start.elapsed() >= timeout {
+                bail!("container {id} is busy: another minirun holds its lock");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The docker-ish status of a container right now.
     pub fn status(&self, meta: &Meta) -> Status {
+        if meta.phase == "creating" {
+            return if self.is_alive(&meta.id) { Status::Created } else { Status::Dead };
+        }
         if self.state.exists(&meta.id) {
             if let Ok(c) = self.state.load(&meta.id) {
                 return match c.status() {
@@ -186,11 +247,7 @@ impl Ctx {
                 };
             }
         }
-        match meta.phase.as_str() {
-            "creating" if self.is_alive(&meta.id) => Status::Created,
-            "creating" => Status::Dead,
-            _ => Status::Exited(meta.exit_code.unwrap_or(UNKNOWN_EXIT)),
-        }
+        Status::Exited(meta.exit_code.unwrap_or(UNKNOWN_EXIT))
     }
 }
 
@@ -343,15 +400,17 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     }
     gc_quick(ctx);
 
-    // 2. Reserve an id and a name; everything from here is undone on failure.
+    // 2. Reserve an id and a name; everything from here is undone on failure
+    //    (and found by gc if this process is killed: a directory nobody
+    //    locks, a name whose directory is gone).
     let id = random_id()?;
     let mut setup = Setup { ctx, id: id.clone(), name: None, dir_made: false, rootfs: false, net: None, armed: true };
-    let name = reserve_name(ctx, a.name.as_deref(), &id)?;
-    setup.name = Some(name.clone());
     let dir = ctx.dir(&id);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     setup.dir_made = true;
     let _lock = ctx.lock(&id, true)?.expect("blocking lock");
+    let name = reserve_name(ctx, a.name.as_deref(), &id)?;
+    setup.name = Some(name.clone());
     let hostname = imagespec::hostname_of(&run, &id);
     let mut meta = Meta {
         id: id.clone(),
@@ -369,6 +428,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         phase: "creating".into(),
         pid: None,
         monitor_pid: None,
+        creator: ProcessIdentity::current(),
         started_at: None,
         finished_at: None,
         exit_code: None,
@@ -689,6 +749,9 @@ fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd, 
     }
     let mut report = File::from(report);
     let id = meta.id.clone();
+    // from now on the monitor is the one setting the container up
+    meta.creator = ProcessIdentity::current();
+    let _ = ctx.save_meta(meta);
     // Our own stdio is /dev/null by now; without a terminal the output goes to the log.
     let stdio = match (meta.tty, log.try_clone(), log.try_clone()) {
         (false, Ok(out), Ok(err)) => Stdio { stdin: None, stdout: Some(out.into()), stderr: Some(err.into()) },
@@ -813,6 +876,9 @@ fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     let name = ctx.load_meta(id).map(|m| m.name).ok();
     let dir = ctx.dir(id);
     if dir.exists() {
+        // meta.json first: a removal cut short is then an unfinished
+        // directory, which gc removes
+        let _ = fs::remove_file(dir.join("meta.json"));
         fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     if let Some(name) = name {
@@ -824,22 +890,63 @@ fn remove(ctx: &Ctx, id: &str) -> Result<()> {
 /// What a crashed run or killed monitor left: containers nobody holds whose
 /// process is gone get torn down (and removed if half-created or --rm).
 pub fn gc(ctx: &Ctx) -> Result<Vec<String>> {
-    let mut cleaned = Vec::new();
+    let mut cleaned = gc_unfinished(ctx)?;
     for meta in ctx.all()? {
-        if meta.phase == "exited" || ctx.is_alive(&meta.id) {
+        if ctx.is_alive(&meta.id) || (meta.phase == "exited" && !meta.auto_remove) {
             continue;
         }
-        let Some(_lock) = ctx.lock(&meta.id, false)? else { continue };
-        teardown(ctx, &meta.id, None)?;
-        if meta.phase == "creating" || meta.auto_remove {
-            remove(ctx, &meta.id)?;
-        }
+        // an --rm container killed between its exit and its removal lands here too
+        reap(ctx, &meta)?;
         cleaned.push(meta.id.clone());
     }
     // network pieces whose container is gone altogether
     minirun_net::gc(&ctx.root, &ctx.data_root, &|cid| network_in_use(ctx, cid))
         .map_err(|e| anyhow!("{e}"))?;
     Ok(cleaned)
+}
+
+/// A run killed before it wrote meta.json leaves a directory nobody locks,
+/// or a name whose directory is gone.
+fn gc_unfinished(ctx: &Ctx) -> Result<Vec<String>> {
+    let mut cleaned = Vec::new();
+    if let Ok(rd) = fs::read_dir(ctx.containers_dir()) {
+        for entry in rd.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().join("meta.json").exists() {
+                continue;
+            }
+            if let Ok(Some(_lock)) = ctx.lock(&id, false) {
+                fs::remove_dir_all(entry.path())?;
+                cleaned.push(id);
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(ctx.names_dir()) {
+        for entry in rd.flatten() {
+            let id = fs::read_to_string(entry.path()).unwrap_or_default();
+            if !id.is_empty() && !ctx.dir(id.trim()).exists() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(cleaned)
+}
+
+/// Cleans up a container nobody sets up or supervises any more. A create
+/// cut short leaves libcontainer's init waiting for `start` - holding the
+/// locks it inherited from its dead creator - so it is killed first.
+fn reap(ctx: &Ctx, meta: &Meta) -> Result<()> {
+    if ctx.state.exists(&meta.id) {
+        if let Err(e) = ctx.state.destroy_abandoned(&meta.id) {
+            tracing::warn!("{e:#}");
+        }
+    }
+    let _lock = ctx.lock_within(&meta.id, Duration::from_secs(10))?;
+    teardown(ctx, &meta.id, None)?;
+    if meta.phase == "creating" || meta.auto_remove {
+        remove(ctx, &meta.id)?;
+    }
+    Ok(())
 }
 
 /// The cheap version `run` does: reads the small state files and runs the
@@ -897,7 +1004,7 @@ fn finish_after_stop(ctx: &Ctx, meta: &Meta) -> Result<()> {
     if !ctx.dir(&meta.id).exists() {
         return Ok(()); // --rm: the monitor removed it
     }
-    let Some(_lock) = ctx.lock(&meta.id, true)? else { unreachable!() };
+    let _lock = ctx.lock_within(&meta.id, Duration::from_secs(30))?;
     if ctx.dir(&meta.id).join("meta.json").exists() {
         teardown(ctx, &meta.id, None)?;
         if meta.auto_remove {
@@ -911,18 +1018,19 @@ fn finish_after_stop(ctx: &Ctx, meta: &Meta) -> Result<()> {
 pub fn rm(ctx: &Ctx, wanted: &str, force: bool) -> Result<String> {
     let meta = ctx.resolve(wanted)?;
     match ctx.status(&meta) {
-        Status::Running if !force => {
+        Status::Running | Status::Created if !force => {
             bail!("container \"{wanted}\" is running: stop it first or use rm --force")
         }
         Status::Running | Status::Created => {
             let _ = ctx.state.kill(&meta.id, "SIGKILL", true);
             wait_stopped(ctx, &meta.id, Duration::from_secs(10));
         }
-        _ => {}
+        Status::Dead => return reap(ctx, &meta).map(|_| meta.id),
+        Status::Exited(_) => {}
     }
     finish_after_stop(ctx, &meta)?;
     if ctx.dir(&meta.id).exists() {
-        let Some(_lock) = ctx.lock(&meta.id, true)? else { unreachable!() };
+        let _lock = ctx.lock_within(&meta.id, Duration::from_secs(30))?;
         teardown(ctx, &meta.id, None)?;
         remove(ctx, &meta.id)?;
     }

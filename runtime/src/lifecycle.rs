@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
@@ -78,6 +79,23 @@ impl StateRoot {
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| anyhow!("cannot lock {}: {e}", path.display()))?;
         Ok(IdLock { _lock: lock })
+    }
+
+    /// The id lock, waiting at most `timeout`; None if it stayed taken.
+    fn try_lock_id(&self, id: &str, timeout: Duration) -> Result<Option<IdLock>> {
+        let path = self.root.join(".locks").join(id);
+        let start = Instant::now();
+        loop {
+            let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(Some(IdLock { _lock: lock })),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, e)) => bail!("cannot lock {}: {e}", path.display()),
+            }
+        }
     }
 
     /// Every container id with state under the root, sorted.
@@ -227,7 +245,12 @@ impl StateRoot {
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let id = self.resolve(id)?;
-        let _lock = self.lock_id(&id)?;
+        let _lock = match self.try_lock_id(&id, Duration::from_secs(3))? {
+            Some(lock) => lock,
+            // A creator killed mid-create leaves the init holding the lock.
+            None if force => return self.destroy_abandoned(&id),
+            None => bail!("container \"{id}\" is busy (being created or deleted); use --force if its creator died"),
+        };
         let mut container = self.load(&id)?;
         if !force && container.status() == ContainerStatus::Running {
             bail!("container \"{id}\" is running: stop it first or use --force");
@@ -237,6 +260,27 @@ impl StateRoot {
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot delete container \"{id}\""))?;
         let _ = fs::remove_file(self.root.join(".locks").join(&id));
+        Ok(())
+    }
+
+    /// Kills and deletes a container whose creator died mid-create, without
+    /// the id lock: libcontainer's init inherited it and holds it until it is
+    /// killed. Only for containers known to be abandoned.
+    pub fn destroy_abandoned(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        let deleted = Container::load(dir.clone())
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .and_then(|mut c| c.delete(true).map_err(|e| anyhow!(libcontainer_message(&e))));
+        if let Err(e) = deleted {
+            // killed while libcontainer wrote its state: go by the cgroup
+            tracing::debug!("container {id}: {e:#}; killing its cgroup directly");
+            let cgroup = libcontainer::config::YoukiConfig::load(&dir)
+                .map(|c| c.cgroup_path)
+                .unwrap_or_else(|_| crate::spec::default_cgroup_path(id));
+            kill_cgroup(id, cgroup)?;
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+        let _ = fs::remove_file(self.root.join(".locks").join(id));
         Ok(())
     }
 
@@ -337,6 +381,27 @@ pub fn valid_id(id: &str) -> Result<()> {
     } else {
         bail!("invalid container id \"{id}\": use letters, digits, _ + - and . (not first)")
     }
+}
+
+/// SIGKILLs every process in a cgroup, waits for them to go, removes it.
+fn kill_cgroup(id: &str, cgroup_path: PathBuf) -> Result<()> {
+    use libcgroups::common::{CgroupManager, FreezerState};
+    let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+        cgroup_path,
+        systemd_cgroup: false,
+        container_name: id.to_string(),
+    })
+    .map_err(|e| anyhow!("cgroup of {id}: {e}"))?;
+    let _ = manager.freeze(FreezerState::Frozen);
+    for pid in manager.get_all_pids().unwrap_or_default() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = manager.freeze(FreezerState::Thawed);
+    let start = Instant::now();
+    while !manager.get_all_pids().unwrap_or_default().is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    manager.remove().map_err(|e| anyhow!("cannot remove the cgroup of {id}: {e}"))
 }
 
 /// Best effort: remove the cgroup a failed create may have made.
