@@ -17,6 +17,7 @@
 //! start element plus an end element (first address after the range) flagged
 //! NFT_SET_ELEM_INTERVAL_END; like nft, a `0.0.0.0` end element is kept at the bottom.
 
+use std::os::fd::AsRawFd;
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -373,6 +374,48 @@ impl Firewall {
     /// kernel, see the type's doc).
     pub fn close_cached() {
         CACHE.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// For a process about to exit: lets a child close the cached sockets
+    /// once this process is gone, so the kernel's wait on close (see the
+    /// type's doc) is not paid by the caller - a foreground `run -p` would
+    /// otherwise return 10-30 ms later than it could. The child keeps
+    /// nothing else open (no stdio), so a reader of our output sees EOF at
+    /// once; it exits when this process does.
+    pub fn close_cached_after_exit() {
+        let sockets = std::mem::take(&mut *CACHE.lock().unwrap_or_else(|e| e.into_inner()));
+        if sockets.is_empty() {
+            return;
+        }
+        let Ok((rd, wr)) = nix::unistd::pipe() else { return };
+        // Every descriptor the child keeps, sorted: the sockets and the pipe.
+        let mut keep: Vec<i32> = sockets.iter().map(|(_, s)| s.raw_fd()).collect();
+        keep.push(rd.as_raw_fd());
+        keep.sort_unstable();
+        // SAFETY: the child only calls close_range, read and _exit, all
+        // async-signal-safe, on data prepared before the fork.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => unsafe {
+                let mut lo = 0u32;
+                for &fd in &keep {
+                    if (fd as u32) > lo {
+                        libc::syscall(libc::SYS_close_range, lo, fd as u32 - 1, 0);
+                    }
+                    lo = fd as u32 + 1;
+                }
+                libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0);
+                let mut b = 0u8;
+                while libc::read(rd.as_raw_fd(), (&mut b as *mut u8).cast(), 1) > 0 {}
+                libc::_exit(0);
+            },
+            Ok(nix::unistd::ForkResult::Parent { .. }) => {
+                // The write end closes when this process exits, waking the child.
+                std::mem::forget(wr);
+                drop(rd);
+                drop(sockets); // not the last reference: cheap
+            }
+            Err(_) => drop(sockets),
+        }
     }
 
     /// Whether `table ip minirun` exists (one GETTABLE round trip).

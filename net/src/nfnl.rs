@@ -148,6 +148,12 @@ pub(crate) struct NfSocket {
     buf: Vec<u8>,
 }
 
+impl NfSocket {
+    pub(crate) fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
 fn push_msg(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16, attrs: &[u8]) {
     let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len();
     out.extend_from_slice(&(len as u32).to_ne_bytes());

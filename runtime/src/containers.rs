@@ -441,6 +441,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     // for --read-only (the spec's root.readonly), as runc does.
     let rootfs = store.prepare_rootfs(&image, &dir, false).map_err(|e| anyhow!("{e}"))?;
     setup.rootfs = true;
+    let attach_started = Instant::now();
     let att = minirun_net::attach(
         &minirun_net::AttachRequest {
             container_id: id.clone(),
@@ -454,6 +455,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         &|cid| cid == id || network_in_use(ctx, cid),
     )
     .map_err(|e| anyhow!("{e}"))?;
+    tracing::debug!(elapsed = ?attach_started.elapsed(), "network attached");
     let netns = att.netns_path.clone();
     setup.net = Some(att.clone());
     let etc_files = write_etc_files(&dir, &att, &hostname, &name)?;
@@ -475,7 +477,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
 
     // 4. Start it: in the background under a monitor, or here.
     if a.detach {
-        let started = spawn_monitor(ctx, &mut meta, &spec, a.interactive)?;
+        let started = spawn_monitor(ctx, &mut meta, &spec)?;
         setup.armed = false;
         // The monitor inherited this lock (same open file) and holds it for
         // the container's life: exit without unlocking it.
@@ -708,12 +710,7 @@ fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str) -> 
 /// Forks the monitor, which creates and starts the container with its
 /// output going to the log, tells us it runs (or why not), then waits for
 /// it, records the exit and tears it down.
-fn spawn_monitor(
-    ctx: &Ctx,
-    meta: &mut Meta,
-    spec: &Spec,
-    interactive: bool,
-) -> Result<Result<()>> {
+fn spawn_monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec) -> Result<Result<()>> {
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
     let log_path = ctx.dir(&meta.id).join("container.log");
     let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
@@ -732,14 +729,14 @@ fn spawn_monitor(
         }
         ForkResult::Child => {
             drop(rd);
-            let code = monitor(ctx, meta, spec, log, wr, interactive);
+            let code = monitor(ctx, meta, spec, log, wr);
             std::process::exit(code);
         }
     }
 }
 
 /// The monitor's life; returns its own exit code.
-fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd, _interactive: bool) -> i32 {
+fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd) -> i32 {
     let _ = nix::unistd::setsid();
     // Leave the CLI's stdio (it may be a pipe someone reads to EOF).
     if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
@@ -793,6 +790,7 @@ fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd, 
 /// After the process ended: record the exit, delete libcontainer's state
 /// and cgroup, detach the network, unmount the rootfs. Idempotent.
 pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
+    let started = Instant::now();
     let mut errors = Vec::new();
     if ctx.state.exists(id) {
         if let Err(e) = ctx.state.delete(id, true) {
@@ -816,6 +814,7 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
             ctx.save_meta(&meta)?;
         }
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "container {id} torn down");
     if errors.is_empty() {
         Ok(())
     } else {

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
         eprintln!("minirun: {e:#}");
         return ExitCode::from(1);
     }
-    match dispatch(cli) {
+    let result = dispatch(cli);
+    // nf_tables sockets used to delete elements make their last close wait
+    // for the kernel; let a child pay that after we are gone
+    minirun_net::Firewall::close_cached_after_exit();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report_error(&global, &e);
