@@ -132,49 +132,110 @@ impl<R: Read> Read for Decoder<R> {
 ///
 /// The whole input is consumed, so a caller hashing `reader` gets the
 /// digest of the complete blob.
-pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats> {
     std::fs::create_dir_all(dest).ctx("create directory", dest)?;
     let (compression, decoder) =
         Decoder::new(reader).map_err(|source| Error::Stream { near: None, source })?;
-    let mut tar_stream = HashReader::new(decoder);
     let mut unpacker = Unpacker::new(dest)?;
-    let outcome = {
-        let mut buffered = BufReader::with_capacity(IO_BUF, &mut tar_stream);
-        match unpacker.run(&mut buffered) {
-            outcome @ (Ok(()) | Err(Error::Stream { .. })) => {
-                // Hash what follows the end-of-archive marker too: a diff_id
-                // covers the whole stream.
-                io::copy(&mut buffered, &mut io::sink()).map_err(|e| unpacker.stream_error(e))?;
-                outcome
+    // Decompression and hashing run on a second thread, one buffer ahead of
+    // the file creation here: tar xzf overlaps them the same way (gzip is
+    // its own process).
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        let producer = scope.spawn(move || {
+            let mut tar_stream = HashReader::new(decoder);
+            loop {
+                let mut buf = vec![0u8; IO_BUF];
+                match tar_stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            break; // the unpacker stopped reading
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
             }
-            Err(e) => return Err(e),
+            tar_stream
+        });
+        let outcome = {
+            let mut buffered = BufReader::with_capacity(IO_BUF, ChannelReader::new(rx));
+            match unpacker.run(&mut buffered) {
+                outcome @ (Ok(()) | Err(Error::Stream { .. })) => {
+                    // Hash what follows the end-of-archive marker too: a diff_id
+                    // covers the whole stream.
+                    io::copy(&mut buffered, &mut io::sink()).map_err(|e| unpacker.stream_error(e))?;
+                    outcome
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let tar_stream = producer.join().map_err(|_| Error::Stream {
+            near: None,
+            source: io::Error::other("the decompression thread panicked"),
+        })?;
+        match outcome {
+            // Some writers (umoci 0.4) end the stream right after the last file's
+            // data, without padding or end-of-archive marker. Go's archive/tar
+            // (docker, containerd) takes that as the end; so do we. A stream cut
+            // anywhere else is still an error.
+            Err(Error::Stream { .. })
+                if unpacker.data_end > 0 && tar_stream.len() == unpacker.data_end =>
+            {
+                tracing::debug!(dest = %dest.display(), "layer tar ends without padding or end-of-archive marker");
+            }
+            other => other?,
         }
-    };
-    match outcome {
-        // Some writers (umoci 0.4) end the stream right after the last file's
-        // data, without padding or end-of-archive marker. Go's archive/tar
-        // (docker, containerd) takes that as the end; so do we. A stream cut
-        // anywhere else is still an error.
-        Err(Error::Stream { .. })
-            if unpacker.data_end > 0 && tar_stream.len() == unpacker.data_end =>
-        {
-            tracing::debug!(dest = %dest.display(), "layer tar ends without padding or end-of-archive marker");
-        }
-        other => other?,
-    }
-    unpacker.finish()?;
-    let tar_bytes = tar_stream.len();
-    let (diff_id, decoder) = tar_stream.finish();
-    decoder
-        .drain_input()
-        .map_err(|e| unpacker.stream_error(e))?;
-    Ok(UnpackStats {
-        entries: unpacker.entries,
-        file_bytes: unpacker.file_bytes,
-        tar_bytes,
-        diff_id: sha256_ref(&diff_id),
-        compression,
+        unpacker.finish()?;
+        let tar_bytes = tar_stream.len();
+        let (diff_id, decoder) = tar_stream.finish();
+        decoder
+            .drain_input()
+            .map_err(|e| unpacker.stream_error(e))?;
+        Ok(UnpackStats {
+            entries: unpacker.entries,
+            file_bytes: unpacker.file_bytes,
+            tar_bytes,
+            diff_id: sha256_ref(&diff_id),
+            compression,
+        })
     })
+}
+
+/// Reads the buffers the decompression thread sends, in order.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+        Self { rx, cur: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0), // the sender is done: end of stream
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn split_parent(rel: &Path) -> (&Path, &OsStr) {
