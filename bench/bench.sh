@@ -52,6 +52,18 @@ measure() {
     median "$OUT/$name.json"
 }
 
+# pair A_NAME A_CMD B_NAME B_CMD: "median_a median_b", each the mean of the
+# medians of 3 alternating rounds of RUNS/3 runs, so that slow drift of the
+# machine (write-back, RCU grace periods) hits both sides alike.
+pair() {
+    local a=0 b=0 i n=$(( (RUNS + 2) / 3 ))
+    for i in 1 2 3; do
+        a=$(calc "$a + $(RUNS=$n measure "$1-$i" "$2")")
+        b=$(calc "$b + $(RUNS=$n measure "$3-$i" "$4")")
+    done
+    echo "$(calc "$a/3") $(calc "$b/3")"
+}
+
 load_busybox() {
     [ -f "$WORK/busybox.tar" ] || "$FIXTURES" image "$WORK/busybox.tar" >/dev/null
     $M load -i "$WORK/busybox.tar" >/dev/null
@@ -95,9 +107,9 @@ bench_image() {
     local bundle=$WORK/bundle-image
     "$FIXTURES" bundle "$bundle" -- true >/dev/null
     local img bun
-    img=$(measure minirun-run-image "$M run --rm --net none busybox true")
-    bun=$(measure minirun-run-bundle-same-rootfs "$M run --bundle $bundle i\$RANDOM\$RANDOM")
-    echo "run --rm --net none busybox true vs run --bundle of the same rootfs, median of $RUNS:"
+    read -r img bun < <(pair minirun-run-image "$M run --rm --net none busybox true" \
+        minirun-run-bundle-same-rootfs "$M run --bundle $bundle i\$RANDOM\$RANDOM")
+    echo "run --rm --net none busybox true vs run --bundle of the same rootfs, median of $RUNS (3 alternating rounds):"
     echo "  image   ${img} ms"
     echo "  bundle  ${bun} ms"
     echo "  the image path adds $(calc "$img-$bun") ms   (target <= 5)"
@@ -138,9 +150,9 @@ bench_net() {
     load_busybox
     local none bridge
     inhost $M run --rm --net bridge busybox true   # creates the bridge and table once
-    none=$(measure run-net-none "nsenter --net=/run/netns/$NS-host $M run --rm --net none busybox true")
-    bridge=$(measure run-net-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true")
-    echo "run --rm busybox true, --net bridge vs --net none, median of $RUNS:"
+    read -r none bridge < <(pair run-net-none "nsenter --net=/run/netns/$NS-host $M run --rm --net none busybox true" \
+        run-net-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true")
+    echo "run --rm busybox true, --net bridge vs --net none, median of $RUNS (3 alternating rounds):"
     echo "  none    ${none} ms"
     echo "  bridge  ${bridge} ms"
     echo "  the bridge adds $(calc "$bridge-$none") ms   (target <= 10)"
@@ -179,9 +191,9 @@ bench_ports() {
     load_busybox
     inhost $M run --rm --net bridge busybox true
     local plain pub
-    plain=$(measure run-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true")
-    pub=$(measure run-bridge-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge -p 18080:80 busybox true")
-    echo "run --rm busybox true, -p 18080:80 vs plain bridge, median of $RUNS:"
+    read -r plain pub < <(pair run-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true" \
+        run-bridge-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge -p 18080:80 busybox true")
+    echo "run --rm busybox true, -p 18080:80 vs plain bridge, median of $RUNS (3 alternating rounds):"
     echo "  bridge      ${plain} ms"
     echo "  bridge -p   ${pub} ms"
     echo "  -p adds $(calc "$pub-$plain") ms   (target <= 2)"
