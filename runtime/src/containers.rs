@@ -364,8 +364,9 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             bail!("invalid hostname \"{h}\"");
         }
     }
-    if a.rm && a.detach && a.keep {
-        bail!("--rm and --keep contradict each other");
+    let runc = &a.runc;
+    if a.keep || runc.console_socket.is_some() || runc.pid_file.is_some() || runc.preserve_fds != 0 || runc.no_pivot {
+        bail!("--keep, --console-socket, --pid-file, --preserve-fds and --no-pivot apply to run --bundle only");
     }
     let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse().map_err(|e| anyhow!("{e}"))?;
     let mut ports = minirun_net::parse_publish_all(&a.publish).map_err(|e| anyhow!("{e}"))?;
