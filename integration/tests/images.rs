@@ -513,7 +513,7 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
     let passwd_links = fs::metadata("/etc/passwd").map(|m| std::os::unix::fs::MetadataExt::nlink(&m)).unwrap_or(0);
     for (i, (entry, layer)) in cases.iter().enumerate() {
         let out = env.path().join(format!("escape-{i}.tar"));
-        build_image_with_layers(&out, &format!("escape:{i}"), ImageFormat::DockerArchive, &[layer.clone()]).unwrap();
+        build_image_with_layers(&out, &format!("escape:{i}"), ImageFormat::DockerArchive, std::slice::from_ref(layer)).unwrap();
         let r = load(&env, &out);
         assert_ne!(r.code, 0, "escape {entry:?} was loaded: {r:#?}");
         r.fails_with(&format!("\"{entry}\""));

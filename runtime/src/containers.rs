@@ -670,19 +670,21 @@ fn joinable_netns(ctx: &Ctx, other: &str) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("--net container:{other}: container \"{other}\" uses the host network"))
 }
 
+/// Reserves a name: a hard link to a file holding the id, made in the
+/// container's directory first, so a name never exists without its id (a
+/// create_new + write could be killed in between, leaving an empty name).
 fn reserve_name(ctx: &Ctx, wanted: Option<&str>, id: &str) -> Result<String> {
     fs::create_dir_all(ctx.names_dir())?;
+    let id_file = ctx.dir(id).join("id");
+    fs::write(&id_file, id)?;
     let mut attempt = 0;
     loop {
         let name = match wanted {
             Some(n) => n.to_string(),
             None => generated_name(id, attempt),
         };
-        match OpenOptions::new().write(true).create_new(true).open(ctx.names_dir().join(&name)) {
-            Ok(mut f) => {
-                f.write_all(id.as_bytes())?;
-                return Ok(name);
-            }
+        match fs::hard_link(&id_file, ctx.names_dir().join(&name)) {
+            Ok(()) => return Ok(name),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && wanted.is_some() => {
                 bail!("the container name \"{name}\" is already in use")
             }

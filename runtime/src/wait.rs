@@ -78,6 +78,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::zombie_processes)] // reaped by wait_exit, which is under test
     fn waits_for_a_real_child() {
         let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         assert_eq!(wait_exit(Pid::from_raw(child.id() as i32)).unwrap(), 7);
