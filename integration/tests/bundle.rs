@@ -260,3 +260,48 @@ fn the_running_runtime_binary_is_read_only() {
     let on_disk = fs::metadata(minirun_integration::minirun_bin()).unwrap();
     assert!(!on_disk.permissions().readonly());
 }
+
+/// What engines call besides the lifecycle: exec with a process.json (also
+/// detached with a pid file), ps ID and features.
+#[test]
+fn exec_process_file_ps_and_features() {
+    let env = Env::new();
+    let b = env.bundle("exec", &["sleep", "60"], no_edit);
+    env.run(["create", "--bundle", b.to_str().unwrap(), "ex"]).ok();
+    env.run(["start", "ex"]).ok();
+    let process = env.path().join("process.json");
+    fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", "echo in-$FROM_PROCESS_FILE; exit 5"],
+            "env": ["PATH=/bin:/usr/bin", "FROM_PROCESS_FILE=yes"],
+            "cwd": "/"
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let r = env.run(["exec", "--process", process.to_str().unwrap(), "ex"]);
+    assert_eq!((r.code, r.stdout.as_str()), (5, "in-yes\n"), "{r:?}");
+
+    // docker-style exec of a bundle container, by command
+    let r = env.run(["exec", "ex", "sh", "-c", "echo $$"]).ok();
+    assert_ne!(r.stdout.trim(), "1", "exec must not be the container's init");
+
+    // detached exec writes the pid, and ps lists it with init
+    let pid_file = env.path().join("exec.pid");
+    env.run(["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), "ex", "sleep", "30"]).ok();
+    let exec_pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let init_pid = env.state("ex").unwrap()["pid"].as_i64().unwrap();
+    let ps: Vec<i64> = serde_json::from_str(&env.run(["ps", "--format", "json", "ex"]).ok().stdout).unwrap();
+    assert!(ps.contains(&init_pid) && ps.contains(&exec_pid), "ps {ps:?} lacks {init_pid} or {exec_pid}");
+
+    let features: Value = serde_json::from_str(&env.run(["features"]).ok().stdout).unwrap();
+    assert_eq!(features["linux"]["seccomp"]["enabled"], true);
+    assert!(features["linux"]["namespaces"].as_array().unwrap().contains(&json!("network")));
+
+    env.run(["exec", "ghost", "true"]).fails_with("\"ghost\"");
+    env.run(["delete", "--force", "ex"]).ok();
+    assert!(cgroup_dirs("/minirun/ex").is_empty());
+}
