@@ -829,48 +829,50 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
 /// namespace (`--net container:ID`): then it stays - address, veth and
 /// namespace file - until the last of them goes, whose teardown finishes it.
 fn detach_network(ctx: &Ctx, att: &Attachment) -> Result<()> {
-    let joined = |owner: &Attachment| -> bool {
-        owner.netns_owned
-            && minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default().iter().any(|j| {
-                j.container_id != owner.container_id
-                    && !j.netns_owned
-                    && j.netns_path.is_some()
-                    && j.netns_path == owner.netns_path
-                    && ctx.is_alive(&j.container_id)
-            })
-    };
-    if joined(att) {
+    let records = || minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default();
+    if joined_by_live(ctx, att, &records()) {
         tracing::debug!("network of {} stays for the containers that joined it", att.container_id);
         return Ok(());
     }
     minirun_net::detach(att).map_err(|e| anyhow!("{e}"))?;
     // a joiner leaving may be the last user of a finished owner's namespace
     if let NetMode::Container(_) = &att.mode {
-        for owner in minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default() {
+        let all = records();
+        for owner in &all {
             if owner.netns_owned
                 && owner.netns_path == att.netns_path
                 && !ctx.is_alive(&owner.container_id)
-                && !joined(&owner)
+                && !joined_by_live(ctx, owner, &all)
             {
-                minirun_net::detach(&owner).map_err(|e| anyhow!("{e}"))?;
+                minirun_net::detach(owner).map_err(|e| anyhow!("{e}"))?;
             }
         }
     }
     Ok(())
 }
 
+/// Whether live containers other than `owner` joined the network namespace
+/// `owner` created (`--net container:OWNER`), among the records `all`.
+fn joined_by_live(ctx: &Ctx, owner: &Attachment, all: &[Attachment]) -> bool {
+    owner.netns_owned
+        && owner.netns_path.is_some()
+        && all.iter().any(|j| {
+            j.container_id != owner.container_id
+                && !j.netns_owned
+                && j.netns_path == owner.netns_path
+                && ctx.is_alive(&j.container_id)
+        })
+}
+
 /// Whether a network record must stay: its container lives, or live
 /// containers joined its namespace.
 fn network_in_use(ctx: &Ctx, id: &str) -> bool {
-    if ctx.is_alive(id) {
-        return true;
-    }
-    let all = minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default();
-    let Some(owner) = all.iter().find(|a| a.container_id == id) else { return false };
-    owner.netns_owned
-        && all.iter().any(|j| {
-            j.container_id != id && !j.netns_owned && j.netns_path == owner.netns_path && ctx.is_alive(&j.container_id)
-        })
+    network_in_use_among(ctx, id, &minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default())
+}
+
+/// [`network_in_use`] against records already read.
+fn network_in_use_among(ctx: &Ctx, id: &str, all: &[Attachment]) -> bool {
+    ctx.is_alive(id) || all.iter().find(|a| a.container_id == id).is_some_and(|owner| joined_by_live(ctx, owner, all))
 }
 
 /// Deletes what is left of a torn-down container: its directory and name.
@@ -960,10 +962,9 @@ fn gc_quick(ctx: &Ctx) {
         .iter()
         .any(|m| m.phase != "exited" && !ctx.is_alive(&m.id));
     let abandoned_network = || {
-        minirun_net::attach::list_attachments(&ctx.root)
-            .unwrap_or_default()
-            .iter()
-            .any(|a| !(network_in_use(ctx, &a.container_id) || ctx.state.exists(&a.container_id)))
+        let all = minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default();
+        all.iter()
+            .any(|a| !(network_in_use_among(ctx, &a.container_id, &all) || ctx.state.exists(&a.container_id)))
     };
     if abandoned_container || abandoned_network() {
         if let Err(e) = gc(ctx) {
