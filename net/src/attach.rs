@@ -44,6 +44,9 @@ pub struct Attachment {
     pub mac: Option<String>,
     pub ports: Vec<PortMapping>,
     pub hostname: Option<String>,
+    /// Names other containers on a user-defined network resolve to `ip` (besides the id).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     pub runtime_root: PathBuf,
     pub data_root: PathBuf,
 }
@@ -64,6 +67,7 @@ impl Attachment {
             mac: None,
             ports: Vec::new(),
             hostname: req.hostname.clone(),
+            aliases: req.aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
             runtime_root: req.runtime_root.clone(),
             data_root: req.data_root.clone(),
         }
@@ -79,11 +83,22 @@ impl Attachment {
         etc::hosts(self.ip, hostname, name, &[])
     }
 
-    /// `/etc/resolv.conf` for this container: the host's as-is in host mode, otherwise
-    /// with loopback resolvers replaced (see [`crate::etc`]).
-    pub fn resolv_conf(&self) -> String {
+    /// Whether this container's names are served by the embedded DNS responder
+    /// ([`crate::dns`]): it has a namespace of its own on a user-defined network. (Like
+    /// docker, the default network has no name resolution between containers.)
+    pub fn embedded_dns(&self) -> bool {
+        self.netns_owned && matches!(&self.network, Some(n) if n != crate::mode::DEFAULT_NETWORK)
+    }
+
+    /// `/etc/resolv.conf` for this container: the host's as-is in host mode; on a
+    /// user-defined network the embedded responder; otherwise the host's with loopback
+    /// resolvers replaced (see [`crate::etc`]), or `servers` (`--dns`) when given.
+    pub fn resolv_conf(&self, servers: &[std::net::IpAddr]) -> String {
+        let host = || std::fs::read_to_string(etc::HOST_RESOLV_CONF).unwrap_or_default();
         match self.mode {
-            NetMode::Host => std::fs::read_to_string(etc::HOST_RESOLV_CONF).unwrap_or_default(),
+            NetMode::Host if servers.is_empty() => host(),
+            _ if self.embedded_dns() => etc::resolv_conf_embedded(&host()),
+            _ if !servers.is_empty() => etc::resolv_conf_with_servers(&host(), servers),
             _ => etc::resolv_conf_from_host(),
         }
     }
@@ -104,6 +119,8 @@ pub struct AttachRequest {
     /// Parsed `-p` values ([`crate::parse_publish_all`]); bridge mode only.
     pub ports: Vec<PortSpec>,
     pub hostname: Option<String>,
+    /// Names the container answers to on a user-defined network (its name, its short id).
+    pub aliases: Vec<String>,
 }
 
 pub fn valid_container_id(id: &str) -> bool {
@@ -482,10 +499,19 @@ pub fn gc(runtime_root: &Path, data_root: &Path, is_alive: &dyn Fn(&str) -> bool
 /// deletes its firewall elements (one transaction), its bridge, its leases and its
 /// definition.
 pub fn remove_network(data_root: &Path, name: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<()> {
+    if name == crate::mode::DEFAULT_NETWORK {
+        return Err(Error::Network { network: name.into(), reason: "the default network cannot be removed".into() });
+    }
     let net = network::load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))?;
-    let users: Vec<String> = ipam::leases(data_root, name)?.into_iter().map(|(_, id)| id).filter(|id| is_alive(id)).collect();
-    if !users.is_empty() {
-        return Err(Error::Network { network: name.into(), reason: format!("in use by container(s) {}", users.join(", ")) });
+    {
+        // Under the lease lock: no container can take an address between the check and
+        // the removal of the definition (allocate re-checks the definition under it).
+        let _l = ipam::lock(data_root, name)?;
+        let users: Vec<String> = ipam::leases_locked(data_root, name)?.into_iter().map(|(_, id)| id).filter(|id| is_alive(id)).collect();
+        if !users.is_empty() {
+            return Err(Error::Network { network: name.into(), reason: format!("in use by container(s) {}", users.join(", ")) });
+        }
+        network::delete_network_definition(data_root, name)?;
     }
     let fw = Firewall::open()?;
     if fw.table_exists()? {
@@ -493,7 +519,6 @@ pub fn remove_network(data_root: &Path, name: &str, is_alive: &dyn Fn(&str) -> b
     }
     link::delete_bridge(&net.bridge)?;
     remove_file_if_exists(&ipam::leases_path(data_root, name), "lease file")?;
-    network::delete_network_definition(data_root, name)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid network mode {0:?}: expected host, none, bridge or container:<id>")]
+    #[error("invalid network mode {0:?}: expected host, none, bridge, container:<id> or a network name")]
     InvalidMode(String),
 
     #[error("invalid port spec {spec:?}: {reason}")]

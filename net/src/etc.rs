@@ -17,7 +17,7 @@ pub const DEFAULT_NAMESERVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 pub const SYSTEMD_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
 
-fn nameservers(conf: &str) -> Vec<IpAddr> {
+pub(crate) fn nameservers(conf: &str) -> Vec<IpAddr> {
     conf.lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
@@ -51,6 +51,38 @@ pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
     if servers.is_empty() {
         servers = DEFAULT_NAMESERVERS.iter().map(|s| s.parse().unwrap()).collect();
     }
+    let mut out = String::new();
+    for l in host.lines() {
+        let t = l.trim_start();
+        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
+            out.push_str(t.trim_end());
+            out.push('\n');
+        }
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    out
+}
+
+/// resolv.conf for a container on a user-defined network: the embedded DNS responder
+/// (see [`crate::dns`]) as the only nameserver, the host's `search`/`domain`/`options`
+/// lines kept, and `ndots:0` (as docker) so a bare container name is asked as it is first.
+pub fn resolv_conf_embedded(host: &str) -> String {
+    let mut out = format!("nameserver {}\n", crate::dns::DNS_IP);
+    for l in host.lines() {
+        let t = l.trim_start();
+        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
+            out.push_str(t.trim_end());
+            out.push('\n');
+        }
+    }
+    out.push_str("options ndots:0\n");
+    out
+}
+
+/// resolv.conf naming `servers` (`--dns`), with the host's `search`/`domain`/`options`.
+pub fn resolv_conf_with_servers(host: &str, servers: &[IpAddr]) -> String {
     let mut out = String::new();
     for l in host.lines() {
         let t = l.trim_start();
@@ -144,6 +176,20 @@ mod tests {
         // Mixed: loopback dropped, real kept, upstream appended.
         let r = resolv_conf("nameserver 127.0.0.53\nnameserver 10.0.0.1\n", Some("nameserver 10.0.0.2\n"));
         assert_eq!(r, "nameserver 10.0.0.1\nnameserver 10.0.0.2\n");
+    }
+
+    #[test]
+    fn resolv_for_embedded_dns_and_explicit_servers() {
+        let host = "nameserver 127.0.0.53\noptions edns0\nsearch example.org\n";
+        assert_eq!(
+            resolv_conf_embedded(host),
+            "nameserver 127.0.0.11\noptions edns0\nsearch example.org\noptions ndots:0\n"
+        );
+        let servers: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()];
+        assert_eq!(
+            resolv_conf_with_servers(host, &servers),
+            "options edns0\nsearch example.org\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n"
+        );
     }
 
     #[test]

@@ -36,6 +36,11 @@ fn load(path: &Path) -> Result<LeaseFile> {
 /// true for a container from before its attach until its detach is done).
 pub fn allocate(data_root: &Path, network: &NetworkConfig, container_id: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Ipv4Addr> {
     let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
+    // `network rm` deletes the definition under this lock once no lease is left: a lease
+    // is only taken while the network still exists.
+    if !crate::network::config_path(data_root, &network.name).exists() {
+        return Err(Error::NetworkNotFound(network.name.clone()));
+    }
     let path = leases_path(data_root, &network.name);
     let mut f = load(&path)?;
     if let Some((ip, _)) = f.leases.iter().find(|(_, id)| id.as_str() == container_id) {
@@ -67,6 +72,16 @@ pub fn release(data_root: &Path, network: &str, container_id: &str) -> Result<Op
         write_json(&path, &f, "lease file")?;
     }
     Ok(ip)
+}
+
+/// Holds `network`'s lease lock (what [`allocate`] takes).
+pub(crate) fn lock(data_root: &Path, network: &str) -> Result<FileLock> {
+    FileLock::exclusive(&lock_path(data_root, network))
+}
+
+/// [`leases`] for a caller that holds [`lock`].
+pub(crate) fn leases_locked(data_root: &Path, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
+    Ok(load(&leases_path(data_root, network))?.leases.into_iter().collect())
 }
 
 /// Current leases of `network`: (address, container id), by address.
@@ -105,17 +120,33 @@ mod tests {
     fn alive(_: &str) -> bool {
         true
     }
+    /// [`allocate`] on a network whose definition exists (as `network create` leaves it).
+    fn alloc(d: &Path, n: &NetworkConfig, id: &str, alive: &dyn Fn(&str) -> bool) -> Result<Ipv4Addr> {
+        let p = crate::network::config_path(d, &n.name);
+        if !p.exists() {
+            write_json(&p, n, "network definition").unwrap();
+        }
+        allocate(d, n, id, alive)
+    }
+
+    #[test]
+    fn no_lease_once_the_network_is_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net("10.89.6.0/24");
+        assert!(matches!(allocate(d.path(), &n, "a", &alive), Err(Error::NetworkNotFound(ref x)) if x == "t"));
+        assert!(leases(d.path(), "t").unwrap().is_empty());
+    }
 
     #[test]
     fn lowest_free_first_and_idempotent() {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.5.0/24");
-        assert_eq!(allocate(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
-        assert_eq!(allocate(d.path(), &n, "b", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 3));
-        assert_eq!(allocate(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
+        assert_eq!(alloc(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
+        assert_eq!(alloc(d.path(), &n, "b", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 3));
+        assert_eq!(alloc(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
         assert_eq!(release(d.path(), "t", "a").unwrap(), Some(Ipv4Addr::new(10, 89, 5, 2)));
         assert_eq!(release(d.path(), "t", "a").unwrap(), None);
-        assert_eq!(allocate(d.path(), &n, "c", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
+        assert_eq!(alloc(d.path(), &n, "c", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
         assert_eq!(leases(d.path(), "t").unwrap().len(), 2);
     }
 
@@ -124,9 +155,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut n = net("10.89.5.0/29");
         n.gateway = Ipv4Addr::new(10, 89, 5, 6);
-        let got: Vec<_> = (0..5).map(|i| allocate(d.path(), &n, &format!("c{i}"), &alive).unwrap()).collect();
+        let got: Vec<_> = (0..5).map(|i| alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap()).collect();
         assert_eq!(got, (1..=5).map(|i| Ipv4Addr::new(10, 89, 5, i)).collect::<Vec<_>>());
-        assert!(allocate(d.path(), &n, "c5", &alive).is_err());
+        assert!(alloc(d.path(), &n, "c5", &alive).is_err());
     }
 
     #[test]
@@ -134,9 +165,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.7.0/29"); // .1 gateway, .2-.6 usable, .7 broadcast
         for i in 0..5 {
-            allocate(d.path(), &n, &format!("c{i}"), &alive).unwrap();
+            alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap();
         }
-        let e = allocate(d.path(), &n, "c5", &alive).unwrap_err();
+        let e = alloc(d.path(), &n, "c5", &alive).unwrap_err();
         assert_eq!(e.to_string(), r#"network "t": no free address left in subnet 10.89.7.0/29"#);
     }
 
@@ -145,11 +176,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.7.0/29");
         for i in 0..5 {
-            allocate(d.path(), &n, &format!("c{i}"), &alive).unwrap();
+            alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap();
         }
         // c1 and c3 are gone: allocation reuses the lowest of their addresses.
         let is_alive = |id: &str| id != "c1" && id != "c3";
-        assert_eq!(allocate(d.path(), &n, "new", &is_alive).unwrap(), Ipv4Addr::new(10, 89, 7, 3));
+        assert_eq!(alloc(d.path(), &n, "new", &is_alive).unwrap(), Ipv4Addr::new(10, 89, 7, 3));
         let l = leases(d.path(), "t").unwrap();
         assert_eq!(l.len(), 4);
         assert!(!l.iter().any(|(_, id)| id == "c1" || id == "c3"));
@@ -165,7 +196,7 @@ mod tests {
             let hs: Vec<_> = (0..20)
                 .map(|i| {
                     let (d, n) = (d.path(), &n);
-                    s.spawn(move || allocate(d, n, &format!("ctr{i}"), &alive).unwrap())
+                    s.spawn(move || alloc(d, n, &format!("ctr{i}"), &alive).unwrap())
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()

@@ -7,6 +7,7 @@
 //! * [`network`], [`ipam`]: network definitions and IP leases on disk (file-locked).
 //! * [`firewall`]: the static nftables skeleton plus set/map elements, in-process over
 //!   NETLINK_NETFILTER.
+//! * [`dns`]: the embedded DNS responder of user-defined networks (127.0.0.11).
 //! * [`etc`]: `/etc/resolv.conf`, `/etc/hosts`, `/etc/hostname` contents.
 //! * [`attach`]: [`attach()`], [`detach()`], [`gc()`]: the whole thing for one container.
 //!
@@ -15,6 +16,7 @@
 //! (libcontainer) afterwards.
 
 pub mod attach;
+pub mod dns;
 pub mod error;
 pub mod etc;
 pub mod firewall;

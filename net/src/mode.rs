@@ -34,8 +34,8 @@ impl FromStr for NetMode {
     type Err = Error;
 
     /// `host`, `none`, `bridge`, `default` (= bridge), `container:<id|name>`, or the name of a
-    /// user-defined network created beforehand (like docker's `--network mynet`) when it is
-    /// given as `bridge:<name>`; a plain unknown word is rejected.
+    /// user-defined network (`appnet`, as docker's `--network appnet`; `bridge:appnet` is
+    /// accepted too). Whether that network exists is checked when it is used.
     fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "host" => Ok(NetMode::Host),
@@ -50,6 +50,8 @@ impl FromStr for NetMode {
                     if crate::network::valid_network_name(rest) {
                         return Ok(NetMode::Bridge(rest.to_string()));
                     }
+                } else if !s.contains(':') && crate::network::valid_network_name(s) {
+                    return Ok(NetMode::Bridge(s.to_string()));
                 }
                 Err(Error::InvalidMode(s.to_string()))
             }
@@ -63,7 +65,7 @@ impl fmt::Display for NetMode {
             NetMode::Host => f.write_str("host"),
             NetMode::None => f.write_str("none"),
             NetMode::Bridge(n) if n == DEFAULT_NETWORK => f.write_str("bridge"),
-            NetMode::Bridge(n) => write!(f, "bridge:{n}"),
+            NetMode::Bridge(n) => f.write_str(n),
             NetMode::Container(c) => write!(f, "container:{c}"),
         }
     }
@@ -86,12 +88,13 @@ mod tests {
 
     #[test]
     fn rejects_bogus_with_quote() {
-        let e = "bogus".parse::<NetMode>().unwrap_err();
+        let e = "bo/gus".parse::<NetMode>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"invalid network mode "bogus": expected host, none, bridge or container:<id>"#
+            r#"invalid network mode "bo/gus": expected host, none, bridge, container:<id> or a network name"#
         );
-        for bad in ["", "container:", "container:a/b", "HOST", "bridge:", "bridge:a/b"] {
+        assert_eq!("appnet".parse::<NetMode>().unwrap(), NetMode::Bridge("appnet".into()));
+        for bad in ["", "container:", "container:a/b", "bridge:", "bridge:a/b", "foo:bar", ".hidden", "a b"] {
             let e = bad.parse::<NetMode>().unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
@@ -99,7 +102,7 @@ mod tests {
 
     #[test]
     fn display_roundtrip() {
-        for s in ["host", "none", "bridge", "bridge:n1", "container:x"] {
+        for s in ["host", "none", "bridge", "n1", "container:x"] {
             assert_eq!(s.parse::<NetMode>().unwrap().to_string(), s);
         }
         let j = serde_json::to_string(&NetMode::Bridge("bridge".into())).unwrap();

@@ -118,6 +118,16 @@ fn host_route_prefixes() -> Result<Vec<Ipv4Net>> {
         .collect())
 }
 
+/// Non-default routes of the caller's main table: what a requested subnet must not overlap
+/// (the local table's loopback and per-address routes are no network).
+fn host_main_routes() -> Result<Vec<Ipv4Net>> {
+    Ok(crate::link::list_routes()?
+        .into_iter()
+        .filter(|r| r.prefix_len > 0 && r.table == libc::RT_TABLE_MAIN as u32)
+        .filter_map(|r| Ipv4Net::new(r.dst, r.prefix_len))
+        .collect())
+}
+
 /// The network `name`: the default network is created on first use, others must exist.
 pub fn get_network(data_root: &Path, name: &str) -> Result<NetworkConfig> {
     if name == DEFAULT_NETWORK {
@@ -159,6 +169,9 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
             }
             if let Some(o) = others.iter().find(|o| o.subnet.overlaps(&s)) {
                 return Err(net_err(format!("subnet {s} overlaps network {:?} ({})", o.name, o.subnet)));
+            }
+            if let Some(r) = host_main_routes()?.into_iter().find(|r| r.overlaps(&s)) {
+                return Err(net_err(format!("subnet {s} overlaps the host route to {r}")));
             }
             s
         }

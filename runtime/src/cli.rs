@@ -92,6 +92,46 @@ pub enum Command {
     Gc,
     /// What this runtime supports, as JSON (runc features)
     Features,
+    /// Manage networks: create, ls, inspect, rm
+    #[command(subcommand)]
+    Network(NetworkCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a bridge network with its own subnet
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls,
+    /// Print networks and the containers attached to them, as JSON
+    Inspect(NetworkNamesArg),
+    /// Remove networks no running container uses
+    #[command(alias = "remove")]
+    Rm(NetworkNamesArg),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Subnet in CIDR form (default: a free 10.89.N.0/24)
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Gateway address inside the subnet (default: its first address)
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Inter-container communication on this network (--icc=false: containers cannot reach each other)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub icc: Option<bool>,
+    /// Driver: only bridge
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkNamesArg {
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -319,8 +359,9 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: bridge (default for images), none, host or container:<id|name>;
-    /// with --bundle, the bundle's own namespaces unless given
+    /// Network: bridge (default for images), none, host, container:<id|name> or
+    /// a network made by `network create`; with --bundle, the bundle's own
+    /// namespaces unless given
     #[arg(long, alias = "network")]
     pub net: Option<String>,
     /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|udp], ranges allowed
@@ -329,6 +370,10 @@ pub struct RunArgs {
     /// Publish every port the image exposes on free host ports
     #[arg(short = 'P', long)]
     pub publish_all: bool,
+    /// DNS server for the container (on a user-defined network: where the embedded
+    /// resolver forwards names it does not know)
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

@@ -13,6 +13,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -64,6 +65,9 @@ pub struct Meta {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub exit_code: Option<i32>,
+    /// `--dns` servers (on a user-defined network: the embedded resolver's upstreams)
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -369,6 +373,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         bail!("--keep, --console-socket, --pid-file, --preserve-fds and --no-pivot apply to run --bundle only");
     }
     let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse().map_err(|e| anyhow!("{e}"))?;
+    check_network_exists(ctx, &mode)?;
     let mut ports = minirun_net::parse_publish_all(&a.publish).map_err(|e| anyhow!("{e}"))?;
     let store = ctx.store()?;
     let image = store.resolve(image_ref).map_err(|e| anyhow!("{e}"))?;
@@ -433,6 +438,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         started_at: None,
         finished_at: None,
         exit_code: None,
+        dns: a.dns.clone(),
     };
     ctx.save_meta(&meta)?;
 
@@ -452,6 +458,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             data_root: ctx.data_root.clone(),
             ports,
             hostname: Some(hostname.clone()),
+            aliases: vec![name.clone(), minirun_net::etc::default_hostname(&id)],
         },
         &|cid| cid == id || network_in_use(ctx, cid),
     )
@@ -459,7 +466,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     tracing::debug!(elapsed = ?attach_started.elapsed(), "network attached");
     let netns = att.netns_path.clone();
     setup.net = Some(att.clone());
-    let etc_files = write_etc_files(&dir, &att, &hostname, &name)?;
+    let etc_files = write_etc_files(&dir, &att, &hostname, &name, &a.dns)?;
     let spec = imagespec::build_spec(&SpecInputs {
         image: &image.config,
         run: &run,
@@ -488,7 +495,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         return Ok(0);
     }
     let stdin = if a.interactive { None } else { Some(File::open("/dev/null")?.into()) };
-    let started = create_and_start(ctx, &id, &spec, a.tty, Stdio { stdin, ..Default::default() });
+    let started = create_and_start(ctx, &id, &spec, a.tty, Stdio { stdin, ..Default::default() }, &a.dns);
     setup.armed = false;
     let code = match started {
         Ok(Started { pid, master }) => {
@@ -524,7 +531,7 @@ struct Started {
 /// Creates and starts the container made in `ctx.dir(id)`; with `tty`, a
 /// console socket receives the pty master. On failure libcontainer's state
 /// is gone again (the caller undoes the rest).
-fn create_and_start(ctx: &Ctx, id: &str, spec: &Spec, tty: bool, stdio: Stdio) -> Result<Started> {
+fn create_and_start(ctx: &Ctx, id: &str, spec: &Spec, tty: bool, stdio: Stdio, dns: &[IpAddr]) -> Result<Started> {
     let dir = ctx.dir(id);
     let sock_dir = if tty { Some(console_dir()?) } else { None };
     let console = match &sock_dir {
@@ -553,11 +560,49 @@ fn create_and_start(ctx: &Ctx, id: &str, spec: &Spec, tty: bool, stdio: Stdio) -
             return Err(e);
         }
     };
+    // The resolver listens before the process runs (libcontainer's fork is
+    // behind us, so its threads may start).
+    let dns_server = match bind_dns(ctx, id, dns) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ctx.state.delete(id, true);
+            return Err(e);
+        }
+    };
     if let Err(e) = ctx.state.start(id) {
         let _ = ctx.state.delete(id, true);
         return Err(e);
     }
+    if let Some(s) = dns_server {
+        s.spawn();
+    }
     Ok(Started { pid, master })
+}
+
+/// The embedded DNS responder of a container on a user-defined network,
+/// bound in its namespace (None for other modes). Its threads live in the
+/// process that waits for the container: this one, or the monitor.
+pub fn bind_dns(ctx: &Ctx, id: &str, dns: &[IpAddr]) -> Result<Option<minirun_net::dns::DnsServer>> {
+    use minirun_net::dns::{host_upstreams, Directory, DnsServer};
+    let Some(att) = minirun_net::attach::load_attachment(&ctx.root, id).ok().flatten().filter(|a| a.embedded_dns()) else {
+        return Ok(None);
+    };
+    let (Some(netns), Some(network)) = (&att.netns_path, &att.network) else { return Ok(None) };
+    let upstreams = if dns.is_empty() { host_upstreams() } else { dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect() };
+    let server = DnsServer::bind(netns, Directory::new(&ctx.root, network), upstreams).map_err(|e| anyhow!("{e}"))?;
+    Ok(Some(server))
+}
+
+/// `--net NAME` of a network nobody created is refused before anything is made.
+pub fn check_network_exists(ctx: &Ctx, mode: &NetMode) -> Result<()> {
+    if let NetMode::Bridge(n) = mode {
+        if n != minirun_net::mode::DEFAULT_NETWORK
+            && minirun_net::network::load_network(&ctx.data_root, n).map_err(|e| anyhow!("{e}"))?.is_none()
+        {
+            bail!("network \"{n}\" not found (create it with: minirun network create {n})");
+        }
+    }
+    Ok(())
 }
 
 /// A short private directory for a console socket: a socket path holds at
@@ -635,6 +680,7 @@ impl Ctx {
 /// get, for a bundle; the caller detaches when the container is gone.
 pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Result<Attachment> {
     let mode: NetMode = net.parse().map_err(|e| anyhow!("{e}"))?;
+    check_network_exists(ctx, &mode)?;
     let ports = minirun_net::parse_publish_all(publish).map_err(|e| anyhow!("{e}"))?;
     let join_netns = match &mode {
         NetMode::Container(other) => Some(joinable_netns(ctx, other)?),
@@ -649,6 +695,7 @@ pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Resu
             data_root: ctx.data_root.clone(),
             ports,
             hostname: None,
+            aliases: Vec::new(),
         },
         &|cid| cid == id || network_in_use(ctx, cid),
     )
@@ -696,7 +743,7 @@ fn reserve_name(ctx: &Ctx, wanted: Option<&str>, id: &str) -> Result<String> {
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container,
 /// written in its directory and bind-mounted over the image's.
-fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str) -> Result<Vec<(PathBuf, &'static str)>> {
+fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str, dns: &[IpAddr]) -> Result<Vec<(PathBuf, &'static str)>> {
     let mut files = Vec::new();
     let hosts = dir.join("hosts");
     fs::write(&hosts, att.hosts_file(hostname, Some(name)))?;
@@ -705,7 +752,7 @@ fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str) -> 
     fs::write(&hn, minirun_net::etc::hostname_file(hostname))?;
     files.push((hn, "/etc/hostname"));
     let resolv = dir.join("resolv.conf");
-    fs::write(&resolv, att.resolv_conf())?;
+    fs::write(&resolv, att.resolv_conf(dns))?;
     files.push((resolv, "/etc/resolv.conf"));
     Ok(files)
 }
@@ -757,7 +804,7 @@ fn monitor(ctx: &Ctx, meta: &mut Meta, spec: &Spec, log: File, report: OwnedFd) 
         (false, Ok(out), Ok(err)) => Stdio { stdin: None, stdout: Some(out.into()), stderr: Some(err.into()) },
         _ => Stdio::default(),
     };
-    let started = create_and_start(ctx, &id, spec, meta.tty, stdio);
+    let started = create_and_start(ctx, &id, spec, meta.tty, stdio, &meta.dns.clone());
     let (pid, master) = match started {
         Ok(Started { pid, master }) => (pid, master),
         Err(e) => {
@@ -866,7 +913,7 @@ fn joined_by_live(ctx: &Ctx, owner: &Attachment, all: &[Attachment]) -> bool {
 
 /// Whether a network record must stay: its container lives, or live
 /// containers joined its namespace.
-fn network_in_use(ctx: &Ctx, id: &str) -> bool {
+pub fn network_in_use(ctx: &Ctx, id: &str) -> bool {
     network_in_use_among(ctx, id, &minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default())
 }
 

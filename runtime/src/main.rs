@@ -3,6 +3,7 @@
 mod cli;
 mod containers;
 mod imagespec;
+mod networks;
 mod lifecycle;
 mod seal;
 mod spec;
@@ -238,6 +239,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Network(cmd) => networks::run(&ctx(state, &g), cmd),
     }
 }
 
@@ -309,8 +311,21 @@ fn run_bundle(ctx: &containers::Ctx, id: &str, opts: &BundleOpts, a: &cli::RunAr
         }
     };
     let pid = container.pid().context("created container has no pid")?;
+    let dns_server = match containers::bind_dns(ctx, id, &a.dns) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = state.delete(id, true);
+            detach_net();
+            return Err(e);
+        }
+    };
     let forwarder = wait::SignalForwarder::start(pid)?;
-    let outcome = state.start(id).map(|_| wait::wait_exit(pid));
+    let outcome = state.start(id).map(|_| {
+        if let Some(s) = dns_server {
+            s.spawn();
+        }
+        wait::wait_exit(pid)
+    });
     forwarder.stop();
     let code = match outcome {
         Ok(code) => code,

@@ -24,6 +24,7 @@ impl World {
             data_root: self.data.path().into(),
             ports: crate::parse_publish_all(ports).unwrap(),
             hostname: Some(id.into()),
+            aliases: vec![format!("{id}-alias")],
         }
     }
     fn guard(&self, id: &str) -> NetnsGuard {
