@@ -137,6 +137,10 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_address() {
     assert!(upstream.seen().iter().any(|n| n.starts_with(OUTSIDE_NAME)), "upstream saw {:?}", upstream.seen());
     assert!(!upstream.seen().iter().any(|n| n.starts_with("db")), "local name was forwarded: {:?}", upstream.seen());
 
+    // A container in db's namespace uses db's resolver as well.
+    let r = sb.run(["run", "--rm", "--net", "container:db", "busybox", "sh", "-c", "cat /etc/resolv.conf; ping -c1 -W2 db"]).ok();
+    assert!(r.stdout.contains("nameserver 127.0.0.11") && r.stdout.contains(&format!("64 bytes from {db_ip}")), "{r:#?}");
+
     // inspect lists the member with its address.
     let v = network_json(&sb, "appnet");
     assert_eq!(v["Containers"][&db_id]["Name"], "db", "{v:#}");

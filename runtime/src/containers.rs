@@ -467,6 +467,15 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     let netns = att.netns_path.clone();
     setup.net = Some(att.clone());
     let etc_files = write_etc_files(&dir, &att, &hostname, &name, &a.dns)?;
+    if let NetMode::Container(other) = &mode {
+        // It shares the other's namespace, so its resolver too (on a user-defined
+        // network: the other's embedded DNS at 127.0.0.11), as docker does.
+        if let Ok(m) = ctx.resolve(other) {
+            if let Ok(text) = fs::read_to_string(ctx.dir(&m.id).join("resolv.conf")) {
+                fs::write(dir.join("resolv.conf"), text)?;
+            }
+        }
+    }
     let spec = imagespec::build_spec(&SpecInputs {
         image: &image.config,
         run: &run,
