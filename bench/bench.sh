@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # minirun benchmarks, run by hand as root (never in CI):
 #
-#   bench/bench.sh [bundle|image|unpack|net|ports|all]
+#   bench/bench.sh [bundle|image|unpack|net|ports|usernet|all]
 #
 # Every comparison is measured in the same run, on the same machine, and
 # reported as a ratio (or difference) of medians, so the figures don't depend
@@ -230,12 +230,56 @@ bench_ports() {
     echo "  ratio $(calc "$r1000/$r1")   (target: the same within noise)"
 }
 
+# netns path of a container, from inspect
+netns_of() { inhost $M inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["NetworkSettings"]["netns_path"])'; }
+
+bench_usernet() {
+    sandbox
+    load_busybox
+    inhost $M run --rm --net bridge busybox true
+    inhost $M network create benchnet >/dev/null
+    inhost $M run --rm --net benchnet busybox true
+    local plain user
+    read -r plain user < <(pair run-default-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true" \
+        run-user-network "nsenter --net=/run/netns/$NS-host $M run --rm --net benchnet busybox true")
+    echo "run --rm busybox true on a user network (embedded DNS bound) vs the default bridge, median of $RUNS (3 alternating rounds):"
+    echo "  default bridge  ${plain} ms"
+    echo "  user network    ${user} ms"
+    echo "  the user network adds $(calc "$user-$plain") ms"
+
+    inhost $M run -d --name dnsa --net benchnet busybox sleep 3600 >/dev/null
+    inhost $M run -d --name dnsb --net benchnet busybox sleep 3600 >/dev/null
+    local mine
+    mine=$(nsenter --net="$(netns_of dnsa)" python3 bench/dns_query.py 127.0.0.11 dnsb 3000)
+    echo "name lookups of a peer container (3000 sequential UDP queries):"
+    echo "  minirun's embedded DNS   median ${mine% *} us, ${mine#* } queries/s"
+    if command -v podman >/dev/null && command -v /usr/lib/podman/aardvark-dns >/dev/null; then
+        local P="nsenter --net=/run/netns/$NS-host podman --runtime runc"
+        local U="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+        podman load -i "$WORK/busybox.tar" >/dev/null 2>&1 || true   # as localhost/busybox
+        $P network create --subnet 10.99.0.0/24 mrbench >/dev/null
+        $P run -d $U --network mrbench --name mrbench-a localhost/busybox sleep 3600 >/dev/null
+        $P run -d $U --network mrbench --name mrbench-b localhost/busybox sleep 3600 >/dev/null
+        local key theirs
+        key=$($P inspect -f '{{.NetworkSettings.SandboxKey}}' mrbench-a)
+        theirs=$(nsenter --net="$key" python3 bench/dns_query.py 10.99.0.1 mrbench-b 3000)
+        echo "  podman's aardvark-dns    median ${theirs% *} us, ${theirs#* } queries/s"
+        echo "  latency ratio minirun/podman $(calc "${mine% *}/${theirs% *}")"
+        $P rm -f -t 0 mrbench-a mrbench-b >/dev/null 2>&1
+        $P network rm mrbench >/dev/null 2>&1
+    else
+        echo "  (podman with aardvark-dns not installed: apt-get install podman to compare)"
+    fi
+    inhost $M rm -f dnsa dnsb >/dev/null
+}
+
 case $what in
     bundle) bench_bundle ;;
     image) bench_image ;;
     unpack) bench_unpack ;;
     net) bench_net ;;
     ports) bench_ports ;;
-    all) bench_bundle; bench_image; bench_unpack; bench_net; bench_ports ;;
-    *) echo "usage: $0 [bundle|image|unpack|net|ports|all]" >&2; exit 2 ;;
+    usernet) bench_usernet ;;
+    all) bench_bundle; bench_image; bench_unpack; bench_net; bench_ports; bench_usernet ;;
+    *) echo "usage: $0 [bundle|image|unpack|net|ports|usernet|all]" >&2; exit 2 ;;
 esac

@@ -41,6 +41,8 @@ pub const DNS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Forwarded queries in flight at once; more get SERVFAIL.
 const MAX_FORWARDS: usize = 64;
+/// TCP connections served at once; more are closed at once.
+const MAX_TCP_CONNECTIONS: usize = 16;
 
 /// The containers a responder knows: those attached to `network` under `runtime_root`.
 #[derive(Clone, Debug)]
@@ -216,10 +218,19 @@ impl DnsServer {
             let (dir, upstreams) = (dir.clone(), upstreams.clone());
             std::thread::spawn(move || serve_udp(udp, &dir, &upstreams, &in_flight));
         }
+        let connections = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
             for conn in tcp.incoming().flatten() {
-                let (dir, upstreams) = (dir.clone(), upstreams.clone());
-                std::thread::spawn(move || serve_tcp(conn, &dir, &upstreams));
+                // A container cannot make its waiting process spawn threads without bound.
+                if connections.fetch_add(1, Ordering::SeqCst) >= MAX_TCP_CONNECTIONS {
+                    connections.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                let (dir, upstreams, connections) = (dir.clone(), upstreams.clone(), connections.clone());
+                std::thread::spawn(move || {
+                    serve_tcp(conn, &dir, &upstreams);
+                    connections.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
     }
