@@ -68,8 +68,11 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
         );
     }
     // The default network is defined first, so it keeps the first free subnet
-    // whatever order networks are made in.
-    network::ensure_default_network(&ctx.data_root).map_err(|e| anyhow!("{e}"))?;
+    // whatever order networks are made in (unless the user names a subnet, which
+    // the default network then avoids).
+    if subnet.is_none() {
+        network::ensure_default_network(&ctx.data_root).map_err(|e| anyhow!("{e}"))?;
+    }
     let opts = NetworkOptions { subnet, gateway, bridge: None, icc: a.icc };
     network::create_network(&ctx.data_root, &a.name, &opts).map_err(|e| anyhow!("{e}"))
 }
