@@ -33,6 +33,19 @@ fn is_loopback(ip: &IpAddr) -> bool {
     ip.is_loopback()
 }
 
+/// The `search`, `domain` and `options` lines of a resolv.conf, as they are.
+fn search_and_options(host: &str) -> String {
+    let mut out = String::new();
+    for l in host.lines() {
+        let t = l.trim_start();
+        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
+            out.push_str(t.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// resolv.conf for a container with its own network namespace, from the host's
 /// resolv.conf text and (if present) systemd-resolved's upstream file text. IPv6
 /// nameservers are dropped (containers get IPv4 only).
@@ -51,14 +64,7 @@ pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
     if servers.is_empty() {
         servers = DEFAULT_NAMESERVERS.iter().map(|s| s.parse().unwrap()).collect();
     }
-    let mut out = String::new();
-    for l in host.lines() {
-        let t = l.trim_start();
-        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
-            out.push_str(t.trim_end());
-            out.push('\n');
-        }
-    }
+    let mut out = search_and_options(host);
     for s in servers {
         out.push_str(&format!("nameserver {s}\n"));
     }
@@ -70,27 +76,14 @@ pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
 /// lines kept, and `ndots:0` (as docker) so a bare container name is asked as it is first.
 pub fn resolv_conf_embedded(host: &str) -> String {
     let mut out = format!("nameserver {}\n", crate::dns::DNS_IP);
-    for l in host.lines() {
-        let t = l.trim_start();
-        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
-            out.push_str(t.trim_end());
-            out.push('\n');
-        }
-    }
+    out.push_str(&search_and_options(host));
     out.push_str("options ndots:0\n");
     out
 }
 
 /// resolv.conf naming `servers` (`--dns`), with the host's `search`/`domain`/`options`.
 pub fn resolv_conf_with_servers(host: &str, servers: &[IpAddr]) -> String {
-    let mut out = String::new();
-    for l in host.lines() {
-        let t = l.trim_start();
-        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
-            out.push_str(t.trim_end());
-            out.push('\n');
-        }
-    }
+    let mut out = search_and_options(host);
     for s in servers {
         out.push_str(&format!("nameserver {s}\n"));
     }
