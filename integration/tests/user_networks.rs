@@ -156,16 +156,18 @@ fn a_later_container_resolves_and_is_resolved_and_names_go_when_it_stops() {
     let _upstream = FakeUpstream::start(&sb);
     sb.run(["network", "create", "appnet"]).ok();
     run_d(&sb, "appnet", "first", &["sleep", "300"]);
-    run_d(&sb, "appnet", "late", &["sleep", "300"]);
+    sb.run(["run", "-d", "--net", "appnet", "--dns", "198.18.0.2", "--name", "late", "--network-alias", "cache", "busybox", "sleep", "300"]).ok();
     let (first_ip, late_ip) = (sb.ip_of("first"), sb.ip_of("late"));
     assert_ne!(first_ip, late_ip);
     assert_eq!(nslookup(&sb, "first", "late"), vec![late_ip], "the earlier container does not resolve the later one");
+    assert_eq!(nslookup(&sb, "first", "cache"), vec![late_ip], "--network-alias does not resolve");
     assert_eq!(nslookup(&sb, "late", "first"), vec![first_ip]);
     let r = sh(&sb, "first", "ping -c1 -W2 late");
     assert!(r.stdout.contains(&format!("64 bytes from {late_ip}")), "{r:#?}");
 
     sb.run(["stop", "-t", "1", "late"]).ok();
     assert!(nslookup(&sb, "first", "late").is_empty(), "a stopped container still resolves");
+    assert!(nslookup(&sb, "first", "cache").is_empty(), "a stopped container's alias still resolves");
     let r = sh(&sb, "first", "ping -c1 -W1 late");
     assert_ne!(r.code, 0, "ping of a stopped container's name worked: {r:#?}");
     assert!(r.stderr.contains("bad address") || r.stdout.contains("bad address"), "{r:#?}");
@@ -304,6 +306,8 @@ fn bad_network_input_is_refused_naming_the_value_and_creates_nothing() {
         sb.run(a).fails_with(needle);
     }
     sb.run(["run", "--rm", "--net", "nosuch", "busybox", "true"]).fails_with("network \"nosuch\" not found");
+    sb.run(["run", "--rm", "--network-alias", "x", "busybox", "true"]).fails_with("--network-alias x");
+    sb.run(["run", "--rm", "--net", "good", "--network-alias", "a.b", "busybox", "true"]).fails_with("\"a.b\"");
     sb.run(["run", "-d", "--net", "nosuch", "--name", "x", "busybox", "true"]).fails_with("\"nosuch\"");
     assert_eq!(sb.run(["network", "ls"]).ok().stdout, before);
     assert_eq!(sb.host_links(), links_before);

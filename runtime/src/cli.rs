@@ -374,6 +374,9 @@ pub struct RunArgs {
     /// resolver forwards names it does not know)
     #[arg(long, value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
+    /// Another name peers on a user-defined network resolve to this container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

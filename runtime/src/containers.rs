@@ -374,6 +374,14 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     }
     let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse().map_err(|e| anyhow!("{e}"))?;
     check_network_exists(ctx, &mode)?;
+    for alias in &a.network_alias {
+        if !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
+            bail!("--network-alias {alias}: aliases exist only on user-defined networks, not --net {mode}");
+        }
+        if alias.is_empty() || alias.len() > 63 || !alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
+        }
+    }
     let mut ports = minirun_net::parse_publish_all(&a.publish).map_err(|e| anyhow!("{e}"))?;
     let store = ctx.store()?;
     let image = store.resolve(image_ref).map_err(|e| anyhow!("{e}"))?;
@@ -458,7 +466,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             data_root: ctx.data_root.clone(),
             ports,
             hostname: Some(hostname.clone()),
-            aliases: vec![name.clone(), minirun_net::etc::default_hostname(&id)],
+            aliases: [name.clone(), minirun_net::etc::default_hostname(&id)].into_iter().chain(a.network_alias.iter().cloned()).collect(),
         },
         &|cid| cid == id || network_in_use(ctx, cid),
     )
