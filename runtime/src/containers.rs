@@ -1076,13 +1076,13 @@ pub fn logs(ctx: &Ctx, wanted: &str, follow: bool) -> Result<()> {
 pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
     let id = match ctx.resolve(&a.container) {
         // an exited container made from an image has no libcontainer state left
-        Ok(m) if !ctx.state.exists(&m.id) => bail!("container \"{}\" is not running", a.container),
+        Ok(m) if !ctx.state.exists(&m.id) => bail!("cannot exec in container \"{}\": container not running", a.container),
         Ok(m) => m.id,
         Err(_) => ctx.state.resolve(&a.container)?,
     };
     let container = ctx.state.load(&id)?;
     if container.status() != ContainerStatus::Running {
-        bail!("container \"{}\" is not running", a.container);
+        bail!("cannot exec in container \"{}\": container not running", a.container);
     }
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec needs a command (or --process FILE)");

@@ -25,7 +25,14 @@ fn main() -> ExitCode {
     // so containers would inherit it (and `minirun ps | head` would panic).
     // SAFETY: restoring a default disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if cli.version {
+        print!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
     let global = cli.global.clone();
     if let Err(e) = init_logging(&global) {
         eprintln!("minirun: {e:#}");
@@ -51,15 +58,67 @@ fn report_error(global: &GlobalOpts, e: &anyhow::Error) {
     let msg = format!("{e:#}");
     eprintln!("minirun: {msg}");
     if let (Some(path), LogFormat::Json) = (&global.log, global.log_format) {
-        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-            let line = serde_json::json!({
-                "level": "error",
-                "msg": msg,
-                "time": chrono::Utc::now().to_rfc3339(),
-            });
-            let _ = writeln!(f, "{line}");
+        log_json_error(path, &msg);
+    }
+}
+
+/// Appends runc's error line, `{"level":"error","msg":…,"time":RFC3339}`:
+/// containerd shows the last such line to its user.
+fn log_json_error(path: &std::path::Path, msg: &str) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        let line = serde_json::json!({
+            "level": "error",
+            "msg": msg,
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        });
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// A command line clap refused (an unknown verb or flag an engine passed):
+/// clap's message on stderr as usual, and, when the arguments asked for a
+/// JSON log, the same error there, so the engine can show it.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(path) = json_log_path(&args) {
+        let text = e.to_string();
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+        let msg = first.trim_start_matches("error: ").to_string();
+        log_json_error(&path, &format!("{msg} (arguments: {})", args.join(" ")));
+    }
+    let _ = e.print();
+    ExitCode::from(2)
+}
+
+/// `--log FILE` when the raw arguments also say `--log-format json`.
+fn json_log_path(args: &[String]) -> Option<std::path::PathBuf> {
+    let mut log = None;
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--log" => log = it.next().cloned(),
+            "--log-format" => json = it.next().is_some_and(|f| f == "json"),
+            _ if a.starts_with("--log=") => log = Some(a["--log=".len()..].to_string()),
+            _ if a.starts_with("--log-format=") => json = &a["--log-format=".len()..] == "json",
+            _ => {}
         }
     }
+    log.filter(|_| json).map(Into::into)
+}
+
+/// `--version` as runc prints it; engines show it (podman info) or take the
+/// first line.
+fn version_text() -> String {
+    format!(
+        "minirun version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        libcontainer::oci_spec::runtime::VERSION
+    )
 }
 
 /// Logs go to `--log` when given, else to stderr; the level is debug with
@@ -103,7 +162,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         bail!("--systemd-cgroup: this minirun manages cgroups itself (cgroupfs); systemd cgroups are not supported");
     }
     let state = StateRoot::open(&g.root)?;
-    match cli.command {
+    let Some(command) = cli.command else {
+        bail!("no command given; see minirun --help");
+    };
+    match command {
         Command::Create(a) => {
             seal_self()?;
             create_bundle(&state, &a.id, &a.bundle)?;
@@ -123,6 +185,18 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Delete(a) => {
             state.delete(&a.id, a.force)?;
+            Ok(0)
+        }
+        Command::Pause(a) => {
+            state.pause(&a.id)?;
+            Ok(0)
+        }
+        Command::Resume(a) => {
+            state.resume(&a.id)?;
+            Ok(0)
+        }
+        Command::Update(a) => {
+            state.update(&a.id, &read_resources(&a.resources)?)?;
             Ok(0)
         }
         Command::List(a) => {
@@ -239,6 +313,18 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// runc update --resources: OCI LinuxResources JSON from a file or stdin.
+fn read_resources(from: &std::path::Path) -> Result<libcontainer::oci_spec::runtime::LinuxResources> {
+    let text = if from == std::path::Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("cannot read resources from stdin")?;
+        buf
+    } else {
+        std::fs::read(from).with_context(|| format!("cannot read resources from {}", from.display()))?
+    };
+    serde_json::from_slice(&text).with_context(|| format!("invalid resources JSON in {}", from.display()))
 }
 
 fn ctx(state: StateRoot, g: &GlobalOpts) -> containers::Ctx {
