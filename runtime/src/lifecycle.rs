@@ -164,6 +164,8 @@ impl StateRoot {
                 let _ = fs::remove_dir_all(&dir);
             }
             remove_cgroup(req.spec, req.id);
+            // nothing of the id stays, not even its lock file
+            let _ = fs::remove_file(self.root.join(".locks").join(req.id));
         }
         result
     }
