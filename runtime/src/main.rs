@@ -497,3 +497,30 @@ fn list(state: &StateRoot, format: ListFormat, quiet: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn usage_errors_find_the_json_log_in_either_spelling() {
+        let shim = strings(&["--root", "/r", "--log", "/b/log.json", "--log-format", "json", "frobnicate", "c"]);
+        assert_eq!(json_log_path(&shim), Some("/b/log.json".into()));
+        let joined = strings(&["--log=/l", "--log-format=json", "x"]);
+        assert_eq!(json_log_path(&joined), Some("/l".into()));
+        assert_eq!(json_log_path(&strings(&["--log", "/l", "x"])), None, "text logs get no JSON line");
+        assert_eq!(json_log_path(&strings(&["--log-format", "json", "x"])), None);
+    }
+
+    #[test]
+    fn version_reads_like_runcs() {
+        let text = version_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("minirun version "), "{text}");
+        assert!(lines[1].starts_with("spec: 1."), "{text}");
+    }
+}
