@@ -141,13 +141,86 @@ fn init_logging(global: &GlobalOpts) -> Result<()> {
                 .with_context(|| format!("cannot open log file {}", path.display()))?;
             let builder = builder.with_writer(std::sync::Mutex::new(file)).with_ansi(false);
             match global.log_format {
-                LogFormat::Json => builder.json().init(),
+                LogFormat::Json => builder.event_format(RuncJson).init(),
                 LogFormat::Text => builder.init(),
             }
         }
         None => builder.with_writer(std::io::stderr).init(),
     }
     Ok(())
+}
+
+/// runc's JSON log line for every event: `{"level","msg","time"}`, with
+/// logrus's level names, the event's other fields appended to the message.
+struct RuncJson;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for RuncJson
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut msg = MessageText::default();
+        event.record(&mut msg);
+        writeln!(writer, "{}", runc_log_line(event.metadata().level(), &msg.text()))
+    }
+}
+
+fn runc_log_line(level: &tracing::Level, msg: &str) -> serde_json::Value {
+    let level = match *level {
+        tracing::Level::ERROR => "error",
+        tracing::Level::WARN => "warning",
+        tracing::Level::INFO => "info",
+        tracing::Level::DEBUG | tracing::Level::TRACE => "debug",
+    };
+    serde_json::json!({
+        "level": level,
+        "msg": msg,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    })
+}
+
+/// An event's message followed by its other fields as `key=value`.
+#[derive(Default)]
+struct MessageText {
+    message: String,
+    fields: Vec<String>,
+}
+
+impl MessageText {
+    fn text(&self) -> String {
+        let mut out = self.message.clone();
+        for f in &self.fields {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(f);
+        }
+        out
+    }
+}
+
+impl tracing::field::Visit for MessageText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.fields.push(format!("{}={value:?}", field.name()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.fields.push(format!("{}={value:?}", field.name()));
+        }
+    }
 }
 
 /// Guard against CVE-2019-5736 before a container can see this process
@@ -514,6 +587,19 @@ mod tests {
         assert_eq!(json_log_path(&joined), Some("/l".into()));
         assert_eq!(json_log_path(&strings(&["--log", "/l", "x"])), None, "text logs get no JSON line");
         assert_eq!(json_log_path(&strings(&["--log-format", "json", "x"])), None);
+    }
+
+    #[test]
+    fn log_lines_use_runcs_keys_and_logrus_levels() {
+        let line = runc_log_line(&tracing::Level::WARN, "cgroup perf_event not supported");
+        assert_eq!(line["level"], "warning");
+        assert_eq!(line["msg"], "cgroup perf_event not supported");
+        let time = line["time"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+        let mut m = MessageText { message: "kill".into(), fields: vec!["pid=7".into()] };
+        assert_eq!(m.text(), "kill pid=7");
+        m.message.clear();
+        assert_eq!(m.text(), "pid=7");
     }
 
     #[test]
