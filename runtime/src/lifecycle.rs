@@ -236,7 +236,7 @@ impl StateRoot {
         let mut container = self.load(id)?;
         let before = container.status();
         // --all on a stopped container still reaches what is left in its cgroup
-        if !container.can_kill() && !(all && before == ContainerStatus::Stopped) {
+        if !(container.can_kill() || (all && before == ContainerStatus::Stopped)) {
             bail!(
                 "cannot signal container \"{}\": container not running (it is {})",
                 container.id(),
