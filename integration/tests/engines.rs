@@ -487,8 +487,19 @@ mod containerd {
         run(update, Some(br#"{"memory": {"limit": 67108864}}"#), ctd.path()).ok();
         assert_eq!(memory_limit_of(pid), "67108864");
 
-        ctd.ctr(&["task", "kill", "t5"]).ok(); // SIGTERM, as "15"
+        // kill --all reaches exec'd processes too (SIGTERM, as "15")
+        ctd.ctr(&["task", "exec", "--detach", "--exec-id", "bg", "t5", "sleep", "600"]).ok();
+        let ps = ctd.ctr(&["task", "ps", "t5"]).ok();
+        let pids: Vec<i32> = ps.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+        assert!(pids.len() >= 2 && pids.contains(&pid), "{ps:?}");
+        ctd.ctr(&["task", "kill", "--all", "t5"]).ok();
         poll_until("t5 to stop", Duration::from_secs(10), || ctd.task_status("t5").as_deref() == Some("STOPPED"));
+        poll_until("every process of t5 to end", Duration::from_secs(10), || {
+            pids.iter().all(|p| fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| s.contains(") Z")))
+        });
+        // signalling a finished task: the shim recognises runc's words
+        let r = ctd.ctr(&["task", "kill", "--signal", "SIGKILL", "t5"]);
+        assert!(r.code != 0 && r.stderr.contains("process already finished"), "{r:?}");
         ctd.ctr(&["task", "delete", "t5"]).ok();
         ctd.ctr(&["container", "rm", "t5"]).ok();
 
