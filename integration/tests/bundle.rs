@@ -347,6 +347,43 @@ fn pause_resume_update_and_engine_errors() {
     pids_max("43");
     env.run_with_stdin(&["update", "--resources", "-", "eng"], b"{not json").fails_with("invalid resources JSON");
 
+    // exec --preserve-fds: descriptor 3 of the caller reaches the process
+    let process = env.path().join("fd3.json");
+    fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", "echo through-fd3 >&3"],
+            "env": ["PATH=/bin"],
+            "cwd": "/"
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = env.path().join("fd3.out");
+    let fd3 = fs::File::create(&out).unwrap();
+    let mut exec = env.cmd(["exec", "--preserve-fds", "1", "--process", process.to_str().unwrap(), "eng"]);
+    {
+        use std::os::unix::process::CommandExt;
+        let raw = fd3.as_raw_fd();
+        // SAFETY: dup2 and fcntl are async-signal-safe; fd3 stays open in
+        // the parent. dup2 onto itself keeps close-on-exec, so clear it.
+        unsafe {
+            exec.pre_exec(move || {
+                if raw != 3 && libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let status = exec.stdin(std::process::Stdio::null()).status().unwrap();
+    assert!(status.success(), "exec --preserve-fds failed: {status}");
+    assert_eq!(fs::read_to_string(&out).unwrap(), "through-fd3\n");
+
     env.run(["kill", "eng", "9"]).ok();
     env.wait_status("eng", "stopped", 10 * SECOND);
     // what engines match on: runc's words, and one JSON line in the log

@@ -173,6 +173,9 @@ pub struct ExecArgs {
     /// Unix socket to receive the pseudo-terminal master (runc exec --console-socket)
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
+    /// Pass this many extra file descriptors (from 3 on) to the process (runc exec --preserve-fds)
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
     pub container: String,
     /// The command and its arguments (not with --process)
     #[arg(trailing_var_arg = true)]

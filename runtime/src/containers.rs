@@ -1106,6 +1106,7 @@ pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
         .with_root_path(ctx.state.path())?
         .with_pid_file(a.pid_file.as_ref())?
         .with_console_socket(console_path.as_ref())
+        .with_preserved_fds(a.preserve_fds)
         .validate_id()?;
     if !a.interactive && a.process.is_none() && console_path.is_none() {
         builder = builder.with_stdin(File::open("/dev/null")?);
