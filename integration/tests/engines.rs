@@ -138,6 +138,24 @@ fn run_on_pty(mut cmd: Command, input: &[u8]) -> (i32, String) {
     (code, reader.join().unwrap())
 }
 
+/// Makes `file` descriptor 3 of the command (for `--preserve-fds 1`).
+fn give_fd3(cmd: &mut Command, file: &fs::File) {
+    let raw = file.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe; `file` outlives the
+    // spawn. dup2 onto itself keeps close-on-exec, so clear it.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw != 3 && libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Mount points at or below `dir`, from /proc/self/mountinfo.
 fn mounts_under(dir: &Path) -> Vec<String> {
     let dir = dir.to_string_lossy().into_owned();
@@ -719,6 +737,12 @@ mod podman {
         let (code, out) = run_on_pty(pm.cmd(&["exec", "-it", "web", "sh", "-c", "tty; read line; echo got:$line"]), b"typed\n");
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("/dev/pts/") && out.contains("got:typed"), "{out:?}");
+        let fd3_out = pm.path().join("fd3.out");
+        let fd3 = fs::File::create(&fd3_out).unwrap();
+        let mut exec = pm.cmd(&["exec", "--preserve-fds", "1", "web", "sh", "-c", "echo through-fd3 >&3"]);
+        give_fd3(&mut exec, &fd3);
+        run(exec, None, pm.path()).ok();
+        assert_eq!(fs::read_to_string(&fd3_out).unwrap(), "through-fd3\n");
         let r = pm.podman(&["exec", "web", "/nonexistent"]);
         assert_eq!(r.code, 127, "{r:?}");
 
