@@ -251,13 +251,25 @@ mod containerd {
         /// root (`--root RUNC_ROOT/NS`) and the cgroup parent (`/NS/ID`).
         ns: String,
         shim_sockets_before: Vec<String>,
+        default_fifos_before: Vec<String>,
     }
 
-    fn shim_sockets() -> Vec<String> {
-        match fs::read_dir(SHIM_SOCKETS) {
+    /// Where ctr puts FIFOs without --fifo-dir.
+    const DEFAULT_FIFOS: &str = "/run/containerd/fifo";
+
+    fn entries(dir: &str) -> Vec<String> {
+        match fs::read_dir(dir) {
             Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    fn shim_sockets() -> Vec<String> {
+        entries(SHIM_SOCKETS)
+    }
+
+    fn default_fifos() -> Vec<String> {
+        entries(DEFAULT_FIFOS)
     }
 
     impl Containerd {
@@ -293,7 +305,13 @@ mod containerd {
                 .env("XDG_RUNTIME_DIR", d.join("xdg"));
             let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
             let ns = format!("minirun-it-{}", std::process::id());
-            let mut me = Self { dir, child: Some(child), ns, shim_sockets_before: shim_sockets() };
+            let mut me = Self {
+                dir,
+                child: Some(child),
+                ns,
+                shim_sockets_before: shim_sockets(),
+                default_fifos_before: default_fifos(),
+            };
             let start = Instant::now();
             loop {
                 let v = me.ctr(&["version"]);
@@ -335,6 +353,15 @@ mod containerd {
 
         fn ctr(&self, args: &[&str]) -> Out {
             run(self.ctr_cmd(args), None, self.path())
+        }
+
+        /// `ctr task exec` with its FIFOs under our directory (by default
+        /// they go to /run/containerd/fifo and stay there after --detach).
+        fn exec(&self, args: &[&str]) -> Out {
+            let fifo = self.path().join("fifo");
+            let mut all = vec!["task", "exec", "--fifo-dir", fifo.to_str().unwrap()];
+            all.extend_from_slice(args);
+            self.ctr(&all)
         }
 
         /// `ctr run` with minirun as the runtime; `flags` go before the image.
@@ -416,6 +443,11 @@ mod containerd {
                     left.push(format!("shim socket {SHIM_SOCKETS}/{s}"));
                 }
             }
+            for f in default_fifos() {
+                if !self.default_fifos_before.contains(&f) {
+                    left.push(format!("fifo dir {DEFAULT_FIFOS}/{f}"));
+                }
+            }
             for m in mounts_under(self.path()) {
                 left.push(format!("mount {m}"));
             }
@@ -481,7 +513,7 @@ mod containerd {
         let state: serde_json::Value = serde_json::from_str(&state.stdout).unwrap();
         assert_eq!((state["status"].as_str(), state["pid"].as_i64()), (Some("running"), Some(pid as i64)));
 
-        let r = ctd.ctr(&["task", "exec", "--exec-id", "e1", "t5", "sh", "-c", "echo from-exec; exit 4"]);
+        let r = ctd.exec(&["--exec-id", "e1", "t5", "sh", "-c", "echo from-exec; exit 4"]);
         assert_eq!((r.code, r.stdout.as_str()), (4, "from-exec\n"), "{r:?}");
         let r = ctd.ctr(&["task", "ps", "t5"]).ok();
         assert!(r.stdout.lines().any(|l| l.split_whitespace().next() == Some(&pid.to_string())), "{r:?}");
@@ -490,7 +522,7 @@ mod containerd {
         assert_eq!(ctd.task_status("t5").as_deref(), Some("PAUSED"));
         ctd.ctr(&["task", "resume", "t5"]).ok();
         assert_eq!(ctd.task_status("t5").as_deref(), Some("RUNNING"));
-        let r = ctd.ctr(&["task", "exec", "--exec-id", "e2", "t5", "true"]);
+        let r = ctd.exec(&["--exec-id", "e2", "t5", "true"]);
         assert_eq!(r.code, 0, "exec after resume: {r:?}");
 
         // update as the shim calls it: JSON resources on stdin
@@ -506,7 +538,7 @@ mod containerd {
         assert_eq!(memory_limit_of(pid), "67108864");
 
         // kill --all reaches exec'd processes too (SIGTERM, as "15")
-        ctd.ctr(&["task", "exec", "--detach", "--exec-id", "bg", "t5", "sleep", "600"]).ok();
+        ctd.exec(&["--detach", "--exec-id", "bg", "t5", "sleep", "600"]).ok();
         let ps = ctd.ctr(&["task", "ps", "t5"]).ok();
         let pids: Vec<i32> = ps.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
         assert!(pids.len() >= 2 && pids.contains(&pid), "{ps:?}");
