@@ -321,14 +321,22 @@ impl StateRoot {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let id = match self.resolve(id) {
             Ok(id) => id,
-            Err(e) if force && valid_id(id).is_ok() => {
-                let _lock = self.lock_id(id)?;
-                let dir = self.container_dir(id);
-                if dir.exists() && !self.exists(id) {
-                    fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-                }
-                let _ = fs::remove_file(self.root.join(".locks").join(id));
+            // nothing by that id or prefix: done, unless an aborted create
+            // left a directory without state
+            Err(e) if force && valid_id(id).is_ok() && self.ids()?.iter().all(|i| !i.starts_with(id)) => {
                 tracing::debug!("delete --force: {e:#}");
+                let dir = self.container_dir(id);
+                if !dir.exists() {
+                    return Ok(());
+                }
+                let Some(_lock) = self.try_lock_id(id, Duration::from_secs(1))? else {
+                    bail!("container \"{id}\" is being created: try again when it is");
+                };
+                if self.exists(id) {
+                    bail!("container \"{id}\" was created meanwhile: delete it again");
+                }
+                fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+                let _ = fs::remove_file(self.root.join(".locks").join(id));
                 return Ok(());
             }
             Err(e) => return Err(e),
