@@ -409,7 +409,13 @@ fn pause_resume_update_and_engine_errors() {
 
     env.run(["delete", "eng"]).ok();
     env.run(["delete", "eng"]).fails_with("does not exist");
+    // runc's verbs take exact ids: a gone "eng" is not "eng10" by prefix
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"]).ok();
+    env.run(["state", "eng"]).fails_with("\"eng\" does not exist");
+    env.run(["kill", "eng", "9"]).fails_with("\"eng\" does not exist");
     env.run(["delete", "--force", "eng"]).ok();
+    assert_eq!(env.state("eng10").unwrap()["status"], "created");
+    env.run(["delete", "eng10"]).ok();
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
     assert!(cgroup_dirs("/minirun/eng").is_empty());
 

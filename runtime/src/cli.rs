@@ -208,7 +208,7 @@ pub struct NamesArg {
 
 #[derive(Debug, Args)]
 pub struct IdArg {
-    /// Container id (or name, or a unique id prefix)
+    /// Container id (exact, as runc takes it)
     pub id: String,
 }
 

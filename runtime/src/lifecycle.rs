@@ -127,8 +127,19 @@ impl StateRoot {
         }
     }
 
+    /// The id itself if a container has it. runc's verbs take exact ids:
+    /// an engine deleting "t1" twice must not reach "t10" by prefix.
+    pub fn exact(&self, id: &str) -> Result<String> {
+        if valid_id(id).is_ok() && self.exists(id) {
+            Ok(id.to_string())
+        } else {
+            bail!("container \"{id}\" does not exist")
+        }
+    }
+
+    /// A container by its exact id (see [`Self::exact`]).
     pub fn load(&self, id: &str) -> Result<Container> {
-        let id = self.resolve(id)?;
+        let id = self.exact(id)?;
         Container::load(self.container_dir(&id))
             .with_context(|| format!("cannot load the state of container \"{id}\""))
     }
@@ -319,11 +330,11 @@ impl StateRoot {
     /// clean up with it after a failed create), and a directory left without
     /// state by an aborted create goes too.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let id = match self.resolve(id) {
+        let id = match self.exact(id) {
             Ok(id) => id,
-            // nothing by that id or prefix: done, unless an aborted create
-            // left a directory without state
-            Err(e) if force && valid_id(id).is_ok() && self.ids()?.iter().all(|i| !i.starts_with(id)) => {
+            // no such container: done, unless an aborted create left a
+            // directory without state
+            Err(e) if force && valid_id(id).is_ok() => {
                 tracing::debug!("delete --force: {e:#}");
                 let dir = self.container_dir(id);
                 if !dir.exists() {
@@ -612,6 +623,20 @@ mod tests {
             let err = parse_signal(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("\"{bad}\"")), "{err}");
         }
+    }
+
+    #[test]
+    fn runc_verbs_take_exact_ids_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        fs::create_dir(dir.path().join("t10")).unwrap();
+        fs::write(dir.path().join("t10").join("state.json"), "{}").unwrap();
+        assert_eq!(root.exact("t10").unwrap(), "t10");
+        assert!(root.exact("t1").unwrap_err().to_string().contains("\"t1\" does not exist"));
+        // deleting a gone "t1" with --force is done, and leaves "t10" alone
+        root.delete("t1", true).unwrap();
+        assert!(root.exists("t10"));
+        assert!(root.delete("t1", false).unwrap_err().to_string().contains("does not exist"));
     }
 
     #[test]
