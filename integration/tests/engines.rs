@@ -252,6 +252,9 @@ mod containerd {
         ns: String,
         shim_sockets_before: Vec<String>,
         default_fifos_before: Vec<String>,
+        /// /run/containerd and the directories in it ctr and the shim make,
+        /// if they did not exist before this test (removed when empty).
+        new_shared_dirs: Vec<PathBuf>,
     }
 
     /// Where ctr puts FIFOs without --fifo-dir.
@@ -311,6 +314,11 @@ mod containerd {
                 ns,
                 shim_sockets_before: shim_sockets(),
                 default_fifos_before: default_fifos(),
+                new_shared_dirs: [SHIM_SOCKETS, DEFAULT_FIFOS, "/run/containerd"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .filter(|d| !d.exists())
+                    .collect(),
             };
             let start = Instant::now();
             loop {
@@ -462,6 +470,9 @@ mod containerd {
                 }
                 let _ = fs::remove_dir(&parent);
             }
+            for d in &self.new_shared_dirs {
+                let _ = fs::remove_dir(d);
+            }
             left
         }
     }
@@ -580,15 +591,24 @@ mod podman {
         dir: tempfile::TempDir,
         ids: Vec<String>,
         done: bool,
-        /// Shared directories podman or minirun make on first use that did
-        /// not exist before this test (removed again when empty).
-        new_shared_dirs: Vec<PathBuf>,
+        /// Shared paths podman or minirun make on first use that did not
+        /// exist before this test (removed again, directories when empty).
+        new_shared_paths: Vec<PathBuf>,
     }
 
-    /// Directories outside the test's own that podman (cgroup parents, the
-    /// conmon cgroup) and minirun (its default root) create and keep.
-    fn shared_dirs() -> Vec<PathBuf> {
-        let mut dirs = Vec::new();
+    /// podman's image-load cache, kept in the system location whatever the
+    /// storage configuration says.
+    const BLOB_INFO_CACHE: &str = "/var/lib/containers/cache/blob-info-cache-v1.boltdb";
+
+    /// Paths outside the test's own that podman (cgroup parents, the conmon
+    /// cgroup, its blob-info cache) and minirun (its default root) create
+    /// and keep; children before parents.
+    fn shared_paths() -> Vec<PathBuf> {
+        let mut dirs = vec![
+            PathBuf::from(BLOB_INFO_CACHE),
+            PathBuf::from("/var/lib/containers/cache"),
+            PathBuf::from("/var/lib/containers"),
+        ];
         if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
                 dirs.push(h.path().join("libpod_parent/conmon"));
@@ -614,11 +634,14 @@ mod podman {
                  netns = \"none\"\n\
                  default_ulimits = [\"nofile=20000:20000\", \"nproc=1000:1000\"]\n\
                  [engine]\n\
+                 conmon_env_vars = [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \"CONTAINERS_CONF={conf}\", \"CONTAINERS_STORAGE_CONF={storage}\"]\n\
                  cgroup_manager = \"cgroupfs\"\n\
                  events_logger = \"file\"\n\
                  events_logfile_path = \"{events}\"\n\
                  tmp_dir = \"{tmp}\"\n\
                  volume_path = \"{volumes}\"\n",
+                conf = d.join("containers.conf").display(),
+                storage = d.join("storage.conf").display(),
                 events = d.join("events.log").display(),
                 tmp = d.join("tmp").display(),
                 volumes = d.join("volumes").display(),
@@ -633,8 +656,8 @@ mod podman {
                 runroot = d.join("runroot").display(),
             );
             fs::write(d.join("storage.conf"), storage).unwrap();
-            let new_shared_dirs = shared_dirs().into_iter().filter(|d| !d.exists()).collect();
-            Self { dir, ids: Vec::new(), done: false, new_shared_dirs }
+            let new_shared_paths = shared_paths().into_iter().filter(|d| !d.exists()).collect();
+            Self { dir, ids: Vec::new(), done: false, new_shared_paths }
         }
 
         fn path(&self) -> &Path {
@@ -705,8 +728,12 @@ mod podman {
             let _ = self.podman(&["rmi", "--all", "--force"]);
             unmount_all_under(self.path());
             // children first; a directory still in use stays
-            for d in &self.new_shared_dirs {
-                let _ = fs::remove_dir(d);
+            for p in &self.new_shared_paths {
+                if p.is_dir() {
+                    let _ = fs::remove_dir(p);
+                } else {
+                    let _ = fs::remove_file(p);
+                }
             }
             left
         }
