@@ -768,6 +768,15 @@ mod podman {
         pm.remember(&cid);
         assert_eq!(r.stdout, "through conmon\n");
 
+        // --read-only: podman's spec mounts tmpfs on /tmp, /run and
+        // /var/tmp with runc's `tmpcopyup` option
+        let cid = pm.cidfile("ro");
+        let r = pm
+            .podman(&["run", "--rm", "--read-only", "--cidfile", &cid, "busybox", "sh", "-c", "touch /tmp/ok && echo writable-tmp; touch /etc/no || echo read-only-root"])
+            .ok();
+        pm.remember(&cid);
+        assert_eq!(r.stdout, "writable-tmp\nread-only-root\n", "{r:?}");
+
         // run -t through a pseudo-terminal (create --console-socket)
         let cid = pm.cidfile("tty");
         let (code, out) = run_on_pty(pm.cmd(&["run", "--rm", "-t", "--cidfile", &cid, "busybox", "sh", "-c", "tty; echo on-the-tty"]), b"");
