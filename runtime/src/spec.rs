@@ -81,6 +81,14 @@ pub fn prepare_for_create(spec: &mut Spec, bundle: &Path, id: &str) -> Result<()
     if linux.cgroups_path().is_none() {
         linux.set_cgroups_path(Some(default_cgroup_path(id)));
     }
+    // runc takes the recursive spellings too (containerd's CRI writes
+    // "rslave" and "rshared"); libcontainer applies the root's propagation
+    // recursively anyway but knows only the plain names.
+    if let Some(p) = linux.rootfs_propagation().clone() {
+        if let Some(plain) = p.strip_prefix('r').filter(|p| ["shared", "private", "slave", "unbindable"].contains(p)) {
+            linux.set_rootfs_propagation(Some(plain.to_string()));
+        }
+    }
     spec.set_linux(Some(linux));
     drop_runc_only_mount_options(spec);
     Ok(())
@@ -167,6 +175,18 @@ mod tests {
         assert!(root.is_absolute() && root.ends_with("rootfs"), "{root:?}");
         let cg = spec.linux().as_ref().unwrap().cgroups_path().clone();
         assert_eq!(cg, Some(PathBuf::from("/minirun/abc")));
+    }
+
+    #[test]
+    fn prepare_takes_recursive_rootfs_propagation() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("rootfs")).unwrap();
+        for (given, want) in [("rslave", "slave"), ("rshared", "shared"), ("rprivate", "private"), ("runbindable", "unbindable"), ("slave", "slave")] {
+            let text = MINIMAL.replace(r#""namespaces""#, &format!(r#""rootfsPropagation": "{given}", "namespaces""#));
+            let mut spec = parse_spec(text.as_bytes()).unwrap();
+            prepare_for_create(&mut spec, dir.path(), "abc").unwrap();
+            assert_eq!(spec.linux().as_ref().unwrap().rootfs_propagation().as_deref(), Some(want), "{given}");
+        }
     }
 
     #[test]
