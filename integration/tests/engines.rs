@@ -491,7 +491,8 @@ mod containerd {
         assert!(imported.stdout.contains(IMAGE), "{imported:?}");
 
         // output and exit code of a foreground container
-        let r = ctd.ctr_run(&["--rm"], "t1", &["echo", "hi"]).ok();
+        // (runc's recursive spelling of the rootfs propagation, as CRI writes it)
+        let r = ctd.ctr_run(&["--rm", "--rootfs-propagation", "rslave"], "t1", &["echo", "hi"]).ok();
         assert_eq!(r.stdout, "hi\n", "{r:?}");
         let r = ctd.ctr_run(&["--rm"], "t2", &["sh", "-c", "echo to-stderr >&2; exit 3"]);
         assert_eq!((r.code, r.stderr.as_str()), (3, "to-stderr\n"), "{r:?}");
