@@ -305,3 +305,120 @@ fn exec_process_file_ps_and_features() {
     env.run(["delete", "--force", "ex"]).ok();
     assert!(cgroup_dirs("/minirun/ex").is_empty());
 }
+
+/// The runc verbs engines call besides the lifecycle: pause/resume,
+/// update --resources, kill of created and stopped containers, delete
+/// --force of an unknown id, and errors as JSON lines in the log file.
+#[test]
+fn pause_resume_update_and_engine_errors() {
+    let env = Env::new();
+    let b = env.bundle("engine", &["sleep", "60"], no_edit);
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng"]).ok();
+    // a signal the process survives leaves a created container created
+    env.run(["kill", "eng", "28"]).ok(); // SIGWINCH
+    assert_eq!(env.state("eng").unwrap()["status"], "created");
+    env.run(["pause", "eng"]).fails_with("container not running");
+    env.run(["start", "eng"]).ok();
+
+    env.run(["pause", "eng"]).ok();
+    assert_eq!(env.state("eng").unwrap()["status"], "paused");
+    if let Some(freezer) = cgroup_dirs("/minirun/eng").into_iter().find(|d| d.starts_with("/sys/fs/cgroup/freezer")) {
+        assert_eq!(fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(), "FROZEN");
+    }
+    env.run(["kill", "eng", "WINCH"]).ok();
+    assert_eq!(env.state("eng").unwrap()["status"], "paused");
+    env.run(["resume", "eng"]).ok();
+    assert_eq!(env.state("eng").unwrap()["status"], "running");
+    env.run(["resume", "eng"]).fails_with("container not paused");
+
+    // update from a file (podman) and from stdin (containerd's shim)
+    let resources = env.path().join("resources.json");
+    fs::write(&resources, r#"{"pids": {"limit": 42}}"#).unwrap();
+    env.run(["update", &format!("--resources={}", resources.display()), "eng"]).ok();
+    let pids_max = |want: &str| {
+        for d in cgroup_dirs("/minirun/eng") {
+            if d.join("pids.max").exists() {
+                assert_eq!(fs::read_to_string(d.join("pids.max")).unwrap().trim(), want, "{}", d.display());
+            }
+        }
+    };
+    pids_max("42");
+    env.run_with_stdin(&["update", "--resources", "-", "eng"], br#"{"pids": {"limit": 43}}"#).ok();
+    pids_max("43");
+    env.run_with_stdin(&["update", "--resources", "-", "eng"], b"{not json").fails_with("invalid resources JSON");
+
+    // exec --preserve-fds: descriptor 3 of the caller reaches the process
+    let process = env.path().join("fd3.json");
+    fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", "echo through-fd3 >&3"],
+            "env": ["PATH=/bin"],
+            "cwd": "/"
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = env.path().join("fd3.out");
+    let fd3 = fs::File::create(&out).unwrap();
+    let mut exec = env.cmd(["exec", "--preserve-fds", "1", "--process", process.to_str().unwrap(), "eng"]);
+    {
+        use std::os::unix::process::CommandExt;
+        let raw = fd3.as_raw_fd();
+        // SAFETY: dup2 and fcntl are async-signal-safe; fd3 stays open in
+        // the parent. dup2 onto itself keeps close-on-exec, so clear it.
+        unsafe {
+            exec.pre_exec(move || {
+                if raw != 3 && libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let status = exec.stdin(std::process::Stdio::null()).status().unwrap();
+    assert!(status.success(), "exec --preserve-fds failed: {status}");
+    assert_eq!(fs::read_to_string(&out).unwrap(), "through-fd3\n");
+
+    env.run(["kill", "eng", "9"]).ok();
+    env.wait_status("eng", "stopped", 10 * SECOND);
+    // what engines match on: runc's words, and one JSON line in the log
+    let log = env.path().join("log.json");
+    let log_arg = log.to_str().unwrap();
+    env.run(["--log", log_arg, "--log-format", "json", "kill", "eng", "15"]).fails_with("container not running");
+    env.run(["--log", log_arg, "--log-format", "json", "state", "ghost"]).fails_with("does not exist");
+    env.run(["--log", log_arg, "--log-format", "json", "no-such-verb", "eng"]);
+    let errors: Vec<Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["level"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0]["msg"].as_str().unwrap().contains("container not running"), "{errors:#?}");
+    assert!(errors[1]["msg"].as_str().unwrap().contains("does not exist"), "{errors:#?}");
+    assert!(errors[2]["msg"].as_str().unwrap().contains("no-such-verb"), "{errors:#?}");
+    for e in &errors {
+        let time = e["time"].as_str().unwrap();
+        assert!(time.len() >= 20 && time.ends_with('Z') && &time[10..11] == "T", "not RFC 3339: {time}");
+    }
+
+    env.run(["delete", "eng"]).ok();
+    env.run(["delete", "eng"]).fails_with("does not exist");
+    // runc's verbs take exact ids: a gone "eng" is not "eng10" by prefix
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"]).ok();
+    env.run(["state", "eng"]).fails_with("\"eng\" does not exist");
+    env.run(["kill", "eng", "9"]).fails_with("\"eng\" does not exist");
+    env.run(["delete", "--force", "eng"]).ok();
+    assert_eq!(env.state("eng10").unwrap()["status"], "created");
+    env.run(["delete", "eng10"]).ok();
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    assert!(cgroup_dirs("/minirun/eng").is_empty());
+
+    let version = env.run(["--version"]).ok();
+    assert!(version.stdout.starts_with("minirun version ") && version.stdout.contains("\nspec: 1."), "{version:?}");
+}

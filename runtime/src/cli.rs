@@ -8,16 +8,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "minirun",
-    version,
     disable_help_flag = true,
-    about = "A daemonless, OCI-compatible container runtime with networking built in",
-    propagate_version = true
+    disable_version_flag = true,
+    about = "A daemonless, OCI-compatible container runtime with networking built in"
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
+    /// Print the version (runc's format: `minirun version X`, `spec: Y`)
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Global flags, named as runc names them so engines can pass theirs.
@@ -44,6 +46,12 @@ pub struct GlobalOpts {
     /// Use systemd to manage cgroups (not supported by this build; accepted so the error is clear)
     #[arg(long, global = true, hide = true)]
     pub systemd_cgroup: bool,
+    /// runc's path to criu; accepted and ignored (minirun does not checkpoint)
+    #[arg(long, global = true, hide = true, value_name = "PATH")]
+    pub criu: Option<PathBuf>,
+    /// runc's rootless mode (true|false|auto); accepted, minirun decides by its uid
+    #[arg(long, global = true, hide = true, value_name = "VALUE")]
+    pub rootless: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +72,12 @@ pub enum Command {
     Kill(KillArgs),
     /// Delete a container and everything it holds (runc delete)
     Delete(DeleteArgs),
+    /// Freeze every process of a running container (runc pause)
+    Pause(IdArg),
+    /// Thaw a paused container (runc resume)
+    Resume(IdArg),
+    /// Change a running container's cgroup limits (runc update --resources)
+    Update(UpdateArgs),
     /// List containers created from bundles and images (runc list)
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
@@ -199,6 +213,9 @@ pub struct ExecArgs {
     /// Unix socket to receive the pseudo-terminal master (runc exec --console-socket)
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
+    /// Pass this many extra file descriptors (from 3 on) to the process (runc exec --preserve-fds)
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
     pub container: String,
     /// The command and its arguments (not with --process)
     #[arg(trailing_var_arg = true)]
@@ -231,7 +248,7 @@ pub struct NamesArg {
 
 #[derive(Debug, Args)]
 pub struct IdArg {
-    /// Container id (or name, or a unique id prefix)
+    /// Container id (exact, as runc takes it)
     pub id: String,
 }
 
@@ -288,6 +305,14 @@ pub struct DeleteArgs {
     /// Kill the container first if it is running
     #[arg(short, long)]
     pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// OCI LinuxResources as JSON: a file, or `-` for stdin
+    #[arg(short, long, value_name = "FILE|-")]
+    pub resources: PathBuf,
     pub id: String,
 }
 
@@ -399,7 +424,7 @@ mod tests {
     #[test]
     fn create_accepts_options_after_the_id() {
         let cli = parse(&["create", "myid", "--bundle", "/b", "--pid-file", "/p"]);
-        let Command::Create(c) = cli.command else { panic!("not create") };
+        let Some(Command::Create(c)) = cli.command else { panic!("not create") };
         assert_eq!(c.id, "myid");
         assert_eq!(c.bundle.bundle, PathBuf::from("/b"));
         assert_eq!(c.bundle.runc.pid_file, Some(PathBuf::from("/p")));
@@ -413,19 +438,39 @@ mod tests {
     }
 
     #[test]
+    fn engine_calls_parse() {
+        // containerd's shim
+        let cli = parse(&["--root", "/r", "--log", "/l.json", "--log-format", "json", "update", "--resources", "-", "c"]);
+        let Some(Command::Update(u)) = cli.command else { panic!() };
+        assert_eq!((u.resources.to_str(), u.id.as_str()), (Some("-"), "c"));
+        // podman
+        let Some(Command::Update(u)) = parse(&["update", "--resources=/tmp/r", "c"]).command else { panic!() };
+        assert_eq!(u.resources, PathBuf::from("/tmp/r"));
+        assert!(matches!(parse(&["pause", "c"]).command, Some(Command::Pause(_))));
+        assert!(matches!(parse(&["resume", "c"]).command, Some(Command::Resume(_))));
+        let v = parse(&["--version"]);
+        assert!(v.version && v.command.is_none());
+        let cli = parse(&["--criu", "/usr/sbin/criu", "--rootless", "auto", "--systemd-cgroup", "state", "c"]);
+        assert_eq!(cli.global.rootless.as_deref(), Some("auto"));
+        assert!(cli.global.systemd_cgroup);
+        let Some(Command::Exec(e)) = parse(&["exec", "--pid-file", "/p", "--process", "/f", "--detach", "--tty", "--console-socket", "/s", "c"]).command else { panic!() };
+        assert!(e.detach && e.tty && e.console_socket.is_some() && e.command.is_empty());
+    }
+
+    #[test]
     fn kill_defaults_to_sigterm() {
-        let Command::Kill(k) = parse(&["kill", "c"]).command else { panic!() };
+        let Some(Command::Kill(k)) = parse(&["kill", "c"]).command else { panic!() };
         assert_eq!((k.id.as_str(), k.signal.as_str(), k.all), ("c", "SIGTERM", false));
-        let Command::Kill(k) = parse(&["kill", "--all", "c", "9"]).command else { panic!() };
+        let Some(Command::Kill(k)) = parse(&["kill", "--all", "c", "9"]).command else { panic!() };
         assert_eq!((k.signal.as_str(), k.all), ("9", true));
     }
 
     #[test]
     fn run_keeps_the_command_verbatim() {
-        let Command::Run(r) = parse(&["run", "--bundle", "b", "id"]).command else { panic!() };
+        let Some(Command::Run(r)) = parse(&["run", "--bundle", "b", "id"]).command else { panic!() };
         assert_eq!(r.args, ["id"]);
         assert!(r.bundle_opts().is_some());
-        let Command::Run(r) = parse(&["run", "busybox", "ls", "-l", "--bundle"]).command else {
+        let Some(Command::Run(r)) = parse(&["run", "busybox", "ls", "-l", "--bundle"]).command else {
             panic!()
         };
         assert_eq!(r.args, ["busybox", "ls", "-l", "--bundle"]);

@@ -1140,13 +1140,13 @@ pub fn logs(ctx: &Ctx, wanted: &str, follow: bool) -> Result<()> {
 pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
     let id = match ctx.resolve(&a.container) {
         // an exited container made from an image has no libcontainer state left
-        Ok(m) if !ctx.state.exists(&m.id) => bail!("container \"{}\" is not running", a.container),
+        Ok(m) if !ctx.state.exists(&m.id) => bail!("cannot exec in container \"{}\": container not running", a.container),
         Ok(m) => m.id,
         Err(_) => ctx.state.resolve(&a.container)?,
     };
     let container = ctx.state.load(&id)?;
     if container.status() != ContainerStatus::Running {
-        bail!("container \"{}\" is not running", a.container);
+        bail!("cannot exec in container \"{}\": container not running", a.container);
     }
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec needs a command (or --process FILE)");
@@ -1170,6 +1170,7 @@ pub fn exec(ctx: &Ctx, a: &crate::cli::ExecArgs) -> Result<u8> {
         .with_root_path(ctx.state.path())?
         .with_pid_file(a.pid_file.as_ref())?
         .with_console_socket(console_path.as_ref())
+        .with_preserved_fds(a.preserve_fds)
         .validate_id()?;
     if !a.interactive && a.process.is_none() && console_path.is_none() {
         builder = builder.with_stdin(File::open("/dev/null")?);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::{Flock, FlockArg};
@@ -127,8 +127,19 @@ impl StateRoot {
         }
     }
 
+    /// The id itself if a container has it. runc's verbs take exact ids:
+    /// an engine deleting "t1" twice must not reach "t10" by prefix.
+    pub fn exact(&self, id: &str) -> Result<String> {
+        if valid_id(id).is_ok() && self.exists(id) {
+            Ok(id.to_string())
+        } else {
+            bail!("container \"{id}\" does not exist")
+        }
+    }
+
+    /// A container by its exact id (see [`Self::exact`]).
     pub fn load(&self, id: &str) -> Result<Container> {
-        let id = self.resolve(id)?;
+        let id = self.exact(id)?;
         Container::load(self.container_dir(&id))
             .with_context(|| format!("cannot load the state of container \"{id}\""))
     }
@@ -164,6 +175,8 @@ impl StateRoot {
                 let _ = fs::remove_dir_all(&dir);
             }
             remove_cgroup(req.spec, req.id);
+            // nothing of the id stays, not even its lock file
+            let _ = fs::remove_file(self.root.join(".locks").join(req.id));
         }
         result
     }
@@ -227,24 +240,118 @@ impl StateRoot {
         Ok(container)
     }
 
+    /// runc kill. A container that has ended fails with runc's "container
+    /// not running", which engines match to mean "already finished".
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
         let signal = parse_signal(signal)?;
         let mut container = self.load(id)?;
-        if !container.can_kill() {
+        let before = container.status();
+        // --all on a stopped container still reaches what is left in its cgroup
+        if !(container.can_kill() || (all && before == ContainerStatus::Stopped)) {
             bail!(
-                "container \"{}\" is {}: nothing to signal",
+                "cannot signal container \"{}\": container not running (it is {})",
                 container.id(),
-                status_name(container.status())
+                status_name(before)
             );
         }
         container
             .kill(signal, all)
             .map_err(|e| anyhow!(libcontainer_message(&e)))
-            .with_context(|| format!("cannot signal container \"{}\"", container.id()))
+            .with_context(|| format!("cannot signal container \"{}\"", container.id()))?;
+        // libcontainer records "stopped" after any signal; a created or
+        // paused container that survived it (SIGWINCH, SIGUSR1, a signal it
+        // ignores) is still created or paused.
+        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) && process_alive(&container) {
+            container.set_status(before).save().map_err(|e| anyhow!(libcontainer_message(&e)))?;
+        }
+        Ok(())
     }
 
+    /// runc pause: freeze every process of a running container.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let mut container = self.load(id)?;
+        if container.status() != ContainerStatus::Running {
+            bail!(
+                "cannot pause container \"{}\": container not running (it is {})",
+                container.id(),
+                status_name(container.status())
+            );
+        }
+        container
+            .pause()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot pause container \"{}\"", container.id()))
+    }
+
+    /// runc resume: thaw a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let mut container = self.load(id)?;
+        if container.status() != ContainerStatus::Paused {
+            bail!(
+                "cannot resume container \"{}\": container not paused (it is {})",
+                container.id(),
+                status_name(container.status())
+            );
+        }
+        container
+            .resume()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot resume container \"{}\"", container.id()))
+    }
+
+    /// runc update --resources: applies new cgroup limits to a container
+    /// that has not ended. Device rules are not changed by an update (as in
+    /// runc); only the fields present in `resources` are written.
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        use libcgroups::common::{CgroupManager, ControllerOpt};
+        let container = self.load(id)?;
+        if container.status() == ContainerStatus::Stopped {
+            bail!("cannot update container \"{}\": container not running", container.id());
+        }
+        let mut resources = resources.clone();
+        resources.set_devices(None);
+        let cgroup_path = container
+            .spec()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(|| format!("cannot read the config of container \"{}\"", container.id()))?
+            .cgroup_path;
+        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path,
+            systemd_cgroup: false,
+            container_name: container.id().to_string(),
+        })
+        .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
+        manager
+            .apply(&ControllerOpt { resources: &resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
+            .map_err(|e| anyhow!("cannot update container \"{}\": {}", container.id(), libcontainer_message(&e)))
+    }
+
+    /// runc delete. With --force an unknown id is not an error (engines
+    /// clean up with it after a failed create), and a directory left without
+    /// state by an aborted create goes too.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let id = self.resolve(id)?;
+        let id = match self.exact(id) {
+            Ok(id) => id,
+            // no such container: done, unless an aborted create left a
+            // directory without state
+            Err(e) if force && valid_id(id).is_ok() => {
+                tracing::debug!("delete --force: {e:#}");
+                let dir = self.container_dir(id);
+                if !dir.exists() {
+                    return Ok(());
+                }
+                let Some(_lock) = self.try_lock_id(id, Duration::from_secs(1))? else {
+                    bail!("container \"{id}\" is being created: try again when it is");
+                };
+                if self.exists(id) {
+                    bail!("container \"{id}\" was created meanwhile: delete it again");
+                }
+                fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+                let _ = fs::remove_file(self.root.join(".locks").join(id));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let _lock = match self.try_lock_id(&id, Duration::from_secs(3))? {
             Some(lock) => lock,
             // A creator killed mid-create leaves the init holding the lock.
@@ -422,7 +529,18 @@ fn remove_cgroup(spec: &Spec, id: &str) {
     }
 }
 
-/// libcontainer's errors wrap their cause; show the whole chain on one line.
+/// Whether the container's init process still exists (and is no zombie).
+fn process_alive(c: &Container) -> bool {
+    let Some(pid) = c.pid() else { return false };
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // the state is the first field after the parenthesised command
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => false,
+    }
+}
+
+/// libcontainer's errors wrap their cause; show the whole chain on one line,
+/// in runc's words where engines match on them.
 pub fn libcontainer_message(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
@@ -434,12 +552,54 @@ pub fn libcontainer_message(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
+    runc_phrases(msg)
+}
+
+/// libcontainer says "executable 'X' not found in $PATH" for a missing
+/// program and "... does not have correct permissions" for one that cannot be
+/// run; engines recognise runc's texts instead (podman turns "no such file or
+/// directory" / "executable file not found" into exit code 127 and
+/// "permission denied" into 126).
+fn runc_phrases(msg: String) -> String {
+    let quoted = |rest: &str| rest.split_once('\'').map(|(name, _)| name.to_string());
+    if let Some(at) = msg.find("executable '") {
+        let rest = &msg[at + "executable '".len()..];
+        if let Some(name) = quoted(rest) {
+            let tail = &rest[name.len()..];
+            if tail.starts_with("' not found in $PATH") {
+                return if name.contains('/') {
+                    format!("exec: \"{name}\": stat {name}: no such file or directory")
+                } else {
+                    format!("exec: \"{name}\": executable file not found in $PATH")
+                };
+            }
+            if tail.contains("does not have correct permissions") {
+                return format!("exec: \"{name}\": permission denied");
+            }
+        }
+    }
     msg
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_and_unrunnable_executables_in_runcs_words() {
+        let m = |s: &str| runc_phrases(s.to_string());
+        let lc = "failed to create container: exec process failed with error error in executing process : ";
+        assert_eq!(
+            m(&format!("{lc}executable '/nonexistent' not found in $PATH")),
+            "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"
+        );
+        assert_eq!(m(&format!("{lc}executable 'nope' not found in $PATH")), "exec: \"nope\": executable file not found in $PATH");
+        assert_eq!(
+            m(&format!("{lc}executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions")),
+            "exec: \"/etc/passwd\": permission denied"
+        );
+        assert_eq!(m("something else"), "something else");
+    }
 
     #[test]
     fn ids_follow_runc_rules() {
@@ -463,6 +623,20 @@ mod tests {
             let err = parse_signal(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("\"{bad}\"")), "{err}");
         }
+    }
+
+    #[test]
+    fn runc_verbs_take_exact_ids_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        fs::create_dir(dir.path().join("t10")).unwrap();
+        fs::write(dir.path().join("t10").join("state.json"), "{}").unwrap();
+        assert_eq!(root.exact("t10").unwrap(), "t10");
+        assert!(root.exact("t1").unwrap_err().to_string().contains("\"t1\" does not exist"));
+        // deleting a gone "t1" with --force is done, and leaves "t10" alone
+        root.delete("t1", true).unwrap();
+        assert!(root.exists("t10"));
+        assert!(root.delete("t1", false).unwrap_err().to_string().contains("does not exist"));
     }
 
     #[test]

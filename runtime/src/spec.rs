@@ -81,8 +81,43 @@ pub fn prepare_for_create(spec: &mut Spec, bundle: &Path, id: &str) -> Result<()
     if linux.cgroups_path().is_none() {
         linux.set_cgroups_path(Some(default_cgroup_path(id)));
     }
+    // runc takes the recursive spellings too (containerd's CRI writes
+    // "rslave" and "rshared"); libcontainer applies the root's propagation
+    // recursively anyway but knows only the plain names.
+    if let Some(p) = linux.rootfs_propagation().clone() {
+        if let Some(plain) = p.strip_prefix('r').filter(|p| ["shared", "private", "slave", "unbindable"].contains(p)) {
+            linux.set_rootfs_propagation(Some(plain.to_string()));
+        }
+    }
     spec.set_linux(Some(linux));
+    drop_runc_only_mount_options(spec);
     Ok(())
+}
+
+/// Mount options that runc understands but the kernel and libcontainer do
+/// not; libcontainer would hand them to mount(2) as data, which fails.
+/// `tmpcopyup` (podman puts it on every tmpfs: `--tmpfs`, `--read-only`)
+/// asks runc to copy what the image has at the destination into the new
+/// tmpfs; minirun mounts the tmpfs empty instead, as docker's `--tmpfs` does.
+const RUNC_ONLY_MOUNT_OPTIONS: &[&str] = &["tmpcopyup"];
+
+fn drop_runc_only_mount_options(spec: &mut Spec) {
+    let Some(mounts) = spec.mounts().clone() else { return };
+    let mounts = mounts
+        .into_iter()
+        .map(|mut m| {
+            if let Some(options) = m.options().clone() {
+                let (dropped, kept): (Vec<String>, Vec<String>) =
+                    options.into_iter().partition(|o| RUNC_ONLY_MOUNT_OPTIONS.contains(&o.as_str()));
+                if !dropped.is_empty() {
+                    tracing::info!("mount {}: ignoring {}", m.destination().display(), dropped.join(","));
+                }
+                m.set_options(Some(kept));
+            }
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
 }
 
 #[cfg(test)]
@@ -140,6 +175,34 @@ mod tests {
         assert!(root.is_absolute() && root.ends_with("rootfs"), "{root:?}");
         let cg = spec.linux().as_ref().unwrap().cgroups_path().clone();
         assert_eq!(cg, Some(PathBuf::from("/minirun/abc")));
+    }
+
+    #[test]
+    fn prepare_takes_recursive_rootfs_propagation() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("rootfs")).unwrap();
+        for (given, want) in [("rslave", "slave"), ("rshared", "shared"), ("rprivate", "private"), ("runbindable", "unbindable"), ("slave", "slave")] {
+            let text = MINIMAL.replace(r#""namespaces""#, &format!(r#""rootfsPropagation": "{given}", "namespaces""#));
+            let mut spec = parse_spec(text.as_bytes()).unwrap();
+            prepare_for_create(&mut spec, dir.path(), "abc").unwrap();
+            assert_eq!(spec.linux().as_ref().unwrap().rootfs_propagation().as_deref(), Some(want), "{given}");
+        }
+    }
+
+    #[test]
+    fn prepare_drops_runc_only_mount_options() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let text = MINIMAL.replace(
+            r#""linux""#,
+            r#""mounts": [{"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}],
+               "linux""#,
+        );
+        let mut spec = parse_spec(text.as_bytes()).unwrap();
+        prepare_for_create(&mut spec, dir.path(), "abc").unwrap();
+        let options = spec.mounts().as_ref().unwrap()[0].options().clone().unwrap();
+        assert_eq!(options, ["rw", "rprivate", "nosuid", "nodev"]);
     }
 
     #[test]
