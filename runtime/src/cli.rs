@@ -479,16 +479,16 @@ mod tests {
 
     #[test]
     fn network_create_flags() {
-        let Command::Network(NetworkCmd::Create(a)) = parse(&["network", "create", "--subnet", "10.1.0.0/24", "--icc=false", "n"]).command else {
+        let Some(Command::Network(NetworkCmd::Create(a))) = parse(&["network", "create", "--subnet", "10.1.0.0/24", "--icc=false", "n"]).command else {
             panic!("not network create")
         };
         assert_eq!((a.subnet.as_deref(), a.icc, a.name.as_str()), (Some("10.1.0.0/24"), Some(false), "n"));
-        let Command::Network(NetworkCmd::Create(a)) = parse(&["network", "create", "--icc", "n"]).command else { panic!() };
+        let Some(Command::Network(NetworkCmd::Create(a))) = parse(&["network", "create", "--icc", "n"]).command else { panic!() };
         assert_eq!(a.icc, Some(true));
-        let Command::Network(NetworkCmd::Create(a)) = parse(&["network", "create", "n"]).command else { panic!() };
+        let Some(Command::Network(NetworkCmd::Create(a))) = parse(&["network", "create", "n"]).command else { panic!() };
         assert_eq!(a.icc, None);
         assert!(Cli::try_parse_from(["minirun", "network", "create", "--icc=maybe", "n"]).is_err());
-        let Command::Run(r) = parse(&["run", "--net", "appnet", "--dns", "198.18.0.2", "busybox"]).command else { panic!() };
+        let Some(Command::Run(r)) = parse(&["run", "--net", "appnet", "--dns", "198.18.0.2", "busybox"]).command else { panic!() };
         assert_eq!((r.net.as_deref(), r.dns.len()), (Some("appnet"), 1));
     }
 }
