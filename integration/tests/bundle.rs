@@ -4,6 +4,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::time::Duration;
 
 use minirun_integration::{cgroup_dirs, Env};
@@ -421,4 +422,37 @@ fn pause_resume_update_and_engine_errors() {
 
     let version = env.run(["--version"]).ok();
     assert!(version.stdout.starts_with("minirun version ") && version.stdout.contains("\nspec: 1."), "{version:?}");
+}
+
+/// `--systemd-cgroup` (podman's default on systemd hosts) with a systemd
+/// style `slice:prefix:name` cgroupsPath. On cgroup v1 and hybrid hosts
+/// libcontainer keeps cgroupfs for it, as runc does; on a unified host it
+/// asks systemd for a scope, so without a systemd the create must fail
+/// clearly and leave nothing.
+#[test]
+fn systemd_cgroup_flag_and_slice_style_cgroups_path() {
+    let env = Env::new();
+    let b = env.bundle("sd", &["cat", "/proc/self/cgroup"], |c| {
+        c["linux"]["cgroupsPath"] = "system.slice:minirun-it:sd".into();
+    });
+    let features: Value = serde_json::from_str(&env.run(["features"]).ok().stdout).unwrap();
+    assert_eq!(features["linux"]["cgroup"]["systemd"], true, "{features:#}");
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let r = env.run(["--systemd-cgroup", "run", "--bundle", b.to_str().unwrap(), "sd"]);
+    match (unified, Path::new("/run/systemd/system").exists()) {
+        (true, false) => {
+            assert_ne!(r.code, 0, "{r:#?}");
+            assert!(r.stderr.contains("\"sd\""), "the error does not name the container: {r:#?}");
+        }
+        (true, true) => {
+            assert_eq!(r.code, 0, "{r:#?}");
+            assert!(r.stdout.contains("system.slice/minirun-it-sd.scope"), "not in its systemd scope: {r:#?}");
+        }
+        (false, _) => {
+            assert_eq!(r.code, 0, "{r:#?}");
+            assert!(r.stdout.contains(":/system.slice:minirun-it:sd"), "not in its cgroupfs cgroup: {r:#?}");
+        }
+    }
+    assert!(cgroup_dirs("system.slice:minirun-it:sd").is_empty(), "cgroup left: {:?}", cgroup_dirs("system.slice:minirun-it:sd"));
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }

@@ -43,7 +43,7 @@ pub struct GlobalOpts {
     /// Log debug messages
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported by this build; accepted so the error is clear)
+    /// Let systemd manage the cgroups of new containers (cgroup v2, cgroupsPath slice:prefix:name)
     #[arg(long, global = true, hide = true)]
     pub systemd_cgroup: bool,
     /// runc's path to criu; accepted and ignored (minirun does not checkpoint)

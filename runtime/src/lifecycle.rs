@@ -45,6 +45,9 @@ pub struct Stdio {
 #[derive(Debug, Clone)]
 pub struct StateRoot {
     root: PathBuf,
+    /// `--systemd-cgroup`: cgroups of new containers through systemd (cgroup v2
+    /// hosts with a `slice:prefix:name` cgroupsPath; elsewhere cgroupfs, as runc).
+    systemd: bool,
 }
 
 /// Held while an id is being created or deleted, so two invocations with
@@ -58,7 +61,13 @@ impl StateRoot {
         fs::create_dir_all(root.join(".locks"))
             .with_context(|| format!("cannot create state root {}", root.display()))?;
         let root = fs::canonicalize(root)?;
-        Ok(Self { root })
+        Ok(Self { root, systemd: false })
+    }
+
+    /// Creates containers with systemd managing their cgroups (`--systemd-cgroup`).
+    pub fn with_systemd(mut self, systemd: bool) -> Self {
+        self.systemd = systemd;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -174,7 +183,7 @@ impl StateRoot {
             if dir.exists() {
                 let _ = fs::remove_dir_all(&dir);
             }
-            remove_cgroup(req.spec, req.id);
+            remove_cgroup(req.spec, req.id, self.systemd);
             // nothing of the id stays, not even its lock file
             let _ = fs::remove_file(self.root.join(".locks").join(req.id));
         }
@@ -199,7 +208,7 @@ impl StateRoot {
             .with_preserved_fds(req.preserve_fds)
             .validate_id()?
             .as_init(shadow)
-            .with_systemd(false)
+            .with_systemd(self.systemd)
             .with_detach(req.detach)
             .with_no_pivot(req.no_pivot);
         // Relative paths in a bundle (mount sources) are relative to the bundle.
@@ -317,7 +326,7 @@ impl StateRoot {
             .cgroup_path;
         let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
             cgroup_path,
-            systemd_cgroup: false,
+            systemd_cgroup: container.systemd(),
             container_name: container.id().to_string(),
         })
         .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
@@ -384,7 +393,7 @@ impl StateRoot {
             let cgroup = libcontainer::config::YoukiConfig::load(&dir)
                 .map(|c| c.cgroup_path)
                 .unwrap_or_else(|_| crate::spec::default_cgroup_path(id));
-            kill_cgroup(id, cgroup)?;
+            kill_cgroup(id, cgroup, self.systemd)?;
             fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
         }
         let _ = fs::remove_file(self.root.join(".locks").join(id));
@@ -491,11 +500,11 @@ pub fn valid_id(id: &str) -> Result<()> {
 }
 
 /// SIGKILLs every process in a cgroup, waits for them to go, removes it.
-fn kill_cgroup(id: &str, cgroup_path: PathBuf) -> Result<()> {
+fn kill_cgroup(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
     use libcgroups::common::{CgroupManager, FreezerState};
     let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path,
-        systemd_cgroup: false,
+        systemd_cgroup: systemd,
         container_name: id.to_string(),
     })
     .map_err(|e| anyhow!("cgroup of {id}: {e}"))?;
@@ -512,7 +521,7 @@ fn kill_cgroup(id: &str, cgroup_path: PathBuf) -> Result<()> {
 }
 
 /// Best effort: remove the cgroup a failed create may have made.
-fn remove_cgroup(spec: &Spec, id: &str) {
+fn remove_cgroup(spec: &Spec, id: &str, systemd: bool) {
     let path = spec
         .linux()
         .as_ref()
@@ -520,7 +529,7 @@ fn remove_cgroup(spec: &Spec, id: &str) {
         .unwrap_or_else(|| crate::spec::default_cgroup_path(id));
     let config = libcgroups::common::CgroupConfig {
         cgroup_path: path,
-        systemd_cgroup: false,
+        systemd_cgroup: systemd,
         container_name: id.to_string(),
     };
     if let Ok(manager) = libcgroups::common::create_cgroup_manager(config) {

@@ -232,10 +232,7 @@ fn seal_self() -> Result<()> {
 
 fn dispatch(cli: Cli) -> Result<u8> {
     let g = cli.global;
-    if g.systemd_cgroup {
-        bail!("--systemd-cgroup: this minirun manages cgroups itself (cgroupfs); systemd cgroups are not supported");
-    }
-    let state = StateRoot::open(&g.root)?;
+    let state = StateRoot::open(&g.root)?.with_systemd(g.systemd_cgroup);
     let Some(command) = cli.command else {
         bail!("no command given; see minirun --help");
     };
@@ -517,7 +514,7 @@ fn runc_ps(state: &StateRoot, id: &str, format: ListFormat) -> Result<()> {
     let cgroup = c.spec().map_err(|e| anyhow::anyhow!("{e}"))?.cgroup_path;
     let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path: cgroup,
-        systemd_cgroup: false,
+        systemd_cgroup: c.systemd(),
         container_name: c.id().to_string(),
     })
     .map_err(|e| anyhow::anyhow!("cannot open the cgroup of \"{id}\": {e}"))?;
@@ -549,7 +546,7 @@ fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false},
             "seccomp": {"enabled": true},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}
