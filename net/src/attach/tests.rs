@@ -237,14 +237,13 @@ fn failure_after_veth_undoes_everything() {
             &network::NetworkOptions { subnet: Some("10.89.9.0/24".parse().unwrap()), bridge: Some("blocker".into()), ..Default::default() },
         )
         .unwrap();
-        let st = Command::new("ip").args(["link", "add", "blocker", "type", "veth", "peer", "name", "blocker-p"]).status();
-        if st.map(|s| s.success()).unwrap_or(false) {
-            let e = attach(&w.req("f2", NetMode::Bridge("blocked".into()), &[]), &alive).unwrap_err();
-            assert!(e.to_string().contains("blocker") && e.to_string().contains("not a bridge"), "{e}");
-            assert_eq!((w.records(), w.netns_files(), w.leases("blocked")), (0, 0, 0));
-        } else {
-            eprintln!("skipping the blocker part: cannot create a veth with ip(8)");
-        }
+        crate::rt::with_rtnl(|h| async move {
+            h.link().add(rtnetlink::LinkVeth::new("blocker", "blocker-p").build()).execute().await.map_err(Error::nl("blocker", "add veth"))
+        })
+        .unwrap();
+        let e = attach(&w.req("f2", NetMode::Bridge("blocked".into()), &[]), &alive).unwrap_err();
+        assert!(e.to_string().contains("blocker") && e.to_string().contains("not a bridge"), "{e}");
+        assert_eq!((w.records(), w.netns_files(), w.leases("blocked")), (0, 0, 0));
     });
 }
 
