@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::firewall::{Firewall, Transaction};
 use crate::link::{self, VethConfig};
-use crate::lock::{read_json, remove_file_if_exists, write_json};
+use crate::lock::{read_dir_or_empty, read_json, remove_file_if_exists, write_json};
 use crate::mode::NetMode;
 use crate::netns::{self, netns_path};
 use crate::network::{self, NetworkConfig};
@@ -142,14 +142,8 @@ pub fn load_attachment(runtime_root: &Path, container_id: &str) -> Result<Option
 
 /// Every attachment record under `runtime_root`.
 pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
-    let dir = runtime_root.join("net");
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::Io { what: "read directory", path: dir, source: e }),
-    };
     let mut out = Vec::new();
-    for ent in rd.flatten() {
+    for ent in read_dir_or_empty(&runtime_root.join("net"))? {
         let n = ent.file_name().to_string_lossy().into_owned();
         if n.starts_with('.') || !n.ends_with(".json") {
             continue;

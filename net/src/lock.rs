@@ -36,6 +36,15 @@ impl FileLock {
     }
 }
 
+/// The entries of `dir`; none when it does not exist (yet).
+pub(crate) fn read_dir_or_empty(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => Ok(rd.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::Io { what: "read directory", path: dir.into(), source: e }),
+    }
+}
+
 /// Reads JSON; `Ok(None)` when the file does not exist.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<Option<T>> {
     match std::fs::read(path) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lock::{read_json, write_json, FileLock};
+use crate::lock::{read_dir_or_empty, read_json, write_json, FileLock};
 use crate::mode::DEFAULT_NETWORK;
 use crate::subnet::Ipv4Net;
 
@@ -79,14 +79,8 @@ pub fn load_network(data_root: &Path, name: &str) -> Result<Option<NetworkConfig
 
 /// All network definitions, sorted by name.
 pub fn list_networks(data_root: &Path) -> Result<Vec<NetworkConfig>> {
-    let dir = networks_dir(data_root);
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::Io { what: "read directory", path: dir, source: e }),
-    };
     let mut out = Vec::new();
-    for ent in rd.flatten() {
+    for ent in read_dir_or_empty(&networks_dir(data_root))? {
         let name = ent.file_name().to_string_lossy().into_owned();
         let Some(stem) = name.strip_suffix(".json") else { continue };
         if stem.ends_with(".leases") || !valid_network_name(stem) {
