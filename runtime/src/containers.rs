@@ -935,7 +935,7 @@ pub fn network_in_use(ctx: &Ctx, id: &str) -> bool {
 }
 
 /// [`network_in_use`] against records already read.
-fn network_in_use_among(ctx: &Ctx, id: &str, all: &[Attachment]) -> bool {
+pub fn network_in_use_among(ctx: &Ctx, id: &str, all: &[Attachment]) -> bool {
     ctx.is_alive(id) || all.iter().find(|a| a.container_id == id).is_some_and(|owner| joined_by_live(ctx, owner, all))
 }
 

@@ -11,11 +11,11 @@ use std::net::Ipv4Addr;
 use anyhow::{anyhow, bail, Result};
 use minirun_net::network::{self, NetworkConfig, NetworkOptions};
 use minirun_net::sysctl::BridgeNfCall;
-use minirun_net::Ipv4Net;
+use minirun_net::{Attachment, Ipv4Net};
 use serde_json::json;
 
 use crate::cli::{NetworkCmd, NetworkCreateArgs};
-use crate::containers::{network_in_use, Ctx};
+use crate::containers::{network_in_use, network_in_use_among, Ctx};
 
 /// Names docker keeps for its own modes; a network may not take them.
 const RESERVED: [&str; 5] = ["bridge", "host", "none", "default", "container"];
@@ -28,10 +28,11 @@ pub fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<u8> {
         }
         NetworkCmd::Ls => ls(ctx)?,
         NetworkCmd::Inspect(a) => {
+            let all = attachments(ctx);
             let mut out = Vec::new();
             for name in &a.names {
                 let n = network::get_network(&ctx.data_root, name).map_err(|e| anyhow!("{e}"))?;
-                out.push(inspect(ctx, &n));
+                out.push(inspect(ctx, &n, &all));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
@@ -77,15 +78,20 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
     network::create_network(&ctx.data_root, &a.name, &opts).map_err(|e| anyhow!("{e}"))
 }
 
-/// Live containers on `name`: (id, container name, address).
-fn members(ctx: &Ctx, name: &str) -> Vec<(String, String, Option<Ipv4Addr>)> {
+/// Every attachment record, read once per command.
+fn attachments(ctx: &Ctx) -> Vec<Attachment> {
+    minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default()
+}
+
+/// Live containers on `name` among `all` records: (id, container name, address).
+fn members(ctx: &Ctx, name: &str, all: &[Attachment]) -> Vec<(String, String, Option<Ipv4Addr>)> {
     let mut out = Vec::new();
-    for att in minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default() {
-        if att.network.as_deref() != Some(name) || !network_in_use(ctx, &att.container_id) {
+    for att in all {
+        if att.network.as_deref() != Some(name) || !network_in_use_among(ctx, &att.container_id, all) {
             continue;
         }
         let cname = ctx.load_meta(&att.container_id).map(|m| m.name).unwrap_or_default();
-        out.push((att.container_id, cname, att.ip));
+        out.push((att.container_id.clone(), cname, att.ip));
     }
     out.sort();
     out
@@ -98,15 +104,16 @@ fn all_networks(ctx: &Ctx) -> Result<Vec<NetworkConfig>> {
 
 fn ls(ctx: &Ctx) -> Result<()> {
     println!("{:<20} {:<18} {:<15} {:<10} {:<5} CONTAINERS", "NAME", "SUBNET", "GATEWAY", "BRIDGE", "ICC");
+    let all = attachments(ctx);
     for n in all_networks(ctx)? {
-        let count = members(ctx, &n.name).len();
+        let count = members(ctx, &n.name, &all).len();
         println!("{:<20} {:<18} {:<15} {:<10} {:<5} {count}", n.name, n.subnet.to_string(), n.gateway.to_string(), n.bridge, n.icc);
     }
     Ok(())
 }
 
-fn inspect(ctx: &Ctx, n: &NetworkConfig) -> serde_json::Value {
-    let containers: BTreeMap<String, serde_json::Value> = members(ctx, &n.name)
+fn inspect(ctx: &Ctx, n: &NetworkConfig, all: &[Attachment]) -> serde_json::Value {
+    let containers: BTreeMap<String, serde_json::Value> = members(ctx, &n.name, all)
         .into_iter()
         .map(|(id, name, ip)| {
             let addr = ip.map(|ip| format!("{ip}/{}", n.prefix_len()));
@@ -132,7 +139,7 @@ fn rm(ctx: &Ctx, name: &str) -> Result<()> {
     if network::load_network(&ctx.data_root, name).map_err(|e| anyhow!("{e}"))?.is_none() {
         bail!("network \"{name}\" not found");
     }
-    if let Some((id, cname, _)) = members(ctx, name).into_iter().next() {
+    if let Some((id, cname, _)) = members(ctx, name, &attachments(ctx)).into_iter().next() {
         let who = if cname.is_empty() { id } else { cname };
         bail!("network \"{name}\" is in use by container \"{who}\"; stop or remove it first");
     }
