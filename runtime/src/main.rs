@@ -67,12 +67,7 @@ fn report_error(global: &GlobalOpts, e: &anyhow::Error) {
 /// containerd shows the last such line to its user.
 fn log_json_error(path: &std::path::Path, msg: &str) {
     if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-        let line = serde_json::json!({
-            "level": "error",
-            "msg": msg,
-            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        });
-        let _ = writeln!(f, "{line}");
+        let _ = writeln!(f, "{}", runc_log_line(&tracing::Level::ERROR, msg));
     }
 }
 
