@@ -82,8 +82,13 @@ impl StateRoot {
         self.container_dir(id).join("state.json").exists()
     }
 
+    /// The file an id's lock is taken on.
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.root.join(".locks").join(id)
+    }
+
     fn lock_id(&self, id: &str) -> Result<IdLock> {
-        let path = self.root.join(".locks").join(id);
+        let path = self.lock_path(id);
         let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| anyhow!("cannot lock {}: {e}", path.display()))?;
@@ -92,7 +97,7 @@ impl StateRoot {
 
     /// The id lock, waiting at most `timeout`; None if it stayed taken.
     fn try_lock_id(&self, id: &str, timeout: Duration) -> Result<Option<IdLock>> {
-        let path = self.root.join(".locks").join(id);
+        let path = self.lock_path(id);
         let start = Instant::now();
         loop {
             let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -185,7 +190,7 @@ impl StateRoot {
             }
             remove_cgroup(req.spec, req.id, self.systemd);
             // nothing of the id stays, not even its lock file
-            let _ = fs::remove_file(self.root.join(".locks").join(req.id));
+            let _ = fs::remove_file(self.lock_path(req.id));
         }
         result
     }
@@ -324,12 +329,8 @@ impl StateRoot {
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot read the config of container \"{}\"", container.id()))?
             .cgroup_path;
-        let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-            cgroup_path,
-            systemd_cgroup: container.systemd(),
-            container_name: container.id().to_string(),
-        })
-        .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
+        let manager = cgroup_manager(container.id(), cgroup_path, container.systemd())
+            .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
         manager
             .apply(&ControllerOpt { resources: &resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
             .map_err(|e| anyhow!("cannot update container \"{}\": {}", container.id(), libcontainer_message(&e)))
@@ -356,7 +357,7 @@ impl StateRoot {
                     bail!("container \"{id}\" was created meanwhile: delete it again");
                 }
                 fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-                let _ = fs::remove_file(self.root.join(".locks").join(id));
+                let _ = fs::remove_file(self.lock_path(id));
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -375,7 +376,7 @@ impl StateRoot {
             .delete(force)
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot delete container \"{id}\""))?;
-        let _ = fs::remove_file(self.root.join(".locks").join(&id));
+        let _ = fs::remove_file(self.lock_path(&id));
         Ok(())
     }
 
@@ -396,7 +397,7 @@ impl StateRoot {
             kill_cgroup(id, cgroup, self.systemd)?;
             fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
         }
-        let _ = fs::remove_file(self.root.join(".locks").join(id));
+        let _ = fs::remove_file(self.lock_path(id));
         Ok(())
     }
 
@@ -499,15 +500,24 @@ pub fn valid_id(id: &str) -> Result<()> {
     }
 }
 
-/// SIGKILLs every process in a cgroup, waits for them to go, removes it.
-fn kill_cgroup(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
-    use libcgroups::common::{CgroupManager, FreezerState};
-    let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+/// The manager of container `id`'s cgroup at `cgroup_path`, through systemd
+/// or cgroupfs (see [`StateRoot::with_systemd`]).
+pub fn cgroup_manager(
+    id: &str,
+    cgroup_path: PathBuf,
+    systemd: bool,
+) -> Result<libcgroups::common::AnyCgroupManager, libcgroups::common::CreateCgroupSetupError> {
+    libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path,
         systemd_cgroup: systemd,
         container_name: id.to_string(),
     })
-    .map_err(|e| anyhow!("cgroup of {id}: {e}"))?;
+}
+
+/// SIGKILLs every process in a cgroup, waits for them to go, removes it.
+fn kill_cgroup(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
+    use libcgroups::common::{CgroupManager, FreezerState};
+    let manager = cgroup_manager(id, cgroup_path, systemd).map_err(|e| anyhow!("cgroup of {id}: {e}"))?;
     let _ = manager.freeze(FreezerState::Frozen);
     for pid in manager.get_all_pids().unwrap_or_default() {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -527,12 +537,7 @@ fn remove_cgroup(spec: &Spec, id: &str, systemd: bool) {
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
         .unwrap_or_else(|| crate::spec::default_cgroup_path(id));
-    let config = libcgroups::common::CgroupConfig {
-        cgroup_path: path,
-        systemd_cgroup: systemd,
-        container_name: id.to_string(),
-    };
-    if let Ok(manager) = libcgroups::common::create_cgroup_manager(config) {
+    if let Ok(manager) = cgroup_manager(id, path, systemd) {
         use libcgroups::common::CgroupManager;
         let _ = manager.remove();
     }

@@ -507,12 +507,8 @@ fn runc_ps(state: &StateRoot, id: &str, format: ListFormat) -> Result<()> {
     use libcgroups::common::CgroupManager;
     let c = state.load(id)?;
     let cgroup = c.spec().map_err(|e| anyhow::anyhow!("{e}"))?.cgroup_path;
-    let manager = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-        cgroup_path: cgroup,
-        systemd_cgroup: c.systemd(),
-        container_name: c.id().to_string(),
-    })
-    .map_err(|e| anyhow::anyhow!("cannot open the cgroup of \"{id}\": {e}"))?;
+    let manager = lifecycle::cgroup_manager(c.id(), cgroup, c.systemd())
+        .map_err(|e| anyhow::anyhow!("cannot open the cgroup of \"{id}\": {e}"))?;
     let pids: Vec<i32> = manager
         .get_all_pids()
         .map_err(|e| anyhow::anyhow!("cannot list the processes of \"{id}\": {e}"))?
