@@ -379,7 +379,11 @@ pub fn ensure_dir_in_rootfs(rootfs: &Path, path: &Path) -> Result<()> {
     let open_in_root = |rel: &Path| {
         rfs::openat2(
             &root,
-            if rel.as_os_str().is_empty() { Path::new(".") } else { rel },
+            if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            },
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             rfs::ResolveFlags::IN_ROOT | rfs::ResolveFlags::NO_MAGICLINKS,
@@ -387,7 +391,9 @@ pub fn ensure_dir_in_rootfs(rootfs: &Path, path: &Path) -> Result<()> {
     };
     let mut prefix = PathBuf::new();
     for component in path.components() {
-        let std::path::Component::Normal(name) = component else { continue };
+        let std::path::Component::Normal(name) = component else {
+            continue;
+        };
         let parent = prefix.clone();
         prefix.push(name);
         match open_in_root(&prefix) {

@@ -169,7 +169,8 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
                 outcome @ (Ok(()) | Err(Error::Stream { .. })) => {
                     // Hash what follows the end-of-archive marker too: a diff_id
                     // covers the whole stream.
-                    io::copy(&mut buffered, &mut io::sink()).map_err(|e| unpacker.stream_error(e))?;
+                    io::copy(&mut buffered, &mut io::sink())
+                        .map_err(|e| unpacker.stream_error(e))?;
                     outcome
                 }
                 Err(e) => return Err(e),
@@ -216,7 +217,11 @@ struct ChannelReader {
 
 impl ChannelReader {
     fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
-        Self { rx, cur: Vec::new(), pos: 0 }
+        Self {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
     }
 }
 

@@ -328,12 +328,18 @@ fn ensure_dir_in_rootfs_resolves_symlinks_inside_the_root() {
     // host's; dangling there, it is an error naming the path
     let err = crate::ensure_dir_in_rootfs(r, Path::new("/escape/x")).unwrap_err();
     assert!(err.to_string().contains("escape"), "{err}");
-    assert!(!outside.path().join("x").exists(), "created outside the rootfs");
+    assert!(
+        !outside.path().join("x").exists(),
+        "created outside the rootfs"
+    );
     let inside = outside.path().strip_prefix("/").unwrap();
     std::fs::create_dir_all(r.join(inside)).unwrap();
     crate::ensure_dir_in_rootfs(r, Path::new("/escape/x")).unwrap();
     assert!(r.join(inside).join("x").is_dir());
-    assert!(!outside.path().join("x").exists(), "created outside the rootfs");
+    assert!(
+        !outside.path().join("x").exists(),
+        "created outside the rootfs"
+    );
     // existing directories are fine
     crate::ensure_dir_in_rootfs(r, Path::new("/a/b")).unwrap();
 }
