@@ -3,11 +3,15 @@ use std::path::PathBuf;
 
 /// Errors of the image store. Every variant names the object it is about:
 /// the image reference, the archive path, the layer and tar entry, or the digest.
+///
+/// A variant's message never repeats its cause: the cause is its
+/// [`source`](std::error::Error::source). Print the whole chain (anyhow's
+/// `{:#}`, or walk `source()`), not just `{}`, to see why something failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A file-system operation on `path` failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -52,7 +56,7 @@ pub enum Error {
     },
 
     /// Unpacking a layer of an archive failed.
-    #[error("archive {}: layer {layer}: {source}", archive.display())]
+    #[error("archive {}: layer {layer}", archive.display())]
     Layer {
         archive: PathBuf,
         layer: String,
@@ -68,7 +72,7 @@ pub enum Error {
     },
 
     /// Creating a tar entry failed.
-    #[error("layer entry {entry:?}: {source}")]
+    #[error("layer entry {entry:?}")]
     Entry {
         entry: PathBuf,
         #[source]
@@ -76,7 +80,7 @@ pub enum Error {
     },
 
     /// The layer stream itself (compression or tar framing) is corrupt or truncated.
-    #[error("layer stream{}: {source}", near_entry(.near))]
+    #[error("layer stream{}", near_entry(.near))]
     Stream {
         /// The tar entry being read, or the last one read, when the stream broke.
         near: Option<PathBuf>,
@@ -84,7 +88,7 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("mount {what} on {}: {source}", target.display())]
+    #[error("mount {what} on {}", target.display())]
     Mount {
         what: &'static str,
         target: PathBuf,
@@ -111,6 +115,19 @@ fn near_entry(near: &Option<PathBuf>) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `e` and its sources, joined with ": ": the text anyhow's `{:#}` prints.
+/// For messages this crate makes itself (logs, tests).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
 
 /// Attach an operation and a path to an `io::Result`.
 pub(crate) trait IoContext<T> {

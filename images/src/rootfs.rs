@@ -9,7 +9,7 @@
 //! rootfs.copy    marker: rootfs is a private copy, not a mount
 //! ```
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{self, Error, IoContext, Result};
 use crate::fsutil::{self, Meta};
 use crate::store::{Image, Store, GC_LOCK};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
@@ -114,7 +114,7 @@ fn prepare(
     };
     tracing::warn!(
         rootfs = %rootfs.display(),
-        error = %e,
+        error = %error::chain(&e),
         "overlayfs unavailable: making a private copy of the image instead (slower, uses disk space)"
     );
     let dest = fsutil::open_dir(&rootfs).ctx("open", &rootfs)?;

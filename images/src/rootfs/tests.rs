@@ -90,14 +90,17 @@ fn overlay_unavailable(tmp: &Path) -> Option<Error> {
         {
             Some(e)
         }
-        Err(e) => panic!("overlay probe failed unexpectedly: {e}"),
+        Err(e) => panic!("overlay probe failed unexpectedly: {}", error::chain(&e)),
     }
 }
 
 macro_rules! require_overlay {
     ($tmp:expr) => {
         if let Some(e) = overlay_unavailable(&$tmp.join("probe")) {
-            eprintln!("skipping: overlayfs cannot be mounted here: {e}");
+            eprintln!(
+                "skipping: overlayfs cannot be mounted here: {}",
+                error::chain(&e)
+            );
             return;
         }
     };
@@ -283,7 +286,7 @@ fn umoci_whiteouts_and_opaque_directories() {
     assert_eq!(listing(&copy.join("data/b")), ["new"]);
 
     if let Some(e) = overlay_unavailable(&tmp.path().join("probe")) {
-        eprintln!("skipping the overlay half: {e}");
+        eprintln!("skipping the overlay half: {}", error::chain(&e));
         return;
     }
     let container = tmp.path().join("c");
