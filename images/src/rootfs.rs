@@ -11,7 +11,7 @@
 
 use crate::error::{self, Error, IoContext, Result};
 use crate::fsutil::{self, Meta};
-use crate::store::{Image, Store, GC_LOCK};
+use crate::store::{Image, LockMode, Store, GC_LOCK};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -52,7 +52,7 @@ impl Store {
         readonly: bool,
     ) -> Result<PathBuf> {
         // Keeps `remove` from deleting the layers while we mount or copy them.
-        let _gc = self.lock(GC_LOCK, rfs::FlockOperation::LockShared)?;
+        let _gc = self.lock(GC_LOCK, LockMode::Shared)?;
         for layer in &image.layers {
             if !layer.is_dir() {
                 return Err(Error::MissingLayer {

@@ -17,11 +17,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::reference::{split_tagged, Reference};
 use crate::unpack::unpack_layer;
 use oci_spec::image::ImageConfiguration;
-use rustix::fs::FlockOperation;
-use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -188,7 +186,17 @@ impl Index {
     }
 }
 
-/// A held flock; released when dropped.
+/// How [`Store::lock`] takes a lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    /// Any number of holders at once, but none while it is held exclusively.
+    Shared,
+    Exclusive,
+}
+
+/// A held lock on a lock file (std's file lock, flock(2) on Linux: one per
+/// open file, so two `Lock`s exclude each other even within one process);
+/// released when dropped.
 pub(crate) struct Lock(#[allow(dead_code)] File);
 
 /// The image store. Cheap to open; safe to use from several threads and
@@ -240,23 +248,31 @@ impl Store {
         Ok((file, path))
     }
 
-    pub(crate) fn lock(&self, name: &str, op: FlockOperation) -> Result<Lock> {
+    /// Wait for the lock file `name` and lock it.
+    pub(crate) fn lock(&self, name: &str, mode: LockMode) -> Result<Lock> {
         let (file, path) = self.open_lock_file(name)?;
         loop {
-            match rustix::fs::flock(&file, op) {
-                Err(Errno::INTR) => continue,
+            let locked = match mode {
+                LockMode::Shared => file.lock_shared(),
+                LockMode::Exclusive => file.lock(),
+            };
+            match locked {
+                // std does not retry flock(2) when a signal interrupts the wait.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => other.ctx("lock", &path)?,
             }
             return Ok(Lock(file));
         }
     }
 
+    /// Lock the lock file `name` exclusively if nobody holds it; `None` if someone does.
     fn try_lock_exclusive(&self, name: &str) -> Result<Option<Lock>> {
         let (file, path) = self.open_lock_file(name)?;
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        match file.try_lock() {
             Ok(()) => Ok(Some(Lock(file))),
-            Err(Errno::WOULDBLOCK) | Err(Errno::INTR) => Ok(None),
-            Err(e) => Err(e).ctx("lock", &path),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e).ctx("lock", &path),
         }
     }
 
@@ -337,7 +353,7 @@ impl Store {
     pub fn load(&self, path: &Path) -> Result<Vec<String>> {
         self.collect_garbage()?;
         // Shared: loads run in parallel, but no removal deletes a layer we rely on.
-        let _gc = self.lock(GC_LOCK, FlockOperation::LockShared)?;
+        let _gc = self.lock(GC_LOCK, LockMode::Shared)?;
         let tmp_dir = self.tmp_dir();
         let staging = tempfile::Builder::new()
             .prefix("load-")
@@ -381,7 +397,7 @@ impl Store {
         staged: &BTreeMap<String, LayerRecord>,
         staging: &Path,
     ) -> Result<Vec<String>> {
-        let _index_lock = self.lock(INDEX_LOCK, FlockOperation::LockExclusive)?;
+        let _index_lock = self.lock(INDEX_LOCK, LockMode::Exclusive)?;
         let mut index = self.read_index()?;
         // Layers we did not stage must still be there (gc.lock keeps removals
         // out, but not someone deleting files by hand).
@@ -504,7 +520,7 @@ impl Store {
     /// (`Untagged: busybox:latest`, `Deleted: sha256:...`). Containers using
     /// the image are the caller's to check.
     pub fn remove(&self, reference: &str) -> Result<Vec<String>> {
-        let _gc = self.lock(GC_LOCK, FlockOperation::LockExclusive)?;
+        let _gc = self.lock(GC_LOCK, LockMode::Exclusive)?;
         let mut index = self.read_index()?;
         let (id, tag) = index.lookup(reference)?;
         let untag = match tag {

@@ -667,7 +667,7 @@ fn open_removes_leftovers_of_interrupted_operations() {
     fs::write(&orphan_blob, "{}").unwrap();
 
     // While another operation holds the store, leftovers are left alone ...
-    let held = f.store.lock(GC_LOCK, FlockOperation::LockShared).unwrap();
+    let held = f.store.lock(GC_LOCK, LockMode::Shared).unwrap();
     Store::open(&f.data_root()).unwrap();
     assert!(orphan_layer.exists());
     drop(held);
