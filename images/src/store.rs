@@ -414,12 +414,14 @@ impl Store {
                 }
             }
         }
+        let (mut moved_layers, mut moved_blobs) = (false, false);
         for (diff_id, record) in staged {
             let target = self.layer_path(diff_id);
             // A concurrent load may have committed the same layer first: keep theirs.
             if !target.exists() {
                 let from = staging.join("layers").join(diff_id);
                 fs::rename(&from, &target).ctx("move into place", &target)?;
+                moved_layers = true;
             }
             index.layers.entry(diff_id.clone()).or_insert(*record);
         }
@@ -428,7 +430,15 @@ impl Store {
             if !target.exists() {
                 fs::rename(staging.join("blobs").join(hex), &target)
                     .ctx("move into place", &target)?;
+                moved_blobs = true;
             }
+        }
+        // The renames must be on disk before the index that names their targets.
+        if moved_layers {
+            sync_dir(&self.layer_path(""))?;
+        }
+        if moved_blobs {
+            sync_dir(&self.blob_path(""))?;
         }
         let mut loaded = Vec::new();
         for image in images {
