@@ -149,3 +149,26 @@ impl<T> IoContext<T> for rustix::io::Result<T> {
         self.map_err(io::Error::from).ctx(op, path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_says_each_cause_once() {
+        let e = Error::Layer {
+            archive: PathBuf::from("/a.tar"),
+            layer: "l1/layer.tar".into(),
+            source: Box::new(Error::Entry {
+                entry: PathBuf::from("etc/passwd"),
+                source: io::Error::from_raw_os_error(28),
+            }),
+        };
+        assert_eq!(e.to_string(), "archive /a.tar: layer l1/layer.tar");
+        assert_eq!(
+            chain(&e),
+            "archive /a.tar: layer l1/layer.tar: layer entry \"etc/passwd\": \
+             No space left on device (os error 28)"
+        );
+    }
+}
