@@ -1,10 +1,14 @@
 //! Container lifecycle on youki's libcontainer: create, start, state, kill,
 //! delete and list, with the state of every container under `--root`.
 
-use std::fs::{self, File};
+mod cgroup;
+mod errors;
+mod state;
+
+use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
@@ -12,8 +16,13 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
-use nix::fcntl::{Flock, FlockArg};
-use serde::Serialize;
+
+pub use cgroup::manager as cgroup_manager;
+pub use errors::libcontainer_message;
+pub use state::{status_name, OciState};
+
+use crate::util::lock::FileLock;
+use crate::util::proc;
 
 /// File in a container's state dir naming the bundle it was created from.
 const ORIGINAL_BUNDLE: &str = "minirun.bundle";
@@ -50,12 +59,6 @@ pub struct StateRoot {
     systemd: bool,
 }
 
-/// Held while an id is being created or deleted, so two invocations with
-/// the same id never interleave. The lock is on a file under `.locks`.
-struct IdLock {
-    _lock: Flock<File>,
-}
-
 impl StateRoot {
     pub fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root.join(".locks"))
@@ -87,29 +90,15 @@ impl StateRoot {
         self.root.join(".locks").join(id)
     }
 
-    fn lock_id(&self, id: &str) -> Result<IdLock> {
-        let path = self.lock_path(id);
-        let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| anyhow!("cannot lock {}: {e}", path.display()))?;
-        Ok(IdLock { _lock: lock })
+    /// Held while an id is being created or deleted, so two invocations with
+    /// the same id never interleave.
+    fn lock_id(&self, id: &str) -> Result<FileLock> {
+        FileLock::exclusive(&self.lock_path(id))
     }
 
     /// The id lock, waiting at most `timeout`; None if it stayed taken.
-    fn try_lock_id(&self, id: &str, timeout: Duration) -> Result<Option<IdLock>> {
-        let path = self.lock_path(id);
-        let start = Instant::now();
-        loop {
-            let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(Some(IdLock { _lock: lock })),
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-                Err((_, e)) => bail!("cannot lock {}: {e}", path.display()),
-            }
-        }
+    fn try_lock_id(&self, id: &str, timeout: Duration) -> Result<Option<FileLock>> {
+        FileLock::within(&self.lock_path(id), timeout)
     }
 
     /// Every container id with state under the root, sorted.
@@ -188,7 +177,7 @@ impl StateRoot {
             if dir.exists() {
                 let _ = fs::remove_dir_all(&dir);
             }
-            remove_cgroup(req.spec, req.id, self.systemd);
+            cgroup::remove_for(req.spec, req.id, self.systemd);
             // nothing of the id stays, not even its lock file
             let _ = fs::remove_file(self.lock_path(req.id));
         }
@@ -275,7 +264,7 @@ impl StateRoot {
         // libcontainer records "stopped" after any signal; a created or
         // paused container that survived it (SIGWINCH, SIGUSR1, a signal it
         // ignores) is still created or paused.
-        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) && process_alive(&container) {
+        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) && container.pid().is_some_and(|p| proc::is_running(p.as_raw())) {
             container.set_status(before).save().map_err(|e| anyhow!(libcontainer_message(&e)))?;
         }
         Ok(())
@@ -329,7 +318,7 @@ impl StateRoot {
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot read the config of container \"{}\"", container.id()))?
             .cgroup_path;
-        let manager = cgroup_manager(container.id(), cgroup_path, container.systemd())
+        let manager = cgroup::manager(container.id(), cgroup_path, container.systemd())
             .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
         manager
             .apply(&ControllerOpt { resources: &resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
@@ -394,7 +383,7 @@ impl StateRoot {
             let cgroup = libcontainer::config::YoukiConfig::load(&dir)
                 .map(|c| c.cgroup_path)
                 .unwrap_or_else(|_| crate::spec::default_cgroup_path(id));
-            kill_cgroup(id, cgroup, self.systemd)?;
+            cgroup::kill_all(id, cgroup, self.systemd)?;
             fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
         }
         let _ = fs::remove_file(self.lock_path(id));
@@ -414,66 +403,6 @@ impl StateRoot {
             }
         }
         Ok(out)
-    }
-}
-
-/// runc's `state` output: the OCI state plus rootfs, created and owner.
-#[derive(Debug, Serialize)]
-pub struct OciState {
-    #[serde(rename = "ociVersion")]
-    pub oci_version: String,
-    pub id: String,
-    pub pid: i32,
-    pub status: &'static str,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    pub created: Option<String>,
-    pub owner: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<std::collections::HashMap<String, String>>,
-}
-
-impl OciState {
-    fn of(c: &Container) -> Self {
-        let status = c.status();
-        let pid = match status {
-            ContainerStatus::Stopped => 0,
-            _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
-        };
-        let rootfs = rootfs_of(c).unwrap_or_default();
-        Self {
-            oci_version: libcontainer::oci_spec::runtime::VERSION.to_string(),
-            id: c.id().to_string(),
-            pid,
-            status: status_name(status),
-            bundle: fs::read_to_string(c.root.join(ORIGINAL_BUNDLE))
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| c.bundle().clone()),
-            rootfs,
-            created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
-            owner: c
-                .creator()
-                .map(|o| o.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            annotations: c.state.annotations.clone(),
-        }
-    }
-}
-
-/// The rootfs of a container as its bundle's spec names it.
-fn rootfs_of(c: &Container) -> Option<PathBuf> {
-    let spec = crate::spec::load_bundle_spec(c.bundle()).ok()?;
-    let root = spec.root().as_ref()?.path().clone();
-    Some(if root.is_absolute() { root } else { c.bundle().join(root) })
-}
-
-pub fn status_name(s: ContainerStatus) -> &'static str {
-    match s {
-        ContainerStatus::Creating => "creating",
-        ContainerStatus::Created => "created",
-        ContainerStatus::Running => "running",
-        ContainerStatus::Stopped => "stopped",
-        ContainerStatus::Paused => "paused",
     }
 }
 
@@ -500,120 +429,11 @@ pub fn valid_id(id: &str) -> Result<()> {
     }
 }
 
-/// The manager of container `id`'s cgroup at `cgroup_path`, through systemd
-/// or cgroupfs (see [`StateRoot::with_systemd`]).
-pub fn cgroup_manager(
-    id: &str,
-    cgroup_path: PathBuf,
-    systemd: bool,
-) -> Result<libcgroups::common::AnyCgroupManager, libcgroups::common::CreateCgroupSetupError> {
-    libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-        cgroup_path,
-        systemd_cgroup: systemd,
-        container_name: id.to_string(),
-    })
-}
 
-/// SIGKILLs every process in a cgroup, waits for them to go, removes it.
-fn kill_cgroup(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
-    use libcgroups::common::{CgroupManager, FreezerState};
-    let manager = cgroup_manager(id, cgroup_path, systemd).map_err(|e| anyhow!("cgroup of {id}: {e}"))?;
-    let _ = manager.freeze(FreezerState::Frozen);
-    for pid in manager.get_all_pids().unwrap_or_default() {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-    let _ = manager.freeze(FreezerState::Thawed);
-    let start = Instant::now();
-    while !manager.get_all_pids().unwrap_or_default().is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    manager.remove().map_err(|e| anyhow!("cannot remove the cgroup of {id}: {e}"))
-}
-
-/// Best effort: remove the cgroup a failed create may have made.
-fn remove_cgroup(spec: &Spec, id: &str, systemd: bool) {
-    let path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .unwrap_or_else(|| crate::spec::default_cgroup_path(id));
-    if let Ok(manager) = cgroup_manager(id, path, systemd) {
-        use libcgroups::common::CgroupManager;
-        let _ = manager.remove();
-    }
-}
-
-/// Whether the container's init process still exists (and is no zombie).
-fn process_alive(c: &Container) -> bool {
-    let Some(pid) = c.pid() else { return false };
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // the state is the first field after the parenthesised command
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
-        Err(_) => false,
-    }
-}
-
-/// libcontainer's errors wrap their cause; show the whole chain on one line,
-/// in runc's words where engines match on them.
-pub fn libcontainer_message(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    runc_phrases(msg)
-}
-
-/// libcontainer says "executable 'X' not found in $PATH" for a missing
-/// program and "... does not have correct permissions" for one that cannot be
-/// run; engines recognise runc's texts instead (podman turns "no such file or
-/// directory" / "executable file not found" into exit code 127 and
-/// "permission denied" into 126).
-fn runc_phrases(msg: String) -> String {
-    let quoted = |rest: &str| rest.split_once('\'').map(|(name, _)| name.to_string());
-    if let Some(at) = msg.find("executable '") {
-        let rest = &msg[at + "executable '".len()..];
-        if let Some(name) = quoted(rest) {
-            let tail = &rest[name.len()..];
-            if tail.starts_with("' not found in $PATH") {
-                return if name.contains('/') {
-                    format!("exec: \"{name}\": stat {name}: no such file or directory")
-                } else {
-                    format!("exec: \"{name}\": executable file not found in $PATH")
-                };
-            }
-            if tail.contains("does not have correct permissions") {
-                return format!("exec: \"{name}\": permission denied");
-            }
-        }
-    }
-    msg
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn missing_and_unrunnable_executables_in_runcs_words() {
-        let m = |s: &str| runc_phrases(s.to_string());
-        let lc = "failed to create container: exec process failed with error error in executing process : ";
-        assert_eq!(
-            m(&format!("{lc}executable '/nonexistent' not found in $PATH")),
-            "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"
-        );
-        assert_eq!(m(&format!("{lc}executable 'nope' not found in $PATH")), "exec: \"nope\": executable file not found in $PATH");
-        assert_eq!(
-            m(&format!("{lc}executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions")),
-            "exec: \"/etc/passwd\": permission denied"
-        );
-        assert_eq!(m("something else"), "something else");
-    }
 
     #[test]
     fn ids_follow_runc_rules() {
@@ -668,3 +488,4 @@ mod tests {
         assert_eq!(root.ids().unwrap(), ["abc123", "abd456"]);
     }
 }
+

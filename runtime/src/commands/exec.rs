@@ -1,0 +1,109 @@
+//! `exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] NAME COMMAND...` (docker),
+//! and runc's `exec --process FILE [--detach] [--pid-file F]
+//! [--console-socket S] ID`.
+
+use std::fs::File;
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::syscall::syscall::SyscallType;
+
+use super::Env;
+use crate::cli::ExecArgs;
+use crate::container::{launch, Ctx};
+use crate::imagespec;
+use crate::oci::libcontainer_message;
+use crate::{tty, wait};
+
+pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
+    let ctx = env.ctx();
+    let id = match ctx.resolve(&a.container) {
+        // an exited container made from an image has no libcontainer state left
+        Ok(r) if !env.state.exists(&r.id) => bail!("cannot exec in container \"{}\": container not running", a.container),
+        Ok(r) => r.id,
+        Err(_) => env.state.resolve(&a.container)?,
+    };
+    let container = env.state.load(&id)?;
+    if container.status() != ContainerStatus::Running {
+        bail!("cannot exec in container \"{}\": container not running", a.container);
+    }
+    if a.process.is_none() && a.command.is_empty() {
+        bail!("exec needs a command (or --process FILE)");
+    }
+    crate::seal::ensure_sealed().context("cannot seal minirun before entering the container")?;
+    // docker-style exec: the container's own process settings with the
+    // command, terminal, env, cwd and user changed, as a process.json
+    let generated = match &a.process {
+        Some(_) => None,
+        None => Some(process_file(&ctx, &container, &id, a)?),
+    };
+    let process = a.process.clone().or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
+    // -t without a console socket of the caller's: our own, relayed here
+    let sock_dir = if a.tty && a.console_socket.is_none() { Some(launch::console_dir()?) } else { None };
+    let own_console = match &sock_dir {
+        Some(d) => Some(tty::ConsoleSocket::listen(&d.path().join("console.sock"))?),
+        None => None,
+    };
+    let console_path = a.console_socket.clone().or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
+    let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
+        .with_root_path(env.state.path())?
+        .with_pid_file(a.pid_file.as_ref())?
+        .with_console_socket(console_path.as_ref())
+        .with_preserved_fds(a.preserve_fds)
+        .validate_id()?;
+    if !a.interactive && a.process.is_none() && console_path.is_none() {
+        builder = builder.with_stdin(File::open("/dev/null")?);
+    }
+    let tenant = builder
+        .as_tenant()
+        .with_process(process.as_ref())
+        // libcontainer takes a console socket only for a detached process
+        .with_detach(a.detach || console_path.is_some());
+    let pid = tenant
+        .build()
+        .map_err(|e| anyhow!(libcontainer_message(&e)))
+        .with_context(|| format!("cannot exec in container \"{}\"", a.container))?;
+    if a.detach {
+        return Ok(0);
+    }
+    let forwarder = wait::SignalForwarder::start(pid)?;
+    let code = match own_console {
+        Some(console) => launch::attach_terminal(console.master()?, a.interactive, pid),
+        None => wait::wait_exit(pid),
+    };
+    forwarder.stop();
+    code
+}
+
+/// A process.json for `exec`: the container's process with this exec's
+/// command, terminal, environment, working directory and user.
+fn process_file(ctx: &Ctx, container: &Container, id: &str, a: &ExecArgs) -> Result<tempfile::NamedTempFile> {
+    let spec = Spec::load(container.bundle().join("config.json")).context("cannot read the container's spec")?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(a.command.clone()));
+    process.set_terminal(Some(a.tty));
+    let mut env = process.env().clone().unwrap_or_default();
+    if a.tty {
+        env.push("TERM=xterm".into());
+    }
+    for e in &a.env {
+        env.extend(imagespec::expand_env(e)?);
+    }
+    process.set_env(Some(imagespec::merge_env(&[&env])));
+    if let Some(w) = &a.workdir {
+        process.set_cwd(w.into());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid, extra) = imagespec::resolve_user(u, &ctx.dir(id).join("rootfs"))?;
+        let mut user = process.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid);
+        user.set_additional_gids(Some(extra));
+        process.set_user(user);
+    }
+    let file = tempfile::Builder::new().prefix("exec-").suffix(".json").tempfile_in(&container.root)?;
+    serde_json::to_writer(&file, &process)?;
+    Ok(file)
+}

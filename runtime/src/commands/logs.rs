@@ -1,0 +1,43 @@
+//! `logs [-f] NAME`: a detached container's output.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::Env;
+use crate::cli::LogsArgs;
+use crate::container::Status;
+
+pub fn run(env: &Env, a: &LogsArgs) -> Result<u8> {
+    let ctx = env.ctx();
+    let r = ctx.resolve(&a.container)?;
+    let path = ctx.dir(&r.id).join("container.log");
+    if !path.exists() {
+        if r.detached {
+            return Ok(0);
+        }
+        bail!("container \"{}\" ran attached: its output went to the terminal, no log was kept", a.container);
+    }
+    let mut file = File::open(&path)?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            continue;
+        }
+        out.flush()?;
+        let now = ctx.load(&r.id).unwrap_or_else(|_| r.clone());
+        if !a.follow || !matches!(ctx.status(&now), Status::Running | Status::Created) {
+            // one last read for what was written just before the end
+            let pos = file.stream_position()?;
+            file.seek(SeekFrom::Start(pos))?;
+            std::io::copy(&mut file, &mut out)?;
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,53 @@
+//! `network create|ls|inspect|rm`: user-defined bridge networks.
+//!
+//! A network is a definition under the data root (name, bridge, subnet,
+//! gateway, icc); its bridge and firewall elements appear with its first
+//! container and stay until `network rm`. The default network `bridge` is
+//! one of them and cannot be removed. minirun-net owns all of it; these
+//! verbs print.
+
+mod create;
+mod inspect;
+mod ls;
+mod rm;
+
+use anyhow::Result;
+use minirun_net::network::{self, NetworkConfig};
+use minirun_net::Attachment;
+
+use super::Env;
+use crate::cli::NetworkCmd;
+use crate::container::Ctx;
+
+pub fn run(env: &Env, cmd: NetworkCmd) -> Result<u8> {
+    let ctx = env.ctx();
+    match cmd {
+        NetworkCmd::Create(a) => create::run(&ctx, &a),
+        NetworkCmd::Ls => ls::run(&ctx),
+        NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names),
+        NetworkCmd::Rm(a) => rm::run(&ctx, &a.names),
+    }
+}
+
+/// A live container on a network: its record there and its name.
+pub struct Member {
+    pub attachment: Attachment,
+    pub name: String,
+}
+
+/// The live containers on network `name`.
+fn members(ctx: &Ctx, name: &str) -> Result<Vec<Member>> {
+    Ok(minirun_net::members(&ctx.root, name, ctx)?
+        .into_iter()
+        .map(|attachment| {
+            let name = ctx.load(&attachment.container_id).map(|r| r.name).unwrap_or_default();
+            Member { attachment, name }
+        })
+        .collect())
+}
+
+/// Every network, the default one made first if missing.
+fn all_networks(ctx: &Ctx) -> Result<Vec<NetworkConfig>> {
+    network::ensure_default_network(&ctx.data_root)?;
+    Ok(network::list_networks(&ctx.data_root)?)
+}

@@ -1,0 +1,135 @@
+//! `run`: an image (`run [OPTIONS] IMAGE [COMMAND...]`, as docker) or a
+//! bundle (`run --bundle DIR ID`, as runc). Every flag is checked here,
+//! before anything is made; the container module does the rest.
+
+use anyhow::{bail, Result};
+use minirun_net::NetMode;
+
+use super::{seal_self, Env};
+use crate::cli::{BundleOpts, RunArgs};
+use crate::container::launch::{self, NetRequest};
+use crate::container::{run, valid_name, Ctx};
+use crate::imagespec::{self, RunConfig, Volume};
+use crate::oci::valid_id;
+use crate::spec;
+
+pub fn run(env: &Env, a: &RunArgs) -> Result<u8> {
+    seal_self()?;
+    let ctx = env.ctx();
+    match a.bundle_opts() {
+        Some(opts) => bundle(env, &ctx, &opts, a),
+        None => image(&ctx, a),
+    }
+}
+
+fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
+    let (image_ref, command) = a.args.split_first().expect("clap requires one argument");
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(imagespec::parse_env_file(f)?);
+    }
+    for e in &a.env {
+        env.extend(imagespec::expand_env(e)?);
+    }
+    let volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    if let Some(name) = &a.name {
+        valid_name(name)?;
+        if ctx.name_taken(name) {
+            bail!("the container name \"{name}\" is already in use");
+        }
+    }
+    if let Some(h) = &a.hostname {
+        if h.is_empty() || h.len() > 63 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            bail!("invalid hostname \"{h}\"");
+        }
+    }
+    let runc = &a.runc;
+    if a.keep || runc.console_socket.is_some() || runc.pid_file.is_some() || runc.preserve_fds != 0 || runc.no_pivot {
+        bail!("--keep, --console-socket, --pid-file, --preserve-fds and --no-pivot apply to run --bundle only");
+    }
+    let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse()?;
+    launch::check_network_exists(ctx, &mode)?;
+    for alias in &a.network_alias {
+        if !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
+            bail!("--network-alias {alias}: aliases exist only on user-defined networks, not --net {mode}");
+        }
+        if alias.is_empty() || alias.len() > 63 || !alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
+        }
+    }
+    let mut ports = minirun_net::parse_publish_all(&a.publish)?;
+    let store = ctx.store()?;
+    let image = store.resolve(image_ref)?;
+    if a.publish_all {
+        let exposed = image.config.config().as_ref().and_then(|c| c.exposed_ports().clone()).unwrap_or_default();
+        let mut all = a.publish.clone();
+        all.extend(exposed.iter().map(|p| p.to_string()));
+        ports = minirun_net::parse_publish_all(&all)?;
+    }
+    let join_netns = match &mode {
+        NetMode::Container(other) => Some(launch::joinable_netns(ctx, other)?),
+        _ => None,
+    };
+    let config = RunConfig {
+        command: command.to_vec(),
+        entrypoint: a.entrypoint.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        volumes,
+        tty: a.tty,
+        read_only: a.read_only,
+    };
+    let args = imagespec::process_args(&image.config, &config)?;
+    run::image(
+        ctx,
+        run::ImageRun {
+            store,
+            image,
+            image_ref: image_ref.clone(),
+            run: config,
+            args,
+            name: a.name.clone(),
+            net: NetRequest { mode, ports, hostname: None, aliases: a.network_alias.clone(), join_netns },
+            dns: a.dns.clone(),
+            auto_remove: a.rm,
+            detach: a.detach,
+            interactive: a.interactive,
+        },
+    )
+}
+
+/// runc run: exits with the container's code, 128+N for signal N; with
+/// --net the bundle gets minirun's networking, undone at the end.
+fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
+    let [id] = a.args.as_slice() else {
+        bail!("run --bundle takes exactly one container id, got {:?}", a.args);
+    };
+    if a.detach && a.net.is_some() {
+        bail!("run --bundle --detach --net: a detached bundle has no monitor to tear its network down; use create/start, or run an image with -d");
+    }
+    if a.detach {
+        super::create::create_bundle(env, id, opts)?;
+        env.state.start(id)?;
+        return Ok(0);
+    }
+    valid_id(id)?;
+    let mut spec = spec::load_bundle_spec(&opts.bundle)?;
+    spec::prepare_for_create(&mut spec, &opts.bundle, id)?;
+    let net = match &a.net {
+        Some(net) => {
+            let mode: NetMode = net.parse()?;
+            launch::check_network_exists(ctx, &mode)?;
+            let ports = minirun_net::parse_publish_all(&a.publish)?;
+            let join_netns = match &mode {
+                NetMode::Container(other) => Some(launch::joinable_netns(ctx, other)?),
+                _ => None,
+            };
+            Some(NetRequest { mode, ports, hostname: None, aliases: Vec::new(), join_netns })
+        }
+        None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),
+        None => None,
+    };
+    run::bundle(ctx, id, opts, spec, net, &a.dns, a.keep)
+}

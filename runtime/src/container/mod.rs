@@ -1,0 +1,22 @@
+//! Containers made from images (and bundles run with minirun's network):
+//! the typed [`Record`] of each, found and locked through [`Ctx`], launched
+//! through one pipeline, supervised by a monitor when detached, and torn
+//! down however they end. libcontainer and minirun-net are reached only
+//! through the [`engine::Engine`] and [`network::Network`] seams, which unit tests fake.
+
+pub mod engine;
+pub mod launch;
+mod monitor;
+pub mod network;
+mod record;
+pub mod run;
+mod store;
+pub mod teardown;
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod tests;
+
+pub use record::{Record, Status};
+pub use store::{valid_name, Ctx};

@@ -1,0 +1,99 @@
+//! The monitor of `run -d`: a process forked from the CLI that outlives it
+//! (docker's shim). It creates and starts the container with its output
+//! going to the log, tells the CLI it runs (or why not), then waits for it,
+//! records the exit and tears it down.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use anyhow::{anyhow, Context, Result};
+use libcontainer::oci_spec::runtime::Spec;
+use nix::unistd::ForkResult;
+
+use super::launch;
+use super::record::{Record, UNKNOWN_EXIT};
+use super::run::image_launch;
+use super::store::Ctx;
+use super::teardown;
+use crate::oci::Stdio;
+use crate::util::proc::ProcessIdentity;
+use crate::{tty, wait};
+
+/// Forks the monitor; returns once it reports the container running (the
+/// inner result: whether it does).
+pub fn spawn(ctx: &Ctx, record: &mut Record, spec: &Spec) -> Result<Result<()>> {
+    let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+    let log_path = ctx.dir(&record.id).join("container.log");
+    let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+    // SAFETY: minirun is single-threaded here (no runtime, no helper thread
+    // is alive after attach), so the child may run arbitrary code.
+    match unsafe { nix::unistd::fork() }.context("cannot fork the monitor")? {
+        ForkResult::Parent { .. } => {
+            drop(wr);
+            let mut msg = String::new();
+            File::from(rd).read_to_string(&mut msg)?;
+            Ok(match msg.strip_prefix("ok") {
+                Some(_) => Ok(()),
+                None if msg.is_empty() => Err(anyhow!("the monitor of container {} died while starting it", record.id)),
+                None => Err(anyhow!("{}", msg.trim_start_matches("err ").trim_end())),
+            })
+        }
+        ForkResult::Child => {
+            drop(rd);
+            let code = monitor(ctx, record, spec, log, wr);
+            std::process::exit(code);
+        }
+    }
+}
+
+/// The monitor's life; returns its own exit code.
+fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: OwnedFd) -> i32 {
+    let _ = nix::unistd::setsid();
+    // Leave the CLI's stdio (it may be a pipe someone reads to EOF).
+    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+    let mut report = File::from(report);
+    let id = record.id.clone();
+    // from now on the monitor is the one setting the container up
+    record.creator = ProcessIdentity::current();
+    let _ = ctx.save(record);
+    // Our own stdio is /dev/null by now; without a terminal the output goes to the log.
+    let stdio = match (record.tty, log.try_clone(), log.try_clone()) {
+        (false, Ok(out), Ok(err)) => Stdio { stdin: None, stdout: Some(out.into()), stderr: Some(err.into()) },
+        _ => Stdio::default(),
+    };
+    let dir = ctx.dir(&id);
+    let started = launch::create_and_start(ctx, &image_launch(record, &dir, spec), stdio);
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            // undo everything, then tell the CLI why
+            let _ = teardown::teardown(ctx, &id, None);
+            let _ = teardown::remove(ctx, &id);
+            let _ = write!(report, "err {e:#}");
+            return 1;
+        }
+    };
+    record.mark_running(started.pid.as_raw());
+    record.monitor_pid = Some(std::process::id() as i32);
+    let _ = ctx.save(record);
+    let _ = write!(report, "ok");
+    drop(report);
+    let output = started.master.map(|mut m| {
+        let mut log = log;
+        std::thread::spawn(move || tty::pump_output(&mut m, &mut log))
+    });
+    let code = wait::wait_exit(started.pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
+    if let Some(t) = output {
+        let _ = t.join();
+    }
+    let _ = teardown::teardown(ctx, &id, Some(code));
+    if record.auto_remove {
+        let _ = teardown::remove(ctx, &id);
+    }
+    0
+}

@@ -1,0 +1,276 @@
+//! `run`: a container made from an image (attached, or detached under a
+//! monitor) and a bundle run in the foreground with minirun's network; both
+//! through the one launch pipeline ([`super::launch`]).
+
+use std::fs::{self, File};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::Spec;
+use minirun_images::{Image, Store};
+use minirun_net::{Attachment, NetMode};
+
+use super::launch::{self, Launch, NetRequest};
+use super::record::{now, MountInfo, Phase, Record, UNKNOWN_EXIT};
+use super::store::{random_id, Ctx};
+use super::{monitor, teardown};
+use crate::cli::BundleOpts;
+use crate::imagespec::{self, RunConfig, SpecInputs};
+use crate::oci::Stdio;
+use crate::util::proc::ProcessIdentity;
+
+/// A validated `run IMAGE`: nothing is made before it exists.
+pub struct ImageRun {
+    /// The store the image was found in; its root filesystem comes from it.
+    pub store: Store,
+    pub image: Image,
+    /// The reference the user gave.
+    pub image_ref: String,
+    pub run: RunConfig,
+    /// The process's argv (entrypoint + command).
+    pub args: Vec<String>,
+    pub name: Option<String>,
+    pub net: NetRequest,
+    pub dns: Vec<IpAddr>,
+    pub auto_remove: bool,
+    pub detach: bool,
+    pub interactive: bool,
+}
+
+/// Everything a run acquires, released in reverse unless disarmed.
+struct Setup<'a> {
+    ctx: &'a Ctx,
+    id: String,
+    name: Option<String>,
+    dir_made: bool,
+    rootfs: bool,
+    net: Option<Attachment>,
+    armed: bool,
+}
+
+impl Drop for Setup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(att) = self.net.take() {
+            if let Err(e) = self.ctx.net.release(&att, self.ctx) {
+                tracing::warn!("undo network of {}: {e:#}", self.id);
+            }
+        }
+        let dir = self.ctx.dir(&self.id);
+        if self.rootfs {
+            let _ = minirun_images::release_rootfs(&dir);
+        }
+        if self.dir_made {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        if let Some(name) = &self.name {
+            let _ = fs::remove_file(self.ctx.names_dir().join(name));
+        }
+    }
+}
+
+/// Runs a container from an image; attached it returns the container's exit
+/// code, detached 0 once the process runs (its id printed).
+pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
+    for v in &req.run.volumes {
+        fs::create_dir_all(&v.host).with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
+    }
+    teardown::gc_quick(ctx);
+
+    // Reserve an id and a name; everything from here is undone on failure
+    // (and found by gc if this process is killed: a directory nobody locks,
+    // a name whose directory is gone).
+    let id = random_id()?;
+    let mut setup = Setup { ctx, id: id.clone(), name: None, dir_made: false, rootfs: false, net: None, armed: true };
+    let dir = ctx.dir(&id);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    setup.dir_made = true;
+    let lock = ctx.lock(&id)?;
+    let name = ctx.reserve_name(req.name.as_deref(), &id)?;
+    setup.name = Some(name.clone());
+    let hostname = imagespec::hostname_of(&req.run, &id);
+    let mut record = Record {
+        id: id.clone(),
+        name: name.clone(),
+        image: req.image_ref.clone(),
+        image_id: req.image.id.clone(),
+        created: now(),
+        args: req.args.clone(),
+        hostname: hostname.clone(),
+        auto_remove: req.auto_remove,
+        detached: req.detach,
+        tty: req.run.tty,
+        net: req.net.mode.to_string(),
+        volumes: req
+            .run
+            .volumes
+            .iter()
+            .map(|v| MountInfo { source: v.host.clone(), destination: v.container.clone(), read_only: v.read_only })
+            .collect(),
+        phase: Phase::Creating,
+        pid: None,
+        monitor_pid: None,
+        creator: ProcessIdentity::current(),
+        started_at: None,
+        finished_at: None,
+        exit_code: None,
+        dns: req.dns.clone(),
+        network: None,
+    };
+    ctx.save(&record)?;
+
+    // Root filesystem, network, /etc files, spec. The root filesystem is
+    // always writable here: libcontainer mounts /proc, /dev, the /etc files
+    // and volumes (creating their mount points) first, then remounts /
+    // read-only for --read-only (the spec's root.readonly), as runc does.
+    let rootfs = req.store.prepare_rootfs(&req.image, &dir, false)?;
+    setup.rootfs = true;
+    let mode = req.net.mode.clone();
+    req.net.hostname = Some(hostname.clone());
+    let mut aliases = vec![name.clone(), minirun_net::etc::default_hostname(&id)];
+    aliases.append(&mut req.net.aliases);
+    req.net.aliases = aliases;
+    let att = launch::attach_network(ctx, &id, req.net)?;
+    setup.net = Some(att.clone());
+    record.network = Some(att.clone());
+    ctx.save(&record)?;
+    let etc_files = write_etc_files(&dir, &att, &hostname, &name, &req.dns)?;
+    if let NetMode::Container(other) = &mode {
+        // It shares the other's namespace, so its resolver too (on a
+        // user-defined network: the other's embedded DNS at 127.0.0.11), as
+        // docker does.
+        if let Ok(r) = ctx.resolve(other) {
+            if let Ok(text) = fs::read_to_string(ctx.dir(&r.id).join("resolv.conf")) {
+                fs::write(dir.join("resolv.conf"), text)?;
+            }
+        }
+    }
+    let spec = imagespec::build_spec(&SpecInputs {
+        image: &req.image.config,
+        run: &req.run,
+        id: &id,
+        rootfs: &rootfs,
+        netns: att.netns_path.as_deref(),
+        etc_files: &etc_files,
+    })?;
+    // host mode: no network namespace entry at all
+    let spec = if mode == NetMode::Host { launch::set_netns(spec, None) } else { spec };
+    // as docker: a working directory the image lacks is created
+    if let Some(p) = spec.process() {
+        minirun_images::ensure_dir_in_rootfs(&rootfs, p.cwd())
+            .with_context(|| format!("working directory {}", p.cwd().display()))?;
+    }
+    spec.save(dir.join("config.json")).context("cannot write the container's spec")?;
+
+    // Start it: in the background under a monitor, or here.
+    if req.detach {
+        let started = monitor::spawn(ctx, &mut record, &spec)?;
+        setup.armed = false;
+        // The monitor inherited this lock (the same open file) and holds it
+        // for the container's life: exit without unlocking it.
+        lock.leak();
+        started?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let stdin = if req.interactive { None } else { Some(File::open("/dev/null")?.into()) };
+    let started = launch::create_and_start(ctx, &image_launch(&record, &dir, &spec), Stdio { stdin, ..Default::default() });
+    setup.armed = false;
+    let code = started.and_then(|s| {
+        record.mark_running(s.pid.as_raw());
+        ctx.save(&record)?;
+        launch::wait_attached(s, req.interactive)
+    });
+    let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);
+    teardown::teardown(ctx, &id, Some(recorded))?;
+    drop(lock);
+    if req.auto_remove || code.is_err() {
+        teardown::remove(ctx, &id)?;
+    }
+    code
+}
+
+/// The launch of a container made from an image, from its record.
+pub fn image_launch<'a>(record: &'a Record, dir: &'a Path, spec: &'a Spec) -> Launch<'a> {
+    Launch {
+        id: &record.id,
+        bundle: dir,
+        spec,
+        pid_file: None,
+        console_socket: None,
+        preserve_fds: 0,
+        no_pivot: false,
+        own_tty: record.tty,
+        detach: false,
+        network: record.network.as_ref(),
+        dns: &record.dns,
+    }
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container,
+/// written in its directory and bind-mounted over the image's.
+fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str, dns: &[IpAddr]) -> Result<Vec<(PathBuf, &'static str)>> {
+    let files = [
+        ("hosts", att.hosts_file(hostname, Some(name)), "/etc/hosts"),
+        ("hostname", minirun_net::etc::hostname_file(hostname), "/etc/hostname"),
+        ("resolv.conf", att.resolv_conf(dns), "/etc/resolv.conf"),
+    ];
+    let mut out = Vec::new();
+    for (file, text, target) in files {
+        let path = dir.join(file);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        out.push((path, target));
+    }
+    Ok(out)
+}
+
+/// `run --bundle DIR [--net MODE -p ...] ID` in the foreground: create,
+/// start, wait with signals forwarded, then delete (unless `keep`); the
+/// network, if asked for, is undone at the end.
+pub fn bundle(ctx: &Ctx, id: &str, opts: &BundleOpts, spec: Spec, net: Option<NetRequest>, dns: &[IpAddr], keep: bool) -> Result<u8> {
+    if ctx.engine.exists(id) {
+        bail!("container \"{id}\" already exists");
+    }
+    // while it sets up and runs, gc sees it alive
+    let _hold = match &net {
+        Some(_) => Some(ctx.hold(id)?),
+        None => None,
+    };
+    let attachment = match net {
+        Some(req) => Some(launch::attach_network(ctx, id, req)?),
+        None => None,
+    };
+    let release = || {
+        if let Some(att) = &attachment {
+            if let Err(e) = ctx.net.release(att, ctx) {
+                tracing::warn!("detach network of {id}: {e:#}");
+            }
+        }
+    };
+    let spec = match &attachment {
+        Some(att) => launch::set_netns(spec, att.netns_path.as_deref()),
+        None => spec,
+    };
+    let l = Launch {
+        id,
+        bundle: &opts.bundle,
+        spec: &spec,
+        pid_file: opts.runc.pid_file.as_deref(),
+        console_socket: opts.runc.console_socket.as_deref(),
+        preserve_fds: opts.runc.preserve_fds,
+        no_pivot: opts.runc.no_pivot,
+        own_tty: false,
+        detach: false,
+        network: attachment.as_ref(),
+        dns,
+    };
+    let code = launch::create_and_start(ctx, &l, Stdio::default()).and_then(|s| launch::wait_attached(s, true));
+    if code.is_err() || !keep {
+        let _ = ctx.engine.delete(id, true);
+    }
+    release();
+    code
+}

@@ -1,0 +1,287 @@
+//! Where containers live on disk, and how one is found, locked and judged
+//! alive.
+//!
+//! Per container:
+//! - `<data-root>/containers/<id>/`: `meta.json` (the [`Record`]),
+//!   `config.json` + `rootfs/` (the bundle libcontainer runs), the overlay's
+//!   upper and work dirs, `container.log`, the `/etc` files, and `lock` (held
+//!   by whoever is setting the container up or supervising it).
+//! - `<data-root>/names/<name>`: the name's reservation (a hard link to the
+//!   container's `id` file).
+//! - `<root>/<id>/`: libcontainer's state, while the container exists there.
+//! - minirun-net's records under `<root>/.net/`.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use libcontainer::container::ContainerStatus;
+use minirun_images::Store;
+
+use super::engine::Engine;
+use super::network::Network;
+use super::record::{Phase, Record, Status, UNKNOWN_EXIT};
+use crate::util::json;
+use crate::util::lock::{self, FileLock};
+
+/// Everything the container verbs work on: the two seams and the two roots.
+pub struct Ctx {
+    pub engine: Box<dyn Engine>,
+    pub net: Box<dyn Network>,
+    /// `--root`
+    pub root: PathBuf,
+    /// `--data-root`
+    pub data_root: PathBuf,
+}
+
+impl Ctx {
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    pub fn names_dir(&self) -> PathBuf {
+        self.data_root.join("names")
+    }
+
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join("lock")
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Store::open(&self.data_root)
+            .with_context(|| format!("cannot open the image store under {}", self.data_root.display()))
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record> {
+        let path = self.dir(id).join("meta.json");
+        if !path.exists() {
+            bail!("container \"{id}\" does not exist");
+        }
+        json::read(&path)
+    }
+
+    pub fn save(&self, record: &Record) -> Result<()> {
+        json::write_atomic(&self.dir(&record.id).join("meta.json"), record)
+    }
+
+    /// Every container made from an image, oldest first.
+    pub fn all(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else { return Ok(out) };
+        for entry in rd.flatten() {
+            if let Ok(r) = self.load(&entry.file_name().to_string_lossy()) {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(out)
+    }
+
+    /// A container by full id, name, or unique id prefix.
+    pub fn resolve(&self, wanted: &str) -> Result<Record> {
+        if wanted.is_empty() {
+            bail!("container \"\" does not exist");
+        }
+        if let Ok(id) = fs::read_to_string(self.names_dir().join(wanted)) {
+            if let Ok(r) = self.load(id.trim()) {
+                return Ok(r);
+            }
+        }
+        if crate::oci::valid_id(wanted).is_ok() {
+            if let Ok(r) = self.load(wanted) {
+                return Ok(r);
+            }
+        }
+        let all = self.all()?;
+        let found: Vec<&Record> = all.iter().filter(|r| r.id.starts_with(wanted)).collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("container \"{wanted}\" does not exist"),
+            _ => bail!("container id prefix \"{wanted}\" is ambiguous ({} matches)", found.len()),
+        }
+    }
+
+    /// The container's lock, waiting as long as it takes: held during setup
+    /// and teardown, and by the monitor for the container's life.
+    pub fn lock(&self, id: &str) -> Result<FileLock> {
+        FileLock::exclusive(&self.lock_path(id))
+    }
+
+    /// The container's lock if nobody holds it.
+    pub fn try_lock(&self, id: &str) -> Result<Option<FileLock>> {
+        FileLock::try_exclusive(&self.lock_path(id))
+    }
+
+    /// The container's lock, waiting at most `timeout`.
+    pub fn lock_within(&self, id: &str, timeout: Duration) -> Result<FileLock> {
+        match FileLock::within(&self.lock_path(id), timeout)? {
+            Some(lock) => Ok(lock),
+            None => bail!("container {id} is busy: another minirun holds its lock"),
+        }
+    }
+
+    /// Whether anything still sets up, runs or supervises this container.
+    ///
+    /// While it is being created, that is its creator process (the lock
+    /// cannot tell: libcontainer's init, a clone of the creator, inherits it
+    /// and keeps it until the container starts). Afterwards: its process
+    /// runs, or someone holds its lock (a monitor, a teardown).
+    pub fn is_alive(&self, id: &str) -> bool {
+        if let Ok(r) = self.load(id) {
+            if r.phase == Phase::Creating {
+                return r.creator.is_some_and(|c| c.is_running());
+            }
+        }
+        if matches!(self.engine.status(id), Some(ContainerStatus::Running | ContainerStatus::Paused)) {
+            return true;
+        }
+        self.dir(id).exists() && lock::is_held(&self.lock_path(id))
+    }
+
+    /// What the container is doing right now.
+    pub fn status(&self, r: &Record) -> Status {
+        if r.phase == Phase::Creating {
+            return if self.is_alive(&r.id) { Status::Created } else { Status::Dead };
+        }
+        match self.engine.status(&r.id) {
+            Some(ContainerStatus::Running | ContainerStatus::Paused) => Status::Running,
+            Some(ContainerStatus::Created | ContainerStatus::Creating) => Status::Created,
+            Some(ContainerStatus::Stopped) | None => Status::Exited(r.exit_code.unwrap_or(UNKNOWN_EXIT)),
+        }
+    }
+
+    /// Reserves a name: a hard link to a file holding the id, made in the
+    /// container's directory first, so a name never exists without its id (a
+    /// create_new + write could be killed in between, leaving an empty name).
+    pub fn reserve_name(&self, wanted: Option<&str>, id: &str) -> Result<String> {
+        fs::create_dir_all(self.names_dir())?;
+        let id_file = self.dir(id).join("id");
+        fs::write(&id_file, id)?;
+        let mut attempt = 0;
+        loop {
+            let name = match wanted {
+                Some(n) => n.to_string(),
+                None => generated_name(id, attempt),
+            };
+            match fs::hard_link(&id_file, self.names_dir().join(&name)) {
+                Ok(()) => return Ok(name),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && wanted.is_some() => {
+                    bail!("the container name \"{name}\" is already in use")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
+                Err(e) => return Err(e).context("cannot reserve a container name"),
+            }
+        }
+    }
+
+    /// Whether a name is taken (checked before anything is made).
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.names_dir().join(name).exists()
+    }
+
+    /// Marks a bundle container as alive for gc while `run --bundle --net`
+    /// sets it up and waits for it: a directory with its lock held.
+    pub fn hold(&self, id: &str) -> Result<Hold> {
+        let dir = self.dir(id);
+        if dir.exists() {
+            bail!("container \"{id}\" already exists");
+        }
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock = self.lock(id)?;
+        Ok(Hold { dir, _lock: lock })
+    }
+}
+
+impl minirun_net::Liveness for Ctx {
+    fn is_alive(&self, container_id: &str) -> bool {
+        Ctx::is_alive(self, container_id)
+    }
+}
+
+/// See [`Ctx::hold`]; the directory goes when this is dropped.
+pub struct Hold {
+    dir: PathBuf,
+    _lock: FileLock,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// 64 random hex digits.
+pub fn random_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+const ADJECTIVES: [&str; 16] = [
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nimble", "proud", "quiet",
+    "sharp", "tender", "witty",
+];
+const NOUNS: [&str; 16] = [
+    "bell", "curie", "darwin", "euler", "gauss", "hopper", "kepler", "lamport", "lovelace", "noether", "pascal",
+    "ritchie", "shannon", "thompson", "turing", "wozniak",
+];
+
+fn generated_name(id: &str, attempt: usize) -> String {
+    let b = u8::from_str_radix(&id[..2], 16).unwrap_or(0) as usize + attempt;
+    let base = format!("{}_{}", ADJECTIVES[b % 16], NOUNS[(b / 16 + attempt) % 16]);
+    if attempt < 8 {
+        base
+    } else {
+        format!("{base}_{}", &id[..6])
+    }
+}
+
+pub fn valid_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        bail!("invalid container name \"{name}\": use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    }
+}
+
+/// Whether `path` is inside the containers' directory of `ctx` (a guard
+/// before removing anything recursively).
+pub fn is_container_dir(ctx: &Ctx, path: &Path) -> bool {
+    path.parent() == Some(ctx.containers_dir().as_path()) && path.file_name().is_some_and(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated_and_generated_names_are_valid() {
+        valid_name("web-1.a_b").unwrap();
+        for bad in ["", "-x", "a/b", "a b", ".x"] {
+            assert!(valid_name(bad).unwrap_err().to_string().contains(&format!("\"{bad}\"")));
+        }
+        let id = "ab".repeat(32);
+        for attempt in 0..12 {
+            valid_name(&generated_name(&id, attempt)).unwrap();
+        }
+        assert_ne!(generated_name(&id, 0), generated_name(&id, 1));
+    }
+
+    #[test]
+    fn ids_are_64_hex() {
+        let id = random_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, random_id().unwrap());
+    }
+}

@@ -1,0 +1,44 @@
+//! A container's cgroup, through systemd or cgroupfs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libcgroups::common::{AnyCgroupManager, CgroupConfig, CgroupManager, CreateCgroupSetupError, FreezerState};
+use libcontainer::oci_spec::runtime::Spec;
+
+use crate::util::poll;
+
+/// The manager of container `id`'s cgroup at `cgroup_path`, through systemd
+/// or cgroupfs (see [`super::StateRoot::with_systemd`]).
+pub fn manager(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<AnyCgroupManager, CreateCgroupSetupError> {
+    libcgroups::common::create_cgroup_manager(CgroupConfig {
+        cgroup_path,
+        systemd_cgroup: systemd,
+        container_name: id.to_string(),
+    })
+}
+
+/// SIGKILLs every process in a cgroup, waits for them to go, removes it.
+pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
+    let manager = manager(id, cgroup_path, systemd).with_context(|| format!("cgroup of {id}"))?;
+    let _ = manager.freeze(FreezerState::Frozen);
+    for pid in manager.get_all_pids().unwrap_or_default() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = manager.freeze(FreezerState::Thawed);
+    poll::until(Duration::from_secs(5), || manager.get_all_pids().unwrap_or_default().is_empty());
+    manager.remove().with_context(|| format!("cannot remove the cgroup of {id}"))
+}
+
+/// Best effort: remove the cgroup a failed create may have made.
+pub fn remove_for(spec: &Spec, id: &str, systemd: bool) {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_else(|| crate::spec::default_cgroup_path(id));
+    if let Ok(manager) = manager(id, path, systemd) {
+        let _ = manager.remove();
+    }
+}

@@ -1,0 +1,102 @@
+//! Exclusive advisory file locks (`flock(2)` through std's `File::lock`).
+//!
+//! A lock belongs to the open file description: a child made by `fork` or
+//! `clone` shares it (the detached monitor inherits the container lock this
+//! way), and the kernel drops it when the last descriptor closes, also on a
+//! crash.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::poll;
+
+/// An exclusive lock on a file, released when dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    fn open(path: &Path) -> Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))
+    }
+
+    /// Waits as long as it takes for the lock on `path` (made if missing).
+    pub fn exclusive(path: &Path) -> Result<Self> {
+        let file = Self::open(path)?;
+        file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    /// The lock on `path` if nobody holds it, else None.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
+    /// The lock on `path`, waiting at most `timeout`; None if it stayed taken.
+    pub fn within(path: &Path, timeout: Duration) -> Result<Option<Self>> {
+        let mut found = None;
+        let mut error = None;
+        poll::until(timeout, || match Self::try_exclusive(path) {
+            Ok(Some(lock)) => {
+                found = Some(lock);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                error = Some(e);
+                true
+            }
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
+
+    /// Keeps the lock held by whoever else shares this open file (a forked
+    /// child) after this process is gone: the descriptor is not closed here.
+    pub fn leak(self) {
+        std::mem::forget(self.file);
+    }
+}
+
+/// Whether someone holds the lock on `path` right now (a missing file: no).
+pub fn is_held(path: &Path) -> bool {
+    if !path.exists() {
+        return false;
+    }
+    matches!(FileLock::try_exclusive(path), Ok(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_excludes_others_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = FileLock::exclusive(&path).unwrap();
+        assert!(is_held(&path));
+        assert!(FileLock::try_exclusive(&path).unwrap().is_none());
+        assert!(FileLock::within(&path, Duration::from_millis(50)).unwrap().is_none());
+        drop(held);
+        assert!(!is_held(&path));
+        assert!(FileLock::within(&path, Duration::from_millis(50)).unwrap().is_some());
+        assert!(!is_held(&dir.path().join("missing")));
+    }
+}
