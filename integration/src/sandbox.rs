@@ -63,7 +63,7 @@ pub enum Ns {
     Host,
     /// The outside namespace.
     Outside,
-    /// Any namespace file, e.g. a container's `<root>/netns/<id>`.
+    /// Any namespace file, e.g. a container's `<root>/.net/netns/<id>`.
     Path(PathBuf),
 }
 
@@ -453,8 +453,8 @@ impl Sandbox {
         Leftovers {
             veths: self.host_links().into_iter().filter(|l| l.starts_with("mr")).collect(),
             leases,
-            netns_files: list_dir(&self.env.root.join("netns")),
-            records: list_dir(&self.env.root.join("net")),
+            netns_files: list_dir(&minirun_net::paths::netns_dir(&self.env.root)),
+            records: list_dir(&minirun_net::paths::attachments_dir(&self.env.root)),
             published: self.published_elements(),
         }
     }
@@ -675,7 +675,11 @@ impl Sandbox {
     /// of its containers.
     fn kill_our_processes(&self, container_ids: &[String]) {
         let mut namespaces: Vec<PathBuf> = vec![self.host_netns(), self.out_netns()];
-        namespaces.extend(list_dir(&self.env.root.join("netns")).into_iter().map(|n| self.env.root.join("netns").join(n)));
+        namespaces.extend(
+            list_dir(&minirun_net::paths::netns_dir(&self.env.root))
+                .into_iter()
+                .map(|n| minirun_net::paths::netns_path(&self.env.root, &n)),
+        );
         let inodes: Vec<(u64, u64)> = namespaces.iter().filter_map(|p| net_ns_inode(p)).collect();
         let by_cmdline: Vec<i32> = self.processes().into_iter().map(|(p, _, _)| p).collect();
         let me = std::process::id() as i32;
@@ -706,7 +710,7 @@ impl Drop for Sandbox {
         }
         let ids = self.container_dirs();
         let bundles: Vec<String> =
-            list_dir(&self.env.root).into_iter().filter(|n| n != "net" && n != "netns").collect();
+            list_dir(&self.env.root).into_iter().filter(|n| n != minirun_net::paths::STATE_DIR).collect();
         if self.host_netns().exists() {
             // 2. Every container, through minirun inside the sandbox; bounded, and once
             //    more after killing what could hold a lock if the first round hung.

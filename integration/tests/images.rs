@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use minirun_integration::{Env, Run};
+use minirun_net::paths::{attachments_dir, netns_dir, netns_path, record_path, STATE_DIR};
 use rootfs_fixtures::{build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML};
 use serde_json::Value;
 
@@ -143,8 +144,8 @@ fn assert_gone(env: &Env, id: &str) {
         assert_ne!(owner.trim(), id, "name {name} of {id} left");
     }
     assert!(!env.root.join(id).exists(), "libcontainer state of {id} left");
-    assert!(!env.root.join("netns").join(id).exists(), "netns file of {id} left");
-    assert!(!env.root.join("net").join(format!("{id}.json")).exists(), "network record of {id} left");
+    assert!(!netns_path(&env.root, id).exists(), "netns file of {id} left");
+    assert!(!record_path(&env.root, id).exists(), "network record of {id} left");
     let mounts: Vec<String> = mounts_under(env.path()).into_iter().filter(|m| m.contains(id)).collect();
     assert!(mounts.is_empty(), "mounts of {id} left: {mounts:?}");
 }
@@ -154,10 +155,10 @@ fn assert_gone(env: &Env, id: &str) {
 fn assert_no_containers(env: &Env) {
     assert_eq!(dir_entries(&env.data_root.join("containers")), Vec::<String>::new(), "container dirs left");
     assert_eq!(dir_entries(&env.data_root.join("names")), Vec::<String>::new(), "names left");
-    let state: Vec<String> = env.state_entries().into_iter().filter(|e| e != "net" && e != "netns").collect();
+    let state: Vec<String> = env.state_entries().into_iter().filter(|e| e != STATE_DIR).collect();
     assert_eq!(state, Vec::<String>::new(), "libcontainer state left");
-    assert_eq!(dir_entries(&env.root.join("netns")), Vec::<String>::new(), "netns files left");
-    assert_eq!(dir_entries(&env.root.join("net")), Vec::<String>::new(), "network records left");
+    assert_eq!(dir_entries(&netns_dir(&env.root)), Vec::<String>::new(), "netns files left");
+    assert_eq!(dir_entries(&attachments_dir(&env.root)), Vec::<String>::new(), "network records left");
     assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "mounts left under {}", env.path().display());
 }
 
@@ -732,7 +733,7 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     assert!(env.data_root.join("containers").join(&id).join("meta.json").is_file());
     assert_eq!(fs::read_to_string(env.data_root.join("names/web")).unwrap().trim(), id);
     assert!(env.root.join(&id).is_dir(), "no libcontainer state at {}", env.root.join(&id).display());
-    assert!(env.root.join("netns").join(&id).exists(), "no netns file");
+    assert!(netns_path(&env.root, &id).exists(), "no netns file");
     let mounts = mounts_under(env.path());
     assert!(mounts.iter().any(|m| m.contains(&id) && m.ends_with("/rootfs")), "{mounts:?}");
     assert!(mounts.iter().any(|m| m.ends_with(&format!("netns/{id}"))), "{mounts:?}");
@@ -1202,7 +1203,7 @@ fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     env.run(["gc"]).ok();
     assert!(!env.root.join(&id).exists(), "gc left libcontainer's state");
     assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "gc left mounts");
-    assert!(!env.root.join("netns").join(&id).exists(), "gc left the netns file");
+    assert!(!netns_path(&env.root, &id).exists(), "gc left the netns file");
     // the container itself stays (it was not --rm), still exited with 255
     let i = inspect(&env, "late");
     assert_eq!((i["State"]["Status"].as_str(), i["State"]["ExitCode"].as_i64()), (Some("exited"), Some(255)), "{i:#}");

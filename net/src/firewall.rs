@@ -345,7 +345,12 @@ impl Drop for Firewall {
 }
 
 fn nft_err(set: &str, op: &'static str, e: NlError) -> Error {
-    Error::Nftables { set: set.to_string(), op, reason: e.to_string() }
+    Error::Nftables { set: set.to_string(), op, errno: Some(e.errno), reason: e.to_string() }
+}
+
+/// An [`Error::Firewall`] about `what` that the kernel refused with `e`.
+fn fw_err(what: impl std::fmt::Display, e: NlError) -> Error {
+    Error::Firewall { reason: format!("{what}: {e}"), errno: Some(e.errno) }
 }
 
 impl Firewall {
@@ -361,7 +366,10 @@ impl Firewall {
                 s.drain();
                 s
             }
-            None => NfSocket::open().map_err(|e| Error::Firewall(format!("cannot open NETLINK_NETFILTER socket: {e}")))?,
+            None => NfSocket::open().map_err(|e| Error::Firewall {
+                reason: format!("cannot open NETLINK_NETFILTER socket: {e}"),
+                errno: e.raw_os_error(),
+            })?,
         };
         Ok(Firewall { sock: RefCell::new(Some(s)), netns })
     }
@@ -425,7 +433,7 @@ impl Firewall {
         match self.sock().request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a) {
             Ok(_) => Ok(true),
             Err(e) if e.errno == libc::ENOENT => Ok(false),
-            Err(e) => Err(Error::Firewall(format!("cannot query table ip {TABLE}: {e}"))),
+            Err(e) => Err(fw_err(format_args!("cannot query table ip {TABLE}"), e)),
         }
     }
 
@@ -443,23 +451,23 @@ impl Firewall {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::Firewall(format!("cannot run nft to write table ip {TABLE}: {e}")))?;
+            .map_err(|e| Error::firewall(format!("cannot run nft to write table ip {TABLE}: {e}")))?;
         child
             .stdin
             .take()
             .expect("piped stdin")
             .write_all(script.as_bytes())
-            .map_err(|e| Error::Firewall(format!("writing table ip {TABLE} to nft: {e}")))?;
+            .map_err(|e| Error::firewall(format!("writing table ip {TABLE} to nft: {e}")))?;
         let out = child
             .wait_with_output()
-            .map_err(|e| Error::Firewall(format!("waiting for nft: {e}")))?;
+            .map_err(|e| Error::firewall(format!("waiting for nft: {e}")))?;
         if out.status.success() {
             return Ok(true);
         }
         if self.table_exists()? {
             return Ok(false); // lost a race with another minirun: fine
         }
-        Err(Error::Firewall(format!(
+        Err(Error::firewall(format!(
             "nft failed to create table ip {TABLE}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
@@ -473,7 +481,7 @@ impl Firewall {
         match self.sock().batch(&[m]) {
             Ok(()) => Ok(()),
             Err(e) if e.errno == libc::ENOENT => Ok(()),
-            Err(e) => Err(Error::Firewall(format!("cannot delete table ip {TABLE}: {e}"))),
+            Err(e) => Err(fw_err(format_args!("cannot delete table ip {TABLE}"), e)),
         }
     }
 
@@ -494,10 +502,10 @@ impl Firewall {
         let r = self
             .sock()
             .request(nfnl::NFT_MSG_GETGEN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
-            .map_err(|e| Error::Firewall(format!("cannot read generation: {e}")))?;
+            .map_err(|e| fw_err("cannot read generation", e))?;
         r.iter()
             .find_map(|m| attr_be32(&parse_attrs(&m.payload), NFTA_GEN_ID))
-            .ok_or_else(|| Error::Firewall("no generation id in reply".into()))
+            .ok_or_else(|| Error::firewall("no generation id in reply"))
     }
 
     /// Raw elements of a set: (key, data, flags).
@@ -687,7 +695,8 @@ impl Firewall {
         for attempt in 0..3 {
             let tx = self.unpublish_tx(ports, ip)?;
             match self.commit(&tx) {
-                Err(Error::Nftables { reason, .. }) if attempt < 2 && reason.contains("No such file") => continue,
+                // An element vanished between the dump and the commit (another detach).
+                Err(e @ Error::Nftables { .. }) if attempt < 2 && e.errno() == Some(libc::ENOENT) => continue,
                 r => return r,
             }
         }
@@ -700,7 +709,7 @@ impl Firewall {
         let replies = self
             .sock()
             .dump(nfnl::NFT_MSG_GETCHAIN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
-            .map_err(|e| Error::Firewall(format!("cannot list chains: {e}")))?;
+            .map_err(|e| fw_err("cannot list chains", e))?;
         let mut out = Vec::new();
         for r in replies {
             if !matches!(r.family, 1 | 2 | 7) {
@@ -728,7 +737,7 @@ impl Firewall {
 
 fn publish_error(e: Error, ports: &[PortMapping]) -> Error {
     match e {
-        Error::Nftables { reason, .. } if reason.contains("File exists") => Error::PortUnavailable {
+        e @ Error::Nftables { .. } if e.errno() == Some(libc::EEXIST) => Error::PortUnavailable {
             spec: ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
             reason: "a host port is already published (by another container)".into(),
         },

@@ -1,7 +1,7 @@
 //! IP leases per network: `<data_root>/networks/<name>.leases.json` ({address: container
 //! id}), read-modify-written under an exclusive flock on `<name>.leases.lock`. Lowest free
 //! host address first (network, gateway and broadcast are never handed out). Leases of
-//! containers that `is_alive` says are gone are reclaimed on allocation.
+//! containers that the caller's [`Liveness`] says are gone are reclaimed on allocation.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::live::Liveness;
 use crate::lock::{read_json, write_json, FileLock};
 use crate::network::{networks_dir, NetworkConfig};
 
@@ -31,10 +32,10 @@ fn load(path: &Path) -> Result<LeaseFile> {
 }
 
 /// Leases `container_id` an address of `network` and returns it. Idempotent: a container
-/// that already holds a lease gets the same address. Reclaims leases of containers for
-/// which `is_alive(id)` is false (it is called under the lock: keep it cheap, and make it
-/// true for a container from before its attach until its detach is done).
-pub fn allocate(data_root: &Path, network: &NetworkConfig, container_id: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Ipv4Addr> {
+/// that already holds a lease gets the same address. Reclaims leases of containers that
+/// `live` says are gone (it is called under the lock: see [`Liveness`]; attach passes the
+/// in-use judgement, see [`crate::in_use_among`]).
+pub fn allocate(data_root: &Path, network: &NetworkConfig, container_id: &str, live: &dyn Liveness) -> Result<Ipv4Addr> {
     let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
     // `network rm` deletes the definition under this lock once no lease is left: a lease
     // is only taken while the network still exists.
@@ -46,7 +47,7 @@ pub fn allocate(data_root: &Path, network: &NetworkConfig, container_id: &str, i
     if let Some((ip, _)) = f.leases.iter().find(|(_, id)| id.as_str() == container_id) {
         return Ok(*ip);
     }
-    f.leases.retain(|_, id| is_alive(id));
+    f.leases.retain(|_, id| live.is_alive(id));
     let subnet = network.subnet;
     let last = subnet.size().saturating_sub(1) as u32;
     let ip = (1..last)
@@ -90,15 +91,15 @@ pub fn leases(data_root: &Path, network: &str) -> Result<Vec<(Ipv4Addr, String)>
     Ok(load(&leases_path(data_root, network))?.leases.into_iter().collect())
 }
 
-/// Drops leases whose container is gone; returns them.
-pub fn reclaim(data_root: &Path, network: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Vec<(Ipv4Addr, String)>> {
+/// Drops leases whose container `live` says is gone (asked under the lock); returns them.
+pub fn reclaim(data_root: &Path, network: &str, live: &dyn Liveness) -> Result<Vec<(Ipv4Addr, String)>> {
     let path = leases_path(data_root, network);
     if !path.exists() {
         return Ok(Vec::new());
     }
     let _l = FileLock::exclusive(&lock_path(data_root, network))?;
     let mut f = load(&path)?;
-    let gone: Vec<(Ipv4Addr, String)> = f.leases.iter().filter(|(_, id)| !is_alive(id)).map(|(a, b)| (*a, b.clone())).collect();
+    let gone: Vec<(Ipv4Addr, String)> = f.leases.iter().filter(|(_, id)| !live.is_alive(id)).map(|(a, b)| (*a, b.clone())).collect();
     if !gone.is_empty() {
         for (ip, _) in &gone {
             f.leases.remove(ip);
@@ -121,7 +122,7 @@ mod tests {
         true
     }
     /// [`allocate`] on a network whose definition exists (as `network create` leaves it).
-    fn alloc(d: &Path, n: &NetworkConfig, id: &str, alive: &dyn Fn(&str) -> bool) -> Result<Ipv4Addr> {
+    fn alloc(d: &Path, n: &NetworkConfig, id: &str, alive: &dyn Liveness) -> Result<Ipv4Addr> {
         let p = crate::network::config_path(d, &n.name);
         if !p.exists() {
             write_json(&p, n, "network definition").unwrap();

@@ -1,17 +1,15 @@
 //! Network namespaces as bind-mounted files (like `ip netns`, but at any path).
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-use crate::error::{Error, Result};
+use crate::error::{chain, Error, Result};
 
-/// Where minirun keeps a container's netns file: `<runtime_root>/netns/<container_id>`.
-pub fn netns_path(runtime_root: &Path, container_id: &str) -> PathBuf {
-    runtime_root.join("netns").join(container_id)
-}
+/// Where minirun keeps a container's netns file (see [`crate::paths`]).
+pub use crate::paths::netns_path;
 
 fn nserr<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(nix::Error) -> Error + 'a {
     move |e| Error::Netns { path: path.into(), op, source: e.into() }
@@ -33,7 +31,7 @@ pub fn create_netns(path: &Path) -> Result<()> {
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(nserr(path, "unshare"))?;
             mount(Some("/proc/thread-self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
                 .map_err(nserr(path, "bind mount"))?;
-            crate::link::set_lo_up().map_err(|e| Error::Link { ifname: "lo".into(), reason: format!("in {}: {e}", path.display()) })
+            crate::link::set_lo_up().map_err(|e| Error::Link { ifname: "lo".into(), reason: format!("in {}: {}", path.display(), chain(&e)) })
         })
         .join()
         .unwrap_or_else(|_| Err(Error::Runtime("netns thread panicked".into())))

@@ -26,7 +26,7 @@ pub fn enable_route_localnet(ifname: &str) -> Result<()> {
 }
 
 /// State of `net.bridge.bridge-nf-call-iptables` in the caller's network namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BridgeNfCall {
     /// Bridged IPv4 traffic passes the ip family's forward hook (`--icc=false` works).
     Enabled,

@@ -329,7 +329,7 @@ impl Drop for Setup<'_> {
         }
         if let Some(att) = self.net.take() {
             if let Err(e) = minirun_net::detach(&att) {
-                tracing::warn!("undo network of {}: {e}", self.id);
+                tracing::warn!("undo network of {}: {:#}", self.id, anyhow::Error::from(e));
             }
         }
         let dir = self.ctx.dir(&self.id);
@@ -372,7 +372,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     if a.keep || runc.console_socket.is_some() || runc.pid_file.is_some() || runc.preserve_fds != 0 || runc.no_pivot {
         bail!("--keep, --console-socket, --pid-file, --preserve-fds and --no-pivot apply to run --bundle only");
     }
-    let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse().map_err(|e| anyhow!("{e}"))?;
+    let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse()?;
     check_network_exists(ctx, &mode)?;
     for alias in &a.network_alias {
         if !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
@@ -382,7 +382,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
         }
     }
-    let mut ports = minirun_net::parse_publish_all(&a.publish).map_err(|e| anyhow!("{e}"))?;
+    let mut ports = minirun_net::parse_publish_all(&a.publish)?;
     let store = ctx.store()?;
     let image = store.resolve(image_ref).map_err(|e| anyhow!("{e}"))?;
     if a.publish_all {
@@ -390,7 +390,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         let specs: Vec<String> = exposed.iter().map(|p| p.to_string()).collect();
         let mut all = a.publish.clone();
         all.extend(specs);
-        ports = minirun_net::parse_publish_all(&all).map_err(|e| anyhow!("{e}"))?;
+        ports = minirun_net::parse_publish_all(&all)?;
     }
     let join_netns = match &mode {
         NetMode::Container(other) => Some(joinable_netns(ctx, other)?),
@@ -468,9 +468,8 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             hostname: Some(hostname.clone()),
             aliases: [name.clone(), minirun_net::etc::default_hostname(&id)].into_iter().chain(a.network_alias.iter().cloned()).collect(),
         },
-        &|cid| cid == id || network_in_use(ctx, cid),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+        &|cid: &str| ctx.is_alive(cid),
+    )?;
     tracing::debug!(elapsed = ?attach_started.elapsed(), "network attached");
     let netns = att.netns_path.clone();
     setup.net = Some(att.clone());
@@ -606,7 +605,7 @@ pub fn bind_dns(ctx: &Ctx, id: &str, dns: &[IpAddr]) -> Result<Option<minirun_ne
     };
     let (Some(netns), Some(network)) = (&att.netns_path, &att.network) else { return Ok(None) };
     let upstreams = if dns.is_empty() { host_upstreams() } else { dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect() };
-    let server = DnsServer::bind(netns, Directory::new(&ctx.root, network), upstreams).map_err(|e| anyhow!("{e}"))?;
+    let server = DnsServer::bind(netns, Directory::new(&ctx.root, network), upstreams)?;
     Ok(Some(server))
 }
 
@@ -614,7 +613,7 @@ pub fn bind_dns(ctx: &Ctx, id: &str, dns: &[IpAddr]) -> Result<Option<minirun_ne
 pub fn check_network_exists(ctx: &Ctx, mode: &NetMode) -> Result<()> {
     if let NetMode::Bridge(n) = mode {
         if n != minirun_net::mode::DEFAULT_NETWORK
-            && minirun_net::network::load_network(&ctx.data_root, n).map_err(|e| anyhow!("{e}"))?.is_none()
+            && minirun_net::network::load_network(&ctx.data_root, n)?.is_none()
         {
             bail!("network \"{n}\" not found (create it with: minirun network create {n})");
         }
@@ -696,9 +695,9 @@ impl Ctx {
 /// `run --bundle DIR --net MODE [-p ...] ID`: the same networking as images
 /// get, for a bundle; the caller detaches when the container is gone.
 pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Result<Attachment> {
-    let mode: NetMode = net.parse().map_err(|e| anyhow!("{e}"))?;
+    let mode: NetMode = net.parse()?;
     check_network_exists(ctx, &mode)?;
-    let ports = minirun_net::parse_publish_all(publish).map_err(|e| anyhow!("{e}"))?;
+    let ports = minirun_net::parse_publish_all(publish)?;
     let join_netns = match &mode {
         NetMode::Container(other) => Some(joinable_netns(ctx, other)?),
         _ => None,
@@ -714,9 +713,9 @@ pub fn attach_bundle(ctx: &Ctx, id: &str, net: &str, publish: &[String]) -> Resu
             hostname: None,
             aliases: Vec::new(),
         },
-        &|cid| cid == id || network_in_use(ctx, cid),
+        &|cid: &str| ctx.is_alive(cid),
     )
-    .map_err(|e| anyhow!("{e}"))
+    .map_err(anyhow::Error::from)
 }
 
 /// The network namespace of a running container, for `--net container:X`.
@@ -865,8 +864,8 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         }
     }
     if let Ok(Some(att)) = minirun_net::attach::load_attachment(&ctx.root, id) {
-        if let Err(e) = detach_network(ctx, &att) {
-            errors.push(format!("network: {e}"));
+        if let Err(e) = minirun_net::release(&att, &|cid: &str| ctx.is_alive(cid)) {
+            errors.push(format!("network: {:#}", anyhow::Error::from(e)));
         }
     }
     let dir = ctx.dir(id);
@@ -887,56 +886,6 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
     } else {
         bail!("teardown of container {id}: {}", errors.join("; "))
     }
-}
-
-/// Detaches a container's network, unless other live containers joined its
-/// namespace (`--net container:ID`): then it stays - address, veth and
-/// namespace file - until the last of them goes, whose teardown finishes it.
-fn detach_network(ctx: &Ctx, att: &Attachment) -> Result<()> {
-    let records = || minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default();
-    if joined_by_live(ctx, att, &records()) {
-        tracing::debug!("network of {} stays for the containers that joined it", att.container_id);
-        return Ok(());
-    }
-    minirun_net::detach(att).map_err(|e| anyhow!("{e}"))?;
-    // a joiner leaving may be the last user of a finished owner's namespace
-    if let NetMode::Container(_) = &att.mode {
-        let all = records();
-        for owner in &all {
-            if owner.netns_owned
-                && owner.netns_path == att.netns_path
-                && !ctx.is_alive(&owner.container_id)
-                && !joined_by_live(ctx, owner, &all)
-            {
-                minirun_net::detach(owner).map_err(|e| anyhow!("{e}"))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether live containers other than `owner` joined the network namespace
-/// `owner` created (`--net container:OWNER`), among the records `all`.
-fn joined_by_live(ctx: &Ctx, owner: &Attachment, all: &[Attachment]) -> bool {
-    owner.netns_owned
-        && owner.netns_path.is_some()
-        && all.iter().any(|j| {
-            j.container_id != owner.container_id
-                && !j.netns_owned
-                && j.netns_path == owner.netns_path
-                && ctx.is_alive(&j.container_id)
-        })
-}
-
-/// Whether a network record must stay: its container lives, or live
-/// containers joined its namespace.
-pub fn network_in_use(ctx: &Ctx, id: &str) -> bool {
-    network_in_use_among(ctx, id, &minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default())
-}
-
-/// [`network_in_use`] against records already read.
-pub fn network_in_use_among(ctx: &Ctx, id: &str, all: &[Attachment]) -> bool {
-    ctx.is_alive(id) || all.iter().find(|a| a.container_id == id).is_some_and(|owner| joined_by_live(ctx, owner, all))
 }
 
 /// Deletes what is left of a torn-down container: its directory and name.
@@ -968,8 +917,7 @@ pub fn gc(ctx: &Ctx) -> Result<Vec<String>> {
         cleaned.push(meta.id.clone());
     }
     // network pieces whose container is gone altogether
-    minirun_net::gc(&ctx.root, &ctx.data_root, &|cid| network_in_use(ctx, cid))
-        .map_err(|e| anyhow!("{e}"))?;
+    minirun_net::gc(&ctx.root, &ctx.data_root, &|cid: &str| ctx.is_alive(cid))?;
     Ok(cleaned)
 }
 
@@ -1025,11 +973,8 @@ fn gc_quick(ctx: &Ctx) {
         .unwrap_or_default()
         .iter()
         .any(|m| m.phase != "exited" && !ctx.is_alive(&m.id));
-    let abandoned_network = || {
-        let all = minirun_net::attach::list_attachments(&ctx.root).unwrap_or_default();
-        all.iter()
-            .any(|a| !(network_in_use_among(ctx, &a.container_id, &all) || ctx.state.exists(&a.container_id)))
-    };
+    let abandoned_network =
+        || minirun_net::needs_gc(&ctx.root, &|cid: &str| ctx.is_alive(cid) || ctx.state.exists(cid));
     if abandoned_container || abandoned_network() {
         if let Err(e) = gc(ctx) {
             tracing::warn!("gc: {e:#}");

@@ -447,7 +447,7 @@ fn run_bundle(ctx: &containers::Ctx, id: &str, opts: &BundleOpts, a: &cli::RunAr
     let detach_net = || {
         if let Some(att) = &attachment {
             if let Err(e) = minirun_net::detach(att) {
-                tracing::warn!("detach network of {id}: {e}");
+                tracing::warn!("detach network of {id}: {:#}", anyhow::Error::from(e));
             }
         }
     };

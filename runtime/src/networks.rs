@@ -10,12 +10,11 @@ use std::net::Ipv4Addr;
 
 use anyhow::{anyhow, bail, Result};
 use minirun_net::network::{self, NetworkConfig, NetworkOptions};
-use minirun_net::sysctl::BridgeNfCall;
 use minirun_net::{Attachment, Ipv4Net};
 use serde_json::json;
 
 use crate::cli::{NetworkCmd, NetworkCreateArgs};
-use crate::containers::{network_in_use, network_in_use_among, Ctx};
+use crate::containers::Ctx;
 
 /// Names docker keeps for its own modes; a network may not take them.
 const RESERVED: [&str; 5] = ["bridge", "host", "none", "default", "container"];
@@ -31,7 +30,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCmd) -> Result<u8> {
             let all = attachments(ctx);
             let mut out = Vec::new();
             for name in &a.names {
-                let n = network::get_network(&ctx.data_root, name).map_err(|e| anyhow!("{e}"))?;
+                let n = network::get_network(&ctx.data_root, name)?;
                 out.push(inspect(ctx, &n, &all));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -61,21 +60,14 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
     if gateway.is_some() && subnet.is_none() {
         bail!("--gateway {} needs --subnet", a.gateway.as_deref().unwrap_or_default());
     }
-    if a.icc == Some(false) && minirun_net::firewall::check_bridge_nf_call_iptables() != BridgeNfCall::Enabled {
-        bail!(
-            "--icc=false needs bridged traffic to pass the ip forward hook, but {} is not 1 \
-             (load br_netfilter and set net.bridge.bridge-nf-call-iptables=1)",
-            minirun_net::sysctl::BRIDGE_NF_CALL_IPTABLES
-        );
-    }
     // The default network is defined first, so it keeps the first free subnet
     // whatever order networks are made in (unless the user names a subnet, which
     // the default network then avoids).
     if subnet.is_none() {
-        network::ensure_default_network(&ctx.data_root).map_err(|e| anyhow!("{e}"))?;
+        network::ensure_default_network(&ctx.data_root)?;
     }
     let opts = NetworkOptions { subnet, gateway, bridge: None, icc: a.icc };
-    network::create_network(&ctx.data_root, &a.name, &opts).map_err(|e| anyhow!("{e}"))
+    Ok(network::create_network(&ctx.data_root, &a.name, &opts)?)
 }
 
 /// Every attachment record, read once per command.
@@ -86,10 +78,7 @@ fn attachments(ctx: &Ctx) -> Vec<Attachment> {
 /// Live containers on `name` among `all` records: (id, container name, address).
 fn members(ctx: &Ctx, name: &str, all: &[Attachment]) -> Vec<(String, String, Option<Ipv4Addr>)> {
     let mut out = Vec::new();
-    for att in all {
-        if att.network.as_deref() != Some(name) || !network_in_use_among(ctx, &att.container_id, all) {
-            continue;
-        }
+    for att in minirun_net::members_among(name, all, &|cid: &str| ctx.is_alive(cid)) {
         let cname = ctx.load_meta(&att.container_id).map(|m| m.name).unwrap_or_default();
         out.push((att.container_id.clone(), cname, att.ip));
     }
@@ -98,8 +87,8 @@ fn members(ctx: &Ctx, name: &str, all: &[Attachment]) -> Vec<(String, String, Op
 }
 
 fn all_networks(ctx: &Ctx) -> Result<Vec<NetworkConfig>> {
-    network::ensure_default_network(&ctx.data_root).map_err(|e| anyhow!("{e}"))?;
-    network::list_networks(&ctx.data_root).map_err(|e| anyhow!("{e}"))
+    network::ensure_default_network(&ctx.data_root)?;
+    Ok(network::list_networks(&ctx.data_root)?)
 }
 
 fn ls(ctx: &Ctx) -> Result<()> {
@@ -136,12 +125,13 @@ fn rm(ctx: &Ctx, name: &str) -> Result<()> {
     if name == minirun_net::mode::DEFAULT_NETWORK {
         bail!("network \"{name}\" is the default network and cannot be removed");
     }
-    if network::load_network(&ctx.data_root, name).map_err(|e| anyhow!("{e}"))?.is_none() {
+    if network::load_network(&ctx.data_root, name)?.is_none() {
         bail!("network \"{name}\" not found");
     }
-    if let Some((id, cname, _)) = members(ctx, name, &attachments(ctx)).into_iter().next() {
-        let who = if cname.is_empty() { id } else { cname };
+    if let Some(att) = minirun_net::members(&ctx.root, name, &|cid: &str| ctx.is_alive(cid))?.first() {
+        let cname = ctx.load_meta(&att.container_id).map(|m| m.name).unwrap_or_default();
+        let who = if cname.is_empty() { att.container_id.clone() } else { cname };
         bail!("network \"{name}\" is in use by container \"{who}\"; stop or remove it first");
     }
-    minirun_net::remove_network(&ctx.data_root, name, &|id| network_in_use(ctx, id)).map_err(|e| anyhow!("{e}"))
+    Ok(minirun_net::remove_network(&ctx.root, &ctx.data_root, name, &|cid: &str| ctx.is_alive(cid))?)
 }

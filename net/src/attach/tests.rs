@@ -31,7 +31,7 @@ impl World {
         NetnsGuard(netns_path(self.run.path(), id))
     }
     fn netns_files(&self) -> usize {
-        std::fs::read_dir(self.run.path().join("netns")).map(|r| r.count()).unwrap_or(0)
+        std::fs::read_dir(netns_dir(self.run.path())).map(|r| r.count()).unwrap_or(0)
     }
     fn records(&self) -> usize {
         list_attachments(self.run.path()).unwrap().len()
@@ -333,10 +333,10 @@ fn remove_user_network() {
         let mut want: Vec<(String, String)> = vec![(n.bridge.clone(), "minirun0".into()), ("minirun0".into(), n.bridge.clone())];
         want.sort();
         assert_eq!(iso, want);
-        let e = remove_network(w.data.path(), "n1", &alive).unwrap_err();
+        let e = remove_network(w.run.path(), w.data.path(), "n1", &alive).unwrap_err();
         assert!(e.to_string().contains("in use by container(s) u1"), "{e}");
         detach(&a).unwrap();
-        remove_network(w.data.path(), "n1", &alive).unwrap();
+        remove_network(w.run.path(), w.data.path(), "n1", &alive).unwrap();
         assert!(fw.list_isolate().unwrap().is_empty());
         assert_eq!(fw.list_bridges().unwrap(), vec!["minirun0"]);
         assert!(!link::list_links().unwrap().iter().any(|l| l.name == n.bridge));
@@ -355,7 +355,7 @@ fn step_costs() {
         let w = World::new();
         let _g = w.guard("warm");
         let warm = attach(&w.req("warm", bridge(), &[]), &alive).unwrap();
-        let ns = w.run.path().join("netns/x");
+        let ns = netns_path(w.run.path(), "x");
         let _gx = NetnsGuard(ns.clone());
         let net = network::get_network(w.data.path(), "bridge").unwrap();
         let mut line = String::new();
@@ -403,5 +403,83 @@ fn step_costs() {
         lap("veth gone after", &mut t);
         eprintln!("steps: {line}");
         detach(&warm).unwrap();
+    });
+}
+
+/// `--net container:o1`: o1's network stays for its live joiner (gc, lease reclaim,
+/// `network rm`, release all agree), and goes with the joiner's release.
+#[test]
+fn shared_namespace_stays_until_its_last_user_is_gone() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let w = World::new();
+        let (_g1, _g2) = (w.guard("o1"), w.guard("x1"));
+        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default()).unwrap();
+        let owner = attach(&w.req("o1", NetMode::Bridge("n1".into()), &["7100:80"]), &alive).unwrap();
+        let mut r = w.req("j1", NetMode::Container("o1".into()), &[]);
+        r.join_netns = owner.joinable_netns().map(Path::to_path_buf);
+        let joiner = attach(&r, &alive).unwrap();
+        let ns = owner.netns_path.clone().unwrap();
+
+        // o1's process is gone, j1 runs on in o1's namespace.
+        let j1_lives = |id: &str| id == "j1";
+        assert!(crate::in_use(w.run.path(), "o1", &j1_lives));
+        assert!(!crate::needs_gc(w.run.path(), &j1_lives));
+        assert_eq!(crate::members(w.run.path(), "n1", &j1_lives).unwrap(), vec![owner.clone()]);
+        let rep = gc(w.run.path(), w.data.path(), &j1_lives).unwrap();
+        assert!(rep.is_empty() && rep.errors.is_empty(), "{rep:?}");
+        let e = remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap_err();
+        assert!(crate::error::chain(&e).contains("in use by container(s) o1"), "{e}");
+        // A new container on n1 does not take o1's lease.
+        let x = attach(&w.req("x1", NetMode::Bridge("n1".into()), &[]), &j1_lives).unwrap();
+        assert_ne!(x.ip, owner.ip);
+        assert_eq!(w.leases("n1"), 2);
+        detach(&x).unwrap();
+        // o1's teardown keeps everything for j1.
+        release(&owner, &j1_lives).unwrap();
+        assert_eq!((w.records(), w.netns_files(), w.leases("n1")), (2, 1, 1));
+        assert!(netns::is_netns(&ns));
+        assert_eq!(Firewall::open().unwrap().list_published().unwrap(), vec![(owner.ports[0], owner.ip.unwrap())]);
+
+        // j1's teardown (j1 still counts as alive while it runs) finishes o1 as well.
+        release(&joiner, &j1_lives).unwrap();
+        assert_eq!((w.records(), w.netns_files(), w.leases("n1")), (0, 0, 0));
+        assert!(!ns.exists());
+        assert!(Firewall::open().unwrap().list_published().unwrap().is_empty());
+        assert_eq!(mr_veths_settled(), Vec::<String>::new());
+        remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap();
+        assert!(!link::list_links().unwrap().iter().any(|l| l.name == n.bridge));
+    });
+}
+
+/// Without a live joiner, a dead container's lease is reclaimed by the next attach, and
+/// release detaches it at once.
+#[test]
+fn dead_owner_without_joiners_is_reclaimed_and_released() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let w = World::new();
+        let (_g1, _g2) = (w.guard("d1"), w.guard("y1"));
+        network::create_network(
+            w.data.path(),
+            "tiny",
+            &network::NetworkOptions { subnet: Some("10.89.33.0/30".parse().unwrap()), ..Default::default() },
+        )
+        .unwrap();
+        let dead = attach(&w.req("d1", NetMode::Bridge("tiny".into()), &[]), &alive).unwrap();
+        // One host address in a /30: y1 only gets it because d1's lease is reclaimed, and
+        // y1 itself counts as alive whatever `live` says.
+        let nobody = |_: &str| false;
+        let y = attach(&w.req("y1", NetMode::Bridge("tiny".into()), &[]), &nobody).unwrap();
+        assert_eq!(y.ip, dead.ip);
+        assert_eq!(ipam::leases(w.data.path(), "tiny").unwrap(), vec![(y.ip.unwrap(), "y1".to_string())]);
+        release(&dead, &nobody).unwrap();
+        assert_eq!((w.records(), w.netns_files()), (1, 1));
+        release(&y, &nobody).unwrap();
+        assert_eq!((w.records(), w.netns_files(), w.leases("tiny")), (0, 0, 0));
     });
 }

@@ -10,7 +10,7 @@ fn record(root: &Path, id: &str, network: &str, ip: Ipv4Addr, aliases: &[&str]) 
     let att = Attachment {
         container_id: id.into(),
         mode: NetMode::Bridge(network.into()),
-        netns_path: Some(root.join("netns").join(id)),
+        netns_path: Some(crate::paths::netns_path(root, id)),
         netns_owned: true,
         network: Some(network.into()),
         bridge: Some("minirun9".into()),
@@ -117,7 +117,7 @@ fn server_in_a_namespace_answers_locally_and_forwards_from_the_host() {
     PrivateNetns::run(|| {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        let ns = root.join("netns").join("c1");
+        let ns = crate::paths::netns_path(root, "c1");
         crate::netns::create_netns(&ns).unwrap();
         let _g = NetnsGuard(ns.clone());
         record(root, "c2", "appnet", Ipv4Addr::new(10, 123, 0, 3), &["web"]);
