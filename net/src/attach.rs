@@ -133,12 +133,17 @@ pub fn valid_container_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// The record attach keeps for a container, if any.
 pub fn load_attachment(runtime_root: &Path, container_id: &str) -> Result<Option<Attachment>> {
-    read_json(&record_path(runtime_root, container_id), "attachment record")
+    read_json(
+        &record_path(runtime_root, container_id),
+        "attachment record",
+    )
 }
 
 /// Every attachment record under `runtime_root`.
@@ -157,7 +162,10 @@ pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
 }
 
 fn ctr_err(id: &str, reason: impl Into<String>) -> Error {
-    Error::Container { container_id: id.into(), reason: reason.into() }
+    Error::Container {
+        container_id: id.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Gives the container its network for `req.mode` and returns what it got. On any failure
@@ -174,7 +182,13 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
         return Err(Error::InvalidContainerId(id.into()));
     }
     if !req.ports.is_empty() && !matches!(req.mode, NetMode::Bridge(_)) {
-        return Err(ctr_err(id, format!("published ports need bridge networking, not --network {}", req.mode)));
+        return Err(ctr_err(
+            id,
+            format!(
+                "published ports need bridge networking, not --network {}",
+                req.mode
+            ),
+        ));
     }
     if req.mode != NetMode::Host && record_path(&req.runtime_root, id).exists() {
         return Err(ctr_err(
@@ -189,23 +203,39 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
     match &req.mode {
         NetMode::Host => Ok(att),
         NetMode::Container(other) => {
-            let p = req
-                .join_netns
-                .as_ref()
-                .ok_or_else(|| ctr_err(id, format!("container:{other}: no network namespace path given to join")))?;
+            let p = req.join_netns.as_ref().ok_or_else(|| {
+                ctr_err(
+                    id,
+                    format!("container:{other}: no network namespace path given to join"),
+                )
+            })?;
             if !netns::is_netns(p) {
-                return Err(ctr_err(id, format!("container:{other}: {} is not a network namespace", p.display())));
+                return Err(ctr_err(
+                    id,
+                    format!(
+                        "container:{other}: {} is not a network namespace",
+                        p.display()
+                    ),
+                ));
             }
             att.netns_path = Some(p.clone());
             att.netns_owned = false;
-            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            write_json(
+                &record_path(&req.runtime_root, id),
+                &att,
+                "attachment record",
+            )?;
             Ok(att)
         }
         NetMode::None => {
             let p = netns_path(&req.runtime_root, id);
             att.netns_path = Some(p.clone());
             att.netns_owned = true;
-            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            write_json(
+                &record_path(&req.runtime_root, id),
+                &att,
+                "attachment record",
+            )?;
             if let Err(e) = netns::create_netns(&p) {
                 let _ = detach(&att);
                 return Err(e);
@@ -216,7 +246,11 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
     }
 }
 
-fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -> Result<Attachment> {
+fn attach_bridge(
+    req: &AttachRequest,
+    network_name: &str,
+    live: &dyn Liveness,
+) -> Result<Attachment> {
     let id = req.container_id.as_str();
     let net: NetworkConfig = network::get_network(&req.data_root, network_name)?;
     let fw = Firewall::open()?;
@@ -225,10 +259,17 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
         // create_network checked it; the host may have changed since.
         let state = crate::firewall::check_bridge_nf_call_iptables();
         if state != BridgeNfCall::Enabled {
-            return Err(Error::Network { network: net.name.clone(), reason: Error::IccUnavailable { state }.to_string() });
+            return Err(Error::Network {
+                network: net.name.clone(),
+                reason: Error::IccUnavailable { state }.to_string(),
+            });
         }
     }
-    let mut mappings = if req.ports.is_empty() { Vec::new() } else { resolve_ports(&req.ports, &fw.list_published()?)? };
+    let mut mappings = if req.ports.is_empty() {
+        Vec::new()
+    } else {
+        resolve_ports(&req.ports, &fw.list_published()?)?
+    };
 
     // Read before the lease lock: under it only `live` is asked.
     let records = list_attachments(&req.runtime_root)?;
@@ -264,7 +305,9 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
             };
             match link::connect_container(&cfg) {
                 Ok(_) => break,
-                Err(e @ Error::Netlink { .. }) if attempt < 3 && e.errno() == Some(libc::EEXIST) => {
+                Err(e @ Error::Netlink { .. })
+                    if attempt < 3 && e.errno() == Some(libc::EEXIST) =>
+                {
                     // Name clash with a concurrent run: new random suffix.
                     att.veth_host = Some(link::veth_name(id));
                     write_json(&record, &att, "attachment record")?;
@@ -291,7 +334,12 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
                     let flexible = req.ports.iter().any(|p| !matches!(p.host_ports, HostPorts::Range { start, end } if start == end));
                     if attempt >= 3 || !flexible {
                         return Err(Error::PortUnavailable {
-                            spec: req.ports.iter().map(|p| p.spec.clone()).collect::<Vec<_>>().join(", "),
+                            spec: req
+                                .ports
+                                .iter()
+                                .map(|p| p.spec.clone())
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             reason: "host port was published by another container meanwhile".into(),
                         });
                     }
@@ -338,7 +386,11 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
     let mut first: Option<Error> = None;
     let mut keep = |r: Result<()>| {
         if let Err(e) = r {
-            tracing::warn!(container = att.container_id.as_str(), "detach: {}", chain(&e));
+            tracing::warn!(
+                container = att.container_id.as_str(),
+                "detach: {}",
+                chain(&e)
+            );
             if first.is_none() {
                 first = Some(e);
             }
@@ -368,7 +420,13 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
         keep(ipam::release(&att.data_root, n, &att.container_id).map(|_| ()));
     }
     if att.mode != NetMode::Host {
-        keep(remove_file_if_exists(&record_path(&att.runtime_root, &att.container_id), "attachment record").map(|_| ()));
+        keep(
+            remove_file_if_exists(
+                &record_path(&att.runtime_root, &att.container_id),
+                "attachment record",
+            )
+            .map(|_| ()),
+        );
     }
     match first {
         Some(e) => Err(e),
@@ -389,7 +447,10 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
 /// Records are read from `att.runtime_root`. `live` must not call into minirun-net.
 pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
     if joined_by_live(att, &list_attachments(&att.runtime_root)?, live) {
-        tracing::debug!(container = att.container_id.as_str(), "network stays for the containers that joined its namespace");
+        tracing::debug!(
+            container = att.container_id.as_str(),
+            "network stays for the containers that joined its namespace"
+        );
         return Ok(());
     }
     detach(att)?;
@@ -451,10 +512,16 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
             continue;
         }
         // The record may name other roots if it was moved; use the ones given here.
-        let a = Attachment { runtime_root: runtime_root.into(), data_root: data_root.into(), ..a.clone() };
+        let a = Attachment {
+            runtime_root: runtime_root.into(),
+            data_root: data_root.into(),
+            ..a.clone()
+        };
         match detach(&a) {
             Ok(()) => rep.detached.push(a.container_id.clone()),
-            Err(e) => rep.errors.push(format!("container {}: {}", a.container_id, chain(&e))),
+            Err(e) => rep
+                .errors
+                .push(format!("container {}: {}", a.container_id, chain(&e))),
         }
     }
     // netns files of no container in use (and that no kept record uses).
@@ -462,7 +529,11 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
         for ent in rd.flatten() {
             let id = ent.file_name().to_string_lossy().into_owned();
             let path = ent.path();
-            if in_use(&id) || kept.iter().any(|a| a.netns_path.as_deref() == Some(path.as_path())) {
+            if in_use(&id)
+                || kept
+                    .iter()
+                    .any(|a| a.netns_path.as_deref() == Some(path.as_path()))
+            {
                 continue;
             }
             match netns::remove_netns(&path) {
@@ -475,7 +546,9 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
     let networks = network::list_networks(data_root)?;
     for n in &networks {
         match ipam::reclaim(data_root, &n.name, &in_use) {
-            Ok(v) => rep.leases_released.extend(v.into_iter().map(|(ip, id)| (n.name.clone(), ip, id))),
+            Ok(v) => rep
+                .leases_released
+                .extend(v.into_iter().map(|(ip, id)| (n.name.clone(), ip, id))),
             Err(e) => rep.errors.push(chain(&e)),
         }
     }
@@ -485,7 +558,9 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
             Ok(all) => {
                 let mut tx = Transaction::new();
                 for (m, ip) in all {
-                    let owned = kept.iter().any(|a| a.ip == Some(ip) && a.ports.contains(&m));
+                    let owned = kept
+                        .iter()
+                        .any(|a| a.ip == Some(ip) && a.ports.contains(&m));
                     if !owned {
                         tx.del_published(&m);
                         rep.published_removed.push((m, ip));
@@ -514,7 +589,11 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
                     let ours = l.name.starts_with(link::VETH_PREFIX)
                         && l.kind.as_deref() == Some("veth")
                         && l.master.is_some_and(|m| bridges.contains(&m));
-                    if ours && !kept.iter().any(|a| a.veth_host.as_deref() == Some(l.name.as_str())) {
+                    if ours
+                        && !kept
+                            .iter()
+                            .any(|a| a.veth_host.as_deref() == Some(l.name.as_str()))
+                    {
                         match link::delete_link(&l.name) {
                             Ok(_) => rep.veths_deleted.push(l.name.clone()),
                             Err(e) => rep.errors.push(chain(&e)),
@@ -531,11 +610,20 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
 /// Removes a user network entirely: refuses while a container whose network is in use
 /// ([`crate::in_use`], from the records under `runtime_root`) holds a lease in it; deletes
 /// its firewall elements (one transaction), its bridge, its leases and its definition.
-pub fn remove_network(runtime_root: &Path, data_root: &Path, name: &str, live: &dyn Liveness) -> Result<()> {
+pub fn remove_network(
+    runtime_root: &Path,
+    data_root: &Path,
+    name: &str,
+    live: &dyn Liveness,
+) -> Result<()> {
     if name == crate::mode::DEFAULT_NETWORK {
-        return Err(Error::Network { network: name.into(), reason: "the default network cannot be removed".into() });
+        return Err(Error::Network {
+            network: name.into(),
+            reason: "the default network cannot be removed".into(),
+        });
     }
-    let net = network::load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))?;
+    let net = network::load_network(data_root, name)?
+        .ok_or_else(|| Error::NetworkNotFound(name.into()))?;
     // Read before the lease lock: under it only `live` is asked.
     let records = list_attachments(runtime_root)?;
     {
@@ -548,7 +636,10 @@ pub fn remove_network(runtime_root: &Path, data_root: &Path, name: &str, live: &
             .filter(|id| in_use_among(id, &records, live))
             .collect();
         if !users.is_empty() {
-            return Err(Error::Network { network: name.into(), reason: format!("in use by container(s) {}", users.join(", ")) });
+            return Err(Error::Network {
+                network: name.into(),
+                reason: format!("in use by container(s) {}", users.join(", ")),
+            });
         }
         network::delete_network_definition(data_root, name)?;
     }

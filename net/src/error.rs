@@ -16,7 +16,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid network mode {0:?}: expected host, none, bridge, container:<id> or a network name")]
+    #[error(
+        "invalid network mode {0:?}: expected host, none, bridge, container:<id> or a network name"
+    )]
     InvalidMode(String),
 
     #[error("invalid port spec {spec:?}: {reason}")]
@@ -47,7 +49,10 @@ pub enum Error {
     InvalidSubnet(String),
 
     #[error("container {container_id}: {reason}")]
-    Container { container_id: String, reason: String },
+    Container {
+        container_id: String,
+        reason: String,
+    },
 
     #[error("interface {ifname}: {op}")]
     Netlink {
@@ -70,7 +75,12 @@ pub enum Error {
 
     /// A set/map element transaction or dump failed; `errno` is the kernel's (positive).
     #[error("nftables set {set} in table ip minirun: {op}: {reason}")]
-    Nftables { set: String, op: &'static str, errno: Option<i32>, reason: String },
+    Nftables {
+        set: String,
+        op: &'static str,
+        errno: Option<i32>,
+        reason: String,
+    },
 
     /// Anything else about the nftables table (socket, table, chains, `nft`); `errno` is
     /// the kernel's when it answered with one.
@@ -87,7 +97,11 @@ pub enum Error {
     IccUnavailable { state: BridgeNfCall },
 
     #[error("address {ip} of network {network:?}: {reason}")]
-    Address { network: String, ip: Ipv4Addr, reason: String },
+    Address {
+        network: String,
+        ip: Ipv4Addr,
+        reason: String,
+    },
 
     #[error("{what} {path}")]
     Io {
@@ -122,15 +136,24 @@ impl Error {
     }
 
     pub(crate) fn firewall(reason: impl Into<String>) -> Error {
-        Error::Firewall { reason: reason.into(), errno: None }
+        Error::Firewall {
+            reason: reason.into(),
+            errno: None,
+        }
     }
 
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }
 
-    pub(crate) fn nl(ifname: impl Into<String>, op: &'static str) -> impl FnOnce(rtnetlink::Error) -> Error {
+    pub(crate) fn nl(
+        ifname: impl Into<String>,
+        op: &'static str,
+    ) -> impl FnOnce(rtnetlink::Error) -> Error {
         let ifname = ifname.into();
         move |source| Error::Netlink { ifname, op, source }
     }
@@ -169,7 +192,10 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EACCES),
         };
         assert_eq!(e.to_string(), "attachment record /r/x.json");
-        assert_eq!(chain(&e), "attachment record /r/x.json: Permission denied (os error 13)");
+        assert_eq!(
+            chain(&e),
+            "attachment record /r/x.json: Permission denied (os error 13)"
+        );
         assert_eq!(e.errno(), Some(libc::EACCES));
 
         let mut m = rtnetlink::packet_core::ErrorMessage::default();
@@ -182,8 +208,16 @@ mod tests {
         );
         assert_eq!(e.errno(), Some(libc::EEXIST));
 
-        let e = Error::Nftables { set: "pub_any".into(), op: "add elements", errno: Some(libc::EEXIST), reason: "File exists (os error 17)".into() };
-        assert_eq!(chain(&e), "nftables set pub_any in table ip minirun: add elements: File exists (os error 17)");
+        let e = Error::Nftables {
+            set: "pub_any".into(),
+            op: "add elements",
+            errno: Some(libc::EEXIST),
+            reason: "File exists (os error 17)".into(),
+        };
+        assert_eq!(
+            chain(&e),
+            "nftables set pub_any in table ip minirun: add elements: File exists (os error 17)"
+        );
         assert_eq!(e.errno(), Some(libc::EEXIST));
         assert_eq!(Error::NetworkNotFound("n".into()).errno(), None);
     }
@@ -191,7 +225,10 @@ mod tests {
     #[test]
     fn icc_message_is_the_one_users_know() {
         assert_eq!(
-            Error::IccUnavailable { state: BridgeNfCall::Unavailable }.to_string(),
+            Error::IccUnavailable {
+                state: BridgeNfCall::Unavailable
+            }
+            .to_string(),
             "--icc=false needs bridged traffic to pass the ip forward hook, but \
              /proc/sys/net/bridge/bridge-nf-call-iptables is not 1 \
              (load br_netfilter and set net.bridge.bridge-nf-call-iptables=1)"

@@ -35,7 +35,11 @@ impl<F: Fn(&str) -> bool + ?Sized> Liveness for F {
 
 /// Whether live containers other than `owner` joined the network namespace `owner`
 /// created, among `records`.
-pub(crate) fn joined_by_live(owner: &Attachment, records: &[Attachment], live: &dyn Liveness) -> bool {
+pub(crate) fn joined_by_live(
+    owner: &Attachment,
+    records: &[Attachment],
+    live: &dyn Liveness,
+) -> bool {
     owner.netns_owned
         && owner.netns_path.is_some()
         && records.iter().any(|j| {
@@ -62,21 +66,35 @@ pub fn in_use_among(container_id: &str, records: &[Attachment], live: &dyn Liven
 /// container itself is not alive). Unreadable records count as none.
 pub fn in_use(runtime_root: &Path, container_id: &str, live: &dyn Liveness) -> bool {
     live.is_alive(container_id)
-        || in_use_among(container_id, &list_attachments(runtime_root).unwrap_or_default(), live)
+        || in_use_among(
+            container_id,
+            &list_attachments(runtime_root).unwrap_or_default(),
+            live,
+        )
 }
 
 /// The records on `network` whose container's network is in use ([`in_use_among`]),
 /// sorted by container id: the members `network ls/inspect/rm` show. Reads the records
 /// once.
 pub fn members(runtime_root: &Path, network: &str, live: &dyn Liveness) -> Result<Vec<Attachment>> {
-    Ok(members_among(network, &list_attachments(runtime_root)?, live))
+    Ok(members_among(
+        network,
+        &list_attachments(runtime_root)?,
+        live,
+    ))
 }
 
 /// [`members`] among records already read (one read for every network of a command).
-pub fn members_among(network: &str, records: &[Attachment], live: &dyn Liveness) -> Vec<Attachment> {
+pub fn members_among(
+    network: &str,
+    records: &[Attachment],
+    live: &dyn Liveness,
+) -> Vec<Attachment> {
     let mut out: Vec<Attachment> = records
         .iter()
-        .filter(|a| a.network.as_deref() == Some(network) && in_use_among(&a.container_id, records, live))
+        .filter(|a| {
+            a.network.as_deref() == Some(network) && in_use_among(&a.container_id, records, live)
+        })
         .cloned()
         .collect();
     out.sort_by(|a, b| a.container_id.cmp(&b.container_id));
@@ -87,7 +105,9 @@ pub fn members_among(network: &str, records: &[Attachment], live: &dyn Liveness)
 /// check (small file reads, no netlink) before deciding to run [`crate::gc`].
 pub fn needs_gc(runtime_root: &Path, live: &dyn Liveness) -> bool {
     let records = list_attachments(runtime_root).unwrap_or_default();
-    records.iter().any(|a| !in_use_among(&a.container_id, &records, live))
+    records
+        .iter()
+        .any(|a| !in_use_among(&a.container_id, &records, live))
 }
 
 #[cfg(test)]
@@ -99,7 +119,11 @@ mod tests {
     fn rec(id: &str, netns: &str, owned: bool, network: Option<&str>) -> Attachment {
         Attachment {
             container_id: id.into(),
-            mode: if owned { NetMode::default() } else { NetMode::Container("x".into()) },
+            mode: if owned {
+                NetMode::default()
+            } else {
+                NetMode::Container("x".into())
+            },
             netns_path: Some(PathBuf::from(netns)),
             netns_owned: owned,
             network: network.map(Into::into),
@@ -138,10 +162,11 @@ mod tests {
         rs.push(rec("j2", "/ns/owner", false, None));
         assert!(!in_use_among("joiner", &rs, &|id: &str| id == "j2"));
 
-        let m: Vec<String> = members_among("n1", &records, &|id: &str| id == "joiner" || id == "other")
-            .into_iter()
-            .map(|a| a.container_id)
-            .collect();
+        let m: Vec<String> =
+            members_among("n1", &records, &|id: &str| id == "joiner" || id == "other")
+                .into_iter()
+                .map(|a| a.container_id)
+                .collect();
         assert_eq!(m, vec!["other", "owner"], "sorted by id");
         assert!(members_among("n2", &records, &joiner_lives).is_empty());
     }
@@ -149,10 +174,18 @@ mod tests {
     #[test]
     fn queries_against_the_records_on_disk() {
         let d = tempfile::tempdir().unwrap();
-        let mut records = vec![rec("owner", "/ns/owner", true, Some("n1")), rec("joiner", "/ns/owner", false, None)];
+        let mut records = vec![
+            rec("owner", "/ns/owner", true, Some("n1")),
+            rec("joiner", "/ns/owner", false, None),
+        ];
         for r in &mut records {
             r.runtime_root = d.path().into();
-            crate::lock::write_json(&crate::paths::record_path(d.path(), &r.container_id), r, "attachment record").unwrap();
+            crate::lock::write_json(
+                &crate::paths::record_path(d.path(), &r.container_id),
+                r,
+                "attachment record",
+            )
+            .unwrap();
         }
         let joiner_lives = |id: &str| id == "joiner";
         assert!(in_use(d.path(), "owner", &joiner_lives));
@@ -161,6 +194,8 @@ mod tests {
         assert!(!needs_gc(&d.path().join("nothing"), &|_: &str| false));
         let m = members(d.path(), "n1", &joiner_lives).unwrap();
         assert_eq!(m, vec![records[0].clone()]);
-        assert!(members(d.path(), "n1", &|_: &str| false).unwrap().is_empty());
+        assert!(members(d.path(), "n1", &|_: &str| false)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -40,7 +40,11 @@ pub(crate) fn read_dir_or_empty(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(dir) {
         Ok(rd) => Ok(rd.flatten().collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Io { what: "read directory", path: dir.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            what: "read directory",
+            path: dir.into(),
+            source: e,
+        }),
     }
 }
 
@@ -49,9 +53,17 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) ->
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|source| Error::Json { what, path: path.into(), source }),
+            .map_err(|source| Error::Json {
+                what,
+                path: path.into(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { what, path: path.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            what,
+            path: path.into(),
+            source: e,
+        }),
     }
 }
 
@@ -67,7 +79,11 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static st
         std::process::id(),
         std::thread::current().id()
     ));
-    let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Json { what, path: path.into(), source })?;
+    let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+        what,
+        path: path.into(),
+        source,
+    })?;
     let res = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&data)?;
@@ -77,10 +93,16 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static st
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io { what, path: path.into(), source: e });
+        return Err(Error::Io {
+            what,
+            path: path.into(),
+            source: e,
+        });
     }
     // The rename is durable once the directory entry is.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("sync directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync directory", dir))
 }
 
 /// Removes a file; a missing file is fine.
@@ -88,7 +110,11 @@ pub(crate) fn remove_file_if_exists(path: &Path, what: &'static str) -> Result<b
     match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::Io { what, path: path.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            what,
+            path: path.into(),
+            source: e,
+        }),
     }
 }
 
@@ -102,10 +128,20 @@ mod tests {
         let p = d.path().join("sub").join("x.json");
         write_json(&p, &vec![1, 2], "test file").unwrap();
         write_json(&p, &vec![3], "test file").unwrap();
-        assert_eq!(read_json::<Vec<i32>>(&p, "test file").unwrap(), Some(vec![3]));
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(
+            read_json::<Vec<i32>>(&p, "test file").unwrap(),
+            Some(vec![3])
+        );
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x.json")]);
-        assert_eq!(read_json::<Vec<i32>>(&d.path().join("none.json"), "test file").unwrap(), None);
+        assert_eq!(
+            read_json::<Vec<i32>>(&d.path().join("none.json"), "test file").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -114,7 +150,10 @@ mod tests {
         let p = d.path().join("l").join("a.lock");
         let held = FileLock::exclusive(&p).unwrap();
         let other = File::open(&p).unwrap();
-        assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
         drop(held);
         other.try_lock().unwrap();
     }
