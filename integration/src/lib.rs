@@ -21,7 +21,10 @@ pub mod sandbox;
 pub fn minirun_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "minirun", "--bin", "minirun"])
@@ -73,7 +76,10 @@ impl Run {
         assert_ne!(self.code, 0, "expected a failure: {self:#?}");
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "expected a one-line error: {self:#?}");
-        assert!(lines[0].contains(needle), "error does not mention {needle:?}: {self:#?}");
+        assert!(
+            lines[0].contains(needle),
+            "error does not mention {needle:?}: {self:#?}"
+        );
         self
     }
 }
@@ -89,10 +95,18 @@ pub struct Env {
 impl Env {
     pub fn new() -> Self {
         require_root();
-        let dir = tempfile::Builder::new().prefix("minirun-it-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("minirun-it-")
+            .tempdir()
+            .unwrap();
         let root = dir.path().join("run");
         let data_root = dir.path().join("data");
-        Self { dir, root, data_root, counter: AtomicUsize::new(0) }
+        Self {
+            dir,
+            root,
+            data_root,
+            counter: AtomicUsize::new(0),
+        }
     }
 
     /// A scratch directory that goes away with the environment.
@@ -107,7 +121,10 @@ impl Env {
         S: AsRef<OsStr>,
     {
         let mut c = Command::new(minirun_bin());
-        c.arg("--root").arg(&self.root).arg("--data-root").arg(&self.data_root);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--data-root")
+            .arg(&self.data_root);
         c.args(args);
         c
     }
@@ -131,12 +148,18 @@ impl Env {
     }
 
     fn run_inner(&self, mut cmd: Command, input: Option<&[u8]>) -> Run {
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out_path = self.path().join(format!(".out-{n}"));
         let err_path = self.path().join(format!(".err-{n}"));
         cmd.stdout(fs::File::create(&out_path).unwrap());
         cmd.stderr(fs::File::create(&err_path).unwrap());
-        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut child = cmd.spawn().expect("cannot run minirun");
         if let Some(input) = input {
             let mut stdin = child.stdin.take().unwrap();
@@ -191,7 +214,10 @@ impl Env {
             if let Some(state) = state.as_ref().filter(|s| s["status"] == want) {
                 return state.clone();
             }
-            assert!(start.elapsed() < timeout, "{id} never became {want}: {state:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "{id} never became {want}: {state:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -223,7 +249,8 @@ impl Drop for Env {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !name.starts_with('.') {
                     for verb in ["delete", "rm"] {
-                        let _ = self.cmd([verb, "--force", &name])
+                        let _ = self
+                            .cmd([verb, "--force", &name])
                             .stdout(Stdio::null())
                             .stderr(Stdio::null())
                             .status();
@@ -239,7 +266,12 @@ impl Drop for Env {
 pub fn cgroup_dirs(cgroup_path: &str) -> Vec<PathBuf> {
     let rel = cgroup_path.trim_start_matches('/');
     let mut found = Vec::new();
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"] {
+    for base in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/unified",
+    ] {
         let p = Path::new(base).join(rel);
         if p.is_dir() {
             found.push(p);

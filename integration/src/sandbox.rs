@@ -63,7 +63,7 @@ pub enum Ns {
     Host,
     /// The outside namespace.
     Outside,
-    /// Any namespace file, e.g. a container's `<root>/netns/<id>`.
+    /// Any namespace file, e.g. a container's `<root>/.net/netns/<id>`.
     Path(PathBuf),
 }
 
@@ -127,13 +127,18 @@ pub struct Sandbox {
 
 fn random_tag() -> String {
     let mut b = [0u8; 4];
-    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).expect("read /dev/urandom");
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("read /dev/urandom");
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[track_caller]
 fn must(cmd: &mut Command) -> String {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -152,12 +157,22 @@ fn netns_file(name: &str) -> PathBuf {
 pub fn busybox_tar() -> &'static Path {
     static TAR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/tmp");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("target/tmp");
         fs::create_dir_all(&dir).unwrap();
         let tar = dir.join("minirun-sandbox-busybox.tar");
-        let tmp = dir.join(format!(".minirun-sandbox-busybox.{}.tar", std::process::id()));
-        rootfs_fixtures::build_image(&tmp, "busybox:latest", rootfs_fixtures::ImageFormat::DockerArchive)
-            .expect("cannot build the busybox image");
+        let tmp = dir.join(format!(
+            ".minirun-sandbox-busybox.{}.tar",
+            std::process::id()
+        ));
+        rootfs_fixtures::build_image(
+            &tmp,
+            "busybox:latest",
+            rootfs_fixtures::ImageFormat::DockerArchive,
+        )
+        .expect("cannot build the busybox image");
         fs::rename(&tmp, &tar).unwrap();
         tar
     })
@@ -166,12 +181,19 @@ pub fn busybox_tar() -> &'static Path {
 /// Runs `f` on a fresh thread that first joins the network namespace `path`; returns its
 /// result. Sockets made by `f` stay in that namespace wherever they are used afterwards.
 pub fn in_netns<R: Send + 'static>(path: &Path, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let file = File::open(path).unwrap_or_else(|e| panic!("cannot open netns {}: {e}", path.display()));
+    let file =
+        File::open(path).unwrap_or_else(|e| panic!("cannot open netns {}: {e}", path.display()));
     let path = path.to_path_buf();
     std::thread::spawn(move || {
         // SAFETY: setns on this thread only, with a valid open namespace fd.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns into {}: {}", path.display(), io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "setns into {}: {}",
+            path.display(),
+            io::Error::last_os_error()
+        );
         f()
     })
     .join()
@@ -213,7 +235,9 @@ impl Sandbox {
         must(Command::new("ip").args(["netns", "add", o]));
         // `ip -n` does the work from inside the namespace: the veth is born in the sandbox
         // host namespace and its peer is created directly in the outside one.
-        must(Command::new("ip").args(["-n", h, "link", "add", UPLINK, "type", "veth", "peer", "name", WAN, "netns", o]));
+        must(Command::new("ip").args([
+            "-n", h, "link", "add", UPLINK, "type", "veth", "peer", "name", WAN, "netns", o,
+        ]));
         let host_cidr = format!("{HOST_ADDR}/24");
         let out_cidr = format!("{OUT_ADDR}/24");
         must(Command::new("ip").args(["-n", h, "addr", "add", &host_cidr, "dev", UPLINK]));
@@ -221,15 +245,28 @@ impl Sandbox {
         for (ns, dev) in [(h, "lo"), (h, UPLINK), (o, "lo"), (o, WAN)] {
             must(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
         }
-        must(Command::new("ip").args(["-n", h, "route", "add", "default", "via", &OUT_ADDR.to_string()]));
+        must(Command::new("ip").args([
+            "-n",
+            h,
+            "route",
+            "add",
+            "default",
+            "via",
+            &OUT_ADDR.to_string(),
+        ]));
         // Sanity: the sandbox really is not the machine's namespace.
         let me = net_ns_inode(Path::new("/proc/self/ns/net"));
-        assert_ne!(me, net_ns_inode(&netns_file(h)), "sandbox host namespace is the real one");
+        assert_ne!(
+            me,
+            net_ns_inode(&netns_file(h)),
+            "sandbox host namespace is the real one"
+        );
     }
 
     /// Builds the busybox image and loads it (`busybox:latest`, exposes 80/tcp).
     pub fn load_busybox(&self) {
-        self.run(["load", "-i", busybox_tar().to_str().unwrap()]).ok();
+        self.run(["load", "-i", busybox_tar().to_str().unwrap()])
+            .ok();
     }
 
     pub fn host_netns(&self) -> PathBuf {
@@ -268,20 +305,25 @@ impl Sandbox {
     /// Any program in the sandbox host namespace (e.g. `nft`, `busybox nc`).
     pub fn host_cmd(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.host_netns().display())).arg(program);
+        c.arg(format!("--net={}", self.host_netns().display()))
+            .arg(program);
         c
     }
 
     /// Any program in the outside namespace.
     pub fn outside_cmd(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.out_netns().display())).arg(program);
+        c.arg(format!("--net={}", self.out_netns().display()))
+            .arg(program);
         c
     }
 
     fn out_files(&self) -> (PathBuf, PathBuf) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        (self.env.path().join(format!(".sb-out-{n}")), self.env.path().join(format!(".sb-err-{n}")))
+        (
+            self.env.path().join(format!(".sb-out-{n}")),
+            self.env.path().join(format!(".sb-err-{n}")),
+        )
     }
 
     /// Starts minirun (in the host namespace) in the background, output to files
@@ -346,7 +388,11 @@ impl Sandbox {
     #[track_caller]
     pub fn netns_of(&self, name: &str) -> PathBuf {
         let v = self.inspect(name);
-        PathBuf::from(v["NetworkSettings"]["netns_path"].as_str().unwrap_or_else(|| panic!("{name}: no netns: {v:#}")))
+        PathBuf::from(
+            v["NetworkSettings"]["netns_path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: no netns: {v:#}")),
+        )
     }
 
     /// `inspect`'s `State.Status` (None when the container does not exist).
@@ -368,7 +414,10 @@ impl Sandbox {
             if s.as_deref() == Some(want) {
                 return;
             }
-            assert!(start.elapsed() < timeout, "{name} never became {want} (is {s:?})");
+            assert!(
+                start.elapsed() < timeout,
+                "{name} never became {want} (is {s:?})"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -376,7 +425,12 @@ impl Sandbox {
     /// `minirun port NAME` lines.
     #[track_caller]
     pub fn ports(&self, name: &str) -> Vec<String> {
-        self.run(["port", name]).ok().stdout.lines().map(str::to_string).collect()
+        self.run(["port", name])
+            .ok()
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// The host port `port NAME` reports for `ctr` (e.g. "80/tcp").
@@ -387,13 +441,23 @@ impl Sandbox {
             .iter()
             .find(|l| l.starts_with(&format!("{ctr} -> ")))
             .unwrap_or_else(|| panic!("port {name} does not list {ctr}: {lines:?}"));
-        line.rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("bad port line {line:?}"))
+        line.rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("bad port line {line:?}"))
     }
 
     /// Our `meta.json` of a container (pid, monitor_pid, phase...), by full id.
     pub fn meta(&self, id: &str) -> Value {
-        let p = self.env.data_root.join("containers").join(id).join("meta.json");
-        serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+        let p = self
+            .env
+            .data_root
+            .join("containers")
+            .join(id)
+            .join("meta.json");
+        serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .unwrap()
     }
 
     /// Ids of the containers minirun has a directory for.
@@ -416,7 +480,11 @@ impl Sandbox {
 
     /// `nft -j list table ip minirun` inside the host namespace (None when absent).
     pub fn nft_table(&self) -> Option<Value> {
-        let out = self.host_cmd("nft").args(["-j", "list", "table", "ip", "minirun"]).output().unwrap();
+        let out = self
+            .host_cmd("nft")
+            .args(["-j", "list", "table", "ip", "minirun"])
+            .output()
+            .unwrap();
         if !out.status.success() {
             return None;
         }
@@ -425,7 +493,9 @@ impl Sandbox {
 
     /// Every element of the published-port maps, as compact JSON text.
     pub fn published_elements(&self) -> Vec<String> {
-        let Some(t) = self.nft_table() else { return Vec::new() };
+        let Some(t) = self.nft_table() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for obj in t["nftables"].as_array().into_iter().flatten() {
             let m = &obj["map"];
@@ -444,17 +514,22 @@ impl Sandbox {
         for f in list_dir(&self.env.data_root.join("networks")) {
             if f.ends_with(".leases.json") {
                 let p = self.env.data_root.join("networks").join(&f);
-                let v: Value = serde_json::from_slice(&fs::read(&p).unwrap_or_default()).unwrap_or(Value::Null);
+                let v: Value = serde_json::from_slice(&fs::read(&p).unwrap_or_default())
+                    .unwrap_or(Value::Null);
                 for (ip, id) in v["leases"].as_object().into_iter().flatten() {
                     leases.push(format!("{f}: {ip} -> {id}"));
                 }
             }
         }
         Leftovers {
-            veths: self.host_links().into_iter().filter(|l| l.starts_with("mr")).collect(),
+            veths: self
+                .host_links()
+                .into_iter()
+                .filter(|l| l.starts_with("mr"))
+                .collect(),
             leases,
-            netns_files: list_dir(&self.env.root.join("netns")),
-            records: list_dir(&self.env.root.join("net")),
+            netns_files: list_dir(&minirun_net::paths::netns_dir(&self.env.root)),
+            records: list_dir(&minirun_net::paths::attachments_dir(&self.env.root)),
             published: self.published_elements(),
         }
     }
@@ -480,17 +555,23 @@ impl Sandbox {
 
     /// A TCP listener bound in `ns`.
     pub fn tcp_listen(&self, ns: &Ns, addr: SocketAddrV4) -> TcpListener {
-        self.in_ns(ns, move || TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")))
+        self.in_ns(ns, move || {
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+        })
     }
 
     /// A UDP socket bound in `ns`.
     pub fn udp_bind(&self, ns: &Ns, addr: SocketAddrV4) -> UdpSocket {
-        self.in_ns(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind udp {addr}: {e}")))
+        self.in_ns(ns, move || {
+            UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind udp {addr}: {e}"))
+        })
     }
 
     /// Connects from `ns` to `to`, sends `payload`, half-closes, reads the answer to EOF.
     pub fn tcp_request(&self, ns: &Ns, to: SocketAddrV4, payload: &[u8]) -> io::Result<String> {
-        let stream = self.in_ns(ns, move || TcpStream::connect_timeout(&to.into(), CONNECT_TIMEOUT))?;
+        let stream = self.in_ns(ns, move || {
+            TcpStream::connect_timeout(&to.into(), CONNECT_TIMEOUT)
+        })?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         let mut stream = stream;
@@ -533,7 +614,12 @@ impl Sandbox {
 
 /// A UDP echo server on its own thread: answers `prefix + datagram` to each of up to
 /// `count` datagrams, records each sender's address; stops after `timeout`.
-pub fn udp_echo(sock: UdpSocket, prefix: &'static str, count: usize, timeout: Duration) -> std::thread::JoinHandle<Vec<SocketAddr>> {
+pub fn udp_echo(
+    sock: UdpSocket,
+    prefix: &'static str,
+    count: usize,
+    timeout: Duration,
+) -> std::thread::JoinHandle<Vec<SocketAddr>> {
     std::thread::spawn(move || {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
@@ -544,7 +630,9 @@ pub fn udp_echo(sock: UdpSocket, prefix: &'static str, count: usize, timeout: Du
                 break;
             }
             sock.set_read_timeout(Some(left)).unwrap();
-            let Ok((n, from)) = sock.recv_from(&mut buf) else { break };
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                break;
+            };
             let mut answer = prefix.as_bytes().to_vec();
             answer.extend_from_slice(&buf[..n]);
             let _ = sock.send_to(&answer, from);
@@ -556,7 +644,11 @@ pub fn udp_echo(sock: UdpSocket, prefix: &'static str, count: usize, timeout: Du
 
 /// Accepts one connection on `l` within `timeout`; returns the peer and what it sent
 /// (read to EOF or until `want_bytes` arrived), answering `reply`.
-pub fn accept_one(l: TcpListener, reply: &'static [u8], timeout: Duration) -> std::thread::JoinHandle<io::Result<(SocketAddr, String)>> {
+pub fn accept_one(
+    l: TcpListener,
+    reply: &'static [u8],
+    timeout: Duration,
+) -> std::thread::JoinHandle<io::Result<(SocketAddr, String)>> {
     std::thread::spawn(move || {
         l.set_nonblocking(true)?;
         let deadline = Instant::now() + timeout;
@@ -624,7 +716,12 @@ impl Default for Sandbox {
 /// Runs `c` with no stdio; kills it if it has not ended after `timeout`. Whether it
 /// ended in time with success.
 fn run_bounded(mut c: Command, timeout: Duration) -> bool {
-    let Ok(mut child) = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn() else {
+    let Ok(mut child) = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
         return false;
     };
     let start = Instant::now();
@@ -650,11 +747,15 @@ impl Sandbox {
         let me = std::process::id() as i32;
         let mut out = Vec::new();
         for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == me {
                 continue;
             }
-            let Ok(cmd) = fs::read(e.path().join("cmdline")) else { continue };
+            let Ok(cmd) = fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             if cmd.contains(&needle) {
                 let state = fs::read_to_string(e.path().join("status"))
@@ -675,12 +776,18 @@ impl Sandbox {
     /// of its containers.
     fn kill_our_processes(&self, container_ids: &[String]) {
         let mut namespaces: Vec<PathBuf> = vec![self.host_netns(), self.out_netns()];
-        namespaces.extend(list_dir(&self.env.root.join("netns")).into_iter().map(|n| self.env.root.join("netns").join(n)));
+        namespaces.extend(
+            list_dir(&minirun_net::paths::netns_dir(&self.env.root))
+                .into_iter()
+                .map(|n| minirun_net::paths::netns_path(&self.env.root, &n)),
+        );
         let inodes: Vec<(u64, u64)> = namespaces.iter().filter_map(|p| net_ns_inode(p)).collect();
         let by_cmdline: Vec<i32> = self.processes().into_iter().map(|(p, _, _)| p).collect();
         let me = std::process::id() as i32;
         for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == me {
                 continue;
             }
@@ -700,13 +807,20 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         const BOUND: Duration = Duration::from_secs(8);
         // 1. Processes the test started and handed over.
-        for mut c in self.children.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default() {
+        for mut c in self
+            .children
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
         let ids = self.container_dirs();
-        let bundles: Vec<String> =
-            list_dir(&self.env.root).into_iter().filter(|n| n != "net" && n != "netns").collect();
+        let bundles: Vec<String> = list_dir(&self.env.root)
+            .into_iter()
+            .filter(|n| n != minirun_net::paths::STATE_DIR)
+            .collect();
         if self.host_netns().exists() {
             // 2. Every container, through minirun inside the sandbox; bounded, and once
             //    more after killing what could hold a lock if the first round hung.

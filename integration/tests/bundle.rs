@@ -20,9 +20,16 @@ fn run_exits_with_the_container_code() {
     let zero = env.bundle("zero", &["true"], no_edit);
     let r = env.run(["run", "--bundle", zero.to_str().unwrap(), "c0"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let seven = env.bundle("seven", &["sh", "-c", "echo out; echo err >&2; exit 7"], no_edit);
+    let seven = env.bundle(
+        "seven",
+        &["sh", "-c", "echo out; echo err >&2; exit 7"],
+        no_edit,
+    );
     let r = env.run(["run", "--bundle", seven.to_str().unwrap(), "c7"]);
-    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (7, "out\n", "err\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (7, "out\n", "err\n")
+    );
     // run deletes the container when it ends, as runc does without --keep
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
@@ -41,7 +48,15 @@ fn run_reports_death_by_signal_as_128_plus_n() {
 #[test]
 fn run_forwards_signals_and_stdio() {
     let env = Env::new();
-    let b = env.bundle("trap", &["sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"], no_edit);
+    let b = env.bundle(
+        "trap",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+        no_edit,
+    );
     let child = env.spawn(&["run", "--bundle", b.to_str().unwrap(), "fwd"]);
     env.wait_status("fwd", "running", 10 * SECOND);
     std::thread::sleep(Duration::from_millis(300)); // let the trap be installed
@@ -51,7 +66,10 @@ fn run_forwards_signals_and_stdio() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
 
     let cat = env.bundle("cat", &["cat"], no_edit);
-    let r = env.run_with_stdin(&["run", "--bundle", cat.to_str().unwrap(), "cat"], b"through stdin\n");
+    let r = env.run_with_stdin(
+        &["run", "--bundle", cat.to_str().unwrap(), "cat"],
+        b"through stdin\n",
+    );
     assert_eq!((r.code, r.stdout.as_str()), (0, "through stdin\n"), "{r:?}");
 }
 
@@ -71,15 +89,29 @@ fn create_start_state_kill_delete_cycle() {
     let b = env.bundle("cycle", &["sleep", "60"], no_edit);
     let pid_file = env.path().join("pid");
     // options after the id work too
-    env.run(["create", "cyc", "--bundle", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap()])
-        .ok();
+    env.run([
+        "create",
+        "cyc",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ])
+    .ok();
     let state = env.state("cyc").unwrap();
     assert_eq!(state["status"], "created");
     assert_eq!(state["id"], "cyc");
     assert_eq!(state["bundle"], b.canonicalize().unwrap().to_str().unwrap());
-    let pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i64 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(state["pid"], pid);
-    assert!(!cgroup_dirs("/minirun/cyc").is_empty(), "no cgroup /minirun/cyc while created");
+    assert!(
+        !cgroup_dirs("/minirun/cyc").is_empty(),
+        "no cgroup /minirun/cyc while created"
+    );
 
     let list = env.run(["list", "--format", "json"]).ok();
     let list: Value = serde_json::from_str(&list.stdout).unwrap();
@@ -98,14 +130,27 @@ fn create_start_state_kill_delete_cycle() {
     env.run(["delete", "cyc"]).ok();
     assert!(env.state("cyc").is_none());
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
-    assert!(cgroup_dirs("/minirun/cyc").is_empty(), "cgroup left: {:?}", cgroup_dirs("/minirun/cyc"));
+    assert!(
+        cgroup_dirs("/minirun/cyc").is_empty(),
+        "cgroup left: {:?}",
+        cgroup_dirs("/minirun/cyc")
+    );
 }
 
 #[test]
 fn kill_by_name_and_delete_force() {
     let env = Env::new();
-    let b = env.bundle("term", &["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "t"]).ok();
+    let b = env.bundle(
+        "term",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+        ],
+        no_edit,
+    );
+    env.run(["create", "--bundle", b.to_str().unwrap(), "t"])
+        .ok();
     env.run(["start", "t"]).ok();
     std::thread::sleep(Duration::from_millis(300));
     env.run(["kill", "t", "SIGTERM"]).ok();
@@ -113,7 +158,8 @@ fn kill_by_name_and_delete_force() {
     env.run(["delete", "t"]).ok();
 
     let b = env.bundle("forever", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "f"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "f"])
+        .ok();
     env.run(["start", "f"]).ok();
     env.run(["delete", "--force", "f"]).ok();
     assert!(env.state("f").is_none());
@@ -133,8 +179,18 @@ fn seccomp_profile_blocks_mkdir() {
     let r = env.run(["run", "--bundle", b.to_str().unwrap(), "sc"]).ok();
     assert_eq!(r.stdout, "denied\n", "{r:?}");
     // and without the profile the same command succeeds
-    let b = env.bundle("noseccomp", &["sh", "-c", "mkdir /tmp/blocked && echo created || echo denied"], no_edit);
-    let r = env.run(["run", "--bundle", b.to_str().unwrap(), "nsc"]).ok();
+    let b = env.bundle(
+        "noseccomp",
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/blocked && echo created || echo denied",
+        ],
+        no_edit,
+    );
+    let r = env
+        .run(["run", "--bundle", b.to_str().unwrap(), "nsc"])
+        .ok();
     assert_eq!(r.stdout, "created\n", "{r:?}");
 }
 
@@ -150,8 +206,15 @@ fn console_socket_receives_the_terminal() {
         let (stream, _) = listener.accept().unwrap();
         recv_fd(stream.as_raw_fd())
     });
-    env.run(["create", "--bundle", b.to_str().unwrap(), "--console-socket", sock_path.to_str().unwrap(), "tty"])
-        .ok();
+    env.run([
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "tty",
+    ])
+    .ok();
     let master = receiver.join().unwrap();
     env.run(["start", "tty"]).ok();
     let mut out = String::new();
@@ -164,7 +227,10 @@ fn console_socket_receives_the_terminal() {
             Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
-    assert!(out.contains("/dev/pts/") || out.contains("/dev/console"), "{out:?}");
+    assert!(
+        out.contains("/dev/pts/") || out.contains("/dev/console"),
+        "{out:?}"
+    );
     assert!(out.contains("on-the-tty"), "{out:?}");
     env.wait_status("tty", "stopped", 10 * SECOND);
     env.run(["delete", "tty"]).ok();
@@ -176,35 +242,56 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let good = env.bundle("good", &["sleep", "60"], no_edit);
     let good = good.to_str().unwrap();
 
-    env.run(["create", "--bundle", "/nonexistent/bundle", "a"]).fails_with("/nonexistent/bundle");
+    env.run(["create", "--bundle", "/nonexistent/bundle", "a"])
+        .fails_with("/nonexistent/bundle");
 
     let unreadable = env.path().join("unreadable");
     fs::create_dir_all(unreadable.join("config.json")).unwrap(); // a directory is not readable as a file
-    env.run(["create", "--bundle", unreadable.to_str().unwrap(), "b"]).fails_with("config.json");
+    env.run(["create", "--bundle", unreadable.to_str().unwrap(), "b"])
+        .fails_with("config.json");
 
-    let invalid = env.bundle("invalid", &["true"], |c| c["process"]["user"]["uid"] = json!("root"));
-    env.run(["create", "--bundle", invalid.to_str().unwrap(), "c"]).fails_with("process.user.uid");
+    let invalid = env.bundle("invalid", &["true"], |c| {
+        c["process"]["user"]["uid"] = json!("root")
+    });
+    env.run(["create", "--bundle", invalid.to_str().unwrap(), "c"])
+        .fails_with("process.user.uid");
     let no_args = env.bundle("noargs", &["true"], |c| c["process"]["args"] = json!([]));
-    env.run(["run", "--bundle", no_args.to_str().unwrap(), "d"]).fails_with("process.args");
-    let no_rootfs = env.bundle("norootfs", &["true"], |c| c["root"]["path"] = json!("missing"));
-    env.run(["create", "--bundle", no_rootfs.to_str().unwrap(), "e"]).fails_with("root.path");
+    env.run(["run", "--bundle", no_args.to_str().unwrap(), "d"])
+        .fails_with("process.args");
+    let no_rootfs = env.bundle("norootfs", &["true"], |c| {
+        c["root"]["path"] = json!("missing")
+    });
+    env.run(["create", "--bundle", no_rootfs.to_str().unwrap(), "e"])
+        .fails_with("root.path");
 
-    env.run(["create", "--bundle", good, "bad/id"]).fails_with("bad/id");
+    env.run(["create", "--bundle", good, "bad/id"])
+        .fails_with("bad/id");
 
     for verb in ["start", "state", "delete"] {
-        env.run([verb, "ghost"]).fails_with("\"ghost\" does not exist");
+        env.run([verb, "ghost"])
+            .fails_with("\"ghost\" does not exist");
     }
-    env.run(["kill", "ghost", "TERM"]).fails_with("\"ghost\" does not exist");
+    env.run(["kill", "ghost", "TERM"])
+        .fails_with("\"ghost\" does not exist");
 
     for id in ["a", "b", "c", "d", "e", "bad/id"] {
-        assert!(cgroup_dirs(&format!("/minirun/{id}")).is_empty(), "cgroup of {id} left");
+        assert!(
+            cgroup_dirs(&format!("/minirun/{id}")).is_empty(),
+            "cgroup of {id} left"
+        );
     }
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 
     env.run(["create", "--bundle", good, "dup"]).ok();
-    env.run(["create", "--bundle", good, "dup"]).fails_with("\"dup\" already exists");
-    assert_eq!(env.state("dup").unwrap()["status"], "created", "the first dup must survive");
-    env.run(["kill", "dup", "NOSUCHSIG"]).fails_with("\"NOSUCHSIG\"");
+    env.run(["create", "--bundle", good, "dup"])
+        .fails_with("\"dup\" already exists");
+    assert_eq!(
+        env.state("dup").unwrap()["status"],
+        "created",
+        "the first dup must survive"
+    );
+    env.run(["kill", "dup", "NOSUCHSIG"])
+        .fails_with("\"NOSUCHSIG\"");
     env.run(["kill", "dup", "99"]).fails_with("\"99\"");
     env.run(["delete", "--force", "dup"]).ok();
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
@@ -219,7 +306,10 @@ fn nix_kill(pid: i32, sig: i32) {
 /// Receives one file descriptor sent with SCM_RIGHTS on `sock`.
 fn recv_fd(sock: i32) -> OwnedFd {
     let mut data = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
     let mut cmsg = [0u8; 64];
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -268,7 +358,8 @@ fn the_running_runtime_binary_is_read_only() {
 fn exec_process_file_ps_and_features() {
     let env = Env::new();
     let b = env.bundle("exec", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "ex"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "ex"])
+        .ok();
     env.run(["start", "ex"]).ok();
     let process = env.path().join("process.json");
     fs::write(
@@ -288,19 +379,43 @@ fn exec_process_file_ps_and_features() {
 
     // docker-style exec of a bundle container, by command
     let r = env.run(["exec", "ex", "sh", "-c", "echo $$"]).ok();
-    assert_ne!(r.stdout.trim(), "1", "exec must not be the container's init");
+    assert_ne!(
+        r.stdout.trim(),
+        "1",
+        "exec must not be the container's init"
+    );
 
     // detached exec writes the pid, and ps lists it with init
     let pid_file = env.path().join("exec.pid");
-    env.run(["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), "ex", "sleep", "30"]).ok();
-    let exec_pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    env.run([
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "ex",
+        "sleep",
+        "30",
+    ])
+    .ok();
+    let exec_pid: i64 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let init_pid = env.state("ex").unwrap()["pid"].as_i64().unwrap();
-    let ps: Vec<i64> = serde_json::from_str(&env.run(["ps", "--format", "json", "ex"]).ok().stdout).unwrap();
-    assert!(ps.contains(&init_pid) && ps.contains(&exec_pid), "ps {ps:?} lacks {init_pid} or {exec_pid}");
+    let ps: Vec<i64> =
+        serde_json::from_str(&env.run(["ps", "--format", "json", "ex"]).ok().stdout).unwrap();
+    assert!(
+        ps.contains(&init_pid) && ps.contains(&exec_pid),
+        "ps {ps:?} lacks {init_pid} or {exec_pid}"
+    );
 
     let features: Value = serde_json::from_str(&env.run(["features"]).ok().stdout).unwrap();
     assert_eq!(features["linux"]["seccomp"]["enabled"], true);
-    assert!(features["linux"]["namespaces"].as_array().unwrap().contains(&json!("network")));
+    assert!(features["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("network")));
 
     env.run(["exec", "ghost", "true"]).fails_with("\"ghost\"");
     env.run(["delete", "--force", "ex"]).ok();
@@ -314,39 +429,65 @@ fn exec_process_file_ps_and_features() {
 fn pause_resume_update_and_engine_errors() {
     let env = Env::new();
     let b = env.bundle("engine", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "eng"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng"])
+        .ok();
     // a signal the process survives leaves a created container created
     env.run(["kill", "eng", "28"]).ok(); // SIGWINCH
     assert_eq!(env.state("eng").unwrap()["status"], "created");
-    env.run(["pause", "eng"]).fails_with("container not running");
+    env.run(["pause", "eng"])
+        .fails_with("container not running");
     env.run(["start", "eng"]).ok();
 
     env.run(["pause", "eng"]).ok();
     assert_eq!(env.state("eng").unwrap()["status"], "paused");
-    if let Some(freezer) = cgroup_dirs("/minirun/eng").into_iter().find(|d| d.starts_with("/sys/fs/cgroup/freezer")) {
-        assert_eq!(fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(), "FROZEN");
+    if let Some(freezer) = cgroup_dirs("/minirun/eng")
+        .into_iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/freezer"))
+    {
+        assert_eq!(
+            fs::read_to_string(freezer.join("freezer.state"))
+                .unwrap()
+                .trim(),
+            "FROZEN"
+        );
     }
     env.run(["kill", "eng", "WINCH"]).ok();
     assert_eq!(env.state("eng").unwrap()["status"], "paused");
     env.run(["resume", "eng"]).ok();
     assert_eq!(env.state("eng").unwrap()["status"], "running");
-    env.run(["resume", "eng"]).fails_with("container not paused");
+    env.run(["resume", "eng"])
+        .fails_with("container not paused");
 
     // update from a file (podman) and from stdin (containerd's shim)
     let resources = env.path().join("resources.json");
     fs::write(&resources, r#"{"pids": {"limit": 42}}"#).unwrap();
-    env.run(["update", &format!("--resources={}", resources.display()), "eng"]).ok();
+    env.run([
+        "update",
+        &format!("--resources={}", resources.display()),
+        "eng",
+    ])
+    .ok();
     let pids_max = |want: &str| {
         for d in cgroup_dirs("/minirun/eng") {
             if d.join("pids.max").exists() {
-                assert_eq!(fs::read_to_string(d.join("pids.max")).unwrap().trim(), want, "{}", d.display());
+                assert_eq!(
+                    fs::read_to_string(d.join("pids.max")).unwrap().trim(),
+                    want,
+                    "{}",
+                    d.display()
+                );
             }
         }
     };
     pids_max("42");
-    env.run_with_stdin(&["update", "--resources", "-", "eng"], br#"{"pids": {"limit": 43}}"#).ok();
+    env.run_with_stdin(
+        &["update", "--resources", "-", "eng"],
+        br#"{"pids": {"limit": 43}}"#,
+    )
+    .ok();
     pids_max("43");
-    env.run_with_stdin(&["update", "--resources", "-", "eng"], b"{not json").fails_with("invalid resources JSON");
+    env.run_with_stdin(&["update", "--resources", "-", "eng"], b"{not json")
+        .fails_with("invalid resources JSON");
 
     // exec --preserve-fds: descriptor 3 of the caller reaches the process
     let process = env.path().join("fd3.json");
@@ -363,7 +504,14 @@ fn pause_resume_update_and_engine_errors() {
     .unwrap();
     let out = env.path().join("fd3.out");
     let fd3 = fs::File::create(&out).unwrap();
-    let mut exec = env.cmd(["exec", "--preserve-fds", "1", "--process", process.to_str().unwrap(), "eng"]);
+    let mut exec = env.cmd([
+        "exec",
+        "--preserve-fds",
+        "1",
+        "--process",
+        process.to_str().unwrap(),
+        "eng",
+    ]);
     {
         use std::os::unix::process::CommandExt;
         let raw = fd3.as_raw_fd();
@@ -390,9 +538,26 @@ fn pause_resume_update_and_engine_errors() {
     // what engines match on: runc's words, and one JSON line in the log
     let log = env.path().join("log.json");
     let log_arg = log.to_str().unwrap();
-    env.run(["--log", log_arg, "--log-format", "json", "kill", "eng", "15"]).fails_with("container not running");
-    env.run(["--log", log_arg, "--log-format", "json", "state", "ghost"]).fails_with("does not exist");
-    env.run(["--log", log_arg, "--log-format", "json", "no-such-verb", "eng"]);
+    env.run([
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "kill",
+        "eng",
+        "15",
+    ])
+    .fails_with("container not running");
+    env.run(["--log", log_arg, "--log-format", "json", "state", "ghost"])
+        .fails_with("does not exist");
+    env.run([
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "no-such-verb",
+        "eng",
+    ]);
     let errors: Vec<Value> = fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -400,20 +565,41 @@ fn pause_resume_update_and_engine_errors() {
         .filter(|l| l["level"] == "error")
         .collect();
     assert_eq!(errors.len(), 3, "{errors:#?}");
-    assert!(errors[0]["msg"].as_str().unwrap().contains("container not running"), "{errors:#?}");
-    assert!(errors[1]["msg"].as_str().unwrap().contains("does not exist"), "{errors:#?}");
-    assert!(errors[2]["msg"].as_str().unwrap().contains("no-such-verb"), "{errors:#?}");
+    assert!(
+        errors[0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("container not running"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2]["msg"].as_str().unwrap().contains("no-such-verb"),
+        "{errors:#?}"
+    );
     for e in &errors {
         let time = e["time"].as_str().unwrap();
-        assert!(time.len() >= 20 && time.ends_with('Z') && &time[10..11] == "T", "not RFC 3339: {time}");
+        assert!(
+            time.len() >= 20 && time.ends_with('Z') && &time[10..11] == "T",
+            "not RFC 3339: {time}"
+        );
     }
 
     env.run(["delete", "eng"]).ok();
     env.run(["delete", "eng"]).fails_with("does not exist");
     // runc's verbs take exact ids: a gone "eng" is not "eng10" by prefix
-    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"]).ok();
-    env.run(["state", "eng"]).fails_with("\"eng\" does not exist");
-    env.run(["kill", "eng", "9"]).fails_with("\"eng\" does not exist");
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"])
+        .ok();
+    env.run(["state", "eng"])
+        .fails_with("\"eng\" does not exist");
+    env.run(["kill", "eng", "9"])
+        .fails_with("\"eng\" does not exist");
     env.run(["delete", "--force", "eng"]).ok();
     assert_eq!(env.state("eng10").unwrap()["status"], "created");
     env.run(["delete", "eng10"]).ok();
@@ -421,7 +607,10 @@ fn pause_resume_update_and_engine_errors() {
     assert!(cgroup_dirs("/minirun/eng").is_empty());
 
     let version = env.run(["--version"]).ok();
-    assert!(version.stdout.starts_with("minirun version ") && version.stdout.contains("\nspec: 1."), "{version:?}");
+    assert!(
+        version.stdout.starts_with("minirun version ") && version.stdout.contains("\nspec: 1."),
+        "{version:?}"
+    );
 }
 
 /// `--systemd-cgroup` (podman's default on systemd hosts) with a systemd
@@ -438,21 +627,40 @@ fn systemd_cgroup_flag_and_slice_style_cgroups_path() {
     let features: Value = serde_json::from_str(&env.run(["features"]).ok().stdout).unwrap();
     assert_eq!(features["linux"]["cgroup"]["systemd"], true, "{features:#}");
     let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let r = env.run(["--systemd-cgroup", "run", "--bundle", b.to_str().unwrap(), "sd"]);
+    let r = env.run([
+        "--systemd-cgroup",
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        "sd",
+    ]);
     match (unified, Path::new("/run/systemd/system").exists()) {
         (true, false) => {
             assert_ne!(r.code, 0, "{r:#?}");
-            assert!(r.stderr.contains("\"sd\""), "the error does not name the container: {r:#?}");
+            assert!(
+                r.stderr.contains("\"sd\""),
+                "the error does not name the container: {r:#?}"
+            );
         }
         (true, true) => {
             assert_eq!(r.code, 0, "{r:#?}");
-            assert!(r.stdout.contains("system.slice/minirun-it-sd.scope"), "not in its systemd scope: {r:#?}");
+            assert!(
+                r.stdout.contains("system.slice/minirun-it-sd.scope"),
+                "not in its systemd scope: {r:#?}"
+            );
         }
         (false, _) => {
             assert_eq!(r.code, 0, "{r:#?}");
-            assert!(r.stdout.contains(":/system.slice:minirun-it:sd"), "not in its cgroupfs cgroup: {r:#?}");
+            assert!(
+                r.stdout.contains(":/system.slice:minirun-it:sd"),
+                "not in its cgroupfs cgroup: {r:#?}"
+            );
         }
     }
-    assert!(cgroup_dirs("system.slice:minirun-it:sd").is_empty(), "cgroup left: {:?}", cgroup_dirs("system.slice:minirun-it:sd"));
+    assert!(
+        cgroup_dirs("system.slice:minirun-it:sd").is_empty(),
+        "cgroup left: {:?}",
+        cgroup_dirs("system.slice:minirun-it:sd")
+    );
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }

@@ -41,7 +41,11 @@ fn tool(name: &str, package: &str) -> PathBuf {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed: `apt-get install -y {package}` (.ci/run installs it)"))
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed: `apt-get install -y {package}` (.ci/run installs it)"
+            )
+        })
 }
 
 /// Runs `cmd` to its end (at most [`CALL_TIMEOUT`]) with `input` on its
@@ -53,9 +57,15 @@ fn run(mut cmd: Command, input: Option<&[u8]>, scratch: &Path) -> Out {
     let err_path = scratch.join(".err");
     cmd.stdout(fs::File::create(&out_path).unwrap());
     cmd.stderr(fs::File::create(&err_path).unwrap());
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     if let Some(input) = input {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(input).unwrap();
@@ -65,7 +75,11 @@ fn run(mut cmd: Command, input: Option<&[u8]>, scratch: &Path) -> Out {
         let _ = child.wait();
         panic!("{what} did not finish in {CALL_TIMEOUT:?}");
     });
-    Out { code, stdout: fs::read_to_string(&out_path).unwrap(), stderr: fs::read_to_string(&err_path).unwrap() }
+    Out {
+        code,
+        stdout: fs::read_to_string(&out_path).unwrap(),
+        stderr: fs::read_to_string(&err_path).unwrap(),
+    }
 }
 
 /// The exit code (128+N for signal N), or None if `timeout` passed first.
@@ -74,7 +88,11 @@ fn wait_for(child: &mut Child, timeout: Duration) -> Option<i32> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return Some(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
+            return Some(
+                status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            );
         }
         if start.elapsed() > timeout {
             return None;
@@ -90,7 +108,15 @@ fn wait_for(child: &mut Child, timeout: Duration) -> Option<i32> {
 fn run_on_pty(mut cmd: Command, input: &[u8]) -> (i32, String) {
     let (mut master, mut slave) = (-1, -1);
     // SAFETY: openpty writes two descriptors into the given ints.
-    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors were just opened and are owned here only.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
@@ -98,7 +124,9 @@ fn run_on_pty(mut cmd: Command, input: &[u8]) -> (i32, String) {
         // SAFETY: setting FD_CLOEXEC on a valid descriptor.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
-    cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave.try_clone().unwrap());
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -109,7 +137,9 @@ fn run_on_pty(mut cmd: Command, input: &[u8]) -> (i32, String) {
         });
     }
     let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     drop(cmd); // the copies of the slave it held
     drop(slave);
     let mut typist = fs::File::from(master.try_clone().unwrap());
@@ -218,13 +248,26 @@ fn memory_limit_of(pid: i32) -> String {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
         if controllers.split(',').any(|c| c == "memory") {
-            let file = Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/')).join("memory.limit_in_bytes");
-            return fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).trim().into();
+            let file = Path::new("/sys/fs/cgroup/memory")
+                .join(path.trim_start_matches('/'))
+                .join("memory.limit_in_bytes");
+            return fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                .trim()
+                .into();
         }
     }
-    let line = cgroups.lines().find(|l| l.starts_with("0::")).expect("no memory cgroup");
-    let file = Path::new("/sys/fs/cgroup").join(line[3..].trim_start_matches('/')).join("memory.max");
-    fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).trim().into()
+    let line = cgroups
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .expect("no memory cgroup");
+    let file = Path::new("/sys/fs/cgroup")
+        .join(line[3..].trim_start_matches('/'))
+        .join("memory.max");
+    fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .into()
 }
 
 fn poll_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -262,7 +305,10 @@ mod containerd {
 
     fn entries(dir: &str) -> Vec<String> {
         match fs::read_dir(dir) {
-            Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -281,7 +327,10 @@ mod containerd {
             let containerd = tool("containerd", "containerd");
             tool("ctr", "containerd");
             tool("containerd-shim-runc-v2", "containerd");
-            let dir = tempfile::Builder::new().prefix("minirun-ctd-").tempdir().unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix("minirun-ctd-")
+                .tempdir()
+                .unwrap();
             let d = dir.path();
             let config = format!(
                 "version = 2\n\
@@ -306,7 +355,12 @@ mod containerd {
                 .env("_LIBCONTAINER_INITPIPE", "99")
                 .env("_LIBCONTAINER_STATEDIR", d.join("nowhere"))
                 .env("XDG_RUNTIME_DIR", d.join("xdg"));
-            let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
             let ns = format!("minirun-it-{}", std::process::id());
             let mut me = Self {
                 dir,
@@ -329,7 +383,11 @@ mod containerd {
                 if let Some(status) = me.child.as_mut().unwrap().try_wait().unwrap() {
                     panic!("containerd exited ({status}): {}", me.log());
                 }
-                assert!(start.elapsed() < Duration::from_secs(15), "containerd never answered: {v:?}\n{}", me.log());
+                assert!(
+                    start.elapsed() < Duration::from_secs(15),
+                    "containerd never answered: {v:?}\n{}",
+                    me.log()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
             me
@@ -355,7 +413,11 @@ mod containerd {
 
         fn ctr_cmd(&self, args: &[&str]) -> Command {
             let mut c = Command::new("ctr");
-            c.arg("--address").arg(self.path().join("containerd.sock")).arg("--namespace").arg(&self.ns).args(args);
+            c.arg("--address")
+                .arg(self.path().join("containerd.sock"))
+                .arg("--namespace")
+                .arg(&self.ns)
+                .args(args);
             c
         }
 
@@ -418,7 +480,9 @@ mod containerd {
         /// and returns what was left behind: minirun state, shim sockets
         /// and mounts under our directory.
         fn shutdown(&mut self) -> Vec<String> {
-            let Some(mut child) = self.child.take() else { return Vec::new() };
+            let Some(mut child) = self.child.take() else {
+                return Vec::new();
+            };
             for id in self.ctr(&["task", "ls", "-q"]).stdout.lines() {
                 let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
                 let _ = self.ctr(&["task", "delete", "--force", id]);
@@ -464,7 +528,10 @@ mod containerd {
             // left by the engine; /NS itself is the namespace's parent
             for parent in cgroups_named(&self.ns) {
                 if let Ok(rd) = fs::read_dir(&parent) {
-                    for child in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+                    for child in rd
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    {
                         left.push(format!("cgroup {}", child.path().display()));
                     }
                 }
@@ -487,35 +554,59 @@ mod containerd {
     fn containerd_runs_containers_through_minirun() {
         let started = Instant::now();
         let mut ctd = Containerd::start();
-        let imported = ctd.ctr(&["image", "import", busybox_tar().to_str().unwrap()]).ok();
+        let imported = ctd
+            .ctr(&["image", "import", busybox_tar().to_str().unwrap()])
+            .ok();
         assert!(imported.stdout.contains(IMAGE), "{imported:?}");
 
         // output and exit code of a foreground container
         // (runc's recursive spelling of the rootfs propagation, as CRI writes it)
-        let r = ctd.ctr_run(&["--rm", "--rootfs-propagation", "rslave"], "t1", &["echo", "hi"]).ok();
+        let r = ctd
+            .ctr_run(
+                &["--rm", "--rootfs-propagation", "rslave"],
+                "t1",
+                &["echo", "hi"],
+            )
+            .ok();
         assert_eq!(r.stdout, "hi\n", "{r:?}");
         let r = ctd.ctr_run(&["--rm"], "t2", &["sh", "-c", "echo to-stderr >&2; exit 3"]);
         assert_eq!((r.code, r.stderr.as_str()), (3, "to-stderr\n"), "{r:?}");
         // a terminal (create --console-socket): what is typed reaches the
         // process, its output comes back (ctr never closes a pipe stdin,
         // so stdin is tried here)
-        let args = ctd.run_args(&["--rm", "-t"], "t4", &["sh", "-c", "tty; read line; echo got:$line"]);
+        let args = ctd.run_args(
+            &["--rm", "-t"],
+            "t4",
+            &["sh", "-c", "tty; read line; echo got:$line"],
+        );
         let mut cmd = ctd.ctr_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>());
         cmd.env("TERM", "xterm");
         let (code, out) = run_on_pty(cmd, b"typed\n");
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("/dev/pts/") && out.contains("got:typed"), "{out:?}");
+        assert!(
+            out.contains("/dev/pts/") && out.contains("got:typed"),
+            "{out:?}"
+        );
 
         // a detached task: exec, ps, pause/resume, update, kill, delete
-        let loop_forever = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"];
+        let loop_forever = [
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        ];
         ctd.ctr_run(&["-d"], "t5", &loop_forever).ok();
         let pid = ctd.task_pid("t5");
         let (_, parent) = parent_of(pid);
-        assert!(parent.starts_with("containerd-shim"), "the init's parent is {parent}, not the shim");
+        assert!(
+            parent.starts_with("containerd-shim"),
+            "the init's parent is {parent}, not the shim"
+        );
         let state = run(
             {
                 let mut c = Command::new(minirun_bin());
-                c.arg("--root").arg(ctd.minirun_root()).args(["state", "t5"]);
+                c.arg("--root")
+                    .arg(ctd.minirun_root())
+                    .args(["state", "t5"]);
                 c
             },
             None,
@@ -523,12 +614,27 @@ mod containerd {
         )
         .ok();
         let state: serde_json::Value = serde_json::from_str(&state.stdout).unwrap();
-        assert_eq!((state["status"].as_str(), state["pid"].as_i64()), (Some("running"), Some(pid as i64)));
+        assert_eq!(
+            (state["status"].as_str(), state["pid"].as_i64()),
+            (Some("running"), Some(pid as i64))
+        );
 
-        let r = ctd.exec(&["--exec-id", "e1", "t5", "sh", "-c", "echo from-exec; exit 4"]);
+        let r = ctd.exec(&[
+            "--exec-id",
+            "e1",
+            "t5",
+            "sh",
+            "-c",
+            "echo from-exec; exit 4",
+        ]);
         assert_eq!((r.code, r.stdout.as_str()), (4, "from-exec\n"), "{r:?}");
         let r = ctd.ctr(&["task", "ps", "t5"]).ok();
-        assert!(r.stdout.lines().any(|l| l.split_whitespace().next() == Some(&pid.to_string())), "{r:?}");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+            "{r:?}"
+        );
 
         ctd.ctr(&["task", "pause", "t5"]).ok();
         assert_eq!(ctd.task_status("t5").as_deref(), Some("PAUSED"));
@@ -546,22 +652,45 @@ mod containerd {
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "update", "--resources", "-", "t5"]);
-        run(update, Some(br#"{"memory": {"limit": 67108864}}"#), ctd.path()).ok();
+        run(
+            update,
+            Some(br#"{"memory": {"limit": 67108864}}"#),
+            ctd.path(),
+        )
+        .ok();
         assert_eq!(memory_limit_of(pid), "67108864");
 
         // kill --all reaches exec'd processes too (SIGTERM, as "15")
-        ctd.exec(&["--detach", "--exec-id", "bg", "t5", "sleep", "600"]).ok();
+        ctd.exec(&["--detach", "--exec-id", "bg", "t5", "sleep", "600"])
+            .ok();
         let ps = ctd.ctr(&["task", "ps", "t5"]).ok();
-        let pids: Vec<i32> = ps.stdout.lines().skip(1).filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+        let pids: Vec<i32> = ps
+            .stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
         assert!(pids.len() >= 2 && pids.contains(&pid), "{ps:?}");
         ctd.ctr(&["task", "kill", "--all", "t5"]).ok();
-        poll_until("t5 to stop", Duration::from_secs(10), || ctd.task_status("t5").as_deref() == Some("STOPPED"));
-        poll_until("every process of t5 to end", Duration::from_secs(10), || {
-            pids.iter().all(|p| fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| s.contains(") Z")))
+        poll_until("t5 to stop", Duration::from_secs(10), || {
+            ctd.task_status("t5").as_deref() == Some("STOPPED")
         });
+        poll_until(
+            "every process of t5 to end",
+            Duration::from_secs(10),
+            || {
+                pids.iter().all(|p| {
+                    fs::read_to_string(format!("/proc/{p}/stat"))
+                        .map_or(true, |s| s.contains(") Z"))
+                })
+            },
+        );
         // signalling a finished task: the shim recognises runc's words
         let r = ctd.ctr(&["task", "kill", "--signal", "SIGKILL", "t5"]);
-        assert!(r.code != 0 && r.stderr.contains("process already finished"), "{r:?}");
+        assert!(
+            r.code != 0 && r.stderr.contains("process already finished"),
+            "{r:?}"
+        );
         ctd.ctr(&["task", "delete", "t5"]).ok();
         ctd.ctr(&["container", "rm", "t5"]).ok();
 
@@ -569,7 +698,8 @@ mod containerd {
         let r = ctd.ctr_run(&["--rm"], "t6", &["/nonexistent"]);
         assert_ne!(r.code, 0, "{r:?}");
         assert!(
-            r.stderr.contains("exec: \"/nonexistent\"") && r.stderr.contains("no such file or directory"),
+            r.stderr.contains("exec: \"/nonexistent\"")
+                && r.stderr.contains("no such file or directory"),
             "{r:?}"
         );
         let _ = ctd.ctr(&["container", "rm", "t6"]);
@@ -626,7 +756,10 @@ mod podman {
             require_root();
             tool("podman", "podman");
             tool("conmon", "conmon");
-            let dir = tempfile::Builder::new().prefix("minirun-podman-").tempdir().unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix("minirun-podman-")
+                .tempdir()
+                .unwrap();
             let d = dir.path();
             // No static_dir: podman 4.3 does not hand it to the cleanup
             // process conmon starts, which then waits 20 s for nothing.
@@ -658,7 +791,12 @@ mod podman {
             );
             fs::write(d.join("storage.conf"), storage).unwrap();
             let new_shared_paths = shared_paths().into_iter().filter(|d| !d.exists()).collect();
-            Self { dir, ids: Vec::new(), done: false, new_shared_paths }
+            Self {
+                dir,
+                ids: Vec::new(),
+                done: false,
+                new_shared_paths,
+            }
         }
 
         fn path(&self) -> &Path {
@@ -685,7 +823,10 @@ mod podman {
 
         /// A file for `--cidfile`, so the test knows the ids of --rm containers.
         fn cidfile(&self, name: &str) -> String {
-            self.path().join(format!("{name}.cid")).to_string_lossy().into_owned()
+            self.path()
+                .join(format!("{name}.cid"))
+                .to_string_lossy()
+                .into_owned()
         }
 
         fn remember(&mut self, cidfile: &str) {
@@ -694,7 +835,11 @@ mod podman {
         }
 
         fn inspect(&self, name: &str, format: &str) -> String {
-            self.podman(&["inspect", "--format", format, name]).ok().stdout.trim().to_string()
+            self.podman(&["inspect", "--format", format, name])
+                .ok()
+                .stdout
+                .trim()
+                .to_string()
         }
 
         /// Removes every container and image, unmounts the storage and
@@ -750,22 +895,45 @@ mod podman {
     fn podman_runs_containers_through_minirun() {
         let started = Instant::now();
         let mut pm = Podman::new();
-        let version = pm.podman(&["info", "--format", "{{.Host.OCIRuntime.Version}}"]).ok();
-        assert!(version.stdout.starts_with("minirun version "), "{version:?}");
-        let loaded = pm.podman(&["load", "-i", busybox_tar().to_str().unwrap()]).ok();
+        let version = pm
+            .podman(&["info", "--format", "{{.Host.OCIRuntime.Version}}"])
+            .ok();
+        assert!(
+            version.stdout.starts_with("minirun version "),
+            "{version:?}"
+        );
+        let loaded = pm
+            .podman(&["load", "-i", busybox_tar().to_str().unwrap()])
+            .ok();
         assert!(loaded.stdout.contains("busybox"), "{loaded:?}");
 
         // output and exit codes of foreground containers
         let cid = pm.cidfile("hi");
-        let r = pm.podman(&["run", "--rm", "--cidfile", &cid, "busybox", "echo", "hi"]).ok();
+        let r = pm
+            .podman(&["run", "--rm", "--cidfile", &cid, "busybox", "echo", "hi"])
+            .ok();
         pm.remember(&cid);
         assert_eq!(r.stdout, "hi\n", "{r:?}");
         let cid = pm.cidfile("three");
-        let r = pm.podman(&["run", "--rm", "--cidfile", &cid, "busybox", "sh", "-c", "echo to-stderr >&2; exit 3"]);
+        let r = pm.podman(&[
+            "run",
+            "--rm",
+            "--cidfile",
+            &cid,
+            "busybox",
+            "sh",
+            "-c",
+            "echo to-stderr >&2; exit 3",
+        ]);
         pm.remember(&cid);
         assert_eq!((r.code, r.stderr.as_str()), (3, "to-stderr\n"), "{r:?}");
         let cid = pm.cidfile("cat");
-        let r = pm.podman_with_stdin(&["run", "--rm", "-i", "--cidfile", &cid, "busybox", "cat"], b"through conmon\n").ok();
+        let r = pm
+            .podman_with_stdin(
+                &["run", "--rm", "-i", "--cidfile", &cid, "busybox", "cat"],
+                b"through conmon\n",
+            )
+            .ok();
         pm.remember(&cid);
         assert_eq!(r.stdout, "through conmon\n");
 
@@ -773,42 +941,107 @@ mod podman {
         // /var/tmp with runc's `tmpcopyup` option
         let cid = pm.cidfile("ro");
         let r = pm
-            .podman(&["run", "--rm", "--read-only", "--cidfile", &cid, "busybox", "sh", "-c", "touch /tmp/ok && echo writable-tmp; touch /etc/no || echo read-only-root"])
+            .podman(&[
+                "run",
+                "--rm",
+                "--read-only",
+                "--cidfile",
+                &cid,
+                "busybox",
+                "sh",
+                "-c",
+                "touch /tmp/ok && echo writable-tmp; touch /etc/no || echo read-only-root",
+            ])
             .ok();
         pm.remember(&cid);
         assert_eq!(r.stdout, "writable-tmp\nread-only-root\n", "{r:?}");
 
         // run -t through a pseudo-terminal (create --console-socket)
         let cid = pm.cidfile("tty");
-        let (code, out) = run_on_pty(pm.cmd(&["run", "--rm", "-t", "--cidfile", &cid, "busybox", "sh", "-c", "tty; echo on-the-tty"]), b"");
+        let (code, out) = run_on_pty(
+            pm.cmd(&[
+                "run",
+                "--rm",
+                "-t",
+                "--cidfile",
+                &cid,
+                "busybox",
+                "sh",
+                "-c",
+                "tty; echo on-the-tty",
+            ]),
+            b"",
+        );
         pm.remember(&cid);
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("/dev/pts/") && out.contains("on-the-tty"), "{out:?}");
+        assert!(
+            out.contains("/dev/pts/") && out.contains("on-the-tty"),
+            "{out:?}"
+        );
 
         // a detached container: exec, pause/unpause, update, stop, rm -f
         let r = pm
-            .podman(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"])
+            .podman(&[
+                "run",
+                "-d",
+                "--name",
+                "web",
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+            ])
             .ok();
         let id = r.stdout.trim().to_string();
         pm.ids.push(id.clone());
         let pid: i32 = pm.inspect("web", "{{.State.Pid}}").parse().unwrap();
         let (_, parent) = parent_of(pid);
-        assert_eq!(parent, "conmon", "the init's parent is {parent}, not conmon");
+        assert_eq!(
+            parent, "conmon",
+            "the init's parent is {parent}, not conmon"
+        );
         let mut state_cmd = Command::new(minirun_bin());
         state_cmd.args(["state", &id]);
-        let state: serde_json::Value = serde_json::from_str(&run(state_cmd, None, pm.path()).ok().stdout).unwrap();
-        assert_eq!((state["status"].as_str(), state["pid"].as_i64()), (Some("running"), Some(pid as i64)));
+        let state: serde_json::Value =
+            serde_json::from_str(&run(state_cmd, None, pm.path()).ok().stdout).unwrap();
+        assert_eq!(
+            (state["status"].as_str(), state["pid"].as_i64()),
+            (Some("running"), Some(pid as i64))
+        );
 
         let r = pm.podman(&["exec", "web", "sh", "-c", "echo from-exec; exit 4"]);
         assert_eq!((r.code, r.stdout.as_str()), (4, "from-exec\n"), "{r:?}");
-        let r = pm.podman_with_stdin(&["exec", "-i", "web", "cat"], b"exec stdin\n").ok();
+        let r = pm
+            .podman_with_stdin(&["exec", "-i", "web", "cat"], b"exec stdin\n")
+            .ok();
         assert_eq!(r.stdout, "exec stdin\n");
-        let (code, out) = run_on_pty(pm.cmd(&["exec", "-it", "web", "sh", "-c", "tty; read line; echo got:$line"]), b"typed\n");
+        let (code, out) = run_on_pty(
+            pm.cmd(&[
+                "exec",
+                "-it",
+                "web",
+                "sh",
+                "-c",
+                "tty; read line; echo got:$line",
+            ]),
+            b"typed\n",
+        );
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("/dev/pts/") && out.contains("got:typed"), "{out:?}");
+        assert!(
+            out.contains("/dev/pts/") && out.contains("got:typed"),
+            "{out:?}"
+        );
         let fd3_out = pm.path().join("fd3.out");
         let fd3 = fs::File::create(&fd3_out).unwrap();
-        let mut exec = pm.cmd(&["exec", "--preserve-fds", "1", "web", "sh", "-c", "echo through-fd3 >&3"]);
+        let mut exec = pm.cmd(&[
+            "exec",
+            "--preserve-fds",
+            "1",
+            "web",
+            "sh",
+            "-c",
+            "echo through-fd3 >&3",
+        ]);
         give_fd3(&mut exec, &fd3);
         run(exec, None, pm.path()).ok();
         assert_eq!(fs::read_to_string(&fd3_out).unwrap(), "through-fd3\n");
@@ -826,7 +1059,10 @@ mod podman {
         pm.podman(&["kill", "--signal", "USR1", "web"]).ok();
         assert_eq!(pm.inspect("web", "{{.State.Status}}"), "running");
         pm.podman(&["stop", "--time", "10", "web"]).ok();
-        assert_eq!(pm.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
+        assert_eq!(
+            pm.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
+            "exited 0"
+        );
         pm.podman(&["rm", "-f", "web"]).ok();
 
         // a missing executable: podman's exit code 127 from runc's words

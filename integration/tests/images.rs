@@ -13,7 +13,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use minirun_integration::{Env, Run};
-use rootfs_fixtures::{build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML};
+use minirun_net::paths::{attachments_dir, netns_dir, netns_path, record_path, STATE_DIR};
+use rootfs_fixtures::{
+    build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML,
+};
 use serde_json::Value;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -68,25 +71,44 @@ fn run_d(env: &Env, args: &[&str]) -> String {
     let r = run(env, &all).ok();
     let id = r.stdout.trim().to_string();
     assert!(is_hex64(&id), "run -d did not print a 64-hex id: {r:#?}");
-    assert_eq!(r.stdout, format!("{id}\n"), "run -d printed more than the id: {r:#?}");
+    assert_eq!(
+        r.stdout,
+        format!("{id}\n"),
+        "run -d printed more than the id: {r:#?}"
+    );
     id
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    s.len() == 64
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 /// `images` output as rows of (REPOSITORY, TAG, IMAGE ID, SIZE), header checked.
 fn images(env: &Env) -> Vec<(String, String, String, String)> {
     let r = env.run(["images"]).ok();
     let mut lines = r.stdout.lines();
-    let header: Vec<&str> = lines.next().expect("images prints a header").split_whitespace().collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "SIZE"], "{r:#?}");
+    let header: Vec<&str> = lines
+        .next()
+        .expect("images prints a header")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "SIZE"],
+        "{r:#?}"
+    );
     lines
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert_eq!(f.len(), 4, "bad images row {l:?}");
-            (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string())
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f[2].to_string(),
+                f[3].to_string(),
+            )
         })
         .collect()
 }
@@ -109,14 +131,20 @@ fn store_snapshot(env: &Env) -> (BTreeSet<String>, Vec<u8>) {
 
 fn layer_dirs(env: &Env) -> Vec<String> {
     match fs::read_dir(env.data_root.join("images/layers")) {
-        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
 
 fn dir_entries(dir: &Path) -> Vec<String> {
     match fs::read_dir(dir) {
-        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -137,38 +165,80 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 /// state, no network record or netns file, no mount.
 #[track_caller]
 fn assert_gone(env: &Env, id: &str) {
-    assert!(!env.data_root.join("containers").join(id).exists(), "container dir of {id} left");
+    assert!(
+        !env.data_root.join("containers").join(id).exists(),
+        "container dir of {id} left"
+    );
     for name in dir_entries(&env.data_root.join("names")) {
         let owner = fs::read_to_string(env.data_root.join("names").join(&name)).unwrap_or_default();
         assert_ne!(owner.trim(), id, "name {name} of {id} left");
     }
-    assert!(!env.root.join(id).exists(), "libcontainer state of {id} left");
-    assert!(!env.root.join("netns").join(id).exists(), "netns file of {id} left");
-    assert!(!env.root.join("net").join(format!("{id}.json")).exists(), "network record of {id} left");
-    let mounts: Vec<String> = mounts_under(env.path()).into_iter().filter(|m| m.contains(id)).collect();
+    assert!(
+        !env.root.join(id).exists(),
+        "libcontainer state of {id} left"
+    );
+    assert!(
+        !netns_path(&env.root, id).exists(),
+        "netns file of {id} left"
+    );
+    assert!(
+        !record_path(&env.root, id).exists(),
+        "network record of {id} left"
+    );
+    let mounts: Vec<String> = mounts_under(env.path())
+        .into_iter()
+        .filter(|m| m.contains(id))
+        .collect();
     assert!(mounts.is_empty(), "mounts of {id} left: {mounts:?}");
 }
 
 /// No container at all: no dirs, no names, no state, no mounts under the env.
 #[track_caller]
 fn assert_no_containers(env: &Env) {
-    assert_eq!(dir_entries(&env.data_root.join("containers")), Vec::<String>::new(), "container dirs left");
-    assert_eq!(dir_entries(&env.data_root.join("names")), Vec::<String>::new(), "names left");
-    let state: Vec<String> = env.state_entries().into_iter().filter(|e| e != "net" && e != "netns").collect();
+    assert_eq!(
+        dir_entries(&env.data_root.join("containers")),
+        Vec::<String>::new(),
+        "container dirs left"
+    );
+    assert_eq!(
+        dir_entries(&env.data_root.join("names")),
+        Vec::<String>::new(),
+        "names left"
+    );
+    let state: Vec<String> = env
+        .state_entries()
+        .into_iter()
+        .filter(|e| e != STATE_DIR)
+        .collect();
     assert_eq!(state, Vec::<String>::new(), "libcontainer state left");
-    assert_eq!(dir_entries(&env.root.join("netns")), Vec::<String>::new(), "netns files left");
-    assert_eq!(dir_entries(&env.root.join("net")), Vec::<String>::new(), "network records left");
-    assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "mounts left under {}", env.path().display());
+    assert_eq!(
+        dir_entries(&netns_dir(&env.root)),
+        Vec::<String>::new(),
+        "netns files left"
+    );
+    assert_eq!(
+        dir_entries(&attachments_dir(&env.root)),
+        Vec::<String>::new(),
+        "network records left"
+    );
+    assert_eq!(
+        mounts_under(env.path()),
+        Vec::<String>::new(),
+        "mounts left under {}",
+        env.path().display()
+    );
 }
 
 fn meta(env: &Env, id: &str) -> Value {
     let path = env.data_root.join("containers").join(id).join("meta.json");
-    serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
 }
 
 fn inspect(env: &Env, name: &str) -> Value {
     let r = env.run(["inspect", name]).ok();
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("inspect is not JSON ({e}): {r:#?}"));
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("inspect is not JSON ({e}): {r:#?}"));
     let arr = v.as_array().expect("inspect prints a JSON array");
     assert_eq!(arr.len(), 1, "{v:#}");
     arr[0].clone()
@@ -176,20 +246,31 @@ fn inspect(env: &Env, name: &str) -> Value {
 
 /// `ps` / `ps -a` rows (header dropped) that mention `needle`.
 fn ps_rows(env: &Env, all: bool, needle: &str) -> Vec<String> {
-    let r = if all { env.run(["ps", "-a"]) } else { env.run(["ps"]) }.ok();
+    let r = if all {
+        env.run(["ps", "-a"])
+    } else {
+        env.run(["ps"])
+    }
+    .ok();
     let mut lines = r.stdout.lines();
     let header = lines.next().unwrap_or_default();
     for col in ["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"] {
         assert!(header.contains(col), "ps header lacks {col}: {r:#?}");
     }
-    lines.filter(|l| l.contains(needle)).map(str::to_string).collect()
+    lines
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
 }
 
 #[track_caller]
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -217,7 +298,12 @@ fn ppid(pid: i64) -> Option<i64> {
 fn kill(pid: i64, sig: i32) {
     // SAFETY: plain kill(2).
     let rc = unsafe { libc::kill(pid as i32, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Collects the paths under `dir` whose file name contains `needle`
@@ -236,17 +322,30 @@ fn find_named(dir: &Path, needle: &str, found: &mut Vec<PathBuf>) {
 }
 
 fn tool(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn file(path: &str, content: &str) -> LayerEntry {
-    LayerEntry::File { path: path.into(), content: content.as_bytes().to_vec(), mode: 0o644 }
+    LayerEntry::File {
+        path: path.into(),
+        content: content.as_bytes().to_vec(),
+        mode: 0o644,
+    }
 }
 
 fn dir(path: &str) -> LayerEntry {
-    LayerEntry::Dir { path: path.into(), mode: 0o755 }
+    LayerEntry::Dir {
+        path: path.into(),
+        mode: 0o755,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -257,7 +356,10 @@ fn dir(path: &str) -> LayerEntry {
 fn loaded_ref(r: &Run) -> String {
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "expected one loaded image: {r:#?}");
-    lines[0].strip_prefix("Loaded image: ").unwrap_or_else(|| panic!("odd load output: {r:#?}")).to_string()
+    lines[0]
+        .strip_prefix("Loaded image: ")
+        .unwrap_or_else(|| panic!("odd load output: {r:#?}"))
+        .to_string()
 }
 
 #[test]
@@ -269,8 +371,18 @@ fn loads_layouts_written_by_skopeo_and_umoci() {
     let layout = sk.join("layout");
     let oci_tar = sk.join("image.tar");
     // docker-save archive -> OCI layout dir and oci-archive, offline
-    tool(Command::new("skopeo").args(["--insecure-policy", "copy", "--quiet"]).arg(format!("docker-archive:{}", archive.display())).arg(format!("oci:{}:v1", layout.display())));
-    tool(Command::new("skopeo").args(["--insecure-policy", "copy", "--quiet"]).arg(format!("docker-archive:{}", archive.display())).arg(format!("oci-archive:{}:v2", oci_tar.display())));
+    tool(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
+    tool(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg(format!("oci-archive:{}:v2", oci_tar.display())),
+    );
     assert!(layout.join("index.json").is_file() && layout.join("oci-layout").is_file());
 
     let from_dir = loaded_ref(&load(&env, &layout).ok());
@@ -280,15 +392,28 @@ fn loads_layouts_written_by_skopeo_and_umoci() {
     // and the docker archive skopeo read
     assert_eq!(loaded_ref(&load(&env, &archive).ok()), "busybox:latest");
 
-    assert_eq!(run_rm(&env, &[&from_dir, "echo", "from", "skopeo", "dir"]), "from skopeo dir\n");
-    assert_eq!(run_rm(&env, &[&from_tar, "echo", "from", "skopeo", "tar"]), "from skopeo tar\n");
-    assert_eq!(run_rm(&env, &[&from_dir, "cat", "/var/www/index.html"]), INDEX_HTML);
+    assert_eq!(
+        run_rm(&env, &[&from_dir, "echo", "from", "skopeo", "dir"]),
+        "from skopeo dir\n"
+    );
+    assert_eq!(
+        run_rm(&env, &[&from_tar, "echo", "from", "skopeo", "tar"]),
+        "from skopeo tar\n"
+    );
+    assert_eq!(
+        run_rm(&env, &[&from_dir, "cat", "/var/www/index.html"]),
+        INDEX_HTML
+    );
 
     // skopeo rewrote the config as OCI: one image id for v1 and v2, another for the docker archive
     let rows = images(&env);
     let id_of = |r: &str| {
         let (repo, tag) = r.rsplit_once(':').unwrap();
-        rows.iter().find(|x| x.0 == repo && x.1 == tag).unwrap_or_else(|| panic!("{r} not in {rows:?}")).2.clone()
+        rows.iter()
+            .find(|x| x.0 == repo && x.1 == tag)
+            .unwrap_or_else(|| panic!("{r} not in {rows:?}"))
+            .2
+            .clone()
     };
     assert_eq!(id_of(&from_dir), id_of(&from_tar), "{rows:?}");
     // all three share the one unpacked layer (same diff_id)
@@ -297,16 +422,46 @@ fn loads_layouts_written_by_skopeo_and_umoci() {
     // umoci: unpack v1, delete a file and add one, repack as v3 — a layer
     // (with a whiteout) written by a third-party tool
     let bundle = sk.join("umoci-bundle");
-    tool(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:v1", layout.display())).arg(&bundle));
+    tool(
+        Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:v1", layout.display()))
+            .arg(&bundle),
+    );
     fs::write(bundle.join("rootfs/etc/umoci-was-here"), "umoci\n").unwrap();
     fs::remove_file(bundle.join("rootfs/var/www/index.html")).unwrap();
-    tool(Command::new("umoci").arg("repack").arg("--image").arg(format!("{}:v3", layout.display())).arg(&bundle));
+    tool(
+        Command::new("umoci")
+            .arg("repack")
+            .arg("--image")
+            .arg(format!("{}:v3", layout.display()))
+            .arg(&bundle),
+    );
     let r = load(&env, &layout).ok();
-    let v3 = r.stdout.lines().filter_map(|l| l.strip_prefix("Loaded image: ")).find(|l| l.ends_with(":v3"));
-    let v3 = v3.unwrap_or_else(|| panic!("v3 not loaded: {r:#?}")).to_string();
-    let out = run_rm(&env, &[&v3, "sh", "-c", "cat /etc/umoci-was-here; ls -A /var/www; test -e /var/www/index.html || echo deleted"]);
+    let v3 = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Loaded image: "))
+        .find(|l| l.ends_with(":v3"));
+    let v3 = v3
+        .unwrap_or_else(|| panic!("v3 not loaded: {r:#?}"))
+        .to_string();
+    let out = run_rm(
+        &env,
+        &[
+            &v3,
+            "sh",
+            "-c",
+            "cat /etc/umoci-was-here; ls -A /var/www; test -e /var/www/index.html || echo deleted",
+        ],
+    );
     assert_eq!(out, "umoci\ndeleted\n");
-    assert_eq!(layer_dirs(&env).len(), 2, "umoci's layer is stored once, the base is shared");
+    assert_eq!(
+        layer_dirs(&env).len(),
+        2,
+        "umoci's layer is stored once, the base is shared"
+    );
     assert_no_containers(&env);
 }
 
@@ -318,7 +473,11 @@ fn loads_the_fixture_formats_twice_lists_and_removes_them() {
     let oci_tar = fixture(&env, "fx-ocitar:three", ImageFormat::OciTar);
     // the OCI tar compressed once more: .tar.gz
     let tgz = env.path().join("fixtures/fx.tar.gz");
-    let gz = tool(Command::new("sh").arg("-c").arg(format!("gzip -n -c {} > {} && echo ok", oci_tar.display(), tgz.display())));
+    let gz = tool(Command::new("sh").arg("-c").arg(format!(
+        "gzip -n -c {} > {} && echo ok",
+        oci_tar.display(),
+        tgz.display()
+    )));
     assert_eq!(gz, "ok\n");
 
     assert_eq!(loaded_ref(&load(&env, &docker).ok()), "fx-docker:one");
@@ -331,17 +490,31 @@ fn loads_the_fixture_formats_twice_lists_and_removes_them() {
     assert_eq!(ids.len(), 1, "{rows:?}");
     let id12 = rows[0].2.clone();
     assert_eq!(id12.len(), 12);
-    assert!(rows.iter().all(|r| r.3.ends_with('B')), "SIZE has a unit: {rows:?}");
+    assert!(
+        rows.iter().all(|r| r.3.ends_with('B')),
+        "SIZE has a unit: {rows:?}"
+    );
     assert_eq!(layer_dirs(&env).len(), 1);
-    for (name, tag) in [("fx-docker", "one"), ("fx-ocidir", "two"), ("fx-ocitar", "three")] {
-        assert!(rows.iter().any(|r| r.0 == name && r.1 == tag), "{name}:{tag} not in {rows:?}");
+    for (name, tag) in [
+        ("fx-docker", "one"),
+        ("fx-ocidir", "two"),
+        ("fx-ocitar", "three"),
+    ] {
+        assert!(
+            rows.iter().any(|r| r.0 == name && r.1 == tag),
+            "{name}:{tag} not in {rows:?}"
+        );
         let out = run_rm(&env, &[&format!("{name}:{tag}"), "echo", name]);
         assert_eq!(out, format!("{name}\n"));
     }
 
     // loading again is harmless: same output, same rows, same store
     let before = store_snapshot(&env);
-    for (path, r) in [(&docker, "fx-docker:one"), (&oci_dir, "fx-ocidir:two"), (&oci_tar, "fx-ocitar:three")] {
+    for (path, r) in [
+        (&docker, "fx-docker:one"),
+        (&oci_dir, "fx-ocidir:two"),
+        (&oci_tar, "fx-ocitar:three"),
+    ] {
         assert_eq!(loaded_ref(&load(&env, path).ok()), r);
     }
     assert_eq!(images(&env), rows);
@@ -357,12 +530,22 @@ fn loads_the_fixture_formats_twice_lists_and_removes_them() {
     let r = env.run(["rmi", "fx-docker:one"]).ok();
     assert!(r.stdout.contains("Untagged: fx-docker:one"), "{r:#?}");
     assert_eq!(images(&env).len(), 2);
-    assert_eq!(layer_dirs(&env).len(), 1, "the layer is still used by the others");
+    assert_eq!(
+        layer_dirs(&env).len(),
+        1,
+        "the layer is still used by the others"
+    );
     env.run(["rmi", "fx-ocidir:two", "fx-ocitar:three"]).ok();
     assert_eq!(images(&env), vec![]);
-    assert_eq!(layer_dirs(&env), Vec::<String>::new(), "the last rmi deletes the layer");
-    env.run(["rmi", "fx-ocidir:two"]).fails_with("fx-ocidir:two");
-    env.run(["run", "--rm", "--net", "none", "fx-docker:one", "true"]).fails_with("fx-docker:one");
+    assert_eq!(
+        layer_dirs(&env),
+        Vec::<String>::new(),
+        "the last rmi deletes the layer"
+    );
+    env.run(["rmi", "fx-ocidir:two"])
+        .fails_with("fx-ocidir:two");
+    env.run(["run", "--rm", "--net", "none", "fx-docker:one", "true"])
+        .fails_with("fx-docker:one");
     assert_no_containers(&env);
 }
 
@@ -373,8 +556,16 @@ fn parallel_loads_do_not_corrupt_the_store() {
     let oci_dir = fixture(&env, "p2:x", ImageFormat::OciDir);
     let oci_tar = fixture(&env, "p3:y", ImageFormat::OciTar);
     let layered = env.path().join("p4.tar");
-    build_image_with_layers(&layered, "p4:z", ImageFormat::DockerArchive, &[vec![dir("p4"), file("p4/f", "p4\n")]]).unwrap();
-    let inputs = [&docker, &docker, &docker, &oci_dir, &oci_tar, &layered, &oci_dir, &layered];
+    build_image_with_layers(
+        &layered,
+        "p4:z",
+        ImageFormat::DockerArchive,
+        &[vec![dir("p4"), file("p4/f", "p4\n")]],
+    )
+    .unwrap();
+    let inputs = [
+        &docker, &docker, &docker, &oci_dir, &oci_tar, &layered, &oci_dir, &layered,
+    ];
     let results: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = inputs.iter().map(|p| s.spawn(|| load(&env, p))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -384,14 +575,26 @@ fn parallel_loads_do_not_corrupt_the_store() {
     }
     let rows = images(&env);
     let names: BTreeSet<String> = rows.iter().map(|r| format!("{}:{}", r.0, r.1)).collect();
-    let want: BTreeSet<String> = ["busybox:latest", "p2:x", "p3:y", "p4:z"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = ["busybox:latest", "p2:x", "p3:y", "p4:z"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(names, want, "{rows:?}");
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert_eq!(layer_dirs(&env).len(), 2, "{:?}", layer_dirs(&env));
-    assert_eq!(dir_entries(&env.data_root.join("images/tmp")), Vec::<String>::new(), "staging leftovers");
-    let index: Value = serde_json::from_slice(&fs::read(env.data_root.join("images/index.json")).unwrap()).expect("index.json is JSON");
+    assert_eq!(
+        dir_entries(&env.data_root.join("images/tmp")),
+        Vec::<String>::new(),
+        "staging leftovers"
+    );
+    let index: Value =
+        serde_json::from_slice(&fs::read(env.data_root.join("images/index.json")).unwrap())
+            .expect("index.json is JSON");
     assert!(index.is_object());
-    assert_eq!(run_rm(&env, &["p4:z", "cat", "/p4/f", "/var/www/index.html"]), format!("p4\n{INDEX_HTML}"));
+    assert_eq!(
+        run_rm(&env, &["p4:z", "cat", "/p4/f", "/var/www/index.html"]),
+        format!("p4\n{INDEX_HTML}")
+    );
     assert_eq!(run_rm(&env, &["p2:x", "echo", "ok"]), "ok\n");
 }
 
@@ -403,10 +606,16 @@ fn rmi_of_an_image_in_use_is_refused() {
     assert_eq!(r.code, 0, "{r:#?}");
     env.run(["rmi", "busybox"]).fails_with("busybox");
     assert_eq!(images(&env).len(), 1);
-    assert_eq!(run_rm(&env, &["busybox", "echo", "still", "there"]), "still there\n");
+    assert_eq!(
+        run_rm(&env, &["busybox", "echo", "still", "there"]),
+        "still there\n"
+    );
     env.run(["rm", "user"]).ok();
     let r = env.run(["rmi", "busybox"]).ok();
-    assert!(r.stdout.contains("Untagged: busybox:latest") && r.stdout.contains("Deleted: sha256:"), "{r:#?}");
+    assert!(
+        r.stdout.contains("Untagged: busybox:latest") && r.stdout.contains("Deleted: sha256:"),
+        "{r:#?}"
+    );
     assert_eq!(images(&env), vec![]);
     assert_eq!(layer_dirs(&env), Vec::<String>::new());
     let blobs = dir_entries(&env.data_root.join("images/blobs/sha256"));
@@ -432,25 +641,51 @@ fn whiteouts_across_two_layers_seen_from_a_container() {
         file("opq/sub/deep", "hidden too\n"),
     ];
     let upper = vec![
-        LayerEntry::Whiteout { path: "data/gone".into() },
-        LayerEntry::Whiteout { path: "data/gonedir".into() },
+        LayerEntry::Whiteout {
+            path: "data/gone".into(),
+        },
+        LayerEntry::Whiteout {
+            path: "data/gonedir".into(),
+        },
         LayerEntry::Opaque { dir: "opq".into() },
         file("opq/new", "new\n"),
         // a file of the base (busybox) layer, two layers down
-        LayerEntry::Whiteout { path: "var/www/index.html".into() },
+        LayerEntry::Whiteout {
+            path: "var/www/index.html".into(),
+        },
     ];
-    for (i, format) in [ImageFormat::DockerArchive, ImageFormat::OciDir].into_iter().enumerate() {
+    for (i, format) in [ImageFormat::DockerArchive, ImageFormat::OciDir]
+        .into_iter()
+        .enumerate()
+    {
         let out = env.path().join(format!("wh-{i}"));
-        build_image_with_layers(&out, &format!("wh:{i}"), format, &[lower.clone(), upper.clone()]).unwrap();
+        build_image_with_layers(
+            &out,
+            &format!("wh:{i}"),
+            format,
+            &[lower.clone(), upper.clone()],
+        )
+        .unwrap();
         load(&env, &out).ok();
         let script = "ls -A /data; echo --; ls -A /opq; echo --; cat /data/keep /opq/new; \
                       test -e /data/gone || echo no-gone; test -e /data/gonedir || echo no-gonedir; \
                       test -e /var/www/index.html || echo no-index; ls -A /var/www; echo --; \
                       find / -xdev -name '.wh.*' | wc -l";
         let out = run_rm(&env, &[&format!("wh:{i}"), "sh", "-c", script]);
-        assert_eq!(out, "keep\n--\nnew\n--\nkept\nnew\nno-gone\nno-gonedir\nno-index\n--\n0\n", "format {format:?}");
+        assert_eq!(
+            out, "keep\n--\nnew\n--\nkept\nnew\nno-gone\nno-gonedir\nno-index\n--\n0\n",
+            "format {format:?}"
+        );
         // the container's upper layer sees the same, and writing works
-        let out = run_rm(&env, &[&format!("wh:{i}"), "sh", "-c", "echo w > /opq/old && cat /opq/old && ls -A /opq | sort | tr '\\n' ' '"]);
+        let out = run_rm(
+            &env,
+            &[
+                &format!("wh:{i}"),
+                "sh",
+                "-c",
+                "echo w > /opq/old && cat /opq/old && ls -A /opq | sort | tr '\\n' ' '",
+            ],
+        );
         assert_eq!(out, "w\nnew old ");
     }
     // both images share the three layers
@@ -465,15 +700,33 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
     let m = |s: &str| format!("{s}-{marker}");
     let cases: Vec<(String, Vec<LayerEntry>)> = vec![
         // an absolute path
-        (format!("/{}", m("abs")), vec![file(&format!("/{}", m("abs")), "pwned\n")]),
+        (
+            format!("/{}", m("abs")),
+            vec![file(&format!("/{}", m("abs")), "pwned\n")],
+        ),
         // climbing out with ..
-        (format!("../../../../../../{}", m("dotdot")), vec![file(&format!("../../../../../../{}", m("dotdot")), "pwned\n")]),
-        (format!("a/../../{}", m("dotdot2")), vec![dir("a"), file(&format!("a/../../{}", m("dotdot2")), "pwned\n")]),
+        (
+            format!("../../../../../../{}", m("dotdot")),
+            vec![file(
+                &format!("../../../../../../{}", m("dotdot")),
+                "pwned\n",
+            )],
+        ),
+        (
+            format!("a/../../{}", m("dotdot2")),
+            vec![
+                dir("a"),
+                file(&format!("a/../../{}", m("dotdot2")), "pwned\n"),
+            ],
+        ),
         // a relative symlink that points out, then a write through it
         (
             format!("esc/{}", m("rel-symlink")),
             vec![
-                LayerEntry::Symlink { path: "esc".into(), target: "../../../../../../../../tmp".into() },
+                LayerEntry::Symlink {
+                    path: "esc".into(),
+                    target: "../../../../../../../../tmp".into(),
+                },
                 file(&format!("esc/{}", m("rel-symlink")), "pwned\n"),
             ],
         ),
@@ -481,7 +734,10 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
         (
             format!("abs/{}", m("abs-symlink")),
             vec![
-                LayerEntry::Symlink { path: "abs".into(), target: "/tmp".into() },
+                LayerEntry::Symlink {
+                    path: "abs".into(),
+                    target: "/tmp".into(),
+                },
                 file(&format!("abs/{}", m("abs-symlink")), "pwned\n"),
             ],
         ),
@@ -490,35 +746,73 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
             format!("d/l/{}/", m("deep")),
             vec![
                 dir("d"),
-                LayerEntry::Symlink { path: "d/l".into(), target: "../../../../../../../../../tmp".into() },
+                LayerEntry::Symlink {
+                    path: "d/l".into(),
+                    target: "../../../../../../../../../tmp".into(),
+                },
                 dir(&format!("d/l/{}", m("deep"))),
             ],
         ),
         // hard links to files outside the layer
-        ("hl".to_string(), vec![LayerEntry::Hardlink { path: "hl".into(), target: "../../../../../../../../etc/passwd".into() }]),
-        ("hl-abs".to_string(), vec![LayerEntry::Hardlink { path: "hl-abs".into(), target: "/etc/passwd".into() }]),
+        (
+            "hl".to_string(),
+            vec![LayerEntry::Hardlink {
+                path: "hl".into(),
+                target: "../../../../../../../../etc/passwd".into(),
+            }],
+        ),
+        (
+            "hl-abs".to_string(),
+            vec![LayerEntry::Hardlink {
+                path: "hl-abs".into(),
+                target: "/etc/passwd".into(),
+            }],
+        ),
         // a hard link through an escaping symlink laid down earlier
         (
             "hl-via".to_string(),
             vec![
-                LayerEntry::Symlink { path: "etcdir".into(), target: "/etc".into() },
-                LayerEntry::Hardlink { path: "hl-via".into(), target: "etcdir/passwd".into() },
+                LayerEntry::Symlink {
+                    path: "etcdir".into(),
+                    target: "/etc".into(),
+                },
+                LayerEntry::Hardlink {
+                    path: "hl-via".into(),
+                    target: "etcdir/passwd".into(),
+                },
             ],
         ),
         // a whiteout that climbs out
-        (format!("../../../.wh.{}", m("wh")), vec![LayerEntry::Whiteout { path: format!("../../../{}", m("wh")) }]),
+        (
+            format!("../../../.wh.{}", m("wh")),
+            vec![LayerEntry::Whiteout {
+                path: format!("../../../{}", m("wh")),
+            }],
+        ),
     ];
     let rows = images(&env);
     let store = store_snapshot(&env);
-    let passwd_links = fs::metadata("/etc/passwd").map(|m| std::os::unix::fs::MetadataExt::nlink(&m)).unwrap_or(0);
+    let passwd_links = fs::metadata("/etc/passwd")
+        .map(|m| std::os::unix::fs::MetadataExt::nlink(&m))
+        .unwrap_or(0);
     for (i, (entry, layer)) in cases.iter().enumerate() {
         let out = env.path().join(format!("escape-{i}.tar"));
-        build_image_with_layers(&out, &format!("escape:{i}"), ImageFormat::DockerArchive, std::slice::from_ref(layer)).unwrap();
+        build_image_with_layers(
+            &out,
+            &format!("escape:{i}"),
+            ImageFormat::DockerArchive,
+            std::slice::from_ref(layer),
+        )
+        .unwrap();
         let r = load(&env, &out);
         assert_ne!(r.code, 0, "escape {entry:?} was loaded: {r:#?}");
         r.fails_with(&format!("\"{entry}\""));
         assert_eq!(images(&env), rows, "after escape {entry:?}");
-        assert_eq!(store_snapshot(&env), store, "the store changed after escape {entry:?}");
+        assert_eq!(
+            store_snapshot(&env),
+            store,
+            "the store changed after escape {entry:?}"
+        );
     }
     // nothing landed anywhere
     let mut found = Vec::new();
@@ -532,8 +826,14 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
     }
     // the fixture tars themselves carry the marker in member names, not in file names
     found.retain(|p| !p.starts_with(env.path().join("fixtures")));
-    assert_eq!(found, Vec::<PathBuf>::new(), "an escape wrote outside the layer");
-    let now_links = fs::metadata("/etc/passwd").map(|m| std::os::unix::fs::MetadataExt::nlink(&m)).unwrap_or(0);
+    assert_eq!(
+        found,
+        Vec::<PathBuf>::new(),
+        "an escape wrote outside the layer"
+    );
+    let now_links = fs::metadata("/etc/passwd")
+        .map(|m| std::os::unix::fs::MetadataExt::nlink(&m))
+        .unwrap_or(0);
     assert_eq!(now_links, passwd_links, "/etc/passwd gained a hard link");
     // the store still works
     assert_eq!(run_rm(&env, &["busybox", "echo", "ok"]), "ok\n");
@@ -546,12 +846,27 @@ fn symlinks_and_hardlinks_inside_the_layer_are_fine() {
     let layer = vec![
         dir("app"),
         file("app/real", "real\n"),
-        LayerEntry::Symlink { path: "app/rel".into(), target: "real".into() },
-        LayerEntry::Symlink { path: "app/abs".into(), target: "/app/real".into() },
-        LayerEntry::Symlink { path: "app/dirlink".into(), target: "../var/www".into() },
-        LayerEntry::Hardlink { path: "app/hard".into(), target: "app/real".into() },
+        LayerEntry::Symlink {
+            path: "app/rel".into(),
+            target: "real".into(),
+        },
+        LayerEntry::Symlink {
+            path: "app/abs".into(),
+            target: "/app/real".into(),
+        },
+        LayerEntry::Symlink {
+            path: "app/dirlink".into(),
+            target: "../var/www".into(),
+        },
+        LayerEntry::Hardlink {
+            path: "app/hard".into(),
+            target: "app/real".into(),
+        },
         // a relative symlink to a directory inside the layer, written through
-        LayerEntry::Symlink { path: "lnk".into(), target: "app".into() },
+        LayerEntry::Symlink {
+            path: "lnk".into(),
+            target: "app".into(),
+        },
         file("lnk/through", "through\n"),
     ];
     let out = env.path().join("links.tar");
@@ -560,7 +875,10 @@ fn symlinks_and_hardlinks_inside_the_layer_are_fine() {
     let script = "cat /app/rel /app/abs /app/hard /app/dirlink/index.html /app/through; \
                   stat -c %h /app/real; readlink /app/abs";
     let out = run_rm(&env, &["links:1", "sh", "-c", script]);
-    assert_eq!(out, format!("real\nreal\nreal\n{INDEX_HTML}through\n2\n/app/real\n"));
+    assert_eq!(
+        out,
+        format!("real\nreal\nreal\n{INDEX_HTML}through\n2\n/app/real\n")
+    );
 }
 
 #[test]
@@ -570,14 +888,22 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     let store = store_snapshot(&env);
     let check_nothing = |what: &str| {
         assert_eq!(images(&env), rows, "images changed after {what}");
-        assert_eq!(store_snapshot(&env), store, "the store changed after {what}");
+        assert_eq!(
+            store_snapshot(&env),
+            store,
+            "the store changed after {what}"
+        );
     };
     let good = fixture(&env, "bad:1", ImageFormat::DockerArchive);
     let bytes = fs::read(&good).unwrap();
 
     // not an archive at all
     let junk = env.path().join("junk.tar");
-    fs::write(&junk, b"this is not a tar archive, not even close\n".repeat(40)).unwrap();
+    fs::write(
+        &junk,
+        b"this is not a tar archive, not even close\n".repeat(40),
+    )
+    .unwrap();
     load(&env, &junk).fails_with("junk.tar");
     check_nothing("junk");
     // empty file
@@ -590,7 +916,10 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     check_nothing("missing file");
 
     // truncated in the middle of the layer, and just before the end
-    for (i, cut) in [bytes.len() / 2, bytes.len() - 1024 - 100].into_iter().enumerate() {
+    for (i, cut) in [bytes.len() / 2, bytes.len() - 1024 - 100]
+        .into_iter()
+        .enumerate()
+    {
         let t = env.path().join(format!("truncated-{i}.tar"));
         fs::write(&t, &bytes[..cut]).unwrap();
         load(&env, &t).fails_with(&format!("truncated-{i}.tar"));
@@ -600,7 +929,10 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     // one byte of a layer changed (the tar stays valid: file data is not
     // covered by the header checksum), so the diff_id does not match
     let needle = INDEX_HTML.as_bytes();
-    let pos = bytes.windows(needle.len()).position(|w| w == needle).expect("index.html in the archive");
+    let pos = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("index.html in the archive");
     let mut edited = bytes.clone();
     edited[pos] = b'j';
     // (in a fresh store: where the layer is already unpacked, minirun rightly
@@ -609,14 +941,24 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     let wrong = fresh.path().join("wrong-digest.tar");
     fs::write(&wrong, &edited).unwrap();
     let r = load(&fresh, &wrong).fails_with("wrong-digest.tar");
-    assert!(r.stderr.contains("digest"), "the error should say digest mismatch: {r:#?}");
+    assert!(
+        r.stderr.contains("digest"),
+        "the error should say digest mismatch: {r:#?}"
+    );
     assert_eq!(images(&fresh), vec![]);
-    assert_eq!(store_snapshot(&fresh).0, BTreeSet::new(), "a wrong digest left things in the store");
+    assert_eq!(
+        store_snapshot(&fresh).0,
+        BTreeSet::new(),
+        "a wrong digest left things in the store"
+    );
     // the already-known layer: loading is allowed, but the tampered bytes are not used
     let r = load(&env, &wrong);
     if r.code == 0 {
         assert_eq!(layer_dirs(&env).len(), 1);
-        assert_eq!(run_rm(&env, &["bad:1", "cat", "/var/www/index.html"]), INDEX_HTML);
+        assert_eq!(
+            run_rm(&env, &["bad:1", "cat", "/var/www/index.html"]),
+            INDEX_HTML
+        );
         env.run(["rmi", "bad:1"]).ok();
     }
     check_nothing("wrong digest (docker archive)");
@@ -626,19 +968,38 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     for what in ["layer", "config"] {
         let layout = env.path().join(format!("oci-{what}"));
         build_image(&layout, "bad:2", ImageFormat::OciDir).unwrap();
-        let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let mdigest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-        let manifest: Value = serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&mdigest)).unwrap()).unwrap();
-        let blob = |d: &Value| layout.join("blobs/sha256").join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+        let index: Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let mdigest = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        let manifest: Value =
+            serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&mdigest)).unwrap())
+                .unwrap();
+        let blob = |d: &Value| {
+            layout
+                .join("blobs/sha256")
+                .join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+        };
         if what == "layer" {
             let path = blob(&manifest["layers"][0]);
             let raw = env.path().join("layer.raw");
-            tool(Command::new("sh").arg("-c").arg(format!("gzip -dc < {} > {}", path.display(), raw.display())));
+            tool(Command::new("sh").arg("-c").arg(format!(
+                "gzip -dc < {} > {}",
+                path.display(),
+                raw.display()
+            )));
             let mut tar = fs::read(&raw).unwrap();
             let pos = tar.windows(needle.len()).position(|w| w == needle).unwrap();
             tar[pos] = b'j';
             fs::write(&raw, &tar).unwrap();
-            tool(Command::new("sh").arg("-c").arg(format!("gzip -n -c < {} > {}", raw.display(), path.display())));
+            tool(Command::new("sh").arg("-c").arg(format!(
+                "gzip -n -c < {} > {}",
+                raw.display(),
+                path.display()
+            )));
             // keep the descriptor's size right (gzip may compress differently),
             // so only the digest is wrong: a new manifest, pointed at by index.json
             let mut manifest = manifest.clone();
@@ -649,17 +1010,30 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
             let mut index = index.clone();
             index["manifests"][0]["digest"] = format!("sha256:{hex}").into();
             index["manifests"][0]["size"] = bytes.len().into();
-            fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+            fs::write(
+                layout.join("index.json"),
+                serde_json::to_vec(&index).unwrap(),
+            )
+            .unwrap();
         } else {
             let path = blob(&manifest["config"]);
-            let text = fs::read_to_string(&path).unwrap().replace("\"Cmd\":[\"sh\"]", "\"Cmd\":[\"ls\"]");
+            let text = fs::read_to_string(&path)
+                .unwrap()
+                .replace("\"Cmd\":[\"sh\"]", "\"Cmd\":[\"ls\"]");
             fs::write(&path, text).unwrap();
         }
         let fresh = Env::new();
         let r = load(&fresh, &layout).fails_with(&format!("oci-{what}"));
-        assert!(r.stderr.contains("digest"), "{what}: the error should say digest mismatch: {r:#?}");
+        assert!(
+            r.stderr.contains("digest"),
+            "{what}: the error should say digest mismatch: {r:#?}"
+        );
         assert_eq!(images(&fresh), vec![]);
-        assert_eq!(store_snapshot(&fresh).0, BTreeSet::new(), "a wrong {what} digest left things in the store");
+        assert_eq!(
+            store_snapshot(&fresh).0,
+            BTreeSet::new(),
+            "a wrong {what} digest left things in the store"
+        );
     }
     assert_no_containers(&env);
 }
@@ -676,10 +1050,20 @@ fn unknown_image_for_run_leaves_nothing() {
     // a command the image does not have: a clear error, and nothing left either
     let r = run(&env, &["--name", "nocmd", "busybox", "/no/such/binary"]);
     assert_ne!(r.code, 0, "{r:#?}");
-    let r = run(&env, &["-d", "--name", "nocmd-d", "busybox", "/no/such/binary"]);
+    let r = run(
+        &env,
+        &["-d", "--name", "nocmd-d", "busybox", "/no/such/binary"],
+    );
     assert_ne!(r.code, 0, "{r:#?}");
-    assert!(r.stderr.contains("/no/such/binary"), "the error should name the missing binary: {r:#?}");
-    assert_eq!(ps_rows(&env, true, "nocmd-d"), Vec::<String>::new(), "a failed run -d left a container");
+    assert!(
+        r.stderr.contains("/no/such/binary"),
+        "the error should name the missing binary: {r:#?}"
+    );
+    assert_eq!(
+        ps_rows(&env, true, "nocmd-d"),
+        Vec::<String>::new(),
+        "a failed run -d left a container"
+    );
     assert_eq!(mounts_under(env.path()), Vec::<String>::new());
 }
 
@@ -690,18 +1074,45 @@ fn unknown_image_for_run_leaves_nothing() {
 #[test]
 fn run_rm_leaves_nothing_even_when_the_process_fails() {
     let env = with_busybox();
-    let r = env.run(["run", "--rm", "--net", "none", "busybox", "echo", "hi"]).ok();
+    let r = env
+        .run(["run", "--rm", "--net", "none", "busybox", "echo", "hi"])
+        .ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("hi\n", ""));
     assert_no_containers(&env);
 
-    let r = run(&env, &["--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
-    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (3, "out\n", "err\n"), "{r:#?}");
+    let r = run(
+        &env,
+        &[
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (3, "out\n", "err\n"),
+        "{r:#?}"
+    );
     assert_no_containers(&env);
 
-
     // detached --rm: the monitor removes it when it ends
-    let id = run_d(&env, &["--rm", "--name", "gone", "busybox", "sh", "-c", "sleep 0.3; exit 3"]);
-    wait_until("the --rm -d container to go", 20 * SECOND, || !env.data_root.join("containers").join(&id).exists());
+    let id = run_d(
+        &env,
+        &[
+            "--rm",
+            "--name",
+            "gone",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.3; exit 3",
+        ],
+    );
+    wait_until("the --rm -d container to go", 20 * SECOND, || {
+        !env.data_root.join("containers").join(&id).exists()
+    });
     assert_gone(&env, &id);
     assert_no_containers(&env);
     env.run(["inspect", "gone"]).fails_with("gone");
@@ -710,7 +1121,14 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
     let r = run(&env, &["--name", "kept", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(r.code, 3);
     let i = inspect(&env, "kept");
-    assert_eq!((i["State"]["Status"].as_str(), i["State"]["ExitCode"].as_i64()), (Some("exited"), Some(3)), "{i:#}");
+    assert_eq!(
+        (
+            i["State"]["Status"].as_str(),
+            i["State"]["ExitCode"].as_i64()
+        ),
+        (Some("exited"), Some(3)),
+        "{i:#}"
+    );
     assert_eq!(ps_rows(&env, true, "kept").len(), 1);
     assert!(ps_rows(&env, true, "kept")[0].contains("Exited (3)"));
     // it holds no mount once exited
@@ -725,38 +1143,109 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
 fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     let env = with_busybox();
     let start = Instant::now();
-    let id = run_d(&env, &["--name", "web", "busybox", "httpd", "-f", "-p", "80"]);
-    assert!(start.elapsed() < 10 * SECOND, "run -d took {:?}", start.elapsed());
+    let id = run_d(
+        &env,
+        &["--name", "web", "busybox", "httpd", "-f", "-p", "80"],
+    );
+    assert!(
+        start.elapsed() < 10 * SECOND,
+        "run -d took {:?}",
+        start.elapsed()
+    );
     let short = &id[..12];
     // what assert_gone checks for does exist while it runs (so those checks are not vacuous)
-    assert!(env.data_root.join("containers").join(&id).join("meta.json").is_file());
-    assert_eq!(fs::read_to_string(env.data_root.join("names/web")).unwrap().trim(), id);
-    assert!(env.root.join(&id).is_dir(), "no libcontainer state at {}", env.root.join(&id).display());
-    assert!(env.root.join("netns").join(&id).exists(), "no netns file");
+    assert!(env
+        .data_root
+        .join("containers")
+        .join(&id)
+        .join("meta.json")
+        .is_file());
+    assert_eq!(
+        fs::read_to_string(env.data_root.join("names/web"))
+            .unwrap()
+            .trim(),
+        id
+    );
+    assert!(
+        env.root.join(&id).is_dir(),
+        "no libcontainer state at {}",
+        env.root.join(&id).display()
+    );
+    assert!(netns_path(&env.root, &id).exists(), "no netns file");
     let mounts = mounts_under(env.path());
-    assert!(mounts.iter().any(|m| m.contains(&id) && m.ends_with("/rootfs")), "{mounts:?}");
-    assert!(mounts.iter().any(|m| m.ends_with(&format!("netns/{id}"))), "{mounts:?}");
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.contains(&id) && m.ends_with("/rootfs")),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts.iter().any(|m| m.ends_with(&format!("netns/{id}"))),
+        "{mounts:?}"
+    );
 
     // ps, ps -q
     let rows = ps_rows(&env, false, "web");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(rows[0].starts_with(short) && rows[0].contains("Up") && rows[0].contains("busybox"), "{rows:?}");
+    assert!(
+        rows[0].starts_with(short) && rows[0].contains("Up") && rows[0].contains("busybox"),
+        "{rows:?}"
+    );
     assert_eq!(env.run(["ps", "-q"]).ok().stdout, format!("{short}\n"));
 
     // exec: PID 1 is httpd; env; exit codes; default env
     let out = env.run(["exec", "web", "ps"]).ok().stdout;
-    let pid1 = out.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or_default();
-    assert!(pid1.contains("httpd -f -p 80"), "PID 1 is not httpd:\n{out}");
-    assert_eq!(env.run(["exec", "-e", "X=1", "web", "sh", "-c", "echo $X"]).ok().stdout, "1\n");
+    let pid1 = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default();
+    assert!(
+        pid1.contains("httpd -f -p 80"),
+        "PID 1 is not httpd:\n{out}"
+    );
+    assert_eq!(
+        env.run(["exec", "-e", "X=1", "web", "sh", "-c", "echo $X"])
+            .ok()
+            .stdout,
+        "1\n"
+    );
     assert_eq!(env.run(["exec", "web", "sh", "-c", "exit 4"]).code, 4);
-    assert_eq!(env.run(["exec", "-w", "/var/www", "web", "cat", "index.html"]).ok().stdout, INDEX_HTML);
-    assert_eq!(env.run(["exec", "-u", "nobody", "web", "id", "-u"]).ok().stdout, "65534\n");
-    assert_eq!(env.run(["exec", "web", "hostname"]).ok().stdout, format!("{short}\n"));
-    let out = env.run(["exec", "-t", "web", "sh", "-c", "echo $TERM; tty"]).ok().stdout.replace('\r', "");
+    assert_eq!(
+        env.run(["exec", "-w", "/var/www", "web", "cat", "index.html"])
+            .ok()
+            .stdout,
+        INDEX_HTML
+    );
+    assert_eq!(
+        env.run(["exec", "-u", "nobody", "web", "id", "-u"])
+            .ok()
+            .stdout,
+        "65534\n"
+    );
+    assert_eq!(
+        env.run(["exec", "web", "hostname"]).ok().stdout,
+        format!("{short}\n")
+    );
+    let out = env
+        .run(["exec", "-t", "web", "sh", "-c", "echo $TERM; tty"])
+        .ok()
+        .stdout
+        .replace('\r', "");
     assert!(out.starts_with("xterm\n/dev/pts/"), "exec -t: {out:?}");
     // the server answers inside the container's own network namespace
-    let r = env.run(["exec", "web", "sh", "-c", "printf 'GET /var/www/index.html HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80"]).ok();
-    assert!(r.stdout.starts_with("HTTP/1.") && r.stdout.ends_with(INDEX_HTML), "{r:#?}");
+    let r = env
+        .run([
+            "exec",
+            "web",
+            "sh",
+            "-c",
+            "printf 'GET /var/www/index.html HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80",
+        ])
+        .ok();
+    assert!(
+        r.stdout.starts_with("HTTP/1.") && r.stdout.ends_with(INDEX_HTML),
+        "{r:#?}"
+    );
 
     // inspect by name, full id and unique prefix
     let i = inspect(&env, "web");
@@ -766,16 +1255,29 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     assert_eq!(i["State"]["Status"], "running");
     assert_eq!(i["State"]["Running"], true);
     let pid = i["State"]["Pid"].as_i64().unwrap();
-    assert!(pid > 1 && alive(pid), "State.Pid {pid} is not a live process");
-    assert_eq!(fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap(), "httpd\0-f\0-p\080\0");
-    assert_eq!(i["Config"]["Cmd"], serde_json::json!(["httpd", "-f", "-p", "80"]));
+    assert!(
+        pid > 1 && alive(pid),
+        "State.Pid {pid} is not a live process"
+    );
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap(),
+        "httpd\0-f\0-p\080\0"
+    );
+    assert_eq!(
+        i["Config"]["Cmd"],
+        serde_json::json!(["httpd", "-f", "-p", "80"])
+    );
     assert_eq!(inspect(&env, &id)["Id"], id.as_str());
     assert_eq!(inspect(&env, &id[..5])["Id"], id.as_str());
     assert_eq!(env.run(["exec", &id[..7], "true"]).code, 0);
 
     // refusals that leave it alone
     run(&env, &["-d", "--name", "web", "busybox", "true"]).fails_with("web");
-    assert_eq!(dir_entries(&env.data_root.join("containers")).len(), 1, "a refused duplicate name left a container");
+    assert_eq!(
+        dir_entries(&env.data_root.join("containers")).len(),
+        1,
+        "a refused duplicate name left a container"
+    );
     env.run(["rm", "web"]).fails_with("web");
     assert!(alive(pid), "rm without -f touched a running container");
 
@@ -783,29 +1285,53 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     let start = Instant::now();
     env.run(["stop", "-t", "1", "web"]).ok();
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < 10 * SECOND, "stop -t 1 took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < 10 * SECOND,
+        "stop -t 1 took {took:?}"
+    );
     assert!(!alive(pid), "the container process survived stop");
-    assert_eq!(ps_rows(&env, false, "web"), Vec::<String>::new(), "ps lists a stopped container");
+    assert_eq!(
+        ps_rows(&env, false, "web"),
+        Vec::<String>::new(),
+        "ps lists a stopped container"
+    );
     assert_eq!(env.run(["ps", "-q"]).ok().stdout, "");
     let rows = ps_rows(&env, true, "web");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(rows[0].contains("Exited (137)") || rows[0].contains("Exited (143)"), "{rows:?}");
+    assert!(
+        rows[0].contains("Exited (137)") || rows[0].contains("Exited (143)"),
+        "{rows:?}"
+    );
     let i = inspect(&env, short);
     assert_eq!(i["State"]["Status"], "exited");
-    assert!(matches!(i["State"]["ExitCode"].as_i64(), Some(137 | 143)), "{i:#}");
+    assert!(
+        matches!(i["State"]["ExitCode"].as_i64(), Some(137 | 143)),
+        "{i:#}"
+    );
     assert_eq!(i["State"]["Running"], false);
     assert_eq!(i["State"]["Pid"], 0);
-    assert_eq!(env.run(["ps", "-a", "-q"]).ok().stdout, format!("{short}\n"));
+    assert_eq!(
+        env.run(["ps", "-a", "-q"]).ok().stdout,
+        format!("{short}\n")
+    );
     // exec into an exited container is refused
     assert_ne!(env.run(["exec", "web", "true"]).code, 0);
     // stopping again is fine
     env.run(["stop", "-t", "1", "web"]).ok();
-    assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "an exited container keeps mounts");
+    assert_eq!(
+        mounts_under(env.path()),
+        Vec::<String>::new(),
+        "an exited container keeps mounts"
+    );
 
     env.run(["rm", "web"]).ok();
     assert_gone(&env, &id);
     assert_no_containers(&env);
-    assert_eq!(env.run(["ps", "-a"]).ok().stdout.lines().count(), 1, "only the header");
+    assert_eq!(
+        env.run(["ps", "-a"]).ok().stdout.lines().count(),
+        1,
+        "only the header"
+    );
     // the name is free again
     let id2 = run_d(&env, &["--name", "web", "busybox", "sleep", "30"]);
     assert_ne!(id2, id);
@@ -816,7 +1342,15 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
 #[test]
 fn unknown_containers_are_named_in_errors() {
     let env = with_busybox();
-    for verb in [&["logs"][..], &["logs", "-f"], &["exec"], &["stop"], &["rm"], &["rm", "-f"], &["inspect"]] {
+    for verb in [
+        &["logs"][..],
+        &["logs", "-f"],
+        &["exec"],
+        &["stop"],
+        &["rm"],
+        &["rm", "-f"],
+        &["inspect"],
+    ] {
         let mut args: Vec<&str> = verb.to_vec();
         args.push("nosuchbox");
         if verb == ["exec"] {
@@ -833,15 +1367,30 @@ fn unknown_containers_are_named_in_errors() {
         let r = env.run(["inspect", prefix]);
         assert_ne!(r.code, 0, "ambiguous prefix {prefix:?} resolved: {r:#?}");
     }
-    env.run(["rm", "-f", &a[..common + 1], &b[..common + 1]]).ok();
+    env.run(["rm", "-f", &a[..common + 1], &b[..common + 1]])
+        .ok();
     assert_no_containers(&env);
 }
 
 #[test]
 fn logs_of_detached_containers() {
     let env = with_busybox();
-    let id = run_d(&env, &["--name", "lg", "busybox", "sh", "-c", "echo out; echo err >&2"]);
-    wait_until("lg to exit", 20 * SECOND, || ps_rows(&env, true, "lg").iter().any(|r| r.contains("Exited (0)")));
+    let id = run_d(
+        &env,
+        &[
+            "--name",
+            "lg",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+        ],
+    );
+    wait_until("lg to exit", 20 * SECOND, || {
+        ps_rows(&env, true, "lg")
+            .iter()
+            .any(|r| r.contains("Exited (0)"))
+    });
     let r = env.run(["logs", "lg"]).ok();
     assert_eq!(r.stdout, "out\nerr\n", "{r:#?}");
     // by id prefix too, and -f of an exited container returns at once
@@ -849,9 +1398,24 @@ fn logs_of_detached_containers() {
     assert_eq!(env.run(["logs", "-f", "lg"]).ok().stdout, "out\nerr\n");
 
     // -f follows a container that prints over time, and returns when it ends
-    run_d(&env, &["--name", "fl", "busybox", "sh", "-c", "for i in 1 2 3 4; do echo line$i; sleep 0.4; done; exit 2"]);
+    run_d(
+        &env,
+        &[
+            "--name",
+            "fl",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do echo line$i; sleep 0.4; done; exit 2",
+        ],
+    );
     let start = Instant::now();
-    let mut child = env.cmd(["logs", "-f", "fl"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = env
+        .cmd(["logs", "-f", "fl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + 30 * SECOND;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -865,10 +1429,20 @@ fn logs_of_detached_containers() {
     };
     let out = child.wait_with_output().unwrap();
     assert!(status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "line1\nline2\nline3\nline4\n");
-    assert!(start.elapsed() >= Duration::from_millis(1000), "logs -f returned before the end ({:?})", start.elapsed());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line1\nline2\nline3\nline4\n"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(1000),
+        "logs -f returned before the end ({:?})",
+        start.elapsed()
+    );
     let rows = ps_rows(&env, true, "fl");
-    assert!(rows.len() == 1 && rows[0].contains("Exited (2)"), "{rows:?}");
+    assert!(
+        rows.len() == 1 && rows[0].contains("Exited (2)"),
+        "{rows:?}"
+    );
     // an attached container keeps no log: a clear error
     run(&env, &["--name", "att", "busybox", "true"]).ok();
     env.run(["logs", "att"]).fails_with("att");
@@ -882,52 +1456,173 @@ fn logs_of_detached_containers() {
 fn run_flags_env_workdir_user_entrypoint_hostname() {
     let env = with_busybox();
     // default environment: PATH and HOSTNAME (= hostname), no TERM without -t
-    let out = run_rm(&env, &["busybox", "sh", "-c", "echo $PATH; echo $HOSTNAME; hostname; echo ${TERM-unset}; echo $$"]);
+    let out = run_rm(
+        &env,
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "echo $PATH; echo $HOSTNAME; hostname; echo ${TERM-unset}; echo $$",
+        ],
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 5, "{out}");
     assert_eq!(lines[0], DEFAULT_PATH);
-    assert!(lines[1].len() == 12 && lines[1].chars().all(|c| c.is_ascii_hexdigit()), "HOSTNAME {:?}", lines[1]);
+    assert!(
+        lines[1].len() == 12 && lines[1].chars().all(|c| c.is_ascii_hexdigit()),
+        "HOSTNAME {:?}",
+        lines[1]
+    );
     assert_eq!(lines[1], lines[2]);
     assert_eq!(lines[3], "unset");
     assert_eq!(lines[4], "1", "the process is not PID 1");
 
     // -e and --env-file: file first, -e overrides; a bare KEY takes minirun's own value
     let envfile = env.path().join("env.list");
-    fs::write(&envfile, "# a comment\n\nA=from-file\nB=two words\nPASSED\n").unwrap();
+    fs::write(
+        &envfile,
+        "# a comment\n\nA=from-file\nB=two words\nPASSED\n",
+    )
+    .unwrap();
     let out = env
-        .cmd(["run", "--rm", "--net", "none", "--env-file", envfile.to_str().unwrap(), "-e", "A=from-flag", "-e", "C=3", "-e", "PASSED2", "busybox", "sh", "-c", "echo \"$A|$B|$C|$PASSED|$PASSED2\""])
+        .cmd([
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "--env-file",
+            envfile.to_str().unwrap(),
+            "-e",
+            "A=from-flag",
+            "-e",
+            "C=3",
+            "-e",
+            "PASSED2",
+            "busybox",
+            "sh",
+            "-c",
+            "echo \"$A|$B|$C|$PASSED|$PASSED2\"",
+        ])
         .env("PASSED", "p1")
         .env("PASSED2", "p2")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-flag|two words|3|p1|p2\n");
-    run(&env, &["--rm", "--env-file", "/no/such/env-file", "busybox", "true"]).fails_with("/no/such/env-file");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from-flag|two words|3|p1|p2\n"
+    );
+    run(
+        &env,
+        &["--rm", "--env-file", "/no/such/env-file", "busybox", "true"],
+    )
+    .fails_with("/no/such/env-file");
     // -e PATH replaces the default
-    assert_eq!(run_rm(&env, &["-e", "PATH=/bin", "busybox", "sh", "-c", "echo $PATH"]), "/bin\n");
+    assert_eq!(
+        run_rm(
+            &env,
+            &["-e", "PATH=/bin", "busybox", "sh", "-c", "echo $PATH"]
+        ),
+        "/bin\n"
+    );
 
     // -w
-    assert_eq!(run_rm(&env, &["-w", "/var/www", "busybox", "sh", "-c", "pwd; cat index.html"]), format!("/var/www\n{INDEX_HTML}"));
+    assert_eq!(
+        run_rm(
+            &env,
+            &[
+                "-w",
+                "/var/www",
+                "busybox",
+                "sh",
+                "-c",
+                "pwd; cat index.html"
+            ]
+        ),
+        format!("/var/www\n{INDEX_HTML}")
+    );
     // -u by name, by uid:gid; non-root gets no capabilities
-    assert_eq!(run_rm(&env, &["-u", "nobody", "busybox", "sh", "-c", "id -u; id -g; grep CapEff /proc/self/status"]), "65534\n65534\nCapEff:\t0000000000000000\n");
-    assert_eq!(run_rm(&env, &["-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g"]), "1234\n5678\n");
-    assert_eq!(run_rm(&env, &["-u", "0:nogroup", "busybox", "sh", "-c", "id -u; id -g"]), "0\n65534\n");
+    assert_eq!(
+        run_rm(
+            &env,
+            &[
+                "-u",
+                "nobody",
+                "busybox",
+                "sh",
+                "-c",
+                "id -u; id -g; grep CapEff /proc/self/status"
+            ]
+        ),
+        "65534\n65534\nCapEff:\t0000000000000000\n"
+    );
+    assert_eq!(
+        run_rm(
+            &env,
+            &["-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g"]
+        ),
+        "1234\n5678\n"
+    );
+    assert_eq!(
+        run_rm(
+            &env,
+            &["-u", "0:nogroup", "busybox", "sh", "-c", "id -u; id -g"]
+        ),
+        "0\n65534\n"
+    );
     run(&env, &["--rm", "-u", "no-such-user", "busybox", "true"]).fails_with("no-such-user");
     assert_no_containers(&env);
     // --entrypoint replaces the image's and drops its Cmd
-    assert_eq!(run_rm(&env, &["--entrypoint", "echo", "busybox", "a", "b"]), "a b\n");
-    assert_eq!(run_rm(&env, &["--entrypoint", "hostname", "busybox"]).len(), 13);
+    assert_eq!(
+        run_rm(&env, &["--entrypoint", "echo", "busybox", "a", "b"]),
+        "a b\n"
+    );
+    assert_eq!(
+        run_rm(&env, &["--entrypoint", "hostname", "busybox"]).len(),
+        13
+    );
     // --hostname / -h
-    assert_eq!(run_rm(&env, &["--hostname", "box1", "busybox", "sh", "-c", "hostname; echo $HOSTNAME; cat /etc/hostname"]), "box1\nbox1\nbox1\n");
-    assert_eq!(run_rm(&env, &["-h", "box2", "busybox", "hostname"]), "box2\n");
+    assert_eq!(
+        run_rm(
+            &env,
+            &[
+                "--hostname",
+                "box1",
+                "busybox",
+                "sh",
+                "-c",
+                "hostname; echo $HOSTNAME; cat /etc/hostname"
+            ]
+        ),
+        "box1\nbox1\nbox1\n"
+    );
+    assert_eq!(
+        run_rm(&env, &["-h", "box2", "busybox", "hostname"]),
+        "box2\n"
+    );
     // the image's Cmd (sh) with no command: reads stdin
-    let r = env.run_with_stdin(&["run", "--rm", "-i", "--net", "none", "busybox"], b"echo from-stdin\n").ok();
+    let r = env
+        .run_with_stdin(
+            &["run", "--rm", "-i", "--net", "none", "busybox"],
+            b"echo from-stdin\n",
+        )
+        .ok();
     assert_eq!(r.stdout, "from-stdin\n");
-    let r = env.run_with_stdin(&["run", "--rm", "-i", "--net", "none", "busybox", "cat"], b"piped\n").ok();
+    let r = env
+        .run_with_stdin(
+            &["run", "--rm", "-i", "--net", "none", "busybox", "cat"],
+            b"piped\n",
+        )
+        .ok();
     assert_eq!(r.stdout, "piped\n");
     // without -i stdin is empty
-    let r = env.run_with_stdin(&["run", "--rm", "--net", "none", "busybox", "cat"], b"not seen\n").ok();
+    let r = env
+        .run_with_stdin(
+            &["run", "--rm", "--net", "none", "busybox", "cat"],
+            b"not seen\n",
+        )
+        .ok();
     assert_eq!(r.stdout, "");
     assert_no_containers(&env);
 }
@@ -935,12 +1630,42 @@ fn run_flags_env_workdir_user_entrypoint_hostname() {
 #[test]
 fn run_t_gives_a_terminal_and_term() {
     let env = with_busybox();
-    let out = run_rm(&env, &["-t", "busybox", "sh", "-c", "echo $TERM; tty; test -t 1 && echo stdout-is-a-tty"]);
-    assert_eq!(out.replace('\r', ""), "xterm\n/dev/pts/0\nstdout-is-a-tty\n");
+    let out = run_rm(
+        &env,
+        &[
+            "-t",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $TERM; tty; test -t 1 && echo stdout-is-a-tty",
+        ],
+    );
+    assert_eq!(
+        out.replace('\r', ""),
+        "xterm\n/dev/pts/0\nstdout-is-a-tty\n"
+    );
     // detached with -t: the terminal's output goes to the log
-    run_d(&env, &["-t", "--name", "tty-d", "busybox", "sh", "-c", "echo $TERM; tty"]);
-    wait_until("tty-d to exit", 20 * SECOND, || ps_rows(&env, true, "tty-d").iter().any(|r| r.contains("Exited (0)")));
-    assert_eq!(env.run(["logs", "tty-d"]).ok().stdout.replace('\r', ""), "xterm\n/dev/pts/0\n");
+    run_d(
+        &env,
+        &[
+            "-t",
+            "--name",
+            "tty-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $TERM; tty",
+        ],
+    );
+    wait_until("tty-d to exit", 20 * SECOND, || {
+        ps_rows(&env, true, "tty-d")
+            .iter()
+            .any(|r| r.contains("Exited (0)"))
+    });
+    assert_eq!(
+        env.run(["logs", "tty-d"]).ok().stdout.replace('\r', ""),
+        "xterm\n/dev/pts/0\n"
+    );
     env.run(["rm", "tty-d"]).ok();
     assert_no_containers(&env);
 }
@@ -957,16 +1682,43 @@ fn read_only_root() {
                   touch /tmp/x 2>/dev/null && echo tmp-writable || echo tmp-refused; \
                   touch /dev/shm/x && echo shm-ok; echo v > /mnt/rw/ro-run && echo vol-ok; \
                   hostname; awk '$5 == \"/\" {print $6}' /proc/self/mountinfo | cut -d, -f1";
-    let out = run_rm(&env, &["--read-only", "-h", "rofs", "-v", &v_rw, "busybox", "sh", "-c", script]);
+    let out = run_rm(
+        &env,
+        &[
+            "--read-only",
+            "-h",
+            "rofs",
+            "-v",
+            &v_rw,
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
     assert_eq!(out, "root-refused\ntmp-refused\nshm-ok\nvol-ok\nrofs\nro\n");
     assert_eq!(fs::read_to_string(rw.join("ro-run")).unwrap(), "v\n");
     // the same detached
-    run_d(&env, &["--read-only", "--name", "ro-d", "busybox", "sleep", "30"]);
-    let r = env.run(["exec", "ro-d", "sh", "-c", "touch /y 2>&1; echo $?"]).ok();
-    assert!(r.stdout.contains("Read-only file system") && r.stdout.ends_with("1\n"), "{r:#?}");
+    run_d(
+        &env,
+        &["--read-only", "--name", "ro-d", "busybox", "sleep", "30"],
+    );
+    let r = env
+        .run(["exec", "ro-d", "sh", "-c", "touch /y 2>&1; echo $?"])
+        .ok();
+    assert!(
+        r.stdout.contains("Read-only file system") && r.stdout.ends_with("1\n"),
+        "{r:#?}"
+    );
     env.run(["rm", "-f", "ro-d"]).ok();
     // without it / is writable (into the container's own upper layer)
-    assert_eq!(run_rm(&env, &["busybox", "sh", "-c", "touch /x && echo root-writable"]), "root-writable\n");
+    assert_eq!(
+        run_rm(
+            &env,
+            &["busybox", "sh", "-c", "touch /x && echo root-writable"]
+        ),
+        "root-writable\n"
+    );
     assert_no_containers(&env);
 }
 
@@ -974,11 +1726,25 @@ fn read_only_root() {
 fn a_working_directory_the_image_lacks_is_created() {
     // as docker does: -w /new/dir makes the directory in the container's layer
     let env = with_busybox();
-    assert_eq!(run_rm(&env, &["-w", "/made/for/me", "busybox", "pwd"]), "/made/for/me\n");
-    assert_eq!(run_rm(&env, &["-u", "nobody", "-w", "/made/for/nobody", "busybox", "pwd"]), "/made/for/nobody\n");
+    assert_eq!(
+        run_rm(&env, &["-w", "/made/for/me", "busybox", "pwd"]),
+        "/made/for/me\n"
+    );
+    assert_eq!(
+        run_rm(
+            &env,
+            &["-u", "nobody", "-w", "/made/for/nobody", "busybox", "pwd"]
+        ),
+        "/made/for/nobody\n"
+    );
     // the image's layers are untouched
     for layer in layer_dirs(&env) {
-        assert!(!env.data_root.join("images/layers").join(layer).join("made").exists());
+        assert!(!env
+            .data_root
+            .join("images/layers")
+            .join(layer)
+            .join("made")
+            .exists());
     }
     assert_no_containers(&env);
 }
@@ -989,7 +1755,8 @@ fn exec_in_an_exited_container_says_it_is_not_running() {
     run(&env, &["--name", "done", "busybox", "true"]).ok();
     let r = env.run(["exec", "done", "true"]).fails_with("not running");
     assert!(!r.stderr.contains("does not exist"), "{r:#?}");
-    env.run(["exec", "-w", "/", "done", "true"]).fails_with("not running");
+    env.run(["exec", "-w", "/", "done", "true"])
+        .fails_with("not running");
 }
 
 #[test]
@@ -1004,24 +1771,72 @@ fn volumes_read_write_and_read_only() {
     let v_ro = format!("{}:/mnt/ro:ro", ro.display());
     let script = "echo written > /mnt/rw/ctr-file; cat /mnt/ro/host-file; \
                   touch /mnt/ro/x 2>/dev/null && echo ro-writable || echo ro-refused";
-    assert_eq!(run_rm(&env, &["-v", &v_rw, "-v", &v_ro, "busybox", "sh", "-c", script]), "from host\nro-refused\n");
-    assert_eq!(fs::read_to_string(rw.join("ctr-file")).unwrap(), "written\n");
+    assert_eq!(
+        run_rm(
+            &env,
+            &["-v", &v_rw, "-v", &v_ro, "busybox", "sh", "-c", script]
+        ),
+        "from host\nro-refused\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rw.join("ctr-file")).unwrap(),
+        "written\n"
+    );
     assert!(!ro.join("x").exists());
     // a missing host directory is created, as docker does
     let fresh = env.path().join("vol-new/deeper");
-    assert_eq!(run_rm(&env, &["-v", &format!("{}:/data", fresh.display()), "busybox", "sh", "-c", "touch /data/f && echo ok"]), "ok\n");
+    assert_eq!(
+        run_rm(
+            &env,
+            &[
+                "-v",
+                &format!("{}:/data", fresh.display()),
+                "busybox",
+                "sh",
+                "-c",
+                "touch /data/f && echo ok"
+            ]
+        ),
+        "ok\n"
+    );
     assert!(fresh.join("f").exists());
     // bad specs are refused before anything is made
     run(&env, &["--rm", "-v", "relative:/x", "busybox", "true"]).fails_with("relative:/x");
-    run(&env, &["--rm", "-v", &format!("{}:/x:rx", rw.display()), "busybox", "true"]).fails_with(":/x:rx");
+    run(
+        &env,
+        &[
+            "--rm",
+            "-v",
+            &format!("{}:/x:rx", rw.display()),
+            "busybox",
+            "true",
+        ],
+    )
+    .fails_with(":/x:rx");
 
     // inspect shows the mounts
-    let id = run_d(&env, &["--name", "vols", "-v", &v_rw, "-v", &v_ro, "busybox", "sleep", "30"]);
+    let id = run_d(
+        &env,
+        &[
+            "--name", "vols", "-v", &v_rw, "-v", &v_ro, "busybox", "sleep", "30",
+        ],
+    );
     let i = inspect(&env, "vols");
     let mounts = i["Mounts"].as_array().expect("Mounts is an array").clone();
     assert_eq!(mounts.len(), 2, "{i:#}");
-    let field = |m: &Value, names: &[&str]| names.iter().find_map(|n| m.get(*n).cloned()).unwrap_or(Value::Null);
-    let find = |dest: &str| mounts.iter().find(|m| field(m, &["Destination", "destination"]) == dest).cloned().unwrap_or_else(|| panic!("no mount at {dest}: {i:#}"));
+    let field = |m: &Value, names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| m.get(*n).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let find = |dest: &str| {
+        mounts
+            .iter()
+            .find(|m| field(m, &["Destination", "destination"]) == dest)
+            .cloned()
+            .unwrap_or_else(|| panic!("no mount at {dest}: {i:#}"))
+    };
     let m_rw = find("/mnt/rw");
     let m_ro = find("/mnt/ro");
     assert_eq!(field(&m_rw, &["Source", "source"]), rw.to_str().unwrap());
@@ -1058,12 +1873,26 @@ fn kernel_filesystems_capabilities_and_masked_paths_are_dockers() {
             (a.to_string(), b.to_string())
         })
         .collect();
-    for (point, fstype) in [("/", "overlay"), ("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/sys", "sysfs"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue")] {
-        assert!(mounts.iter().any(|(p, t)| p == point && t == fstype), "{point} ({fstype}) not mounted: {mounts:?}");
+    for (point, fstype) in [
+        ("/", "overlay"),
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/sys", "sysfs"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+    ] {
+        assert!(
+            mounts.iter().any(|(p, t)| p == point && t == fstype),
+            "{point} ({fstype}) not mounted: {mounts:?}"
+        );
     }
     // /etc/hosts, /etc/hostname, /etc/resolv.conf are the container's own
     for f in ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
-        assert!(mounts.iter().any(|(p, _)| p == f), "{f} not mounted: {mounts:?}");
+        assert!(
+            mounts.iter().any(|(p, _)| p == f),
+            "{f} not mounted: {mounts:?}"
+        );
     }
     let caps: Vec<&str> = parts.next().unwrap().lines().collect();
     assert_eq!(
@@ -1080,13 +1909,26 @@ fn kernel_filesystems_capabilities_and_masked_paths_are_dockers() {
     // /proc/sys is read-only
     assert_eq!(parts.next().unwrap(), "0\n0\n0\nprocsys-ro\n", "{out}");
     // (the host does have content there, so the masks are what made them empty)
-    assert!(fs::read_to_string("/proc/timer_list").map(|s| !s.is_empty()).unwrap_or(false));
+    assert!(fs::read_to_string("/proc/timer_list")
+        .map(|s| !s.is_empty())
+        .unwrap_or(false));
     // /proc/kcore is masked where the kernel has one
     if Path::new("/proc/kcore").exists() {
-        assert_eq!(run_rm(&env, &["busybox", "sh", "-c", "wc -c < /proc/kcore"]), "0\n");
+        assert_eq!(
+            run_rm(&env, &["busybox", "sh", "-c", "wc -c < /proc/kcore"]),
+            "0\n"
+        );
     }
     // the container's own loopback, and nothing else, with --net none
-    let out = run_rm(&env, &["busybox", "sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '; ip -o link show lo | grep -c UP"]);
+    let out = run_rm(
+        &env,
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "ls /sys/class/net | sort | tr '\\n' ' '; ip -o link show lo | grep -c UP",
+        ],
+    );
     assert_eq!(out, "lo 1\n");
 }
 
@@ -1101,19 +1943,39 @@ fn ten_parallel_runs_of_the_same_image() {
         let handles: Vec<_> = (0..10)
             .map(|i| {
                 let env = &env;
-                s.spawn(move || env.run(["run", "--rm", "--net", "none", "busybox", "sh", "-c", &format!("echo run-{i}")]))
+                s.spawn(move || {
+                    env.run([
+                        "run",
+                        "--rm",
+                        "--net",
+                        "none",
+                        "busybox",
+                        "sh",
+                        "-c",
+                        &format!("echo run-{i}"),
+                    ])
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (i, r) in results.iter().enumerate() {
-        assert_eq!((r.code, r.stdout.as_str()), (0, format!("run-{i}\n").as_str()), "run {i}: {r:#?}");
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, format!("run-{i}\n").as_str()),
+            "run {i}: {r:#?}"
+        );
     }
     assert_no_containers(&env);
 
     let ids: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..10).map(|_| s.spawn(|| run(&env, &["-d", "busybox", "sleep", "60"]))).collect();
-        handles.into_iter().map(|h| h.join().unwrap().ok().stdout.trim().to_string()).collect()
+        let handles: Vec<_> = (0..10)
+            .map(|_| s.spawn(|| run(&env, &["-d", "busybox", "sleep", "60"])))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().ok().stdout.trim().to_string())
+            .collect()
     });
     let distinct: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), 10, "{ids:?}");
@@ -1122,7 +1984,10 @@ fn ten_parallel_runs_of_the_same_image() {
     let listed: BTreeSet<&str> = q.lines().collect();
     let want: BTreeSet<&str> = ids.iter().map(|id| &id[..12]).collect();
     assert_eq!(listed, want, "ps -q");
-    let names: BTreeSet<String> = ids.iter().map(|id| meta(&env, id)["name"].as_str().unwrap().to_string()).collect();
+    let names: BTreeSet<String> = ids
+        .iter()
+        .map(|id| meta(&env, id)["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names.len(), 10, "generated names collide: {names:?}");
     for id in &ids {
         let i = inspect(&env, id);
@@ -1145,12 +2010,21 @@ fn ten_parallel_runs_of_the_same_image() {
 /// subreaper, not us).
 fn monitor_of(env: &Env, id: &str) -> i64 {
     let m = meta(env, id);
-    let pid = m["monitor_pid"].as_i64().unwrap_or_else(|| panic!("no monitor_pid in {m:#}"));
+    let pid = m["monitor_pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no monitor_pid in {m:#}"));
     let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
     let argv: Vec<&str> = cmdline.split('\0').collect();
-    assert!(argv[0].ends_with("minirun") && argv.contains(&"-d") && argv.contains(&"run"), "monitor {pid} runs {argv:?}");
+    assert!(
+        argv[0].ends_with("minirun") && argv.contains(&"-d") && argv.contains(&"run"),
+        "monitor {pid} runs {argv:?}"
+    );
     let parent = ppid(pid).unwrap();
-    assert_ne!(parent, std::process::id() as i64, "the monitor is still our child");
+    assert_ne!(
+        parent,
+        std::process::id() as i64,
+        "the monitor is still our child"
+    );
     pid
 }
 
@@ -1169,7 +2043,10 @@ fn killing_the_monitor_leaves_the_container_manageable() {
     let rows = ps_rows(&env, false, "orphan");
     assert!(rows.len() == 1 && rows[0].contains("Up"), "{rows:?}");
     assert_eq!(inspect(&env, "orphan")["State"]["Running"], true);
-    assert_eq!(env.run(["exec", "orphan", "echo", "alive"]).ok().stdout, "alive\n");
+    assert_eq!(
+        env.run(["exec", "orphan", "echo", "alive"]).ok().stdout,
+        "alive\n"
+    );
     // rm without -f is still refused; rm -f cleans everything
     env.run(["rm", "orphan"]).fails_with("orphan");
     env.run(["rm", "-f", "orphan"]).ok();
@@ -1183,7 +2060,17 @@ fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     // Nobody waits for it any more, so its real exit status is lost; like
     // docker (which reports 255 when the shim is gone), minirun says 255.
     let env = with_busybox();
-    let id = run_d(&env, &["--name", "late", "busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 5"]);
+    let id = run_d(
+        &env,
+        &[
+            "--name",
+            "late",
+            "busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 5",
+        ],
+    );
     let monitor = monitor_of(&env, &id);
     let pid = meta(&env, &id)["pid"].as_i64().unwrap();
     kill(monitor, libc::SIGKILL);
@@ -1192,25 +2079,56 @@ fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     env.run(["exec", "late", "touch", "/tmp/go"]).ok();
     wait_until("late to exit", 20 * SECOND, || !alive(pid));
     wait_until("ps -a to show Exited (255)", 10 * SECOND, || {
-        ps_rows(&env, true, "late").iter().any(|r| r.contains("Exited (255)"))
+        ps_rows(&env, true, "late")
+            .iter()
+            .any(|r| r.contains("Exited (255)"))
     });
-    assert_eq!(ps_rows(&env, false, "late"), Vec::<String>::new(), "ps lists an exited container");
+    assert_eq!(
+        ps_rows(&env, false, "late"),
+        Vec::<String>::new(),
+        "ps lists an exited container"
+    );
     let i = inspect(&env, "late");
     assert_eq!(i["State"]["Status"], "exited", "{i:#}");
     assert_eq!(i["State"]["ExitCode"], 255, "{i:#}");
     // gc tears down what the monitor would have: state, mounts, netns
     env.run(["gc"]).ok();
     assert!(!env.root.join(&id).exists(), "gc left libcontainer's state");
-    assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "gc left mounts");
-    assert!(!env.root.join("netns").join(&id).exists(), "gc left the netns file");
+    assert_eq!(
+        mounts_under(env.path()),
+        Vec::<String>::new(),
+        "gc left mounts"
+    );
+    assert!(
+        !netns_path(&env.root, &id).exists(),
+        "gc left the netns file"
+    );
     // the container itself stays (it was not --rm), still exited with 255
     let i = inspect(&env, "late");
-    assert_eq!((i["State"]["Status"].as_str(), i["State"]["ExitCode"].as_i64()), (Some("exited"), Some(255)), "{i:#}");
+    assert_eq!(
+        (
+            i["State"]["Status"].as_str(),
+            i["State"]["ExitCode"].as_i64()
+        ),
+        (Some("exited"), Some(255)),
+        "{i:#}"
+    );
     env.run(["rm", "late"]).ok();
     assert_gone(&env, &id);
 
     // a --rm container whose monitor died: gc removes it entirely once it ends
-    let id = run_d(&env, &["--rm", "--name", "late-rm", "busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done"]);
+    let id = run_d(
+        &env,
+        &[
+            "--rm",
+            "--name",
+            "late-rm",
+            "busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.1; done",
+        ],
+    );
     let monitor = monitor_of(&env, &id);
     let pid = meta(&env, &id)["pid"].as_i64().unwrap();
     kill(monitor, libc::SIGKILL);

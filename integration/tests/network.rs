@@ -26,7 +26,11 @@ fn ipv4_of_eth0(ip_addr_output: &str) -> Ipv4Addr {
         .lines()
         .find(|l| l.contains("eth0") && l.contains("inet "))
         .unwrap_or_else(|| panic!("no IPv4 address on eth0 in {ip_addr_output:?}"));
-    let cidr = line.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap();
+    let cidr = line
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap();
     cidr.split('/').next().unwrap().parse().unwrap()
 }
 
@@ -45,33 +49,88 @@ fn egress_reaches_the_outside_masqueraded_and_outside_has_no_route_back() {
             "ip -o -4 addr show eth0; ping -c1 -W2 198.18.0.2 >/dev/null && echo PING-OK; echo hello | nc 198.18.0.2 7000",
         ])
         .ok();
-    assert!(r.stdout.contains("PING-OK"), "ping to the outside failed: {r:#?}");
-    assert!(r.stdout.contains("ok"), "the outside's answer did not come back: {r:#?}");
+    assert!(
+        r.stdout.contains("PING-OK"),
+        "ping to the outside failed: {r:#?}"
+    );
+    assert!(
+        r.stdout.contains("ok"),
+        "the outside's answer did not come back: {r:#?}"
+    );
     let container_ip = ipv4_of_eth0(&r.stdout);
-    let (peer, got) = server.join().unwrap().expect("the outside saw no connection");
+    let (peer, got) = server
+        .join()
+        .unwrap()
+        .expect("the outside saw no connection");
     assert_eq!(got, "hello\n");
     // SNAT: the outside sees the sandbox host's uplink address, not the container's.
-    assert_eq!(peer.ip(), std::net::IpAddr::V4(HOST_ADDR), "source seen outside (container was {container_ip})");
+    assert_eq!(
+        peer.ip(),
+        std::net::IpAddr::V4(HOST_ADDR),
+        "source seen outside (container was {container_ip})"
+    );
 
     // The outside has no route to the container subnet: only masquerading made this work.
     let subnet = default_subnet(&sb);
-    let out = sb.outside_cmd("ip").args(["route", "get", &container_ip.to_string()]).output().unwrap();
-    assert!(!out.status.success(), "outside has a route to {container_ip}: {}", String::from_utf8_lossy(&out.stdout));
-    let routes = String::from_utf8(sb.outside_cmd("ip").args(["-4", "route", "show"]).output().unwrap().stdout).unwrap();
-    assert!(!routes.contains(subnet.split('/').next().unwrap()), "outside routes mention {subnet}: {routes}");
+    let out = sb
+        .outside_cmd("ip")
+        .args(["route", "get", &container_ip.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "outside has a route to {container_ip}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let routes = String::from_utf8(
+        sb.outside_cmd("ip")
+            .args(["-4", "route", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !routes.contains(subnet.split('/').next().unwrap()),
+        "outside routes mention {subnet}: {routes}"
+    );
     sb.assert_net_clean("after egress --rm");
 }
 
 #[test]
 fn none_has_exactly_lo_and_it_is_up() {
     let sb = Sandbox::new();
-    let r = sb.run(["run", "--rm", "--net", "none", "busybox", "ip", "-o", "link"]).ok();
+    let r = sb
+        .run([
+            "run", "--rm", "--net", "none", "busybox", "ip", "-o", "link",
+        ])
+        .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{r:#?}");
     assert_eq!(parse_link_names(&r.stdout), ["lo"]);
-    let flags = lines[0].split('<').nth(1).unwrap().split('>').next().unwrap();
-    assert!(flags.split(',').any(|f| f == "UP"), "lo is not up: {}", lines[0]);
-    let r = sb.run(["run", "--rm", "--net", "none", "busybox", "ping", "-c1", "-W1", "127.0.0.1"]);
+    let flags = lines[0]
+        .split('<')
+        .nth(1)
+        .unwrap()
+        .split('>')
+        .next()
+        .unwrap();
+    assert!(
+        flags.split(',').any(|f| f == "UP"),
+        "lo is not up: {}",
+        lines[0]
+    );
+    let r = sb.run([
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "127.0.0.1",
+    ]);
     assert_eq!(r.code, 0, "loopback does not work in --net none: {r:#?}");
     sb.assert_net_clean("after --net none");
 }
@@ -79,15 +138,37 @@ fn none_has_exactly_lo_and_it_is_up() {
 #[test]
 fn host_mode_sees_the_host_namespace_links() {
     let sb = Sandbox::new();
-    let r = sb.run(["run", "--rm", "--net", "host", "busybox", "ip", "-o", "link"]).ok();
+    let r = sb
+        .run([
+            "run", "--rm", "--net", "host", "busybox", "ip", "-o", "link",
+        ])
+        .ok();
     let inside: BTreeSet<String> = parse_link_names(&r.stdout).into_iter().collect();
     let host: BTreeSet<String> = sb.host_links().into_iter().collect();
-    assert!(inside.contains(UPLINK), "the sandbox uplink is not visible: {inside:?}");
-    assert_eq!(inside, host, "container links differ from the (sandbox) host's");
-    let r = sb.run(["run", "--rm", "--net", "host", "busybox", "ip", "-o", "-4", "addr"]).ok();
+    assert!(
+        inside.contains(UPLINK),
+        "the sandbox uplink is not visible: {inside:?}"
+    );
+    assert_eq!(
+        inside, host,
+        "container links differ from the (sandbox) host's"
+    );
+    let r = sb
+        .run([
+            "run", "--rm", "--net", "host", "busybox", "ip", "-o", "-4", "addr",
+        ])
+        .ok();
     assert!(r.stdout.contains(&format!("{HOST_ADDR}/24")), "{r:#?}");
-    let v = sb.run(["run", "-d", "--name", "h", "--net", "host", "busybox", "sleep", "30"]).ok();
-    assert_eq!(sb.inspect("h")["HostConfig"]["NetworkMode"], "host", "{v:?}");
+    let v = sb
+        .run([
+            "run", "-d", "--name", "h", "--net", "host", "busybox", "sleep", "30",
+        ])
+        .ok();
+    assert_eq!(
+        sb.inspect("h")["HostConfig"]["NetworkMode"],
+        "host",
+        "{v:?}"
+    );
     sb.run(["rm", "-f", "h"]).ok();
     sb.assert_net_clean("after --net host");
 }
@@ -95,27 +176,70 @@ fn host_mode_sees_the_host_namespace_links() {
 #[test]
 fn container_mode_shares_the_address_and_survives_the_owner() {
     let sb = Sandbox::new();
-    sb.run(["run", "-d", "--name", "web", "busybox", "httpd", "-f", "-p", "80", "-h", "/var/www"]).ok();
+    sb.run([
+        "run", "-d", "--name", "web", "busybox", "httpd", "-f", "-p", "80", "-h", "/var/www",
+    ])
+    .ok();
     let web_ip = sb.ip_of("web");
     let info = sb.inspect("web");
     let ns = &info["NetworkSettings"];
-    assert_eq!(ns["gateway"].as_str().unwrap(), default_subnet(&sb).replace(".0/24", ".1"), "{ns:#}");
+    assert_eq!(
+        ns["gateway"].as_str().unwrap(),
+        default_subnet(&sb).replace(".0/24", ".1"),
+        "{ns:#}"
+    );
     assert!(ns["mac"].as_str().is_some_and(|m| m.len() == 17), "{ns:#}");
     assert_eq!(info["HostConfig"]["NetworkMode"], "bridge");
 
-    let r = sb.run(["run", "--rm", "--net", "container:web", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
+    let r = sb
+        .run([
+            "run",
+            "--rm",
+            "--net",
+            "container:web",
+            "busybox",
+            "ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .ok();
     assert_eq!(ipv4_of_eth0(&r.stdout), web_ip, "{r:#?}");
     // Same namespace: web's server is on the joiner's loopback.
     let r = sb
-        .run(["run", "--rm", "--net", "container:web", "busybox", "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80"])
+        .run([
+            "run",
+            "--rm",
+            "--net",
+            "container:web",
+            "busybox",
+            "sh",
+            "-c",
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80",
+        ])
         .ok();
     assert!(r.stdout.contains(rootfs_fixtures::INDEX_HTML), "{r:#?}");
 
     // The owner goes first: the joiner keeps its network, and everything goes with it.
-    sb.run(["run", "-d", "--name", "joiner", "--net", "container:web", "busybox", "sleep", "60"]).ok();
+    sb.run([
+        "run",
+        "-d",
+        "--name",
+        "joiner",
+        "--net",
+        "container:web",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
     sb.run(["rm", "-f", "web"]).ok();
     assert_eq!(sb.status("joiner").as_deref(), Some("running"));
-    let r = sb.run(["exec", "joiner", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
+    let r = sb
+        .run(["exec", "joiner", "ip", "-o", "-4", "addr", "show", "eth0"])
+        .ok();
     assert_eq!(ipv4_of_eth0(&r.stdout), web_ip, "{r:#?}");
     sb.run(["rm", "-f", "joiner"]).ok();
     sb.assert_net_clean("after container: joiner and owner removed");
@@ -124,8 +248,12 @@ fn container_mode_shares_the_address_and_survives_the_owner() {
 #[test]
 fn two_bridge_containers_reach_each_other() {
     let sb = Sandbox::new();
-    sb.run(["run", "-d", "--name", "a", "busybox", "httpd", "-f", "-p", "80", "-h", "/var/www"]).ok();
-    sb.run(["run", "-d", "--name", "b", "busybox", "sleep", "60"]).ok();
+    sb.run([
+        "run", "-d", "--name", "a", "busybox", "httpd", "-f", "-p", "80", "-h", "/var/www",
+    ])
+    .ok();
+    sb.run(["run", "-d", "--name", "b", "busybox", "sleep", "60"])
+        .ok();
     let (a, b) = (sb.ip_of("a"), sb.ip_of("b"));
     assert_ne!(a, b);
     let r = sb.run(["exec", "b", "ping", "-c1", "-W2", &a.to_string()]);
@@ -144,49 +272,101 @@ fn every_kind_of_exit_leaves_no_network_behind() {
     let sb = Sandbox::new();
     // Each case is first checked to have made something, so the clean check can fail.
     // foreground, kept
-    let r = sb.run(["run", "--name", "fg", "busybox", "sh", "-c", "ip -o -4 addr show eth0; exit 3"]);
+    let r = sb.run([
+        "run",
+        "--name",
+        "fg",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; exit 3",
+    ]);
     assert_eq!(r.code, 3, "{r:#?}");
     ipv4_of_eth0(&r.stdout);
     sb.assert_net_clean("foreground exit");
     assert_eq!(sb.status("fg").as_deref(), Some("exited"));
 
     // foreground --rm
-    sb.run(["run", "--rm", "--name", "fgrm", "busybox", "true"]).ok();
+    sb.run(["run", "--rm", "--name", "fgrm", "busybox", "true"])
+        .ok();
     sb.assert_net_clean("foreground --rm");
     assert_eq!(sb.status("fgrm"), None, "--rm left the container");
 
     // detached, exits by itself
-    sb.run(["run", "-d", "--name", "dexit", "busybox", "sh", "-c", "sleep 0.5"]).ok();
-    assert!(!sb.leftovers().is_empty(), "a running bridge container shows no network");
+    sb.run([
+        "run",
+        "-d",
+        "--name",
+        "dexit",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5",
+    ])
+    .ok();
+    assert!(
+        !sb.leftovers().is_empty(),
+        "a running bridge container shows no network"
+    );
     sb.wait_status("dexit", "exited", 10 * SECOND);
     sb.assert_net_clean("detached exit");
 
     // detached --rm, exits by itself
-    sb.run(["run", "-d", "--rm", "--name", "drm", "busybox", "sh", "-c", "sleep 0.3"]).ok();
+    sb.run([
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "drm",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3",
+    ])
+    .ok();
     let start = Instant::now();
     while sb.status("drm").is_some() {
-        assert!(start.elapsed() < 10 * SECOND, "detached --rm container never went away");
+        assert!(
+            start.elapsed() < 10 * SECOND,
+            "detached --rm container never went away"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     sb.assert_net_clean("detached --rm exit");
 
     // stop
-    sb.run(["run", "-d", "--name", "stopped", "busybox", "sleep", "60"]).ok();
+    sb.run(["run", "-d", "--name", "stopped", "busybox", "sleep", "60"])
+        .ok();
     assert!(!sb.leftovers().is_empty());
     sb.run(["stop", "-t", "1", "stopped"]).ok();
     assert_eq!(sb.status("stopped").as_deref(), Some("exited"));
     sb.assert_net_clean("stop");
 
     // rm -f of a running one
-    sb.run(["run", "-d", "--name", "forced", "busybox", "sleep", "60"]).ok();
+    sb.run(["run", "-d", "--name", "forced", "busybox", "sleep", "60"])
+        .ok();
     assert!(!sb.leftovers().is_empty());
     sb.run(["rm", "-f", "forced"]).ok();
     assert_eq!(sb.status("forced"), None);
     sb.assert_net_clean("rm -f");
 
     // --net none and container: own no lease or veth but a netns file / record
-    sb.run(["run", "-d", "--name", "nonet", "--net", "none", "busybox", "sleep", "60"]).ok();
-    sb.run(["run", "-d", "--name", "joiner", "--net", "container:nonet", "busybox", "sleep", "60"]).ok();
+    sb.run([
+        "run", "-d", "--name", "nonet", "--net", "none", "busybox", "sleep", "60",
+    ])
+    .ok();
+    sb.run([
+        "run",
+        "-d",
+        "--name",
+        "joiner",
+        "--net",
+        "container:nonet",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
     assert!(!sb.leftovers().netns_files.is_empty());
     sb.run(["rm", "-f", "joiner", "nonet"]).ok();
     sb.assert_net_clean("rm -f of none + container:");
@@ -214,7 +394,10 @@ fn kill_9_during_setup_then_gc_leaves_nothing() {
         let r = p.wait();
         let killed = r.code == -1;
         let left = sb.leftovers();
-        let mid = killed && (!left.records.is_empty() || !left.netns_files.is_empty() || !left.leases.is_empty());
+        let mid = killed
+            && (!left.records.is_empty()
+                || !left.netns_files.is_empty()
+                || !left.leases.is_empty());
         if mid {
             landed_mid_setup += 1;
         }
@@ -233,7 +416,13 @@ fn kill_9_during_setup_then_gc_leaves_nothing() {
                 let ps = sb.run(["ps", "-a"]);
                 let states: Vec<String> = dirs
                     .iter()
-                    .map(|id| format!("{id}: libcontainer {} / meta phase {}", sb.run(["state", id]).stdout.replace('\n', " "), sb.meta(id)["phase"]))
+                    .map(|id| {
+                        format!(
+                            "{id}: libcontainer {} / meta phase {}",
+                            sb.run(["state", id]).stdout.replace('\n', " "),
+                            sb.meta(id)["phase"]
+                        )
+                    })
                     .collect();
                 panic!(
                     "kill -9 at {delay:?} (attempt {i}, killed: {killed}), then gc, left:\n{left:#?}\ncontainers: {states:#?}\nnames: {names:?}\n{}\nprocesses still running (pid, state, cmdline): {:#?}",
@@ -247,13 +436,18 @@ fn kill_9_during_setup_then_gc_leaves_nothing() {
             break;
         }
     }
-    assert!(landed_mid_setup > 0, "no kill landed while the network was set up: {attempts:?}");
+    assert!(
+        landed_mid_setup > 0,
+        "no kill landed while the network was set up: {attempts:?}"
+    );
 }
 
 #[test]
 fn twenty_concurrent_runs_get_twenty_distinct_addresses() {
     let sb = Sandbox::new();
-    let pending: Vec<Pending> = (0..20).map(|_| sb.spawn(["run", "-d", "busybox", "sleep", "60"])).collect();
+    let pending: Vec<Pending> = (0..20)
+        .map(|_| sb.spawn(["run", "-d", "busybox", "sleep", "60"]))
+        .collect();
     let ids: Vec<String> = pending
         .into_iter()
         .map(|p| {
@@ -279,7 +473,11 @@ fn refused(sb: &Sandbox, net: &str, needle: &str) {
     let before = sb.leftovers();
     let r = sb.run(["run", "--rm", "--net", net, "busybox", "true"]);
     r.fails_with(needle);
-    assert_eq!(sb.container_dirs(), dirs, "--net {net} left a container directory");
+    assert_eq!(
+        sb.container_dirs(),
+        dirs,
+        "--net {net} left a container directory"
+    );
     assert_eq!(sb.names(), names, "--net {net} left a name");
     assert_eq!(sb.leftovers(), before, "--net {net} left network pieces");
 }
@@ -289,11 +487,13 @@ fn bad_network_values_are_refused_naming_the_value() {
     let sb = Sandbox::new();
     refused(&sb, "bogus", "bogus");
     refused(&sb, "container:nosuchthing", "nosuchthing");
-    sb.run(["run", "-d", "--name", "gone", "busybox", "true"]).ok();
+    sb.run(["run", "-d", "--name", "gone", "busybox", "true"])
+        .ok();
     sb.wait_status("gone", "exited", 10 * SECOND);
     sb.assert_net_clean("exited container");
     refused(&sb, "container:gone", "gone");
-    sb.run(["run", "-d", "--name", "alive", "busybox", "sleep", "60"]).ok();
+    sb.run(["run", "-d", "--name", "alive", "busybox", "sleep", "60"])
+        .ok();
     let before = sb.leftovers();
     assert_eq!(before.veths.len(), 1);
     refused(&sb, "bogus", "bogus");
@@ -312,7 +512,8 @@ fn a_full_subnet_is_refused_and_leaves_nothing() {
         "name": "bridge", "bridge": "minirun0", "subnet": "10.89.77.0/30", "gateway": "10.89.77.1", "icc": true
     });
     std::fs::write(dir.join("bridge.json"), def.to_string()).unwrap();
-    sb.run(["run", "-d", "--name", "first", "busybox", "sleep", "60"]).ok();
+    sb.run(["run", "-d", "--name", "first", "busybox", "sleep", "60"])
+        .ok();
     assert_eq!(sb.ip_of("first"), Ipv4Addr::new(10, 89, 77, 2));
     let before = sb.leftovers();
     let dirs = sb.container_dirs();
@@ -324,7 +525,8 @@ fn a_full_subnet_is_refused_and_leaves_nothing() {
     sb.run(["rm", "-f", "first"]).ok();
     sb.assert_net_clean("after rm -f first");
     // the address is free again
-    sb.run(["run", "-d", "--name", "third", "busybox", "sleep", "60"]).ok();
+    sb.run(["run", "-d", "--name", "third", "busybox", "sleep", "60"])
+        .ok();
     assert_eq!(sb.ip_of("third"), Ipv4Addr::new(10, 89, 77, 2));
 }
 
@@ -333,7 +535,15 @@ fn default_subnet_skips_a_route_of_the_host() {
     let sb = Sandbox::new();
     // The sandbox host already routes 10.89.0.0/24 (towards the outside).
     let out = Command::new("ip")
-        .args(["-n", &sb.host_ns, "route", "add", "10.89.0.0/24", "via", &OUT_ADDR.to_string()])
+        .args([
+            "-n",
+            &sb.host_ns,
+            "route",
+            "add",
+            "10.89.0.0/24",
+            "via",
+            &OUT_ADDR.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -344,11 +554,23 @@ fn default_subnet_skips_a_route_of_the_host() {
 #[test]
 fn bundle_runs_with_bridge_networking() {
     let sb = Sandbox::new();
-    let b = sb.env.bundle("netb", &["sh", "-c", "ip -o -4 addr show eth0"], |_| {});
-    let r = sb.run(["run", "--bundle", b.to_str().unwrap(), "--net", "bridge", "netb"]);
+    let b = sb
+        .env
+        .bundle("netb", &["sh", "-c", "ip -o -4 addr show eth0"], |_| {});
+    let r = sb.run([
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--net",
+        "bridge",
+        "netb",
+    ]);
     assert_eq!(r.code, 0, "run --bundle --net bridge: {r:#?}");
     let ip = ipv4_of_eth0(&r.stdout);
-    assert!(default_subnet(&sb).starts_with(&ip.to_string()[..ip.to_string().rfind('.').unwrap()]), "{ip}");
+    assert!(
+        default_subnet(&sb).starts_with(&ip.to_string()[..ip.to_string().rfind('.').unwrap()]),
+        "{ip}"
+    );
     sb.assert_net_clean("after run --bundle --net bridge");
 }
 
@@ -356,7 +578,10 @@ fn bundle_runs_with_bridge_networking() {
 fn etc_files_and_mtu_follow_the_container_and_the_host() {
     let sb = Sandbox::new();
     // The sandbox uplink (the interface of the default route) gets an unusual MTU first.
-    let out = Command::new("ip").args(["-n", &sb.host_ns, "link", "set", UPLINK, "mtu", "1420"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-n", &sb.host_ns, "link", "set", UPLINK, "mtu", "1420"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let r = sb
         .run([
@@ -376,14 +601,38 @@ fn etc_files_and_mtu_follow_the_container_and_the_host() {
     assert_eq!(parts.len(), 4, "{r:#?}");
     assert_eq!(parts[0].trim(), "hn1");
     let ip = ipv4_of_eth0(parts[3]);
-    let own = parts[1].lines().find(|l| l.split_whitespace().next() == Some(&ip.to_string()[..]));
-    assert!(own.is_some_and(|l| l.contains("hn1") && l.contains("named")), "/etc/hosts lacks {ip} hn1 named:\n{}", parts[1]);
-    assert!(parts[1].lines().any(|l| l.starts_with("127.0.0.1") && l.contains("localhost")), "{}", parts[1]);
+    let own = parts[1]
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&ip.to_string()[..]));
+    assert!(
+        own.is_some_and(|l| l.contains("hn1") && l.contains("named")),
+        "/etc/hosts lacks {ip} hn1 named:\n{}",
+        parts[1]
+    );
+    assert!(
+        parts[1]
+            .lines()
+            .any(|l| l.starts_with("127.0.0.1") && l.contains("localhost")),
+        "{}",
+        parts[1]
+    );
     let servers: Vec<Ipv4Addr> = parts[2]
         .lines()
         .filter_map(|l| l.strip_prefix("nameserver "))
-        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("odd nameserver {s:?}")))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("odd nameserver {s:?}"))
+        })
         .collect();
-    assert!(!servers.is_empty() && servers.iter().all(|s| !s.is_loopback()), "resolv.conf:\n{}", parts[2]);
-    assert!(parts[3].contains("mtu 1420"), "eth0 does not follow the uplink's MTU: {}", parts[3]);
+    assert!(
+        !servers.is_empty() && servers.iter().all(|s| !s.is_loopback()),
+        "resolv.conf:\n{}",
+        parts[2]
+    );
+    assert!(
+        parts[3].contains("mtu 1420"),
+        "eth0 does not follow the uplink's MTU: {}",
+        parts[3]
+    );
 }

@@ -1,28 +1,34 @@
 //! One container's network, end to end: [`attach`] does everything for a mode and undoes
-//! it all on failure; [`detach`] is its mirror image (idempotent); [`gc`] cleans what
-//! crashed runs left behind.
+//! it all on failure; [`detach`] is its mirror image (idempotent); [`release`] is detach
+//! for a container that is gone, minding namespaces shared with `--net container:`;
+//! [`gc`] cleans what crashed runs left behind.
 //!
 //! Besides returning the [`Attachment`] (which the runtime saves in its own state), attach
-//! keeps a record of it at `<runtime_root>/net/<container_id>.json`, written *before* any
-//! kernel object is created (with the veth name, address and port mappings it is about
-//! to use) and rewritten when done; detach removes it. That record is what lets [`gc`]
-//! find leftovers of a run that died half-way.
+//! keeps a record of it at [`record_path`] (`<runtime_root>/.net/attachments/<id>.json`),
+//! written *before* any kernel object is created (with the veth name, address and port
+//! mappings it is about to use) and rewritten when done; detach removes it. That record is
+//! what lets [`gc`] find leftovers of a run that died half-way, and what tells who joined
+//! whose namespace ([`crate::live`]).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{chain, Error, Result};
 use crate::firewall::{Firewall, Transaction};
 use crate::link::{self, VethConfig};
+use crate::live::{in_use_among, joined_by_live, Liveness};
 use crate::lock::{read_dir_or_empty, read_json, remove_file_if_exists, write_json};
 use crate::mode::NetMode;
-use crate::netns::{self, netns_path};
+use crate::netns;
 use crate::network::{self, NetworkConfig};
+use crate::paths::{attachments_dir, netns_dir, netns_path};
 use crate::ports::{resolve_ports, HostPorts, PortMapping, PortSpec};
 use crate::sysctl::BridgeNfCall;
 use crate::{etc, ipam};
+
+pub use crate::paths::record_path;
 
 /// What a container got. Saved by the runtime as JSON; [`detach`] needs nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,27 +129,29 @@ pub struct AttachRequest {
     pub aliases: Vec<String>,
 }
 
+/// runc's rule for container ids, the one rule of minirun (its runtime checks
+/// ids with this too): 1-1024 characters of `[A-Za-z0-9_+.-]`, not starting
+/// with `.` - so an id is usable as a file and cgroup name and never collides
+/// with the hidden entries of the runtime root.
 pub fn valid_container_id(id: &str) -> bool {
     !id.is_empty()
-        && id.len() <= 128
+        && id.len() <= 1024
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-}
-
-/// `<runtime_root>/net/<container_id>.json`.
-pub fn record_path(runtime_root: &Path, container_id: &str) -> PathBuf {
-    runtime_root.join("net").join(format!("{container_id}.json"))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b))
 }
 
 /// The record attach keeps for a container, if any.
 pub fn load_attachment(runtime_root: &Path, container_id: &str) -> Result<Option<Attachment>> {
-    read_json(&record_path(runtime_root, container_id), "attachment record")
+    read_json(
+        &record_path(runtime_root, container_id),
+        "attachment record",
+    )
 }
 
 /// Every attachment record under `runtime_root`.
 pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
     let mut out = Vec::new();
-    for ent in read_dir_or_empty(&runtime_root.join("net"))? {
+    for ent in read_dir_or_empty(&attachments_dir(runtime_root))? {
         let n = ent.file_name().to_string_lossy().into_owned();
         if n.starts_with('.') || !n.ends_with(".json") {
             continue;
@@ -156,23 +164,33 @@ pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
 }
 
 fn ctr_err(id: &str, reason: impl Into<String>) -> Error {
-    Error::Container { container_id: id.into(), reason: reason.into() }
+    Error::Container {
+        container_id: id.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Gives the container its network for `req.mode` and returns what it got. On any failure
 /// everything this call did is undone (no veth, lease, netns file, element or record is
 /// left) and the first error is returned.
 ///
-/// `is_alive(id)` tells whether a container still exists (used to reclaim stale IP
-/// leases); it must be true for every container between the start of its attach and the
-/// end of its detach.
-pub fn attach(req: &AttachRequest, is_alive: &dyn Fn(&str) -> bool) -> Result<Attachment> {
+/// `live` tells which other containers still exist (see [`Liveness`]); `req.container_id`
+/// counts as alive whatever it says. A lease whose container's network is no longer in
+/// use ([`crate::in_use_among`], judged from the records read before the lease lock is
+/// taken) is reclaimed.
+pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
     let id = req.container_id.as_str();
     if !valid_container_id(id) {
         return Err(Error::InvalidContainerId(id.into()));
     }
     if !req.ports.is_empty() && !matches!(req.mode, NetMode::Bridge(_)) {
-        return Err(ctr_err(id, format!("published ports need bridge networking, not --network {}", req.mode)));
+        return Err(ctr_err(
+            id,
+            format!(
+                "published ports need bridge networking, not --network {}",
+                req.mode
+            ),
+        ));
     }
     if req.mode != NetMode::Host && record_path(&req.runtime_root, id).exists() {
         return Err(ctr_err(
@@ -187,51 +205,78 @@ pub fn attach(req: &AttachRequest, is_alive: &dyn Fn(&str) -> bool) -> Result<At
     match &req.mode {
         NetMode::Host => Ok(att),
         NetMode::Container(other) => {
-            let p = req
-                .join_netns
-                .as_ref()
-                .ok_or_else(|| ctr_err(id, format!("container:{other}: no network namespace path given to join")))?;
+            let p = req.join_netns.as_ref().ok_or_else(|| {
+                ctr_err(
+                    id,
+                    format!("container:{other}: no network namespace path given to join"),
+                )
+            })?;
             if !netns::is_netns(p) {
-                return Err(ctr_err(id, format!("container:{other}: {} is not a network namespace", p.display())));
+                return Err(ctr_err(
+                    id,
+                    format!(
+                        "container:{other}: {} is not a network namespace",
+                        p.display()
+                    ),
+                ));
             }
             att.netns_path = Some(p.clone());
             att.netns_owned = false;
-            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            write_json(
+                &record_path(&req.runtime_root, id),
+                &att,
+                "attachment record",
+            )?;
             Ok(att)
         }
         NetMode::None => {
             let p = netns_path(&req.runtime_root, id);
             att.netns_path = Some(p.clone());
             att.netns_owned = true;
-            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            write_json(
+                &record_path(&req.runtime_root, id),
+                &att,
+                "attachment record",
+            )?;
             if let Err(e) = netns::create_netns(&p) {
                 let _ = detach(&att);
                 return Err(e);
             }
             Ok(att)
         }
-        NetMode::Bridge(name) => attach_bridge(req, name, is_alive),
+        NetMode::Bridge(name) => attach_bridge(req, name, live),
     }
 }
 
-fn attach_bridge(req: &AttachRequest, network_name: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Attachment> {
+fn attach_bridge(
+    req: &AttachRequest,
+    network_name: &str,
+    live: &dyn Liveness,
+) -> Result<Attachment> {
     let id = req.container_id.as_str();
     let net: NetworkConfig = network::get_network(&req.data_root, network_name)?;
     let fw = Firewall::open()?;
     fw.ensure_skeleton()?;
-    if !net.icc && crate::firewall::check_bridge_nf_call_iptables() != BridgeNfCall::Enabled {
-        return Err(Error::Network {
-            network: net.name.clone(),
-            reason: format!(
-                "--icc=false needs bridged traffic to pass the ip forward hook, but {} is not 1 \
-                 (load br_netfilter and set net.bridge.bridge-nf-call-iptables=1)",
-                crate::sysctl::BRIDGE_NF_CALL_IPTABLES
-            ),
-        });
+    if !net.icc {
+        // create_network checked it; the host may have changed since.
+        let state = crate::firewall::check_bridge_nf_call_iptables();
+        if state != BridgeNfCall::Enabled {
+            return Err(Error::Network {
+                network: net.name.clone(),
+                reason: Error::IccUnavailable { state }.to_string(),
+            });
+        }
     }
-    let mut mappings = if req.ports.is_empty() { Vec::new() } else { resolve_ports(&req.ports, &fw.list_published()?)? };
+    let mut mappings = if req.ports.is_empty() {
+        Vec::new()
+    } else {
+        resolve_ports(&req.ports, &fw.list_published()?)?
+    };
 
-    let ip = ipam::allocate(&req.data_root, &net, id, is_alive)?;
+    // Read before the lease lock: under it only `live` is asked.
+    let records = list_attachments(&req.runtime_root)?;
+    let in_use = |cid: &str| cid == id || in_use_among(cid, &records, live);
+    let ip = ipam::allocate(&req.data_root, &net, id, &in_use)?;
     let mut att = Attachment::new(req);
     att.network = Some(net.name.clone());
     att.bridge = Some(net.bridge.clone());
@@ -262,8 +307,8 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, is_alive: &dyn Fn(&str
             };
             match link::connect_container(&cfg) {
                 Ok(_) => break,
-                Err(Error::Netlink { ref source, .. })
-                    if attempt < 3 && crate::error::rtnl_errno(source) == Some(libc::EEXIST) =>
+                Err(e @ Error::Netlink { .. })
+                    if attempt < 3 && e.errno() == Some(libc::EEXIST) =>
                 {
                     // Name clash with a concurrent run: new random suffix.
                     att.veth_host = Some(link::veth_name(id));
@@ -287,11 +332,16 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, is_alive: &dyn Fn(&str
                     }
                     break;
                 }
-                Err(Error::Nftables { ref reason, .. }) if reason.contains("File exists") => {
+                Err(e @ Error::Nftables { .. }) if e.errno() == Some(libc::EEXIST) => {
                     let flexible = req.ports.iter().any(|p| !matches!(p.host_ports, HostPorts::Range { start, end } if start == end));
                     if attempt >= 3 || !flexible {
                         return Err(Error::PortUnavailable {
-                            spec: req.ports.iter().map(|p| p.spec.clone()).collect::<Vec<_>>().join(", "),
+                            spec: req
+                                .ports
+                                .iter()
+                                .map(|p| p.spec.clone())
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             reason: "host port was published by another container meanwhile".into(),
                         });
                     }
@@ -309,7 +359,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, is_alive: &dyn Fn(&str
         Ok(()) => Ok(att),
         Err(e) => {
             if let Err(undo) = detach_sync(&att) {
-                tracing::warn!(container = id, "undoing a failed attach: {undo}");
+                tracing::warn!(container = id, "undoing a failed attach: {}", chain(&undo));
             }
             Err(e)
         }
@@ -338,7 +388,11 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
     let mut first: Option<Error> = None;
     let mut keep = |r: Result<()>| {
         if let Err(e) = r {
-            tracing::warn!(container = att.container_id.as_str(), "detach: {e}");
+            tracing::warn!(
+                container = att.container_id.as_str(),
+                "detach: {}",
+                chain(&e)
+            );
             if first.is_none() {
                 first = Some(e);
             }
@@ -368,12 +422,55 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
         keep(ipam::release(&att.data_root, n, &att.container_id).map(|_| ()));
     }
     if att.mode != NetMode::Host {
-        keep(remove_file_if_exists(&record_path(&att.runtime_root, &att.container_id), "attachment record").map(|_| ()));
+        keep(
+            remove_file_if_exists(
+                &record_path(&att.runtime_root, &att.container_id),
+                "attachment record",
+            )
+            .map(|_| ()),
+        );
     }
     match first {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Tears down the network of a container that is gone (or going: call it from its
+/// teardown), minding namespaces shared with `--net container:`:
+///
+/// * if live containers joined `att`'s namespace, everything stays (namespace file,
+///   address, veth, published ports, record) for them, and `Ok` is returned; the teardown
+///   of the last of them finishes it;
+/// * otherwise `att` is [`detach`]ed; and when `att` joined another container's namespace,
+///   that owner is detached too if it is no longer alive and no other live container
+///   joined it (`att` was its last user).
+///
+/// Records are read from `att.runtime_root`. `live` must not call into minirun-net.
+pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
+    if joined_by_live(att, &list_attachments(&att.runtime_root)?, live) {
+        tracing::debug!(
+            container = att.container_id.as_str(),
+            "network stays for the containers that joined its namespace"
+        );
+        return Ok(());
+    }
+    detach(att)?;
+    if let NetMode::Container(_) = &att.mode {
+        // Read again: att's own record is gone now, so it no longer counts as a joiner
+        // even while `live` still says it lives (its teardown runs).
+        let records = list_attachments(&att.runtime_root)?;
+        for owner in &records {
+            if owner.netns_owned
+                && owner.netns_path == att.netns_path
+                && !live.is_alive(&owner.container_id)
+                && !joined_by_live(owner, &records, live)
+            {
+                detach(owner)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What [`gc`] removed.
@@ -400,44 +497,61 @@ impl GcReport {
     }
 }
 
-/// Removes what containers that are gone (`!is_alive(id)`) left behind: their recorded
-/// attachments (detached), netns files under `<runtime_root>/netns`, leases, published
-/// elements whose target is no live container's (address, mapping), and `mr*` veths on
-/// minirun bridges that no live record names. Works in the caller's (host) namespace.
-pub fn gc(runtime_root: &Path, data_root: &Path, is_alive: &dyn Fn(&str) -> bool) -> Result<GcReport> {
+/// Removes what containers whose network is no longer in use ([`crate::in_use`]) left
+/// behind: their recorded attachments (detached), netns files under
+/// [`crate::paths::netns_dir`], leases, published elements whose target is no live
+/// record's (address, mapping), and `mr*` veths on minirun bridges that no live record
+/// names. Works in the caller's (host) namespace. The records are read once, before any
+/// lock is taken; under the lease lock only `live` is asked.
+pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<GcReport> {
     let mut rep = GcReport::default();
-    let mut live: Vec<Attachment> = Vec::new();
-    for a in list_attachments(runtime_root)? {
-        if is_alive(&a.container_id) {
-            live.push(a);
+    let records = list_attachments(runtime_root)?;
+    let in_use = |cid: &str| in_use_among(cid, &records, live);
+    let mut kept: Vec<&Attachment> = Vec::new();
+    for a in &records {
+        if in_use(&a.container_id) {
+            kept.push(a);
             continue;
         }
         // The record may name other roots if it was moved; use the ones given here.
-        let a = Attachment { runtime_root: runtime_root.into(), data_root: data_root.into(), ..a };
+        let a = Attachment {
+            runtime_root: runtime_root.into(),
+            data_root: data_root.into(),
+            ..a.clone()
+        };
         match detach(&a) {
             Ok(()) => rep.detached.push(a.container_id.clone()),
-            Err(e) => rep.errors.push(format!("container {}: {e}", a.container_id)),
+            Err(e) => rep
+                .errors
+                .push(format!("container {}: {}", a.container_id, chain(&e))),
         }
     }
-    // netns files without a live container.
-    if let Ok(rd) = std::fs::read_dir(runtime_root.join("netns")) {
+    // netns files of no container in use (and that no kept record uses).
+    if let Ok(rd) = std::fs::read_dir(netns_dir(runtime_root)) {
         for ent in rd.flatten() {
             let id = ent.file_name().to_string_lossy().into_owned();
-            if is_alive(&id) {
+            let path = ent.path();
+            if in_use(&id)
+                || kept
+                    .iter()
+                    .any(|a| a.netns_path.as_deref() == Some(path.as_path()))
+            {
                 continue;
             }
-            match netns::remove_netns(&ent.path()) {
-                Ok(()) => rep.netns_removed.push(ent.path()),
-                Err(e) => rep.errors.push(e.to_string()),
+            match netns::remove_netns(&path) {
+                Ok(()) => rep.netns_removed.push(path),
+                Err(e) => rep.errors.push(chain(&e)),
             }
         }
     }
     // Leases.
     let networks = network::list_networks(data_root)?;
     for n in &networks {
-        match ipam::reclaim(data_root, &n.name, is_alive) {
-            Ok(v) => rep.leases_released.extend(v.into_iter().map(|(ip, id)| (n.name.clone(), ip, id))),
-            Err(e) => rep.errors.push(e.to_string()),
+        match ipam::reclaim(data_root, &n.name, &in_use) {
+            Ok(v) => rep
+                .leases_released
+                .extend(v.into_iter().map(|(ip, id)| (n.name.clone(), ip, id))),
+            Err(e) => rep.errors.push(chain(&e)),
         }
     }
     // Published elements.
@@ -446,21 +560,23 @@ pub fn gc(runtime_root: &Path, data_root: &Path, is_alive: &dyn Fn(&str) -> bool
             Ok(all) => {
                 let mut tx = Transaction::new();
                 for (m, ip) in all {
-                    let owned = live.iter().any(|a| a.ip == Some(ip) && a.ports.contains(&m));
+                    let owned = kept
+                        .iter()
+                        .any(|a| a.ip == Some(ip) && a.ports.contains(&m));
                     if !owned {
                         tx.del_published(&m);
                         rep.published_removed.push((m, ip));
                     }
                 }
                 if let Err(e) = fw.commit(&tx) {
-                    rep.errors.push(e.to_string());
+                    rep.errors.push(chain(&e));
                     rep.published_removed.clear();
                 }
             }
-            Err(e) => rep.errors.push(e.to_string()),
+            Err(e) => rep.errors.push(chain(&e)),
         },
         Ok(_) => {}
-        Err(e) => rep.errors.push(e.to_string()),
+        Err(e) => rep.errors.push(chain(&e)),
     }
     // Veths on minirun bridges that no live record names.
     if !networks.is_empty() {
@@ -475,35 +591,57 @@ pub fn gc(runtime_root: &Path, data_root: &Path, is_alive: &dyn Fn(&str) -> bool
                     let ours = l.name.starts_with(link::VETH_PREFIX)
                         && l.kind.as_deref() == Some("veth")
                         && l.master.is_some_and(|m| bridges.contains(&m));
-                    if ours && !live.iter().any(|a| a.veth_host.as_deref() == Some(l.name.as_str())) {
+                    if ours
+                        && !kept
+                            .iter()
+                            .any(|a| a.veth_host.as_deref() == Some(l.name.as_str()))
+                    {
                         match link::delete_link(&l.name) {
                             Ok(_) => rep.veths_deleted.push(l.name.clone()),
-                            Err(e) => rep.errors.push(e.to_string()),
+                            Err(e) => rep.errors.push(chain(&e)),
                         }
                     }
                 }
             }
-            Err(e) => rep.errors.push(e.to_string()),
+            Err(e) => rep.errors.push(chain(&e)),
         }
     }
     Ok(rep)
 }
 
-/// Removes a user network entirely: refuses while a live container holds a lease in it;
-/// deletes its firewall elements (one transaction), its bridge, its leases and its
-/// definition.
-pub fn remove_network(data_root: &Path, name: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<()> {
+/// Removes a user network entirely: refuses while a container whose network is in use
+/// ([`crate::in_use`], from the records under `runtime_root`) holds a lease in it; deletes
+/// its firewall elements (one transaction), its bridge, its leases and its definition.
+pub fn remove_network(
+    runtime_root: &Path,
+    data_root: &Path,
+    name: &str,
+    live: &dyn Liveness,
+) -> Result<()> {
     if name == crate::mode::DEFAULT_NETWORK {
-        return Err(Error::Network { network: name.into(), reason: "the default network cannot be removed".into() });
+        return Err(Error::Network {
+            network: name.into(),
+            reason: "the default network cannot be removed".into(),
+        });
     }
-    let net = network::load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))?;
+    let net = network::load_network(data_root, name)?
+        .ok_or_else(|| Error::NetworkNotFound(name.into()))?;
+    // Read before the lease lock: under it only `live` is asked.
+    let records = list_attachments(runtime_root)?;
     {
         // Under the lease lock: no container can take an address between the check and
         // the removal of the definition (allocate re-checks the definition under it).
         let _l = ipam::lock(data_root, name)?;
-        let users: Vec<String> = ipam::leases_locked(data_root, name)?.into_iter().map(|(_, id)| id).filter(|id| is_alive(id)).collect();
+        let users: Vec<String> = ipam::leases_locked(data_root, name)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .filter(|id| in_use_among(id, &records, live))
+            .collect();
         if !users.is_empty() {
-            return Err(Error::Network { network: name.into(), reason: format!("in use by container(s) {}", users.join(", ")) });
+            return Err(Error::Network {
+                network: name.into(),
+                reason: format!("in use by container(s) {}", users.join(", ")),
+            });
         }
         network::delete_network_definition(data_root, name)?;
     }

@@ -53,7 +53,10 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(runtime_root: &Path, network: &str) -> Directory {
-        Directory { runtime_root: runtime_root.to_path_buf(), network: network.to_string() }
+        Directory {
+            runtime_root: runtime_root.to_path_buf(),
+            network: network.to_string(),
+        }
     }
 
     /// The address of the container called `name` (its name, another alias, or its id) on
@@ -68,7 +71,9 @@ impl Directory {
             .ok()?
             .into_iter()
             .filter(|a| a.network.as_deref() == Some(self.network.as_str()))
-            .find(|a| a.container_id == name || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(&name)))
+            .find(|a| {
+                a.container_id == name || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(&name))
+            })
             .and_then(|a| a.ip)
     }
 }
@@ -86,12 +91,18 @@ pub enum Answer {
 
 /// Answers `query` from `dir` when it asks for a local name.
 pub fn answer(query: &[u8], dir: &Directory) -> Answer {
-    let Ok(q) = Packet::parse(query) else { return Answer::Drop };
+    let Ok(q) = Packet::parse(query) else {
+        return Answer::Drop;
+    };
     if q.has_flags(PacketFlag::RESPONSE) {
         return Answer::Drop;
     }
-    let [question] = q.questions.as_slice() else { return Answer::Forward };
-    let Some(ip) = dir.lookup(&question.qname.to_string()) else { return Answer::Forward };
+    let [question] = q.questions.as_slice() else {
+        return Answer::Forward;
+    };
+    let Some(ip) = dir.lookup(&question.qname.to_string()) else {
+        return Answer::Forward;
+    };
     let mut reply = Packet::new_reply(q.id());
     reply.set_flags(PacketFlag::AUTHORITATIVE_ANSWER | PacketFlag::RECURSION_AVAILABLE);
     if q.has_flags(PacketFlag::RECURSION_DESIRED) {
@@ -99,7 +110,12 @@ pub fn answer(query: &[u8], dir: &Directory) -> Answer {
     }
     reply.questions.push(question.clone());
     if matches!(question.qtype, QTYPE::TYPE(TYPE::A) | QTYPE::ANY) {
-        reply.answers.push(ResourceRecord::new(question.qname.clone(), CLASS::IN, 0, RData::A(A { address: ip.into() })));
+        reply.answers.push(ResourceRecord::new(
+            question.qname.clone(),
+            CLASS::IN,
+            0,
+            RData::A(A { address: ip.into() }),
+        ));
     }
     match reply.build_bytes_vec() {
         Ok(b) => Answer::Reply(b),
@@ -109,19 +125,27 @@ pub fn answer(query: &[u8], dir: &Directory) -> Answer {
 
 /// SERVFAIL for `query` (its id and question kept).
 fn failure(query: &[u8]) -> Answer {
-    let Ok(q) = Packet::parse(query) else { return Answer::Drop };
+    let Ok(q) = Packet::parse(query) else {
+        return Answer::Drop;
+    };
     let mut reply = Packet::new_reply(q.id());
     *reply.rcode_mut() = RCODE::ServerFailure;
     reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
     reply.questions = q.questions.clone();
-    reply.build_bytes_vec().map(Answer::Reply).unwrap_or(Answer::Drop)
+    reply
+        .build_bytes_vec()
+        .map(Answer::Reply)
+        .unwrap_or(Answer::Drop)
 }
 
 /// The nameservers of the host's `/etc/resolv.conf` (of the caller's mount namespace),
 /// port 53: where forwarded queries go unless the user named others.
 pub fn host_upstreams() -> Vec<SocketAddr> {
     let text = std::fs::read_to_string(crate::etc::HOST_RESOLV_CONF).unwrap_or_default();
-    crate::etc::nameservers(&text).into_iter().map(|ip| SocketAddr::new(ip, 53)).collect()
+    crate::etc::nameservers(&text)
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
 }
 
 fn reply_id_matches(query: &[u8], reply: &[u8]) -> bool {
@@ -136,8 +160,13 @@ fn forward_udp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
             IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let Ok(sock) = UdpSocket::bind(local) else { continue };
-        if sock.connect(up).is_err() || sock.set_read_timeout(Some(UPSTREAM_TIMEOUT)).is_err() || sock.send(query).is_err() {
+        let Ok(sock) = UdpSocket::bind(local) else {
+            continue;
+        };
+        if sock.connect(up).is_err()
+            || sock.set_read_timeout(Some(UPSTREAM_TIMEOUT)).is_err()
+            || sock.send(query).is_err()
+        {
             continue;
         }
         // Skip stray datagrams with another id until the timeout.
@@ -159,7 +188,8 @@ fn read_framed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 fn write_framed(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
-    let len = u16::try_from(msg.len()).map_err(|_| std::io::Error::other("DNS message too long"))?;
+    let len =
+        u16::try_from(msg.len()).map_err(|_| std::io::Error::other("DNS message too long"))?;
     let mut out = Vec::with_capacity(msg.len() + 2);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(msg);
@@ -169,7 +199,9 @@ fn write_framed(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
 /// Asks each upstream over TCP in turn.
 fn forward_tcp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
     for up in upstreams {
-        let Ok(mut s) = TcpStream::connect_timeout(up, UPSTREAM_TIMEOUT) else { continue };
+        let Ok(mut s) = TcpStream::connect_timeout(up, UPSTREAM_TIMEOUT) else {
+            continue;
+        };
         let _ = s.set_read_timeout(Some(UPSTREAM_TIMEOUT));
         let _ = s.set_write_timeout(Some(UPSTREAM_TIMEOUT));
         if write_framed(&mut s, query).is_err() {
@@ -199,18 +231,32 @@ impl DnsServer {
         let addr = SocketAddr::from((DNS_IP, 53));
         let bind_err = |e: std::io::Error| Error::Network {
             network: dir.network.clone(),
-            reason: format!("cannot listen for DNS on {addr} in {}: {e}", netns.display()),
+            reason: format!(
+                "cannot listen for DNS on {addr} in {}: {e}",
+                netns.display()
+            ),
         };
-        let (udp, tcp) = crate::netns::in_netns(netns, || -> std::io::Result<(UdpSocket, TcpListener)> {
-            Ok((UdpSocket::bind(addr)?, TcpListener::bind(addr)?))
-        })?
-        .map_err(bind_err)?;
-        Ok(DnsServer { udp, tcp, dir, upstreams })
+        let (udp, tcp) =
+            crate::netns::in_netns(netns, || -> std::io::Result<(UdpSocket, TcpListener)> {
+                Ok((UdpSocket::bind(addr)?, TcpListener::bind(addr)?))
+            })?
+            .map_err(bind_err)?;
+        Ok(DnsServer {
+            udp,
+            tcp,
+            dir,
+            upstreams,
+        })
     }
 
     /// Serves on background threads for the rest of the process's life.
     pub fn spawn(self) {
-        let DnsServer { udp, tcp, dir, upstreams } = self;
+        let DnsServer {
+            udp,
+            tcp,
+            dir,
+            upstreams,
+        } = self;
         let dir = Arc::new(dir);
         let upstreams: Arc<[SocketAddr]> = upstreams.into();
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -226,7 +272,8 @@ impl DnsServer {
                     connections.fetch_sub(1, Ordering::SeqCst);
                     continue;
                 }
-                let (dir, upstreams, connections) = (dir.clone(), upstreams.clone(), connections.clone());
+                let (dir, upstreams, connections) =
+                    (dir.clone(), upstreams.clone(), connections.clone());
                 std::thread::spawn(move || {
                     serve_tcp(conn, &dir, &upstreams);
                     connections.fetch_sub(1, Ordering::SeqCst);
@@ -236,10 +283,17 @@ impl DnsServer {
     }
 }
 
-fn serve_udp(sock: UdpSocket, dir: &Directory, upstreams: &Arc<[SocketAddr]>, in_flight: &Arc<AtomicUsize>) {
+fn serve_udp(
+    sock: UdpSocket,
+    dir: &Directory,
+    upstreams: &Arc<[SocketAddr]>,
+    in_flight: &Arc<AtomicUsize>,
+) {
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, peer)) = sock.recv_from(&mut buf) else { continue };
+        let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
         let query = buf[..n].to_vec();
         match answer(&query, dir) {
             Answer::Reply(r) => {
@@ -259,7 +313,9 @@ fn serve_udp(sock: UdpSocket, dir: &Directory, upstreams: &Arc<[SocketAddr]>, in
                 };
                 let (upstreams, in_flight) = (upstreams.clone(), in_flight.clone());
                 std::thread::spawn(move || {
-                    let reply = forward_udp(&query, &upstreams).map(Answer::Reply).unwrap_or_else(|| failure(&query));
+                    let reply = forward_udp(&query, &upstreams)
+                        .map(Answer::Reply)
+                        .unwrap_or_else(|| failure(&query));
                     if let Answer::Reply(r) = reply {
                         let _ = sock.send_to(&r, peer);
                     }

@@ -50,11 +50,17 @@ fn search_and_options(host: &str) -> String {
 /// resolv.conf text and (if present) systemd-resolved's upstream file text. IPv6
 /// nameservers are dropped (containers get IPv4 only).
 pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
-    let mut servers: Vec<IpAddr> = nameservers(host).into_iter().filter(|ip| !is_loopback(ip) && ip.is_ipv4()).collect();
+    let mut servers: Vec<IpAddr> = nameservers(host)
+        .into_iter()
+        .filter(|ip| !is_loopback(ip) && ip.is_ipv4())
+        .collect();
     let had_loopback = nameservers(host).iter().any(is_loopback);
     if servers.is_empty() || had_loopback {
         if let Some(up) = systemd_upstream {
-            for ip in nameservers(up).into_iter().filter(|ip| !is_loopback(ip) && ip.is_ipv4()) {
+            for ip in nameservers(up)
+                .into_iter()
+                .filter(|ip| !is_loopback(ip) && ip.is_ipv4())
+            {
                 if !servers.contains(&ip) {
                     servers.push(ip);
                 }
@@ -62,7 +68,10 @@ pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
         }
     }
     if servers.is_empty() {
-        servers = DEFAULT_NAMESERVERS.iter().map(|s| s.parse().unwrap()).collect();
+        servers = DEFAULT_NAMESERVERS
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
     }
     let mut out = search_and_options(host);
     for s in servers {
@@ -99,7 +108,12 @@ pub fn resolv_conf_from_host() -> String {
 
 /// /etc/hosts: the localhost lines, then `<ip>\t<hostname> [<name>]` when the container has
 /// an address, then `extra` entries (`--add-host`).
-pub fn hosts(ip: Option<Ipv4Addr>, hostname: &str, name: Option<&str>, extra: &[(String, IpAddr)]) -> String {
+pub fn hosts(
+    ip: Option<Ipv4Addr>,
+    hostname: &str,
+    name: Option<&str>,
+    extra: &[(String, IpAddr)],
+) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -164,10 +178,16 @@ mod tests {
 
     #[test]
     fn resolv_keeps_real_servers() {
-        let r = resolv_conf("domain lan\nnameserver 192.168.1.1\n", Some("nameserver 192.0.2.1\n"));
+        let r = resolv_conf(
+            "domain lan\nnameserver 192.168.1.1\n",
+            Some("nameserver 192.0.2.1\n"),
+        );
         assert_eq!(r, "domain lan\nnameserver 192.168.1.1\n");
         // Mixed: loopback dropped, real kept, upstream appended.
-        let r = resolv_conf("nameserver 127.0.0.53\nnameserver 10.0.0.1\n", Some("nameserver 10.0.0.2\n"));
+        let r = resolv_conf(
+            "nameserver 127.0.0.53\nnameserver 10.0.0.1\n",
+            Some("nameserver 10.0.0.2\n"),
+        );
         assert_eq!(r, "nameserver 10.0.0.1\nnameserver 10.0.0.2\n");
     }
 
@@ -187,10 +207,20 @@ mod tests {
 
     #[test]
     fn hosts_file() {
-        let h = hosts(Some(Ipv4Addr::new(10, 89, 0, 2)), "abc123", Some("web"), &[]);
+        let h = hosts(
+            Some(Ipv4Addr::new(10, 89, 0, 2)),
+            "abc123",
+            Some("web"),
+            &[],
+        );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         assert!(h.ends_with("10.89.0.2\tabc123 web\n"), "{h}");
-        let h = hosts(Some(Ipv4Addr::new(10, 89, 0, 2)), "web", Some("web"), &[("db".into(), "10.89.0.9".parse().unwrap())]);
+        let h = hosts(
+            Some(Ipv4Addr::new(10, 89, 0, 2)),
+            "web",
+            Some("web"),
+            &[("db".into(), "10.89.0.9".parse().unwrap())],
+        );
         assert!(h.ends_with("10.89.0.2\tweb\n10.89.0.9\tdb\n"), "{h}");
         let h = hosts(None, "box", None, &[]);
         assert!(h.ends_with("127.0.1.1\tbox\n"));

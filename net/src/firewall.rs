@@ -17,10 +17,10 @@
 //! start element plus an end element (first address after the range) flagged
 //! NFT_SET_ELEM_INTERVAL_END; like nft, a `0.0.0.0` end element is kept at the bottom.
 
-use std::os::fd::AsRawFd;
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
@@ -142,11 +142,25 @@ fn addr_port(ip: Ipv4Addr, port: u16) -> Vec<u8> {
 fn pub_elem(m: &PortMapping, ip: Ipv4Addr) -> (&'static str, Elem) {
     let data = Some(addr_port(ip, m.container_port));
     match m.host_ip {
-        None => (MAP_PUB_ANY, Elem { key: proto_port(m.proto, m.host_port).to_vec(), data, flags: 0 }),
+        None => (
+            MAP_PUB_ANY,
+            Elem {
+                key: proto_port(m.proto, m.host_port).to_vec(),
+                data,
+                flags: 0,
+            },
+        ),
         Some(h) => {
             let mut key = h.octets().to_vec();
             key.extend_from_slice(&proto_port(m.proto, m.host_port));
-            (MAP_PUB_ADDR, Elem { key, data, flags: 0 })
+            (
+                MAP_PUB_ADDR,
+                Elem {
+                    key,
+                    data,
+                    flags: 0,
+                },
+            )
         }
     }
 }
@@ -154,12 +168,24 @@ fn pub_elem(m: &PortMapping, ip: Ipv4Addr) -> (&'static str, Elem) {
 fn subnet_elems(net: &Ipv4Net, with_floor: bool) -> Vec<Elem> {
     let mut v = Vec::new();
     if with_floor && net.network() != Ipv4Addr::UNSPECIFIED {
-        v.push(Elem { key: vec![0, 0, 0, 0], data: None, flags: NFT_SET_ELEM_INTERVAL_END });
+        v.push(Elem {
+            key: vec![0, 0, 0, 0],
+            data: None,
+            flags: NFT_SET_ELEM_INTERVAL_END,
+        });
     }
-    v.push(Elem { key: net.network().octets().to_vec(), data: None, flags: 0 });
+    v.push(Elem {
+        key: net.network().octets().to_vec(),
+        data: None,
+        flags: 0,
+    });
     let last = u32::from(net.last());
     if last != u32::MAX {
-        v.push(Elem { key: Ipv4Addr::from(last + 1).octets().to_vec(), data: None, flags: NFT_SET_ELEM_INTERVAL_END });
+        v.push(Elem {
+            key: Ipv4Addr::from(last + 1).octets().to_vec(),
+            data: None,
+            flags: NFT_SET_ELEM_INTERVAL_END,
+        });
     }
     v
 }
@@ -184,7 +210,12 @@ impl Transaction {
                 return;
             }
         }
-        self.ops.push(SetOp { set, add, excl, elems: vec![e] });
+        self.ops.push(SetOp {
+            set,
+            add,
+            excl,
+            elems: vec![e],
+        });
     }
     pub fn add_subnet(&mut self, net: Ipv4Net) -> &mut Self {
         for e in subnet_elems(&net, true) {
@@ -199,11 +230,29 @@ impl Transaction {
         self
     }
     pub fn add_bridge(&mut self, bridge: &str) -> &mut Self {
-        self.push(SET_BRIDGES, true, false, Elem { key: ifname_key(bridge), data: None, flags: 0 });
+        self.push(
+            SET_BRIDGES,
+            true,
+            false,
+            Elem {
+                key: ifname_key(bridge),
+                data: None,
+                flags: 0,
+            },
+        );
         self
     }
     pub fn del_bridge(&mut self, bridge: &str) -> &mut Self {
-        self.push(SET_BRIDGES, false, false, Elem { key: ifname_key(bridge), data: None, flags: 0 });
+        self.push(
+            SET_BRIDGES,
+            false,
+            false,
+            Elem {
+                key: ifname_key(bridge),
+                data: None,
+                flags: 0,
+            },
+        );
         self
     }
     fn isolate_key(a: &str, b: &str) -> Vec<u8> {
@@ -213,11 +262,29 @@ impl Transaction {
     }
     /// Traffic from bridge `a` to bridge `b` is dropped (unless it is a published port).
     pub fn add_isolate(&mut self, a: &str, b: &str) -> &mut Self {
-        self.push(SET_ISOLATE, true, false, Elem { key: Self::isolate_key(a, b), data: None, flags: 0 });
+        self.push(
+            SET_ISOLATE,
+            true,
+            false,
+            Elem {
+                key: Self::isolate_key(a, b),
+                data: None,
+                flags: 0,
+            },
+        );
         self
     }
     pub fn del_isolate(&mut self, a: &str, b: &str) -> &mut Self {
-        self.push(SET_ISOLATE, false, false, Elem { key: Self::isolate_key(a, b), data: None, flags: 0 });
+        self.push(
+            SET_ISOLATE,
+            false,
+            false,
+            Elem {
+                key: Self::isolate_key(a, b),
+                data: None,
+                flags: 0,
+            },
+        );
         self
     }
     /// Publishes `m` to container address `ip`. Added exclusively: if the host side is
@@ -262,14 +329,23 @@ impl Transaction {
                     list.nest(NFTA_LIST_ELEM, &el);
                 }
                 let mut a = Attrs::new();
-                a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE).put_str(NFTA_SET_ELEM_LIST_SET, o.set);
+                a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE)
+                    .put_str(NFTA_SET_ELEM_LIST_SET, o.set);
                 a.nest(NFTA_SET_ELEM_LIST_ELEMENTS, &list);
                 let (ty, flags) = if o.add {
-                    (nfnl::NFT_MSG_NEWSETELEM, nfnl::NLM_F_CREATE | if o.excl { nfnl::NLM_F_EXCL } else { 0 })
+                    (
+                        nfnl::NFT_MSG_NEWSETELEM,
+                        nfnl::NLM_F_CREATE | if o.excl { nfnl::NLM_F_EXCL } else { 0 },
+                    )
                 } else {
                     (nfnl::NFT_MSG_DELSETELEM, 0)
                 };
-                Msg { ty, flags, family: nfnl::NFPROTO_IPV4, attrs: a }
+                Msg {
+                    ty,
+                    flags,
+                    family: nfnl::NFPROTO_IPV4,
+                    attrs: a,
+                }
             })
             .collect()
     }
@@ -277,7 +353,14 @@ impl Transaction {
     fn describe(&self, index: Option<usize>) -> (String, &'static str) {
         let live: Vec<&SetOp> = self.ops.iter().filter(|o| !o.elems.is_empty()).collect();
         match index.and_then(|i| live.get(i)) {
-            Some(o) => (o.set.to_string(), if o.add { "add elements" } else { "delete elements" }),
+            Some(o) => (
+                o.set.to_string(),
+                if o.add {
+                    "add elements"
+                } else {
+                    "delete elements"
+                },
+            ),
             None => ("*".to_string(), "commit"),
         }
     }
@@ -295,7 +378,11 @@ pub struct ForeignDrop {
 
 impl std::fmt::Display for ForeignDrop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "table {} {} chain {} (hook forward, policy drop)", self.family, self.table, self.chain)
+        write!(
+            f,
+            "table {} {} chain {} (hook forward, policy drop)",
+            self.family, self.table, self.chain
+        )
     }
 }
 
@@ -327,7 +414,9 @@ static CACHE: std::sync::Mutex<Vec<(u64, NfSocket)>> = std::sync::Mutex::new(Vec
 
 fn current_netns() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0)
 }
 
 impl Drop for Firewall {
@@ -345,7 +434,20 @@ impl Drop for Firewall {
 }
 
 fn nft_err(set: &str, op: &'static str, e: NlError) -> Error {
-    Error::Nftables { set: set.to_string(), op, reason: e.to_string() }
+    Error::Nftables {
+        set: set.to_string(),
+        op,
+        errno: Some(e.errno),
+        reason: e.to_string(),
+    }
+}
+
+/// An [`Error::Firewall`] about `what` that the kernel refused with `e`.
+fn fw_err(what: impl std::fmt::Display, e: NlError) -> Error {
+    Error::Firewall {
+        reason: format!("{what}: {e}"),
+        errno: Some(e.errno),
+    }
 }
 
 impl Firewall {
@@ -354,20 +456,30 @@ impl Firewall {
         let netns = current_netns();
         let cached = {
             let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            c.iter().position(|(ns, _)| *ns == netns && netns != 0).map(|i| c.swap_remove(i).1)
+            c.iter()
+                .position(|(ns, _)| *ns == netns && netns != 0)
+                .map(|i| c.swap_remove(i).1)
         };
         let s = match cached {
             Some(mut s) => {
                 s.drain();
                 s
             }
-            None => NfSocket::open().map_err(|e| Error::Firewall(format!("cannot open NETLINK_NETFILTER socket: {e}")))?,
+            None => NfSocket::open().map_err(|e| Error::Firewall {
+                reason: format!("cannot open NETLINK_NETFILTER socket: {e}"),
+                errno: e.raw_os_error(),
+            })?,
         };
-        Ok(Firewall { sock: RefCell::new(Some(s)), netns })
+        Ok(Firewall {
+            sock: RefCell::new(Some(s)),
+            netns,
+        })
     }
 
     fn sock(&self) -> std::cell::RefMut<'_, NfSocket> {
-        std::cell::RefMut::map(self.sock.borrow_mut(), |s| s.as_mut().expect("socket present until drop"))
+        std::cell::RefMut::map(self.sock.borrow_mut(), |s| {
+            s.as_mut().expect("socket present until drop")
+        })
     }
 
     /// Closes the sockets kept by [`Firewall`] handles of this process (may wait for the
@@ -387,7 +499,9 @@ impl Firewall {
         if sockets.is_empty() {
             return;
         }
-        let Ok((rd, wr)) = nix::unistd::pipe() else { return };
+        let Ok((rd, wr)) = nix::unistd::pipe() else {
+            return;
+        };
         // Every descriptor the child keeps, sorted: the sockets and the pipe.
         let mut keep: Vec<i32> = sockets.iter().map(|(_, s)| s.raw_fd()).collect();
         keep.push(rd.as_raw_fd());
@@ -422,10 +536,13 @@ impl Firewall {
     pub fn table_exists(&self) -> Result<bool> {
         let mut a = Attrs::new();
         a.put_str(NFTA_TABLE_NAME, TABLE);
-        match self.sock().request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a) {
+        match self
+            .sock()
+            .request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a)
+        {
             Ok(_) => Ok(true),
             Err(e) if e.errno == libc::ENOENT => Ok(false),
-            Err(e) => Err(Error::Firewall(format!("cannot query table ip {TABLE}: {e}"))),
+            Err(e) => Err(fw_err(format_args!("cannot query table ip {TABLE}"), e)),
         }
     }
 
@@ -443,23 +560,25 @@ impl Firewall {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::Firewall(format!("cannot run nft to write table ip {TABLE}: {e}")))?;
+            .map_err(|e| {
+                Error::firewall(format!("cannot run nft to write table ip {TABLE}: {e}"))
+            })?;
         child
             .stdin
             .take()
             .expect("piped stdin")
             .write_all(script.as_bytes())
-            .map_err(|e| Error::Firewall(format!("writing table ip {TABLE} to nft: {e}")))?;
+            .map_err(|e| Error::firewall(format!("writing table ip {TABLE} to nft: {e}")))?;
         let out = child
             .wait_with_output()
-            .map_err(|e| Error::Firewall(format!("waiting for nft: {e}")))?;
+            .map_err(|e| Error::firewall(format!("waiting for nft: {e}")))?;
         if out.status.success() {
             return Ok(true);
         }
         if self.table_exists()? {
             return Ok(false); // lost a race with another minirun: fine
         }
-        Err(Error::Firewall(format!(
+        Err(Error::firewall(format!(
             "nft failed to create table ip {TABLE}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
@@ -469,11 +588,16 @@ impl Firewall {
     pub fn delete_table(&self) -> Result<()> {
         let mut a = Attrs::new();
         a.put_str(NFTA_TABLE_NAME, TABLE);
-        let m = Msg { ty: nfnl::NFT_MSG_DELTABLE, flags: 0, family: nfnl::NFPROTO_IPV4, attrs: a };
+        let m = Msg {
+            ty: nfnl::NFT_MSG_DELTABLE,
+            flags: 0,
+            family: nfnl::NFPROTO_IPV4,
+            attrs: a,
+        };
         match self.sock().batch(&[m]) {
             Ok(()) => Ok(()),
             Err(e) if e.errno == libc::ENOENT => Ok(()),
-            Err(e) => Err(Error::Firewall(format!("cannot delete table ip {TABLE}: {e}"))),
+            Err(e) => Err(fw_err(format_args!("cannot delete table ip {TABLE}"), e)),
         }
     }
 
@@ -494,17 +618,21 @@ impl Firewall {
         let r = self
             .sock()
             .request(nfnl::NFT_MSG_GETGEN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
-            .map_err(|e| Error::Firewall(format!("cannot read generation: {e}")))?;
+            .map_err(|e| fw_err("cannot read generation", e))?;
         r.iter()
             .find_map(|m| attr_be32(&parse_attrs(&m.payload), NFTA_GEN_ID))
-            .ok_or_else(|| Error::Firewall("no generation id in reply".into()))
+            .ok_or_else(|| Error::firewall("no generation id in reply"))
     }
 
     /// Raw elements of a set: (key, data, flags).
     fn dump_set(&self, set: &'static str) -> Result<Vec<Elem>> {
         let mut a = Attrs::new();
-        a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE).put_str(NFTA_SET_ELEM_LIST_SET, set);
-        let replies = match self.sock().dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a) {
+        a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE)
+            .put_str(NFTA_SET_ELEM_LIST_SET, set);
+        let replies = match self
+            .sock()
+            .dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a)
+        {
             Ok(r) => r,
             Err(e) if e.errno == libc::ENOENT => return Ok(Vec::new()),
             Err(e) => return Err(nft_err(set, "list elements", e)),
@@ -512,15 +640,27 @@ impl Firewall {
         let mut out = Vec::new();
         for r in replies {
             let top = parse_attrs(&r.payload);
-            let Some(list) = attr(&top, NFTA_SET_ELEM_LIST_ELEMENTS) else { continue };
+            let Some(list) = attr(&top, NFTA_SET_ELEM_LIST_ELEMENTS) else {
+                continue;
+            };
             for (ty, el) in parse_attrs(list) {
                 if ty != NFTA_LIST_ELEM {
                     continue;
                 }
                 let ea = parse_attrs(el);
-                let val = |t| attr(&ea, t).and_then(|n| attr(&parse_attrs(n), NFTA_DATA_VALUE)).map(|v| v.to_vec());
-                let Some(key) = val(NFTA_SET_ELEM_KEY) else { continue };
-                out.push(Elem { key, data: val(NFTA_SET_ELEM_DATA), flags: attr_be32(&ea, NFTA_SET_ELEM_FLAGS).unwrap_or(0) });
+                let val = |t| {
+                    attr(&ea, t)
+                        .and_then(|n| attr(&parse_attrs(n), NFTA_DATA_VALUE))
+                        .map(|v| v.to_vec())
+                };
+                let Some(key) = val(NFTA_SET_ELEM_KEY) else {
+                    continue;
+                };
+                out.push(Elem {
+                    key,
+                    data: val(NFTA_SET_ELEM_DATA),
+                    flags: attr_be32(&ea, NFTA_SET_ELEM_FLAGS).unwrap_or(0),
+                });
             }
         }
         Ok(out)
@@ -528,7 +668,11 @@ impl Firewall {
 
     /// Names in the `bridges` set.
     pub fn list_bridges(&self) -> Result<Vec<String>> {
-        Ok(self.dump_set(SET_BRIDGES)?.iter().map(|e| ifname_of(&e.key)).collect())
+        Ok(self
+            .dump_set(SET_BRIDGES)?
+            .iter()
+            .map(|e| ifname_of(&e.key))
+            .collect())
     }
 
     /// Pairs in the `isolate` set.
@@ -547,7 +691,12 @@ impl Firewall {
             .dump_set(SET_SUBNETS)?
             .iter()
             .filter(|e| e.key.len() == 4)
-            .map(|e| (u32::from_be_bytes(e.key[..4].try_into().unwrap()), e.flags & NFT_SET_ELEM_INTERVAL_END != 0))
+            .map(|e| {
+                (
+                    u32::from_be_bytes(e.key[..4].try_into().unwrap()),
+                    e.flags & NFT_SET_ELEM_INTERVAL_END != 0,
+                )
+            })
             .collect();
         pts.sort();
         let mut out = Vec::new();
@@ -555,7 +704,11 @@ impl Firewall {
             if *end {
                 continue;
             }
-            let stop = pts[i + 1..].iter().find(|(k, e)| *e && k > start).map(|(k, _)| *k as u64).unwrap_or(1 << 32);
+            let stop = pts[i + 1..]
+                .iter()
+                .find(|(k, e)| *e && k > start)
+                .map(|(k, _)| *k as u64)
+                .unwrap_or(1 << 32);
             range_to_prefixes(*start as u64, stop, &mut out);
         }
         Ok(out)
@@ -612,7 +765,9 @@ impl Firewall {
     /// Whether `tx` adds `bridge` to the `bridges` set.
     pub fn adds_bridge(tx: &Transaction, bridge: &str) -> bool {
         let key = ifname_key(bridge);
-        tx.ops.iter().any(|o| o.set == SET_BRIDGES && o.add && o.elems.iter().any(|e| e.key == key))
+        tx.ops
+            .iter()
+            .any(|o| o.set == SET_BRIDGES && o.add && o.elems.iter().any(|e| e.key == key))
     }
 
     /// Adds a network's elements (idempotent; one transaction).
@@ -687,7 +842,12 @@ impl Firewall {
         for attempt in 0..3 {
             let tx = self.unpublish_tx(ports, ip)?;
             match self.commit(&tx) {
-                Err(Error::Nftables { reason, .. }) if attempt < 2 && reason.contains("No such file") => continue,
+                // An element vanished between the dump and the commit (another detach).
+                Err(e @ Error::Nftables { .. })
+                    if attempt < 2 && e.errno() == Some(libc::ENOENT) =>
+                {
+                    continue
+                }
                 r => return r,
             }
         }
@@ -700,7 +860,7 @@ impl Firewall {
         let replies = self
             .sock()
             .dump(nfnl::NFT_MSG_GETCHAIN, nfnl::NFPROTO_UNSPEC, &Attrs::new())
-            .map_err(|e| Error::Firewall(format!("cannot list chains: {e}")))?;
+            .map_err(|e| fw_err("cannot list chains", e))?;
         let mut out = Vec::new();
         for r in replies {
             if !matches!(r.family, 1 | 2 | 7) {
@@ -711,7 +871,9 @@ impl Firewall {
             if r.family == nfnl::NFPROTO_IPV4 && table == TABLE {
                 continue;
             }
-            let Some(hook) = attr(&a, NFTA_CHAIN_HOOK) else { continue };
+            let Some(hook) = attr(&a, NFTA_CHAIN_HOOK) else {
+                continue;
+            };
             let hooknum = attr_be32(&parse_attrs(hook), NFTA_HOOK_HOOKNUM);
             let policy = attr_be32(&a, NFTA_CHAIN_POLICY);
             if hooknum == Some(NF_INET_FORWARD) && policy == Some(NF_DROP) {
@@ -728,8 +890,12 @@ impl Firewall {
 
 fn publish_error(e: Error, ports: &[PortMapping]) -> Error {
     match e {
-        Error::Nftables { reason, .. } if reason.contains("File exists") => Error::PortUnavailable {
-            spec: ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        e @ Error::Nftables { .. } if e.errno() == Some(libc::EEXIST) => Error::PortUnavailable {
+            spec: ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             reason: "a host port is already published (by another container)".into(),
         },
         e => e,
@@ -759,7 +925,10 @@ fn decode_pub(e: &Elem, with_ip: bool) -> Option<(PortMapping, Ipv4Addr)> {
         if e.key.len() != 12 {
             return None;
         }
-        (Some(Ipv4Addr::new(e.key[0], e.key[1], e.key[2], e.key[3])), &e.key[4..])
+        (
+            Some(Ipv4Addr::new(e.key[0], e.key[1], e.key[2], e.key[3])),
+            &e.key[4..],
+        )
     } else {
         (None, &e.key[..])
     };
@@ -774,7 +943,15 @@ fn decode_pub(e: &Elem, with_ip: bool) -> Option<(PortMapping, Ipv4Addr)> {
     }
     let ip = Ipv4Addr::new(d[0], d[1], d[2], d[3]);
     let container_port = u16::from_be_bytes([d[4], d[5]]);
-    Some((PortMapping { host_ip, host_port, container_port, proto }, ip))
+    Some((
+        PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            proto,
+        },
+        ip,
+    ))
 }
 
 /// Splits [start, stop) into maximal aligned prefixes.

@@ -1,7 +1,7 @@
 //! IP leases per network: `<data_root>/networks/<name>.leases.json` ({address: container
 //! id}), read-modify-written under an exclusive flock on `<name>.leases.lock`. Lowest free
 //! host address first (network, gateway and broadcast are never handed out). Leases of
-//! containers that `is_alive` says are gone are reclaimed on allocation.
+//! containers that the caller's [`Liveness`] says are gone are reclaimed on allocation.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::live::Liveness;
 use crate::lock::{read_json, write_json, FileLock};
 use crate::network::{networks_dir, NetworkConfig};
 
@@ -31,10 +32,15 @@ fn load(path: &Path) -> Result<LeaseFile> {
 }
 
 /// Leases `container_id` an address of `network` and returns it. Idempotent: a container
-/// that already holds a lease gets the same address. Reclaims leases of containers for
-/// which `is_alive(id)` is false (it is called under the lock: keep it cheap, and make it
-/// true for a container from before its attach until its detach is done).
-pub fn allocate(data_root: &Path, network: &NetworkConfig, container_id: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Ipv4Addr> {
+/// that already holds a lease gets the same address. Reclaims leases of containers that
+/// `live` says are gone (it is called under the lock: see [`Liveness`]; attach passes the
+/// in-use judgement, see [`crate::in_use_among`]).
+pub fn allocate(
+    data_root: &Path,
+    network: &NetworkConfig,
+    container_id: &str,
+    live: &dyn Liveness,
+) -> Result<Ipv4Addr> {
     let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
     // `network rm` deletes the definition under this lock once no lease is left: a lease
     // is only taken while the network still exists.
@@ -46,13 +52,16 @@ pub fn allocate(data_root: &Path, network: &NetworkConfig, container_id: &str, i
     if let Some((ip, _)) = f.leases.iter().find(|(_, id)| id.as_str() == container_id) {
         return Ok(*ip);
     }
-    f.leases.retain(|_, id| is_alive(id));
+    f.leases.retain(|_, id| live.is_alive(id));
     let subnet = network.subnet;
     let last = subnet.size().saturating_sub(1) as u32;
     let ip = (1..last)
         .filter_map(|i| subnet.nth(i))
         .find(|ip| *ip != network.gateway && !f.leases.contains_key(ip))
-        .ok_or_else(|| Error::SubnetExhausted { network: network.name.clone(), subnet })?;
+        .ok_or_else(|| Error::SubnetExhausted {
+            network: network.name.clone(),
+            subnet,
+        })?;
     f.leases.insert(ip, container_id.to_string());
     write_json(&path, &f, "lease file")?;
     Ok(ip)
@@ -66,7 +75,11 @@ pub fn release(data_root: &Path, network: &str, container_id: &str) -> Result<Op
     }
     let _l = FileLock::exclusive(&lock_path(data_root, network))?;
     let mut f = load(&path)?;
-    let ip = f.leases.iter().find(|(_, id)| id.as_str() == container_id).map(|(ip, _)| *ip);
+    let ip = f
+        .leases
+        .iter()
+        .find(|(_, id)| id.as_str() == container_id)
+        .map(|(ip, _)| *ip);
     if let Some(ip) = ip {
         f.leases.remove(&ip);
         write_json(&path, &f, "lease file")?;
@@ -81,24 +94,39 @@ pub(crate) fn lock(data_root: &Path, network: &str) -> Result<FileLock> {
 
 /// [`leases`] for a caller that holds [`lock`].
 pub(crate) fn leases_locked(data_root: &Path, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
-    Ok(load(&leases_path(data_root, network))?.leases.into_iter().collect())
+    Ok(load(&leases_path(data_root, network))?
+        .leases
+        .into_iter()
+        .collect())
 }
 
 /// Current leases of `network`: (address, container id), by address.
 pub fn leases(data_root: &Path, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
     let _l = FileLock::exclusive(&lock_path(data_root, network))?;
-    Ok(load(&leases_path(data_root, network))?.leases.into_iter().collect())
+    Ok(load(&leases_path(data_root, network))?
+        .leases
+        .into_iter()
+        .collect())
 }
 
-/// Drops leases whose container is gone; returns them.
-pub fn reclaim(data_root: &Path, network: &str, is_alive: &dyn Fn(&str) -> bool) -> Result<Vec<(Ipv4Addr, String)>> {
+/// Drops leases whose container `live` says is gone (asked under the lock); returns them.
+pub fn reclaim(
+    data_root: &Path,
+    network: &str,
+    live: &dyn Liveness,
+) -> Result<Vec<(Ipv4Addr, String)>> {
     let path = leases_path(data_root, network);
     if !path.exists() {
         return Ok(Vec::new());
     }
     let _l = FileLock::exclusive(&lock_path(data_root, network))?;
     let mut f = load(&path)?;
-    let gone: Vec<(Ipv4Addr, String)> = f.leases.iter().filter(|(_, id)| !is_alive(id)).map(|(a, b)| (*a, b.clone())).collect();
+    let gone: Vec<(Ipv4Addr, String)> = f
+        .leases
+        .iter()
+        .filter(|(_, id)| !live.is_alive(id))
+        .map(|(a, b)| (*a, b.clone()))
+        .collect();
     if !gone.is_empty() {
         for (ip, _) in &gone {
             f.leases.remove(ip);
@@ -115,13 +143,19 @@ mod tests {
 
     fn net(subnet: &str) -> NetworkConfig {
         let s: crate::Ipv4Net = subnet.parse().unwrap();
-        NetworkConfig { name: "t".into(), bridge: "minirun9".into(), subnet: s, gateway: s.nth(1).unwrap(), icc: true }
+        NetworkConfig {
+            name: "t".into(),
+            bridge: "minirun9".into(),
+            subnet: s,
+            gateway: s.nth(1).unwrap(),
+            icc: true,
+        }
     }
     fn alive(_: &str) -> bool {
         true
     }
     /// [`allocate`] on a network whose definition exists (as `network create` leaves it).
-    fn alloc(d: &Path, n: &NetworkConfig, id: &str, alive: &dyn Fn(&str) -> bool) -> Result<Ipv4Addr> {
+    fn alloc(d: &Path, n: &NetworkConfig, id: &str, alive: &dyn Liveness) -> Result<Ipv4Addr> {
         let p = crate::network::config_path(d, &n.name);
         if !p.exists() {
             write_json(&p, n, "network definition").unwrap();
@@ -133,7 +167,9 @@ mod tests {
     fn no_lease_once_the_network_is_gone() {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.6.0/24");
-        assert!(matches!(allocate(d.path(), &n, "a", &alive), Err(Error::NetworkNotFound(ref x)) if x == "t"));
+        assert!(
+            matches!(allocate(d.path(), &n, "a", &alive), Err(Error::NetworkNotFound(ref x)) if x == "t")
+        );
         assert!(leases(d.path(), "t").unwrap().is_empty());
     }
 
@@ -141,12 +177,27 @@ mod tests {
     fn lowest_free_first_and_idempotent() {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.5.0/24");
-        assert_eq!(alloc(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
-        assert_eq!(alloc(d.path(), &n, "b", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 3));
-        assert_eq!(alloc(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
-        assert_eq!(release(d.path(), "t", "a").unwrap(), Some(Ipv4Addr::new(10, 89, 5, 2)));
+        assert_eq!(
+            alloc(d.path(), &n, "a", &alive).unwrap(),
+            Ipv4Addr::new(10, 89, 5, 2)
+        );
+        assert_eq!(
+            alloc(d.path(), &n, "b", &alive).unwrap(),
+            Ipv4Addr::new(10, 89, 5, 3)
+        );
+        assert_eq!(
+            alloc(d.path(), &n, "a", &alive).unwrap(),
+            Ipv4Addr::new(10, 89, 5, 2)
+        );
+        assert_eq!(
+            release(d.path(), "t", "a").unwrap(),
+            Some(Ipv4Addr::new(10, 89, 5, 2))
+        );
         assert_eq!(release(d.path(), "t", "a").unwrap(), None);
-        assert_eq!(alloc(d.path(), &n, "c", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
+        assert_eq!(
+            alloc(d.path(), &n, "c", &alive).unwrap(),
+            Ipv4Addr::new(10, 89, 5, 2)
+        );
         assert_eq!(leases(d.path(), "t").unwrap().len(), 2);
     }
 
@@ -155,8 +206,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut n = net("10.89.5.0/29");
         n.gateway = Ipv4Addr::new(10, 89, 5, 6);
-        let got: Vec<_> = (0..5).map(|i| alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap()).collect();
-        assert_eq!(got, (1..=5).map(|i| Ipv4Addr::new(10, 89, 5, i)).collect::<Vec<_>>());
+        let got: Vec<_> = (0..5)
+            .map(|i| alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            (1..=5)
+                .map(|i| Ipv4Addr::new(10, 89, 5, i))
+                .collect::<Vec<_>>()
+        );
         assert!(alloc(d.path(), &n, "c5", &alive).is_err());
     }
 
@@ -168,7 +226,10 @@ mod tests {
             alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap();
         }
         let e = alloc(d.path(), &n, "c5", &alive).unwrap_err();
-        assert_eq!(e.to_string(), r#"network "t": no free address left in subnet 10.89.7.0/29"#);
+        assert_eq!(
+            e.to_string(),
+            r#"network "t": no free address left in subnet 10.89.7.0/29"#
+        );
     }
 
     #[test]
@@ -180,12 +241,23 @@ mod tests {
         }
         // c1 and c3 are gone: allocation reuses the lowest of their addresses.
         let is_alive = |id: &str| id != "c1" && id != "c3";
-        assert_eq!(alloc(d.path(), &n, "new", &is_alive).unwrap(), Ipv4Addr::new(10, 89, 7, 3));
+        assert_eq!(
+            alloc(d.path(), &n, "new", &is_alive).unwrap(),
+            Ipv4Addr::new(10, 89, 7, 3)
+        );
         let l = leases(d.path(), "t").unwrap();
         assert_eq!(l.len(), 4);
         assert!(!l.iter().any(|(_, id)| id == "c1" || id == "c3"));
-        assert_eq!(reclaim(d.path(), "t", &|id: &str| id == "new").unwrap().len(), 3);
-        assert_eq!(leases(d.path(), "t").unwrap(), vec![(Ipv4Addr::new(10, 89, 7, 3), "new".to_string())]);
+        assert_eq!(
+            reclaim(d.path(), "t", &|id: &str| id == "new")
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            leases(d.path(), "t").unwrap(),
+            vec![(Ipv4Addr::new(10, 89, 7, 3), "new".to_string())]
+        );
     }
 
     #[test]

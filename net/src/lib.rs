@@ -9,7 +9,11 @@
 //!   NETLINK_NETFILTER.
 //! * [`dns`]: the embedded DNS responder of user-defined networks (127.0.0.11).
 //! * [`etc`]: `/etc/resolv.conf`, `/etc/hosts`, `/etc/hostname` contents.
-//! * [`attach`]: [`attach()`], [`detach()`], [`gc()`]: the whole thing for one container.
+//! * [`attach`]: [`attach()`], [`detach()`], [`release()`], [`gc()`]: the whole thing for
+//!   one container.
+//! * [`live`]: [`Liveness`] (the caller's "does this container exist") and who still needs
+//!   a network ([`in_use()`], [`members()`], [`needs_gc()`]), shared namespaces included.
+//! * [`paths`]: where the files under the runtime root are (`<root>/.net/`).
 //!
 //! No function leaves a tokio runtime or a thread behind: everything that is async runs on
 //! a current-thread runtime created and dropped inside the call, so the caller may fork
@@ -22,11 +26,13 @@ pub mod etc;
 pub mod firewall;
 pub mod ipam;
 pub mod link;
+pub mod live;
 mod lock;
 pub mod mode;
 pub mod netns;
 pub mod network;
 mod nfnl;
+pub mod paths;
 pub mod ports;
 mod rt;
 pub mod subnet;
@@ -35,9 +41,12 @@ pub mod sysctl;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use attach::{attach, detach, detach_sync, gc, remove_network, Attachment, AttachRequest, GcReport};
+pub use attach::{
+    attach, detach, detach_sync, gc, release, remove_network, AttachRequest, Attachment, GcReport,
+};
 pub use error::{Error, Result};
 pub use firewall::Firewall;
+pub use live::{in_use, in_use_among, members, members_among, needs_gc, Liveness};
 pub use mode::NetMode;
 pub use network::NetworkConfig;
 pub use ports::{parse_publish, parse_publish_all, PortMapping, PortSpec, Proto};

@@ -6,9 +6,13 @@ use std::path::Path;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
+};
 
 use crate::error::{rtnl_errno, Error, Result};
 use crate::rt::{with_rtnl, with_rtnl_pair};
@@ -47,7 +51,9 @@ fn summarize(m: &LinkMessage) -> LinkSummary {
             LinkAttribute::IfName(n) => s.name = n.clone(),
             LinkAttribute::Mtu(v) => s.mtu = Some(*v),
             LinkAttribute::Controller(v) => s.master = Some(*v),
-            LinkAttribute::Address(v) if v.len() == 6 => s.mac = Some(v.as_slice().try_into().unwrap()),
+            LinkAttribute::Address(v) if v.len() == 6 => {
+                s.mac = Some(v.as_slice().try_into().unwrap())
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -72,7 +78,13 @@ pub(crate) async fn get_link(h: &Handle, name: &str) -> Result<Option<LinkSummar
 }
 
 pub(crate) async fn dump_links(h: &Handle) -> Result<Vec<LinkSummary>> {
-    let v: Vec<LinkMessage> = h.link().get().execute().try_collect().await.map_err(Error::nl("*", "dump links"))?;
+    let v: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(Error::nl("*", "dump links"))?;
     Ok(v.iter().map(summarize).collect())
 }
 
@@ -90,7 +102,10 @@ pub fn link_flags(name: &str) -> Result<u32> {
             .try_next()
             .await
             .map_err(Error::nl(name.clone(), "get link"))?
-            .ok_or_else(|| Error::Link { ifname: name.clone(), reason: "not found".into() })?;
+            .ok_or_else(|| Error::Link {
+                ifname: name.clone(),
+                reason: "not found".into(),
+            })?;
         Ok(m.header.flags.bits())
     })
 }
@@ -138,7 +153,13 @@ fn route_summary(m: &RouteMessage) -> RouteSummary {
 
 pub(crate) async fn dump_routes(h: &Handle) -> Result<Vec<RouteSummary>> {
     let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    let v: Vec<RouteMessage> = h.route().get(req).execute().try_collect().await.map_err(Error::nl("*", "dump routes"))?;
+    let v: Vec<RouteMessage> = h
+        .route()
+        .get(req)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(Error::nl("*", "dump routes"))?;
     Ok(v.iter().map(route_summary).collect())
 }
 
@@ -150,11 +171,18 @@ pub fn list_routes() -> Result<Vec<RouteSummary>> {
 /// IPv4 addresses as (ifindex, address, prefix_len).
 pub fn list_addresses() -> Result<Vec<(u32, Ipv4Addr, u8)>> {
     with_rtnl(|h| async move {
-        let v: Vec<_> = h.address().get().execute().try_collect().await.map_err(Error::nl("*", "dump addresses"))?;
+        let v: Vec<_> = h
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(Error::nl("*", "dump addresses"))?;
         Ok(v.iter()
             .filter_map(|m| {
                 m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => {
+                    AddressAttribute::Local(IpAddr::V4(ip))
+                    | AddressAttribute::Address(IpAddr::V4(ip)) => {
                         Some((m.header.index, *ip, m.header.prefix_len))
                     }
                     _ => None,
@@ -174,7 +202,11 @@ pub(crate) async fn uplink_mtu_async(h: &Handle) -> Result<u32> {
         return Ok(DEFAULT_MTU);
     };
     let links = dump_links(h).await?;
-    Ok(links.iter().find(|l| l.index == oif).and_then(|l| l.mtu).unwrap_or(DEFAULT_MTU))
+    Ok(links
+        .iter()
+        .find(|l| l.index == oif)
+        .and_then(|l| l.mtu)
+        .unwrap_or(DEFAULT_MTU))
 }
 
 /// MTU of the host's uplink: the interface of the main table's default route, else 1500.
@@ -208,23 +240,37 @@ pub(crate) async fn ensure_bridge_async(
                 Some(m) => m,
                 None => uplink_mtu_async(h).await?,
             };
-            match h.link().add(LinkBridge::new(name).mtu(mtu).up().build()).execute().await {
+            match h
+                .link()
+                .add(LinkBridge::new(name).mtu(mtu).up().build())
+                .execute()
+                .await
+            {
                 Ok(()) => created = true,
                 Err(e) if rtnl_errno(&e) == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::nl(name, "create bridge")(e)),
             }
-            get_link(h, name)
-                .await?
-                .ok_or_else(|| Error::Link { ifname: name.into(), reason: "vanished right after creation".into() })?
+            get_link(h, name).await?.ok_or_else(|| Error::Link {
+                ifname: name.into(),
+                reason: "vanished right after creation".into(),
+            })?
         }
     };
     if link.kind.as_deref() != Some("bridge") {
         return Err(Error::Link {
             ifname: name.into(),
-            reason: format!("exists but is a {} device, not a bridge", link.kind.as_deref().unwrap_or("plain")),
+            reason: format!(
+                "exists but is a {} device, not a bridge",
+                link.kind.as_deref().unwrap_or("plain")
+            ),
         });
     }
-    match h.address().add(link.index, IpAddr::V4(gateway), prefix_len).execute().await {
+    match h
+        .address()
+        .add(link.index, IpAddr::V4(gateway), prefix_len)
+        .execute()
+        .await
+    {
         Ok(()) => {}
         Err(e) if rtnl_errno(&e) == Some(libc::EEXIST) => {}
         Err(e) => return Err(Error::nl(name, "add gateway address")(e)),
@@ -236,13 +282,25 @@ pub(crate) async fn ensure_bridge_async(
             .await
             .map_err(Error::nl(name, "set up"))?;
     }
-    Ok(BridgeState { index: link.index, mtu: link.mtu.unwrap_or(DEFAULT_MTU), created })
+    Ok(BridgeState {
+        index: link.index,
+        mtu: link.mtu.unwrap_or(DEFAULT_MTU),
+        created,
+    })
 }
 
 /// Sync wrapper of the bridge set-up, in the caller's network namespace, plus the host
 /// sysctls minirun needs (`ip_forward=1`, `route_localnet=1` on the bridge).
-pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix_len: u8, mtu: Option<u32>) -> Result<BridgeState> {
-    let st = with_rtnl(|h| async move { ensure_bridge_async(&h, name, gateway, prefix_len, mtu).await })?;
+pub fn ensure_bridge(
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix_len: u8,
+    mtu: Option<u32>,
+) -> Result<BridgeState> {
+    let st =
+        with_rtnl(
+            |h| async move { ensure_bridge_async(&h, name, gateway, prefix_len, mtu).await },
+        )?;
     crate::sysctl::enable_route_localnet(name)?;
     crate::sysctl::enable_ip_forward()?;
     Ok(st)
@@ -261,10 +319,17 @@ pub fn veth_name(container_id: &str) -> String {
     // SAFETY: getrandom writes at most r.len() bytes into r.
     let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
     if n != 2 {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         r = ((t.subsec_nanos() ^ std::process::id()) as u16).to_le_bytes();
     }
-    format!("{VETH_PREFIX}{:08x}{:02x}{:02x}", fnv1a32(container_id), r[0], r[1])
+    format!(
+        "{VETH_PREFIX}{:08x}{:02x}{:02x}",
+        fnv1a32(container_id),
+        r[0],
+        r[1]
+    )
 }
 
 /// The 8-hex-digit part of [`veth_name`] for a container id.
@@ -289,7 +354,10 @@ pub fn mac_for_ip(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Everything needed to plug one container namespace into a bridge.
@@ -305,7 +373,12 @@ pub struct VethConfig<'a> {
 }
 
 /// Errors from [`connect_container`]: which step, and whether the veth exists now.
-async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns_fd: i32) -> Result<u32> {
+async fn create_veth(
+    h: &Handle,
+    c: &VethConfig<'_>,
+    bridge: &BridgeState,
+    netns_fd: i32,
+) -> Result<u32> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(CONTAINER_IFNAME.to_string())
         .mtu(bridge.mtu)
@@ -319,10 +392,17 @@ async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .up()
         .build();
-    h.link().add(msg).execute().await.map_err(Error::nl(c.host_ifname, "create veth pair"))?;
+    h.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(Error::nl(c.host_ifname, "create veth pair"))?;
     let l = get_link(h, c.host_ifname)
         .await?
-        .ok_or_else(|| Error::Link { ifname: c.host_ifname.into(), reason: "vanished right after creation".into() })?;
+        .ok_or_else(|| Error::Link {
+            ifname: c.host_ifname.into(),
+            reason: "vanished right after creation".into(),
+        })?;
     Ok(l.index)
 }
 
@@ -332,8 +412,11 @@ async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns
 /// connections (host, container). On failure the veth is deleted again.
 /// Returns the bridge state (the bridge is ensured too).
 pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
-    let netns_file =
-        std::fs::File::open(c.netns).map_err(|source| Error::Netns { path: c.netns.into(), op: "open", source })?;
+    let netns_file = std::fs::File::open(c.netns).map_err(|source| Error::Netns {
+        path: c.netns.into(),
+        op: "open",
+        source,
+    })?;
     let fd = netns_file.as_raw_fd();
     let res = with_rtnl_pair(c.netns, |host, ns| async move {
         let bridge = ensure_bridge_async(&host, c.bridge, c.gateway, c.prefix_len, None).await?;
@@ -344,10 +427,12 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                 .execute()
                 .await
                 .map_err(Error::nl(c.host_ifname, "set hairpin"))?;
-            let eth0 = get_link(&ns, CONTAINER_IFNAME).await?.ok_or_else(|| Error::Link {
-                ifname: CONTAINER_IFNAME.into(),
-                reason: format!("missing in {}", c.netns.display()),
-            })?;
+            let eth0 = get_link(&ns, CONTAINER_IFNAME)
+                .await?
+                .ok_or_else(|| Error::Link {
+                    ifname: CONTAINER_IFNAME.into(),
+                    reason: format!("missing in {}", c.netns.display()),
+                })?;
             ns.link()
                 .change(LinkUnspec::new_with_index(eth0.index).up().build())
                 .execute()
@@ -363,7 +448,11 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                 .gateway(c.gateway)
                 .output_interface(eth0.index)
                 .build();
-            ns.route().add(route).execute().await.map_err(Error::nl(CONTAINER_IFNAME, "add default route"))?;
+            ns.route()
+                .add(route)
+                .execute()
+                .await
+                .map_err(Error::nl(CONTAINER_IFNAME, "add default route"))?;
             Ok::<(), Error>(())
         };
         if let Err(e) = inner.await {
@@ -383,10 +472,14 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
 /// whether it existed. Deleting one end of a veth pair deletes both.
 pub fn delete_link(name: &str) -> Result<bool> {
     with_rtnl(|h| async move {
-        let Some(l) = get_link(&h, name).await? else { return Ok(false) };
+        let Some(l) = get_link(&h, name).await? else {
+            return Ok(false);
+        };
         match h.link().del(l.index).execute().await {
             Ok(()) => Ok(true),
-            Err(e) if matches!(rtnl_errno(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(false),
+            Err(e) if matches!(rtnl_errno(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => {
+                Ok(false)
+            }
             Err(e) => Err(Error::nl(name, "delete link")(e)),
         }
     })

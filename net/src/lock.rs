@@ -1,10 +1,10 @@
-//! Exclusive advisory file locks (flock) and atomic JSON file writes.
+//! The crate's one file-lock and atomic-JSON helper: exclusive advisory locks (std's
+//! `File::lock`, flock(2) on Linux) and durable, atomic JSON file writes.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// Held while alive; released on drop (and by the kernel on crash).
 pub(crate) struct FileLock {
-    _lock: Flock<File>,
+    _file: File,
 }
 
 impl FileLock {
@@ -30,9 +30,8 @@ impl FileLock {
             .write(true)
             .open(path)
             .map_err(Error::io("open lock file", path))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::Io { what: "lock", path: path.into(), source: e.into() })?;
-        Ok(FileLock { _lock: lock })
+        f.lock().map_err(Error::io("lock", path))?;
+        Ok(FileLock { _file: f })
     }
 }
 
@@ -41,7 +40,11 @@ pub(crate) fn read_dir_or_empty(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(dir) {
         Ok(rd) => Ok(rd.flatten().collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Io { what: "read directory", path: dir.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            what: "read directory",
+            path: dir.into(),
+            source: e,
+        }),
     }
 }
 
@@ -50,13 +53,23 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) ->
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|source| Error::Json { what, path: path.into(), source }),
+            .map_err(|source| Error::Json {
+                what,
+                path: path.into(),
+                source,
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { what, path: path.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            what,
+            path: path.into(),
+            source: e,
+        }),
     }
 }
 
-/// Writes JSON to a temporary file next to `path` and renames it into place.
+/// Writes JSON durably: to a temporary file next to `path` that is synced, renamed into
+/// place, and then the directory synced, so after a crash `path` holds either the old or
+/// the new content, and a successful return survives a power loss.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
@@ -66,18 +79,30 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static st
         std::process::id(),
         std::thread::current().id()
     ));
-    let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Json { what, path: path.into(), source })?;
+    let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+        what,
+        path: path.into(),
+        source,
+    })?;
     let res = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&data)?;
         f.write_all(b"\n")?;
+        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io { what, path: path.into(), source: e });
+        return Err(Error::Io {
+            what,
+            path: path.into(),
+            source: e,
+        });
     }
-    Ok(())
+    // The rename is durable once the directory entry is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync directory", dir))
 }
 
 /// Removes a file; a missing file is fine.
@@ -85,6 +110,51 @@ pub(crate) fn remove_file_if_exists(path: &Path, what: &'static str) -> Result<b
     match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::Io { what, path: path.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            what,
+            path: path.into(),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_json_replaces_atomically_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub").join("x.json");
+        write_json(&p, &vec![1, 2], "test file").unwrap();
+        write_json(&p, &vec![3], "test file").unwrap();
+        assert_eq!(
+            read_json::<Vec<i32>>(&p, "test file").unwrap(),
+            Some(vec![3])
+        );
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.json")]);
+        assert_eq!(
+            read_json::<Vec<i32>>(&d.path().join("none.json"), "test file").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn lock_excludes_other_descriptions() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l").join("a.lock");
+        let held = FileLock::exclusive(&p).unwrap();
+        let other = File::open(&p).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
     }
 }

@@ -43,7 +43,10 @@ impl FromStr for NetMode {
             "bridge" | "default" => Ok(NetMode::default()),
             _ => {
                 if let Some(rest) = s.strip_prefix("container:") {
-                    if !rest.is_empty() && !rest.contains('/') && !rest.contains(char::is_whitespace) {
+                    if !rest.is_empty()
+                        && !rest.contains('/')
+                        && !rest.contains(char::is_whitespace)
+                    {
                         return Ok(NetMode::Container(rest.to_string()));
                     }
                 } else if let Some(rest) = s.strip_prefix("bridge:") {
@@ -79,10 +82,22 @@ mod tests {
     fn parses_modes() {
         assert_eq!("host".parse::<NetMode>().unwrap(), NetMode::Host);
         assert_eq!("none".parse::<NetMode>().unwrap(), NetMode::None);
-        assert_eq!("bridge".parse::<NetMode>().unwrap(), NetMode::Bridge("bridge".into()));
-        assert_eq!("default".parse::<NetMode>().unwrap(), NetMode::Bridge("bridge".into()));
-        assert_eq!("bridge:mynet".parse::<NetMode>().unwrap(), NetMode::Bridge("mynet".into()));
-        assert_eq!("container:abc123".parse::<NetMode>().unwrap(), NetMode::Container("abc123".into()));
+        assert_eq!(
+            "bridge".parse::<NetMode>().unwrap(),
+            NetMode::Bridge("bridge".into())
+        );
+        assert_eq!(
+            "default".parse::<NetMode>().unwrap(),
+            NetMode::Bridge("bridge".into())
+        );
+        assert_eq!(
+            "bridge:mynet".parse::<NetMode>().unwrap(),
+            NetMode::Bridge("mynet".into())
+        );
+        assert_eq!(
+            "container:abc123".parse::<NetMode>().unwrap(),
+            NetMode::Container("abc123".into())
+        );
         assert_eq!(NetMode::default(), NetMode::Bridge("bridge".into()));
     }
 
@@ -93,8 +108,20 @@ mod tests {
             e.to_string(),
             r#"invalid network mode "bo/gus": expected host, none, bridge, container:<id> or a network name"#
         );
-        assert_eq!("appnet".parse::<NetMode>().unwrap(), NetMode::Bridge("appnet".into()));
-        for bad in ["", "container:", "container:a/b", "bridge:", "bridge:a/b", "foo:bar", ".hidden", "a b"] {
+        assert_eq!(
+            "appnet".parse::<NetMode>().unwrap(),
+            NetMode::Bridge("appnet".into())
+        );
+        for bad in [
+            "",
+            "container:",
+            "container:a/b",
+            "bridge:",
+            "bridge:a/b",
+            "foo:bar",
+            ".hidden",
+            "a b",
+        ] {
             let e = bad.parse::<NetMode>().unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
@@ -106,6 +133,9 @@ mod tests {
             assert_eq!(s.parse::<NetMode>().unwrap().to_string(), s);
         }
         let j = serde_json::to_string(&NetMode::Bridge("bridge".into())).unwrap();
-        assert_eq!(serde_json::from_str::<NetMode>(&j).unwrap(), NetMode::default());
+        assert_eq!(
+            serde_json::from_str::<NetMode>(&j).unwrap(),
+            NetMode::default()
+        );
     }
 }

@@ -1,20 +1,22 @@
 //! Network namespaces as bind-mounted files (like `ip netns`, but at any path).
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
-use crate::error::{Error, Result};
+use crate::error::{chain, Error, Result};
 
-/// Where minirun keeps a container's netns file: `<runtime_root>/netns/<container_id>`.
-pub fn netns_path(runtime_root: &Path, container_id: &str) -> PathBuf {
-    runtime_root.join("netns").join(container_id)
-}
+/// Where minirun keeps a container's netns file (see [`crate::paths`]).
+pub use crate::paths::netns_path;
 
 fn nserr<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(nix::Error) -> Error + 'a {
-    move |e| Error::Netns { path: path.into(), op, source: e.into() }
+    move |e| Error::Netns {
+        path: path.into(),
+        op,
+        source: e.into(),
+    }
 }
 
 /// Creates a new network namespace, bind-mounts it at `path` (which must not exist yet)
@@ -27,13 +29,26 @@ pub fn create_netns(path: &Path) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|source| Error::Netns { path: path.into(), op: "create file", source })?;
+        .map_err(|source| Error::Netns {
+            path: path.into(),
+            op: "create file",
+            source,
+        })?;
     let res = std::thread::scope(|s| {
         s.spawn(|| -> Result<()> {
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(nserr(path, "unshare"))?;
-            mount(Some("/proc/thread-self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(nserr(path, "bind mount"))?;
-            crate::link::set_lo_up().map_err(|e| Error::Link { ifname: "lo".into(), reason: format!("in {}: {e}", path.display()) })
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(nserr(path, "bind mount"))?;
+            crate::link::set_lo_up().map_err(|e| Error::Link {
+                ifname: "lo".into(),
+                reason: format!("in {}: {}", path.display(), chain(&e)),
+            })
         })
         .join()
         .unwrap_or_else(|_| Err(Error::Runtime("netns thread panicked".into())))
@@ -76,14 +91,24 @@ pub fn is_netns(path: &Path) -> bool {
 /// Runs `f` on a short-lived thread that has joined the network namespace at `path`.
 /// The calling thread's namespace is never changed.
 pub fn in_netns<T: Send, F: FnOnce() -> T + Send>(path: &Path, f: F) -> Result<T> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Netns { path: path.into(), op: "open", source })?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Netns {
+        path: path.into(),
+        op: "open",
+        source,
+    })?;
     std::thread::scope(|s| {
         s.spawn(move || {
-            nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nserr(path, "setns"))?;
+            nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(nserr(path, "setns"))?;
             Ok(f())
         })
         .join()
-        .unwrap_or_else(|_| Err(Error::Runtime(format!("thread in netns {} panicked", path.display()))))
+        .unwrap_or_else(|_| {
+            Err(Error::Runtime(format!(
+                "thread in netns {} panicked",
+                path.display()
+            )))
+        })
     })
 }
 
@@ -108,7 +133,10 @@ mod tests {
                 let up = std::fs::read_to_string("/sys/class/net/lo/operstate").ok();
                 let _ = up;
                 let flags = crate::link::link_flags("lo").unwrap();
-                (flags & libc::IFF_UP as u32 != 0, crate::testutil::netns_ino())
+                (
+                    flags & libc::IFF_UP as u32 != 0,
+                    crate::testutil::netns_ino(),
+                )
             })
             .unwrap();
             assert!(lo_up);

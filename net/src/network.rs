@@ -64,11 +64,17 @@ pub fn valid_network_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if valid_network_name(name) { Ok(()) } else { Err(Error::InvalidNetworkName(name.into())) }
+    if valid_network_name(name) {
+        Ok(())
+    } else {
+        Err(Error::InvalidNetworkName(name.into()))
+    }
 }
 
 /// The definition of network `name`, if it exists.
@@ -82,7 +88,9 @@ pub fn list_networks(data_root: &Path) -> Result<Vec<NetworkConfig>> {
     let mut out = Vec::new();
     for ent in read_dir_or_empty(&networks_dir(data_root))? {
         let name = ent.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".json") else { continue };
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
         if stem.ends_with(".leases") || !valid_network_name(stem) {
             continue;
         }
@@ -139,46 +147,80 @@ pub fn ensure_default_network(data_root: &Path) -> Result<NetworkConfig> {
     if let Some(n) = load_network(data_root, DEFAULT_NETWORK)? {
         return Ok(n);
     }
-    create_locked(data_root, DEFAULT_NETWORK, &NetworkOptions { bridge: Some(DEFAULT_BRIDGE.into()), ..Default::default() })
+    create_locked(
+        data_root,
+        DEFAULT_NETWORK,
+        &NetworkOptions {
+            bridge: Some(DEFAULT_BRIDGE.into()),
+            ..Default::default()
+        },
+    )
 }
 
 /// Creates a user-defined network definition (the bridge itself appears on first attach).
-/// Bridge name defaults to the first free `minirun<N>` (N >= 1).
-pub fn create_network(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<NetworkConfig> {
+/// Bridge name defaults to the first free `minirun<N>` (N >= 1). `--icc=false`
+/// (`opts.icc == Some(false)`) fails with [`Error::IccUnavailable`] unless bridged traffic
+/// passes the ip forward hook here (net.bridge.bridge-nf-call-iptables=1).
+pub fn create_network(
+    data_root: &Path,
+    name: &str,
+    opts: &NetworkOptions,
+) -> Result<NetworkConfig> {
     check_name(name)?;
+    if opts.icc == Some(false) {
+        let state = crate::firewall::check_bridge_nf_call_iptables();
+        if state != crate::sysctl::BridgeNfCall::Enabled {
+            return Err(Error::IccUnavailable { state });
+        }
+    }
     let _l = FileLock::exclusive(&lock_path(data_root))?;
     if load_network(data_root, name)?.is_some() {
-        return Err(Error::Network { network: name.into(), reason: "already exists".into() });
+        return Err(Error::Network {
+            network: name.into(),
+            reason: "already exists".into(),
+        });
     }
     create_locked(data_root, name, opts)
 }
 
 fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<NetworkConfig> {
     let others = list_networks(data_root)?;
-    let net_err = |reason: String| Error::Network { network: name.into(), reason };
+    let net_err = |reason: String| Error::Network {
+        network: name.into(),
+        reason,
+    };
     let subnet = match opts.subnet {
         Some(s) => {
             if !(8..=30).contains(&s.prefix_len()) {
                 return Err(Error::InvalidSubnet(s.to_string()));
             }
             if let Some(o) = others.iter().find(|o| o.subnet.overlaps(&s)) {
-                return Err(net_err(format!("subnet {s} overlaps network {:?} ({})", o.name, o.subnet)));
+                return Err(net_err(format!(
+                    "subnet {s} overlaps network {:?} ({})",
+                    o.name, o.subnet
+                )));
             }
             if let Some(r) = host_main_routes()?.into_iter().find(|r| r.overlaps(&s)) {
-                return Err(net_err(format!("subnet {s} overlaps the host route to {r}")));
+                return Err(net_err(format!(
+                    "subnet {s} overlaps the host route to {r}"
+                )));
             }
             s
         }
         None => {
             let mut taken: Vec<Ipv4Net> = others.iter().map(|o| o.subnet).collect();
             taken.extend(host_route_prefixes()?);
-            pick_subnet(&taken).ok_or_else(|| Error::NoFreeSubnet { network: name.into() })?
+            pick_subnet(&taken).ok_or_else(|| Error::NoFreeSubnet {
+                network: name.into(),
+            })?
         }
     };
     let gateway = match opts.gateway {
         Some(g) => {
             if !subnet.contains(g) || g == subnet.network() || g == subnet.broadcast() {
-                return Err(net_err(format!("gateway {g} is not a host address of subnet {subnet}")));
+                return Err(net_err(format!(
+                    "gateway {g} is not a host address of subnet {subnet}"
+                )));
             }
             g
         }
@@ -190,7 +232,10 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
                 return Err(net_err(format!("invalid bridge name {b:?}")));
             }
             if let Some(o) = others.iter().find(|o| &o.bridge == b) {
-                return Err(net_err(format!("bridge {b} is already used by network {:?}", o.name)));
+                return Err(net_err(format!(
+                    "bridge {b} is already used by network {:?}",
+                    o.name
+                )));
             }
             b.clone()
         }
@@ -199,7 +244,13 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
             .find(|c| !others.iter().any(|o| &o.bridge == c))
             .unwrap(),
     };
-    let cfg = NetworkConfig { name: name.into(), bridge, subnet, gateway, icc: opts.icc.unwrap_or(true) };
+    let cfg = NetworkConfig {
+        name: name.into(),
+        bridge,
+        subnet,
+        gateway,
+        icc: opts.icc.unwrap_or(true),
+    };
     write_json(&config_path(data_root, name), &cfg, "network definition")?;
     Ok(cfg)
 }
@@ -220,7 +271,10 @@ mod tests {
     #[test]
     fn pool_skips_taken_and_routes() {
         assert_eq!(pick_subnet(&[]).unwrap().to_string(), "10.89.0.0/24");
-        let taken: Vec<Ipv4Net> = ["10.89.0.0/24", "10.89.1.128/25"].iter().map(|s| s.parse().unwrap()).collect();
+        let taken: Vec<Ipv4Net> = ["10.89.0.0/24", "10.89.1.128/25"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         assert_eq!(pick_subnet(&taken).unwrap().to_string(), "10.89.2.0/24");
         assert_eq!(pick_subnet(&["10.0.0.0/8".parse().unwrap()]), None);
         for s in subnet_pool() {
@@ -232,32 +286,85 @@ mod tests {
     #[test]
     fn create_load_list_with_explicit_subnets() {
         let d = tempfile::tempdir().unwrap();
-        let a = create_network(d.path(), "a", &NetworkOptions { subnet: Some("192.168.50.0/24".parse().unwrap()), ..Default::default() }).unwrap();
-        assert_eq!((a.bridge.as_str(), a.gateway), ("minirun1", Ipv4Addr::new(192, 168, 50, 1)));
-        assert!(a.icc);
-        let b = create_network(
+        let a = create_network(
             d.path(),
-            "b",
-            &NetworkOptions { subnet: Some("192.168.51.0/24".parse().unwrap()), icc: Some(false), ..Default::default() },
+            "a",
+            &NetworkOptions {
+                subnet: Some("192.168.50.0/24".parse().unwrap()),
+                ..Default::default()
+            },
         )
         .unwrap();
+        assert_eq!(
+            (a.bridge.as_str(), a.gateway),
+            ("minirun1", Ipv4Addr::new(192, 168, 50, 1))
+        );
+        assert!(a.icc);
+        let quiet = NetworkOptions {
+            subnet: Some("192.168.51.0/24".parse().unwrap()),
+            icc: Some(false),
+            ..Default::default()
+        };
+        let b = match crate::firewall::check_bridge_nf_call_iptables() {
+            crate::sysctl::BridgeNfCall::Enabled => create_network(d.path(), "b", &quiet).unwrap(),
+            state => {
+                // --icc=false cannot work here: refused, nothing written; test the rest.
+                let e = create_network(d.path(), "b", &quiet).unwrap_err();
+                assert!(
+                    matches!(e, Error::IccUnavailable { state: s } if s == state),
+                    "{e}"
+                );
+                assert_eq!(load_network(d.path(), "b").unwrap(), None);
+                create_network(
+                    d.path(),
+                    "b",
+                    &NetworkOptions {
+                        icc: Some(true),
+                        ..quiet
+                    },
+                )
+                .unwrap()
+            }
+        };
         assert_eq!(b.bridge, "minirun2");
-        assert!(!b.icc);
-        let e = create_network(d.path(), "c", &NetworkOptions { subnet: Some("192.168.50.128/25".parse().unwrap()), ..Default::default() }).unwrap_err();
+        assert_eq!(
+            b.icc,
+            crate::firewall::check_bridge_nf_call_iptables()
+                != crate::sysctl::BridgeNfCall::Enabled
+        );
+        let e = create_network(
+            d.path(),
+            "c",
+            &NetworkOptions {
+                subnet: Some("192.168.50.128/25".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("overlaps network \"a\""), "{e}");
         let e = create_network(d.path(), "a", &NetworkOptions::default()).unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
-        assert!(matches!(create_network(d.path(), "x/y", &NetworkOptions::default()), Err(Error::InvalidNetworkName(_))));
+        assert!(matches!(
+            create_network(d.path(), "x/y", &NetworkOptions::default()),
+            Err(Error::InvalidNetworkName(_))
+        ));
         let e = create_network(
             d.path(),
             "g",
-            &NetworkOptions { subnet: Some("192.168.60.0/24".parse().unwrap()), gateway: Some(Ipv4Addr::new(192, 168, 61, 1)), ..Default::default() },
+            &NetworkOptions {
+                subnet: Some("192.168.60.0/24".parse().unwrap()),
+                gateway: Some(Ipv4Addr::new(192, 168, 61, 1)),
+                ..Default::default()
+            },
         )
         .unwrap_err();
         assert!(e.to_string().contains("gateway"), "{e}");
         assert_eq!(load_network(d.path(), "a").unwrap(), Some(a.clone()));
         assert_eq!(list_networks(d.path()).unwrap(), vec![a, b]);
-        assert!(matches!(get_network(d.path(), "nope"), Err(Error::NetworkNotFound(_))));
+        assert!(matches!(
+            get_network(d.path(), "nope"),
+            Err(Error::NetworkNotFound(_))
+        ));
         delete_network_definition(d.path(), "a").unwrap();
         assert_eq!(load_network(d.path(), "a").unwrap(), None);
     }
@@ -269,12 +376,20 @@ mod tests {
         }
         crate::testutil::PrivateNetns::run(|| {
             // A "host" route over 10.89.0.0/24 pushes the default network to 10.89.1.0/24.
-            crate::link::ensure_bridge("hostbr", Ipv4Addr::new(10, 89, 0, 1), 24, Some(1500)).unwrap();
+            crate::link::ensure_bridge("hostbr", Ipv4Addr::new(10, 89, 0, 1), 24, Some(1500))
+                .unwrap();
             let d = tempfile::tempdir().unwrap();
             let n = get_network(d.path(), "bridge").unwrap();
             assert_eq!(n.subnet.to_string(), "10.89.1.0/24");
-            assert_eq!((n.bridge.as_str(), n.gateway), ("minirun0", Ipv4Addr::new(10, 89, 1, 1)));
-            assert_eq!(get_network(d.path(), "bridge").unwrap(), n, "stable once created");
+            assert_eq!(
+                (n.bridge.as_str(), n.gateway),
+                ("minirun0", Ipv4Addr::new(10, 89, 1, 1))
+            );
+            assert_eq!(
+                get_network(d.path(), "bridge").unwrap(),
+                n,
+                "stable once created"
+            );
         });
     }
 }

@@ -92,11 +92,14 @@ pub(crate) fn attr<'a>(attrs: &[(u16, &'a [u8])], ty: u16) -> Option<&'a [u8]> {
 }
 
 pub(crate) fn attr_str(attrs: &[(u16, &[u8])], ty: u16) -> Option<String> {
-    attr(attrs, ty).map(|v| String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(&[])).into_owned())
+    attr(attrs, ty)
+        .map(|v| String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(&[])).into_owned())
 }
 
 pub(crate) fn attr_be32(attrs: &[(u16, &[u8])], ty: u16) -> Option<u32> {
-    attr(attrs, ty).and_then(|v| v.get(..4)).map(|v| u32::from_be_bytes(v.try_into().unwrap()))
+    attr(attrs, ty)
+        .and_then(|v| v.get(..4))
+        .map(|v| u32::from_be_bytes(v.try_into().unwrap()))
 }
 
 /// One nf_tables message (type without the subsystem, extra nlmsg flags, family, attrs).
@@ -138,7 +141,11 @@ impl std::fmt::Display for NlError {
 
 impl From<io::Error> for NlError {
     fn from(e: io::Error) -> Self {
-        NlError { index: None, errno: e.raw_os_error().unwrap_or(libc::EIO), ext_msg: Some(e.to_string()) }
+        NlError {
+            index: None,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+            ext_msg: Some(e.to_string()),
+        }
     }
 }
 
@@ -154,7 +161,15 @@ impl NfSocket {
     }
 }
 
-fn push_msg(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16, attrs: &[u8]) {
+fn push_msg(
+    out: &mut Vec<u8>,
+    ty: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    res_id: u16,
+    attrs: &[u8],
+) {
     let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len();
     out.extend_from_slice(&(len as u32).to_ne_bytes());
     out.extend_from_slice(&ty.to_ne_bytes());
@@ -171,7 +186,13 @@ impl NfSocket {
     /// Opens a NETLINK_NETFILTER socket in the calling thread's network namespace.
     pub(crate) fn open() -> io::Result<NfSocket> {
         // SAFETY: plain socket(2); the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER) };
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_NETFILTER,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -181,10 +202,19 @@ impl NfSocket {
         for opt in [NETLINK_CAP_ACK, NETLINK_EXT_ACK] {
             // SAFETY: valid fd, pointer to a c_int of the given size. Failure is harmless.
             unsafe {
-                libc::setsockopt(fd.as_raw_fd(), SOL_NETLINK, opt, (&one as *const libc::c_int).cast(), 4);
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    SOL_NETLINK,
+                    opt,
+                    (&one as *const libc::c_int).cast(),
+                    4,
+                );
             }
         }
-        let tv = libc::timeval { tv_sec: 10, tv_usec: 0 };
+        let tv = libc::timeval {
+            tv_sec: 10,
+            tv_usec: 0,
+        };
         // SAFETY: valid fd and timeval.
         unsafe {
             libc::setsockopt(
@@ -199,7 +229,11 @@ impl NfSocket {
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as u16;
         let r = unsafe {
-            libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_nl).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32)
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
@@ -208,7 +242,11 @@ impl NfSocket {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(1);
-        Ok(NfSocket { fd, seq: seed & 0x7fff_ffff, buf: vec![0u8; 256 * 1024] })
+        Ok(NfSocket {
+            fd,
+            seq: seed & 0x7fff_ffff,
+            buf: vec![0u8; 256 * 1024],
+        })
     }
 
     /// Discards anything left queued by an earlier exchange on a reused socket.
@@ -256,7 +294,14 @@ impl NfSocket {
         loop {
             let flags = if nonblock { libc::MSG_DONTWAIT } else { 0 };
             // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), flags) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    flags,
+                )
+            };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
@@ -298,7 +343,11 @@ impl NfSocket {
             // With NETLINK_CAP_ACK the original message is only its header.
             let orig_len = u32::from_ne_bytes(payload[4..8].try_into().unwrap()) as usize;
             let capped = flags & NLM_F_CAPPED != 0 || err == 0;
-            let off = if capped { 4 + NLMSG_HDRLEN } else { 4 + align4(orig_len) };
+            let off = if capped {
+                4 + NLMSG_HDRLEN
+            } else {
+                4 + align4(orig_len)
+            };
             if payload.len() > off {
                 let attrs = parse_attrs(&payload[off..]);
                 msg = attr_str(&attrs, NLMSGERR_ATTR_MSG);
@@ -315,7 +364,15 @@ impl NfSocket {
         }
         let mut out = Vec::with_capacity(256);
         let begin_seq = self.next_seq();
-        push_msg(&mut out, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin_seq, NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES, &[]);
+        push_msg(
+            &mut out,
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            begin_seq,
+            NFPROTO_UNSPEC,
+            NFNL_SUBSYS_NFTABLES,
+            &[],
+        );
         for m in msgs {
             let seq = self.next_seq();
             push_msg(
@@ -329,7 +386,15 @@ impl NfSocket {
             );
         }
         let end_seq = self.next_seq();
-        push_msg(&mut out, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end_seq, NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES, &[]);
+        push_msg(
+            &mut out,
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            end_seq,
+            NFPROTO_UNSPEC,
+            NFNL_SUBSYS_NFTABLES,
+            &[],
+        );
         self.send(&out)?;
 
         let lo = begin_seq.wrapping_add(1);
@@ -358,7 +423,11 @@ impl NfSocket {
                     continue; // stale reply of an earlier request
                 }
                 if errno != 0 && first_err.is_none() {
-                    first_err = Some(NlError { index, errno, ext_msg: ext });
+                    first_err = Some(NlError {
+                        index,
+                        errno,
+                        ext_msg: ext,
+                    });
                 }
             }
         }
@@ -369,19 +438,43 @@ impl NfSocket {
     }
 
     /// A single request with ACK: returns the data replies (e.g. NEWTABLE for GETTABLE).
-    pub(crate) fn request(&mut self, ty: u16, family: u8, attrs: &Attrs) -> Result<Vec<Reply>, NlError> {
+    pub(crate) fn request(
+        &mut self,
+        ty: u16,
+        family: u8,
+        attrs: &Attrs,
+    ) -> Result<Vec<Reply>, NlError> {
         self.exchange(ty, family, attrs, NLM_F_REQUEST | NLM_F_ACK)
     }
 
     /// A dump request: every reply until NLMSG_DONE.
-    pub(crate) fn dump(&mut self, ty: u16, family: u8, attrs: &Attrs) -> Result<Vec<Reply>, NlError> {
+    pub(crate) fn dump(
+        &mut self,
+        ty: u16,
+        family: u8,
+        attrs: &Attrs,
+    ) -> Result<Vec<Reply>, NlError> {
         self.exchange(ty, family, attrs, NLM_F_REQUEST | NLM_F_DUMP)
     }
 
-    fn exchange(&mut self, ty: u16, family: u8, attrs: &Attrs, flags: u16) -> Result<Vec<Reply>, NlError> {
+    fn exchange(
+        &mut self,
+        ty: u16,
+        family: u8,
+        attrs: &Attrs,
+        flags: u16,
+    ) -> Result<Vec<Reply>, NlError> {
         let seq = self.next_seq();
         let mut out = Vec::with_capacity(64);
-        push_msg(&mut out, (NFNL_SUBSYS_NFTABLES << 8) | ty, flags, seq, family, 0, &attrs.0);
+        push_msg(
+            &mut out,
+            (NFNL_SUBSYS_NFTABLES << 8) | ty,
+            flags,
+            seq,
+            family,
+            0,
+            &attrs.0,
+        );
         self.send(&out)?;
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut replies = Vec::new();
@@ -395,7 +488,11 @@ impl NfSocket {
                     NLMSG_ERROR => {
                         let (errno, ext) = Self::parse_error(rflags, payload);
                         if errno != 0 {
-                            return Err(NlError { index: Some(0), errno, ext_msg: ext });
+                            return Err(NlError {
+                                index: Some(0),
+                                errno,
+                                ext_msg: ext,
+                            });
                         }
                         if !dump {
                             return Ok(replies);

@@ -83,7 +83,11 @@ impl fmt::Display for PortMapping {
         if let Some(ip) = self.host_ip {
             write!(f, "{ip}:")?;
         }
-        write!(f, "{}:{}/{}", self.host_port, self.container_port, self.proto)
+        write!(
+            f,
+            "{}:{}/{}",
+            self.host_port, self.container_port, self.proto
+        )
     }
 }
 
@@ -123,7 +127,10 @@ impl PortSpec {
 }
 
 fn bad(spec: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidPortSpec { spec: spec.to_string(), reason: reason.into() }
+    Error::InvalidPortSpec {
+        spec: spec.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses one port or range `a` / `a-b`; `allow_zero` for a single host port.
@@ -132,7 +139,9 @@ fn parse_range(spec: &str, s: &str, what: &str, allow_zero: bool) -> Result<(u16
         if t.is_empty() || t.len() > 5 || !t.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad(spec, format!("{what} {t:?} is not a number")));
         }
-        let v: u32 = t.parse().map_err(|_| bad(spec, format!("{what} {t:?} is not a number")))?;
+        let v: u32 = t
+            .parse()
+            .map_err(|_| bad(spec, format!("{what} {t:?} is not a number")))?;
         if v > 65535 {
             return Err(bad(spec, format!("{what} {v} is out of range 1-65535")));
         }
@@ -145,7 +154,10 @@ fn parse_range(spec: &str, s: &str, what: &str, allow_zero: bool) -> Result<(u16
                 return Err(bad(spec, format!("{what} range {s:?} contains port 0")));
             }
             if a > b {
-                return Err(bad(spec, format!("{what} range {s:?} ends before it starts")));
+                return Err(bad(
+                    spec,
+                    format!("{what} range {s:?} ends before it starts"),
+                ));
             }
             (a, b)
         }
@@ -194,7 +206,11 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>> {
             let ip: Ipv4Addr = i
                 .parse()
                 .map_err(|_| bad(spec, format!("invalid host IP address {i:?}")))?;
-            if ip.is_unspecified() { None } else { Some(ip) }
+            if ip.is_unspecified() {
+                None
+            } else {
+                Some(ip)
+            }
         }
     };
     let (cs, ce) = parse_range(spec, ctr_s, "container port", false)?;
@@ -238,10 +254,17 @@ pub fn parse_publish_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<PortSpec>> {
     for s in specs {
         for p in parse_publish(s.as_ref())? {
             if let Some(m) = p.exact() {
-                if let Some(prev) = out.iter().filter_map(|o| o.exact().map(|e| (o, e))).find(|(_, e)| e.conflicts_with(&m)) {
+                if let Some(prev) = out
+                    .iter()
+                    .filter_map(|o| o.exact().map(|e| (o, e)))
+                    .find(|(_, e)| e.conflicts_with(&m))
+                {
                     return Err(bad(
                         s.as_ref(),
-                        format!("host port {}/{} is also requested by {:?}", m.host_port, m.proto, prev.0.spec),
+                        format!(
+                            "host port {}/{} is also requested by {:?}",
+                            m.host_port, m.proto, prev.0.spec
+                        ),
                     ));
                 }
             }
@@ -264,14 +287,21 @@ fn bind_probe(proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> std::io::Re
 /// kernel (bind to port 0). Not reserved: publishing it is what claims it.
 pub fn pick_free_port(proto: Proto, host_ip: Option<Ipv4Addr>) -> Result<u16> {
     bind_probe(proto, host_ip, 0).map_err(|e| Error::PortUnavailable {
-        spec: format!("{}:0/{}", host_ip.map(|i| i.to_string()).unwrap_or_default(), proto),
+        spec: format!(
+            "{}:0/{}",
+            host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            proto
+        ),
         reason: format!("cannot pick a free host port: {e}"),
     })
 }
 
 /// Fails when a host socket holds the port or an already-published mapping (as returned by
 /// [`crate::Firewall::list_published`]) claims it.
-pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, Ipv4Addr)]) -> Result<()> {
+pub fn check_host_port_free(
+    mapping: &PortMapping,
+    published: &[(PortMapping, Ipv4Addr)],
+) -> Result<()> {
     if let Some((p, ip)) = published.iter().find(|(p, _)| p.conflicts_with(mapping)) {
         return Err(Error::PortUnavailable {
             spec: mapping.to_string(),
@@ -287,7 +317,10 @@ pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, Ip
             ),
             _ => format!("cannot bind host port: {e}"),
         };
-        Error::PortUnavailable { spec: mapping.to_string(), reason }
+        Error::PortUnavailable {
+            spec: mapping.to_string(),
+            reason,
+        }
     })?;
     Ok(())
 }
@@ -295,7 +328,10 @@ pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, Ip
 /// Turns specs into mappings: exact ports are checked, ranges take their lowest free port,
 /// ephemeral ports are picked by the kernel and skip already-published ones. `published` is
 /// what the firewall already holds.
-pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) -> Result<Vec<PortMapping>> {
+pub fn resolve_ports(
+    specs: &[PortSpec],
+    published: &[(PortMapping, Ipv4Addr)],
+) -> Result<Vec<PortMapping>> {
     let mut taken: Vec<(PortMapping, Ipv4Addr)> = published.to_vec();
     let mut out = Vec::with_capacity(specs.len());
     for s in specs {
@@ -308,7 +344,12 @@ pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) 
             HostPorts::Range { start, end } => {
                 let mut found = None;
                 for port in start..=end {
-                    let m = PortMapping { host_ip: s.host_ip, host_port: port, container_port: s.container_port, proto: s.proto };
+                    let m = PortMapping {
+                        host_ip: s.host_ip,
+                        host_port: port,
+                        container_port: s.container_port,
+                        proto: s.proto,
+                    };
                     if check_host_port_free(&m, &taken).is_ok() {
                         found = Some(m);
                         break;
@@ -322,8 +363,14 @@ pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) 
             HostPorts::Ephemeral => {
                 let mut found = None;
                 for _ in 0..32 {
-                    let port = pick_free_port(s.proto, s.host_ip).map_err(|e| respec(e, &s.spec))?;
-                    let m = PortMapping { host_ip: s.host_ip, host_port: port, container_port: s.container_port, proto: s.proto };
+                    let port =
+                        pick_free_port(s.proto, s.host_ip).map_err(|e| respec(e, &s.spec))?;
+                    let m = PortMapping {
+                        host_ip: s.host_ip,
+                        host_port: port,
+                        container_port: s.container_port,
+                        proto: s.proto,
+                    };
                     if !taken.iter().any(|(p, _)| p.conflicts_with(&m)) {
                         found = Some(m);
                         break;
@@ -343,9 +390,10 @@ pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) 
 
 fn respec(e: Error, spec: &str) -> Error {
     match e {
-        Error::PortUnavailable { reason, spec: m } if m != spec => {
-            Error::PortUnavailable { spec: spec.to_string(), reason: format!("{m}: {reason}") }
-        }
+        Error::PortUnavailable { reason, spec: m } if m != spec => Error::PortUnavailable {
+            spec: spec.to_string(),
+            reason: format!("{m}: {reason}"),
+        },
         e => e,
     }
 }
@@ -367,7 +415,12 @@ mod tests {
     fn host_ctr() {
         assert_eq!(
             exact("8080:80"),
-            PortMapping { host_ip: None, host_port: 8080, container_port: 80, proto: Proto::Tcp }
+            PortMapping {
+                host_ip: None,
+                host_port: 8080,
+                container_port: 80,
+                proto: Proto::Tcp
+            }
         );
         assert_eq!(exact("8080:80/udp").proto, Proto::Udp);
         assert_eq!(exact("8080:80/TCP").proto, Proto::Tcp);
@@ -393,11 +446,16 @@ mod tests {
     #[test]
     fn ctr_only_and_zero() {
         let p = one("80");
-        assert_eq!((p.host_ip, p.host_ports, p.container_port), (None, HostPorts::Ephemeral, 80));
+        assert_eq!(
+            (p.host_ip, p.host_ports, p.container_port),
+            (None, HostPorts::Ephemeral, 80)
+        );
         assert_eq!(one("0:80").host_ports, HostPorts::Ephemeral);
         let v = parse_publish("80-82/udp").unwrap();
         assert_eq!(v.len(), 3);
-        assert!(v.iter().all(|p| p.host_ports == HostPorts::Ephemeral && p.proto == Proto::Udp));
+        assert!(v
+            .iter()
+            .all(|p| p.host_ports == HostPorts::Ephemeral && p.proto == Proto::Udp));
         assert_eq!(v[2].container_port, 82);
     }
 
@@ -407,13 +465,25 @@ mod tests {
         assert_eq!(v.len(), 10);
         for (i, p) in v.iter().enumerate() {
             let m = p.exact().unwrap();
-            assert_eq!((m.host_port, m.container_port), (8000 + i as u16, 80 + i as u16));
+            assert_eq!(
+                (m.host_port, m.container_port),
+                (8000 + i as u16, 80 + i as u16)
+            );
             assert_eq!(p.spec, "8000-8009:80-89");
         }
         let p = one("8000-8009:80");
-        assert_eq!(p.host_ports, HostPorts::Range { start: 8000, end: 8009 });
+        assert_eq!(
+            p.host_ports,
+            HostPorts::Range {
+                start: 8000,
+                end: 8009
+            }
+        );
         assert_eq!(p.exact(), None);
-        assert_eq!(parse_publish("1.2.3.4:9000-9001:90-91/udp").unwrap().len(), 2);
+        assert_eq!(
+            parse_publish("1.2.3.4:9000-9001:90-91/udp").unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -441,7 +511,10 @@ mod tests {
         ] {
             let e = parse_publish(s).unwrap_err();
             let msg = e.to_string();
-            assert!(msg.starts_with(&format!("invalid port spec {s:?}: ")), "{s}: {msg}");
+            assert!(
+                msg.starts_with(&format!("invalid port spec {s:?}: ")),
+                "{s}: {msg}"
+            );
         }
         let e = parse_publish("99999:80").unwrap_err().to_string();
         assert!(e.contains("out of range"), "{e}");
@@ -455,10 +528,16 @@ mod tests {
 
     #[test]
     fn several_specs_and_duplicates() {
-        let v = parse_publish_all(&["8080:80", "53:53/udp", "53:53/tcp", "127.0.0.1:9000:90"]).unwrap();
+        let v =
+            parse_publish_all(&["8080:80", "53:53/udp", "53:53/tcp", "127.0.0.1:9000:90"]).unwrap();
         assert_eq!(v.len(), 4);
-        let e = parse_publish_all(&["8080:80", "127.0.0.1:8080:81"]).unwrap_err().to_string();
-        assert!(e.contains("127.0.0.1:8080:81") && e.contains("also requested"), "{e}");
+        let e = parse_publish_all(&["8080:80", "127.0.0.1:8080:81"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("127.0.0.1:8080:81") && e.contains("also requested"),
+            "{e}"
+        );
         // Different addresses do not conflict.
         parse_publish_all(&["127.0.0.1:8080:80", "127.0.0.2:8080:81"]).unwrap();
     }
@@ -479,7 +558,12 @@ mod tests {
             return;
         };
         assert_ne!(port, 0);
-        let m = PortMapping { host_ip: Some(Ipv4Addr::LOCALHOST), host_port: port, container_port: 80, proto: Proto::Tcp };
+        let m = PortMapping {
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: port,
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
         check_host_port_free(&m, &[]).unwrap();
         // A listener makes it busy.
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
@@ -487,11 +571,22 @@ mod tests {
         assert!(e.contains("in use by a process"), "{e}");
         drop(l);
         // A published element makes it busy too.
-        let published = vec![(PortMapping { host_ip: None, ..m }, Ipv4Addr::new(10, 89, 0, 2))];
-        let e = check_host_port_free(&m, &published).unwrap_err().to_string();
-        assert!(e.contains("already published") && e.contains("10.89.0.2"), "{e}");
+        let published = vec![(
+            PortMapping { host_ip: None, ..m },
+            Ipv4Addr::new(10, 89, 0, 2),
+        )];
+        let e = check_host_port_free(&m, &published)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("already published") && e.contains("10.89.0.2"),
+            "{e}"
+        );
         // Not an address of this host.
-        let m2 = PortMapping { host_ip: Some(Ipv4Addr::new(192, 0, 2, 77)), ..m };
+        let m2 = PortMapping {
+            host_ip: Some(Ipv4Addr::new(192, 0, 2, 77)),
+            ..m
+        };
         let e = check_host_port_free(&m2, &[]).unwrap_err().to_string();
         assert!(e.contains("not an address of this host"), "{e}");
         // Ranges take the lowest free port; ephemeral ports skip published ones.
@@ -501,7 +596,10 @@ mod tests {
             let spec = PortSpec {
                 spec: "x".into(),
                 host_ip: Some(Ipv4Addr::LOCALHOST),
-                host_ports: HostPorts::Range { start: busy, end: busy + 1 },
+                host_ports: HostPorts::Range {
+                    start: busy,
+                    end: busy + 1,
+                },
                 container_port: 80,
                 proto: Proto::Tcp,
             };

@@ -52,17 +52,22 @@ where
     F: FnOnce(Handle, Handle) -> Fut + Send,
     Fut: Future<Output = Result<T>>,
 {
-    let file = std::fs::File::open(netns)
-        .map_err(|source| Error::Netns { path: netns.into(), op: "open", source })?;
+    let file = std::fs::File::open(netns).map_err(|source| Error::Netns {
+        path: netns.into(),
+        op: "open",
+        source,
+    })?;
     std::thread::scope(|s| {
         s.spawn(move || {
             let rt = runtime()?;
             let out = rt.block_on(async {
                 let host = connect()?;
-                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
-                    path: netns.into(),
-                    op: "setns",
-                    source: e.into(),
+                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    Error::Netns {
+                        path: netns.into(),
+                        op: "setns",
+                        source: e.into(),
+                    }
                 })?;
                 let ns = connect()?;
                 f(host, ns).await

@@ -21,11 +21,18 @@ impl Ipv4Net {
             return None;
         }
         let mask = Self::mask_of(prefix_len);
-        Some(Ipv4Net { addr: Ipv4Addr::from(u32::from(addr) & mask), prefix_len })
+        Some(Ipv4Net {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix_len,
+        })
     }
 
     fn mask_of(prefix_len: u8) -> u32 {
-        if prefix_len == 0 { 0 } else { u32::MAX << (32 - prefix_len as u32) }
+        if prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix_len as u32)
+        }
     }
 
     pub fn network(&self) -> Ipv4Addr {
@@ -121,6 +128,9 @@ mod tests {
         let j = serde_json::to_string(&n).unwrap();
         assert_eq!(j, "\"10.89.0.0/24\"");
         assert_eq!(serde_json::from_str::<Ipv4Net>(&j).unwrap(), n);
-        assert_eq!(Ipv4Net::new(Ipv4Addr::new(1, 2, 3, 4), 0).unwrap().mask(), 0);
+        assert_eq!(
+            Ipv4Net::new(Ipv4Addr::new(1, 2, 3, 4), 0).unwrap().mask(),
+            0
+        );
     }
 }

@@ -22,11 +22,14 @@ pub fn enable_ip_forward() -> Result<()> {
 /// `net.ipv4.conf.<ifname>.route_localnet=1` (published ports reachable from the host's
 /// 127.0.0.1 need it on the bridge).
 pub fn enable_route_localnet(ifname: &str) -> Result<()> {
-    write(PathBuf::from(format!("/proc/sys/net/ipv4/conf/{ifname}/route_localnet")), "1")
+    write(
+        PathBuf::from(format!("/proc/sys/net/ipv4/conf/{ifname}/route_localnet")),
+        "1",
+    )
 }
 
 /// State of `net.bridge.bridge-nf-call-iptables` in the caller's network namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BridgeNfCall {
     /// Bridged IPv4 traffic passes the ip family's forward hook (`--icc=false` works).
     Enabled,

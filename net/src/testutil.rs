@@ -12,7 +12,9 @@ pub fn require_root() -> bool {
         eprintln!("skipping: needs root (network namespaces)");
         return false;
     }
-    let ok = std::thread::spawn(|| nix::sched::unshare(CloneFlags::CLONE_NEWNET).is_ok()).join().unwrap_or(false);
+    let ok = std::thread::spawn(|| nix::sched::unshare(CloneFlags::CLONE_NEWNET).is_ok())
+        .join()
+        .unwrap_or(false);
     if !ok {
         eprintln!("skipping: cannot unshare a network namespace here");
     }
@@ -36,7 +38,11 @@ impl PrivateNetns {
         let r = std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-                assert_ne!(netns_ino(), outer, "must not run in the real network namespace");
+                assert_ne!(
+                    netns_ino(),
+                    outer,
+                    "must not run in the real network namespace"
+                );
                 crate::link::set_lo_up().expect("lo up");
                 f()
             })
@@ -60,8 +66,15 @@ impl Drop for NetnsGuard {
 
 /// Runs `nft -j list table ip minirun` in the caller's (private) namespace.
 pub fn nft_json() -> serde_json::Value {
-    let out = std::process::Command::new("nft").args(["-j", "list", "table", "ip", "minirun"]).output().expect("run nft");
-    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("nft")
+        .args(["-j", "list", "table", "ip", "minirun"])
+        .output()
+        .expect("run nft");
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -82,7 +95,11 @@ pub fn nft_elems(set: &str) -> Vec<String> {
 }
 
 pub fn has_nft() -> bool {
-    let ok = std::process::Command::new("nft").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("skipping: nft (used only to verify) is not installed");
     }

@@ -13,7 +13,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        World { run: tempfile::tempdir().unwrap(), data: tempfile::tempdir().unwrap() }
+        World {
+            run: tempfile::tempdir().unwrap(),
+            data: tempfile::tempdir().unwrap(),
+        }
     }
     fn req(&self, id: &str, mode: NetMode, ports: &[&str]) -> AttachRequest {
         AttachRequest {
@@ -31,7 +34,9 @@ impl World {
         NetnsGuard(netns_path(self.run.path(), id))
     }
     fn netns_files(&self) -> usize {
-        std::fs::read_dir(self.run.path().join("netns")).map(|r| r.count()).unwrap_or(0)
+        std::fs::read_dir(netns_dir(self.run.path()))
+            .map(|r| r.count())
+            .unwrap_or(0)
     }
     fn records(&self) -> usize {
         list_attachments(self.run.path()).unwrap().len()
@@ -50,7 +55,12 @@ fn bridge() -> NetMode {
 }
 
 fn mr_veths() -> Vec<String> {
-    link::list_links().unwrap().into_iter().filter(|l| l.name.starts_with("mr")).map(|l| l.name).collect()
+    link::list_links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.name.starts_with("mr"))
+        .map(|l| l.name)
+        .collect()
 }
 
 /// Veths left after a (fast) detach go with their namespace, asynchronously: wait a bit.
@@ -65,15 +75,31 @@ fn mr_veths_settled() -> Vec<String> {
 }
 
 fn hairpin(dev: &str) -> Option<bool> {
-    let out = Command::new("bridge").args(["-j", "-d", "link", "show", "dev", dev]).output().ok()?;
+    let out = Command::new("bridge")
+        .args(["-j", "-d", "link", "show", "dev", dev])
+        .output()
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     v[0]["hairpin"].as_bool()
 }
 
 /// (addresses, routes, eth0 summary) inside a netns, via rtnetlink dumps.
 #[allow(clippy::type_complexity)]
-fn inside(ns: &Path) -> (Vec<(u32, Ipv4Addr, u8)>, Vec<link::RouteSummary>, Vec<link::LinkSummary>) {
-    netns::in_netns(ns, || (link::list_addresses().unwrap(), link::list_routes().unwrap(), link::list_links().unwrap())).unwrap()
+fn inside(
+    ns: &Path,
+) -> (
+    Vec<(u32, Ipv4Addr, u8)>,
+    Vec<link::RouteSummary>,
+    Vec<link::LinkSummary>,
+) {
+    netns::in_netns(ns, || {
+        (
+            link::list_addresses().unwrap(),
+            link::list_routes().unwrap(),
+            link::list_links().unwrap(),
+        )
+    })
+    .unwrap()
 }
 
 #[test]
@@ -85,23 +111,35 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         let w = World::new();
         let (_g1, _g2) = (w.guard("c1"), w.guard("c2"));
         let t = std::time::Instant::now();
-        let a1 = attach(&w.req("c1", bridge(), &["8080:80", "127.0.0.1::81/udp"]), &alive).unwrap();
+        let a1 = attach(
+            &w.req("c1", bridge(), &["8080:80", "127.0.0.1::81/udp"]),
+            &alive,
+        )
+        .unwrap();
         let first = t.elapsed();
         let t = std::time::Instant::now();
         let a2 = attach(&w.req("c2", bridge(), &[]), &alive).unwrap();
         let second = t.elapsed();
 
-        let net = network::load_network(w.data.path(), "bridge").unwrap().unwrap();
+        let net = network::load_network(w.data.path(), "bridge")
+            .unwrap()
+            .unwrap();
         assert_eq!(net.subnet.to_string(), "10.89.0.0/24");
         assert_eq!(a1.ip, Some(Ipv4Addr::new(10, 89, 0, 2)));
         assert_eq!(a2.ip, Some(Ipv4Addr::new(10, 89, 0, 3)));
         assert_eq!(a1.gateway, Some(Ipv4Addr::new(10, 89, 0, 1)));
-        assert_eq!((a1.prefix_len, a1.bridge.as_deref()), (Some(24), Some("minirun0")));
+        assert_eq!(
+            (a1.prefix_len, a1.bridge.as_deref()),
+            (Some(24), Some("minirun0"))
+        );
         assert_eq!(a1.mac.as_deref(), Some("02:42:0a:59:00:02"));
         assert_eq!(a1.ports.len(), 2);
         assert_ne!(a1.ports[1].host_port, 0, "ephemeral port picked");
         assert!(a1.netns_owned);
-        assert_eq!(load_attachment(w.run.path(), "c1").unwrap().as_ref(), Some(&a1));
+        assert_eq!(
+            load_attachment(w.run.path(), "c1").unwrap().as_ref(),
+            Some(&a1)
+        );
         // Serializable for the runtime's state.
         let j = serde_json::to_string(&a1).unwrap();
         assert_eq!(serde_json::from_str::<Attachment>(&j).unwrap(), a1);
@@ -111,15 +149,35 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         let br = links.iter().find(|l| l.name == "minirun0").unwrap();
         assert!(br.up && br.kind.as_deref() == Some("bridge"));
         for a in [&a1, &a2] {
-            let v = links.iter().find(|l| Some(l.name.as_str()) == a.veth_host.as_deref()).unwrap();
-            assert_eq!((v.master, v.kind.as_deref(), v.up), (Some(br.index), Some("veth"), true));
+            let v = links
+                .iter()
+                .find(|l| Some(l.name.as_str()) == a.veth_host.as_deref())
+                .unwrap();
+            assert_eq!(
+                (v.master, v.kind.as_deref(), v.up),
+                (Some(br.index), Some("veth"), true)
+            );
             if Command::new("bridge").arg("-V").output().is_ok() {
                 assert_eq!(hairpin(&v.name), Some(true), "hairpin on {}", v.name);
             }
         }
-        assert!(link::list_addresses().unwrap().contains(&(br.index, Ipv4Addr::new(10, 89, 0, 1), 24)));
-        assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(), "1");
-        assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/conf/minirun0/route_localnet").unwrap().trim(), "1");
+        assert!(link::list_addresses().unwrap().contains(&(
+            br.index,
+            Ipv4Addr::new(10, 89, 0, 1),
+            24
+        )));
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .unwrap()
+                .trim(),
+            "1"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv4/conf/minirun0/route_localnet")
+                .unwrap()
+                .trim(),
+            "1"
+        );
 
         // Container side: eth0 with address, MAC, default route via the gateway, lo up.
         for a in [&a1, &a2] {
@@ -129,8 +187,14 @@ fn two_containers_on_a_bridge_then_nothing_left() {
             assert!(eth0.up && lo.up);
             assert_eq!(links.len(), 2, "only lo and eth0: {links:?}");
             assert_eq!(eth0.mac.map(|m| link::format_mac(&m)), a.mac.clone());
-            assert!(addrs.contains(&(eth0.index, a.ip.unwrap(), 24)), "{addrs:?}");
-            let def = routes.iter().find(|r| r.prefix_len == 0 && r.table == 254).expect("default route");
+            assert!(
+                addrs.contains(&(eth0.index, a.ip.unwrap(), 24)),
+                "{addrs:?}"
+            );
+            let def = routes
+                .iter()
+                .find(|r| r.prefix_len == 0 && r.table == 254)
+                .expect("default route");
             assert_eq!((def.gateway, def.oif), (a.gateway, Some(eth0.index)));
         }
 
@@ -146,7 +210,11 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         // The same host port cannot be published twice.
         let e = attach(&w.req("c3", bridge(), &["8080:80"]), &alive).unwrap_err();
         assert!(matches!(e, Error::PortUnavailable { .. }), "{e}");
-        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (2, 2, 2), "failed attach left nothing");
+        assert_eq!(
+            (w.records(), w.netns_files(), w.leases("bridge")),
+            (2, 2, 2),
+            "failed attach left nothing"
+        );
 
         let t = std::time::Instant::now();
         detach(&a1).unwrap();
@@ -155,11 +223,16 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         detach(&a1).unwrap(); // idempotent
         detach(&a2).unwrap();
         assert_eq!(mr_veths_settled(), Vec::<String>::new());
-        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (0, 0, 0));
+        assert_eq!(
+            (w.records(), w.netns_files(), w.leases("bridge")),
+            (0, 0, 0)
+        );
         assert!(fw.list_published().unwrap().is_empty());
         // The network itself stays (bridge and its elements), like docker's default bridge.
         assert_eq!(fw.list_bridges().unwrap(), vec!["minirun0"]);
-        eprintln!("attach (creates network) {first:?}, attach {second:?}, detach with 2 ports {det:?}");
+        eprintln!(
+            "attach (creates network) {first:?}, attach {second:?}, detach with 2 ports {det:?}"
+        );
     });
 }
 
@@ -181,12 +254,24 @@ fn none_and_container_modes() {
         let ns = n.netns_path.clone().unwrap();
         // A second attach of the same container fails and leaves the first one intact.
         let e = attach(&w.req("n1", NetMode::None, &[]), &alive).unwrap_err();
-        assert!(e.to_string().contains("already has a network attachment"), "{e}");
+        assert!(
+            e.to_string().contains("already has a network attachment"),
+            "{e}"
+        );
         assert!(netns::is_netns(&ns));
         let (addrs, routes, links) = inside(&ns);
-        assert_eq!(links.iter().map(|l| (l.name.as_str(), l.up)).collect::<Vec<_>>(), vec![("lo", true)]);
+        assert_eq!(
+            links
+                .iter()
+                .map(|l| (l.name.as_str(), l.up))
+                .collect::<Vec<_>>(),
+            vec![("lo", true)]
+        );
         assert!(addrs.iter().all(|(_, ip, _)| ip.is_loopback()));
-        assert!(routes.iter().all(|r| r.table != 254), "no main-table routes: {routes:?}");
+        assert!(
+            routes.iter().all(|r| r.table != 254),
+            "no main-table routes: {routes:?}"
+        );
 
         let mut r = w.req("j1", NetMode::Container("n1".into()), &[]);
         let e = attach(&r, &alive).unwrap_err();
@@ -196,7 +281,10 @@ fn none_and_container_modes() {
         assert_eq!(j.netns_path.as_ref(), Some(&ns));
         assert!(!j.netns_owned);
         detach(&j).unwrap();
-        assert!(netns::is_netns(&ns), "joining container's detach leaves the namespace alone");
+        assert!(
+            netns::is_netns(&ns),
+            "joining container's detach leaves the namespace alone"
+        );
         detach(&n).unwrap();
         assert!(!ns.exists());
         assert_eq!((w.records(), w.netns_files()), (0, 0));
@@ -221,12 +309,19 @@ fn failure_after_veth_undoes_everything() {
             .args(["add table ip minirun; add set ip minirun subnets { type ipv4_addr; flags interval; }; add set ip minirun bridges { type ifname; }; add set ip minirun isolate { type ifname . ifname; }"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let e = attach(&w.req("f1", bridge(), &["8080:80"]), &alive).unwrap_err();
         assert!(matches!(e, Error::Nftables { .. }), "{e}");
         assert!(e.to_string().contains("pub_any"), "{e}");
         assert!(mr_veths().is_empty(), "veth left: {:?}", mr_veths());
-        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (0, 0, 0));
+        assert_eq!(
+            (w.records(), w.netns_files(), w.leases("bridge")),
+            (0, 0, 0)
+        );
         let fw = Firewall::open().unwrap();
         fw.delete_table().unwrap();
 
@@ -234,16 +329,30 @@ fn failure_after_veth_undoes_everything() {
         network::create_network(
             w.data.path(),
             "blocked",
-            &network::NetworkOptions { subnet: Some("10.89.9.0/24".parse().unwrap()), bridge: Some("blocker".into()), ..Default::default() },
+            &network::NetworkOptions {
+                subnet: Some("10.89.9.0/24".parse().unwrap()),
+                bridge: Some("blocker".into()),
+                ..Default::default()
+            },
         )
         .unwrap();
         crate::rt::with_rtnl(|h| async move {
-            h.link().add(rtnetlink::LinkVeth::new("blocker", "blocker-p").build()).execute().await.map_err(Error::nl("blocker", "add veth"))
+            h.link()
+                .add(rtnetlink::LinkVeth::new("blocker", "blocker-p").build())
+                .execute()
+                .await
+                .map_err(Error::nl("blocker", "add veth"))
         })
         .unwrap();
         let e = attach(&w.req("f2", NetMode::Bridge("blocked".into()), &[]), &alive).unwrap_err();
-        assert!(e.to_string().contains("blocker") && e.to_string().contains("not a bridge"), "{e}");
-        assert_eq!((w.records(), w.netns_files(), w.leases("blocked")), (0, 0, 0));
+        assert!(
+            e.to_string().contains("blocker") && e.to_string().contains("not a bridge"),
+            "{e}"
+        );
+        assert_eq!(
+            (w.records(), w.netns_files(), w.leases("blocked")),
+            (0, 0, 0)
+        );
     });
 }
 
@@ -265,20 +374,40 @@ fn gc_cleans_crashed_runs() {
         assert!(rep.errors.is_empty(), "{:?}", rep.errors);
         assert_eq!(rep.detached, vec!["dead1".to_string()]);
         assert_eq!(rep.netns_removed, vec![netns_path(w.run.path(), "dead2")]);
-        assert_eq!(rep.leases_released, vec![("bridge".to_string(), d2.ip.unwrap(), "dead2".to_string())]);
+        assert_eq!(
+            rep.leases_released,
+            vec![("bridge".to_string(), d2.ip.unwrap(), "dead2".to_string())]
+        );
         // dead1's veth may still be on its way out with its namespace: gc may delete it too.
-        assert!(rep.veths_deleted.contains(d2.veth_host.as_ref().unwrap()), "{:?}", rep.veths_deleted);
-        assert!(rep.veths_deleted.iter().all(|v| Some(v) == d1.veth_host.as_ref() || Some(v) == d2.veth_host.as_ref()));
+        assert!(
+            rep.veths_deleted.contains(d2.veth_host.as_ref().unwrap()),
+            "{:?}",
+            rep.veths_deleted
+        );
+        assert!(rep
+            .veths_deleted
+            .iter()
+            .all(|v| Some(v) == d1.veth_host.as_ref() || Some(v) == d2.veth_host.as_ref()));
         assert_eq!(rep.published_removed, vec![(d2.ports[0], d2.ip.unwrap())]);
         // The live container is untouched.
         assert_eq!(mr_veths_settled(), vec![live.veth_host.clone().unwrap()]);
-        assert_eq!(Firewall::open().unwrap().list_published().unwrap(), vec![(live.ports[0], live.ip.unwrap())]);
-        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (1, 1, 1));
+        assert_eq!(
+            Firewall::open().unwrap().list_published().unwrap(),
+            vec![(live.ports[0], live.ip.unwrap())]
+        );
+        assert_eq!(
+            (w.records(), w.netns_files(), w.leases("bridge")),
+            (1, 1, 1)
+        );
         let _ = d1;
         // Nothing more to do the second time.
-        assert!(gc(w.run.path(), w.data.path(), &is_alive).unwrap().is_empty());
+        assert!(gc(w.run.path(), w.data.path(), &is_alive)
+            .unwrap()
+            .is_empty());
         detach(&live).unwrap();
-        assert!(gc(w.run.path(), w.data.path(), &|_: &str| false).unwrap().is_empty());
+        assert!(gc(w.run.path(), w.data.path(), &|_: &str| false)
+            .unwrap()
+            .is_empty());
     });
 }
 
@@ -296,21 +425,28 @@ fn concurrent_attaches_get_distinct_addresses() {
             let hs: Vec<_> = (0..n)
                 .map(|i| {
                     let w = &w;
-                    s.spawn(move || attach(&w.req(&format!("p{i}"), bridge(), &["80"]), &alive).unwrap())
+                    s.spawn(move || {
+                        attach(&w.req(&format!("p{i}"), bridge(), &["80"]), &alive).unwrap()
+                    })
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let ips: std::collections::HashSet<_> = atts.iter().map(|a| a.ip.unwrap()).collect();
-        let veths: std::collections::HashSet<_> = atts.iter().map(|a| a.veth_host.clone().unwrap()).collect();
-        let hports: std::collections::HashSet<_> = atts.iter().map(|a| a.ports[0].host_port).collect();
+        let veths: std::collections::HashSet<_> =
+            atts.iter().map(|a| a.veth_host.clone().unwrap()).collect();
+        let hports: std::collections::HashSet<_> =
+            atts.iter().map(|a| a.ports[0].host_port).collect();
         assert_eq!((ips.len(), veths.len(), hports.len()), (n, n, n));
         assert_eq!(Firewall::open().unwrap().list_published().unwrap().len(), n);
         for a in &atts {
             detach(a).unwrap();
         }
         assert_eq!(mr_veths_settled(), Vec::<String>::new());
-        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (0, 0, 0));
+        assert_eq!(
+            (w.records(), w.netns_files(), w.leases("bridge")),
+            (0, 0, 0)
+        );
     });
 }
 
@@ -322,25 +458,38 @@ fn remove_user_network() {
     PrivateNetns::run(|| {
         let w = World::new();
         let _g = w.guard("u1");
-        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default()).unwrap();
+        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default())
+            .unwrap();
         let a0 = attach(&w.req("u0", bridge(), &[]), &alive);
         let _g0 = w.guard("u0");
-        let a = attach(&w.req("u1", NetMode::Bridge("n1".into()), &["7001:80"]), &alive).unwrap();
+        let a = attach(
+            &w.req("u1", NetMode::Bridge("n1".into()), &["7001:80"]),
+            &alive,
+        )
+        .unwrap();
         assert_eq!(a.bridge.as_deref(), Some(n.bridge.as_str()));
         let fw = Firewall::open().unwrap();
         let mut iso = fw.list_isolate().unwrap();
         iso.sort();
-        let mut want: Vec<(String, String)> = vec![(n.bridge.clone(), "minirun0".into()), ("minirun0".into(), n.bridge.clone())];
+        let mut want: Vec<(String, String)> = vec![
+            (n.bridge.clone(), "minirun0".into()),
+            ("minirun0".into(), n.bridge.clone()),
+        ];
         want.sort();
         assert_eq!(iso, want);
-        let e = remove_network(w.data.path(), "n1", &alive).unwrap_err();
+        let e = remove_network(w.run.path(), w.data.path(), "n1", &alive).unwrap_err();
         assert!(e.to_string().contains("in use by container(s) u1"), "{e}");
         detach(&a).unwrap();
-        remove_network(w.data.path(), "n1", &alive).unwrap();
+        remove_network(w.run.path(), w.data.path(), "n1", &alive).unwrap();
         assert!(fw.list_isolate().unwrap().is_empty());
         assert_eq!(fw.list_bridges().unwrap(), vec!["minirun0"]);
-        assert!(!link::list_links().unwrap().iter().any(|l| l.name == n.bridge));
-        assert!(network::load_network(w.data.path(), "n1").unwrap().is_none());
+        assert!(!link::list_links()
+            .unwrap()
+            .iter()
+            .any(|l| l.name == n.bridge));
+        assert!(network::load_network(w.data.path(), "n1")
+            .unwrap()
+            .is_none());
         detach(&a0.unwrap()).unwrap();
     });
 }
@@ -355,7 +504,7 @@ fn step_costs() {
         let w = World::new();
         let _g = w.guard("warm");
         let warm = attach(&w.req("warm", bridge(), &[]), &alive).unwrap();
-        let ns = w.run.path().join("netns/x");
+        let ns = netns_path(w.run.path(), "x");
         let _gx = NetnsGuard(ns.clone());
         let net = network::get_network(w.data.path(), "bridge").unwrap();
         let mut line = String::new();
@@ -367,7 +516,15 @@ fn step_costs() {
         netns::create_netns(&ns).unwrap();
         lap("create_netns", &mut t);
         let ip = Ipv4Addr::new(10, 89, 0, 200);
-        let cfg = VethConfig { host_ifname: "mrtest", bridge: &net.bridge, netns: &ns, ip, prefix_len: 24, gateway: net.gateway, mac: link::mac_for_ip(ip) };
+        let cfg = VethConfig {
+            host_ifname: "mrtest",
+            bridge: &net.bridge,
+            netns: &ns,
+            ip,
+            prefix_len: 24,
+            gateway: net.gateway,
+            mac: link::mac_for_ip(ip),
+        };
         link::connect_container(&cfg).unwrap();
         lap("veth+addr+route", &mut t);
         let fw = Firewall::open().unwrap();
@@ -377,7 +534,11 @@ fn step_costs() {
         lap("network_tx dumps", &mut t);
         let published = fw.list_published().unwrap();
         lap("list published", &mut t);
-        let ports = crate::ports::resolve_ports(&crate::parse_publish_all(&["8080:80"]).unwrap(), &published).unwrap();
+        let ports = crate::ports::resolve_ports(
+            &crate::parse_publish_all(&["8080:80"]).unwrap(),
+            &published,
+        )
+        .unwrap();
         lap("resolve ports (bind probe)", &mut t);
         let mut tx2 = tx.clone();
         tx2.add_published(&ports[0], ip);
@@ -403,5 +564,110 @@ fn step_costs() {
         lap("veth gone after", &mut t);
         eprintln!("steps: {line}");
         detach(&warm).unwrap();
+    });
+}
+
+/// `--net container:o1`: o1's network stays for its live joiner (gc, lease reclaim,
+/// `network rm`, release all agree), and goes with the joiner's release.
+#[test]
+fn shared_namespace_stays_until_its_last_user_is_gone() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let w = World::new();
+        let (_g1, _g2) = (w.guard("o1"), w.guard("x1"));
+        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default())
+            .unwrap();
+        let owner = attach(
+            &w.req("o1", NetMode::Bridge("n1".into()), &["7100:80"]),
+            &alive,
+        )
+        .unwrap();
+        let mut r = w.req("j1", NetMode::Container("o1".into()), &[]);
+        r.join_netns = owner.joinable_netns().map(Path::to_path_buf);
+        let joiner = attach(&r, &alive).unwrap();
+        let ns = owner.netns_path.clone().unwrap();
+
+        // o1's process is gone, j1 runs on in o1's namespace.
+        let j1_lives = |id: &str| id == "j1";
+        assert!(crate::in_use(w.run.path(), "o1", &j1_lives));
+        assert!(!crate::needs_gc(w.run.path(), &j1_lives));
+        assert_eq!(
+            crate::members(w.run.path(), "n1", &j1_lives).unwrap(),
+            vec![owner.clone()]
+        );
+        let rep = gc(w.run.path(), w.data.path(), &j1_lives).unwrap();
+        assert!(rep.is_empty() && rep.errors.is_empty(), "{rep:?}");
+        let e = remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap_err();
+        assert!(
+            crate::error::chain(&e).contains("in use by container(s) o1"),
+            "{e}"
+        );
+        // A new container on n1 does not take o1's lease.
+        let x = attach(&w.req("x1", NetMode::Bridge("n1".into()), &[]), &j1_lives).unwrap();
+        assert_ne!(x.ip, owner.ip);
+        assert_eq!(w.leases("n1"), 2);
+        detach(&x).unwrap();
+        // o1's teardown keeps everything for j1.
+        release(&owner, &j1_lives).unwrap();
+        assert_eq!((w.records(), w.netns_files(), w.leases("n1")), (2, 1, 1));
+        assert!(netns::is_netns(&ns));
+        assert_eq!(
+            Firewall::open().unwrap().list_published().unwrap(),
+            vec![(owner.ports[0], owner.ip.unwrap())]
+        );
+
+        // j1's teardown (j1 still counts as alive while it runs) finishes o1 as well.
+        release(&joiner, &j1_lives).unwrap();
+        assert_eq!((w.records(), w.netns_files(), w.leases("n1")), (0, 0, 0));
+        assert!(!ns.exists());
+        assert!(Firewall::open()
+            .unwrap()
+            .list_published()
+            .unwrap()
+            .is_empty());
+        assert_eq!(mr_veths_settled(), Vec::<String>::new());
+        remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap();
+        assert!(!link::list_links()
+            .unwrap()
+            .iter()
+            .any(|l| l.name == n.bridge));
+    });
+}
+
+/// Without a live joiner, a dead container's lease is reclaimed by the next attach, and
+/// release detaches it at once.
+#[test]
+fn dead_owner_without_joiners_is_reclaimed_and_released() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let w = World::new();
+        let (_g1, _g2) = (w.guard("d1"), w.guard("y1"));
+        network::create_network(
+            w.data.path(),
+            "tiny",
+            &network::NetworkOptions {
+                subnet: Some("10.89.33.0/30".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let dead = attach(&w.req("d1", NetMode::Bridge("tiny".into()), &[]), &alive).unwrap();
+        // One host address in a /30: y1 only gets it because d1's lease is reclaimed, and
+        // y1 itself counts as alive whatever `live` says.
+        let nobody = |_: &str| false;
+        let y = attach(&w.req("y1", NetMode::Bridge("tiny".into()), &[]), &nobody).unwrap();
+        assert_eq!(y.ip, dead.ip);
+        assert_eq!(
+            ipam::leases(w.data.path(), "tiny").unwrap(),
+            vec![(y.ip.unwrap(), "y1".to_string())]
+        );
+        release(&dead, &nobody).unwrap();
+        assert_eq!((w.records(), w.netns_files()), (1, 1));
+        release(&y, &nobody).unwrap();
+        assert_eq!((w.records(), w.netns_files(), w.leases("tiny")), (0, 0, 0));
     });
 }

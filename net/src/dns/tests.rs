@@ -10,7 +10,7 @@ fn record(root: &Path, id: &str, network: &str, ip: Ipv4Addr, aliases: &[&str]) 
     let att = Attachment {
         container_id: id.into(),
         mode: NetMode::Bridge(network.into()),
-        netns_path: Some(root.join("netns").join(id)),
+        netns_path: Some(crate::paths::netns_path(root, id)),
         netns_owned: true,
         network: Some(network.into()),
         bridge: Some("minirun9".into()),
@@ -31,7 +31,12 @@ fn record(root: &Path, id: &str, network: &str, ip: Ipv4Addr, aliases: &[&str]) 
 fn query(id: u16, name: &str, qtype: TYPE) -> Vec<u8> {
     let mut q = Packet::new_query(id);
     q.set_flags(PacketFlag::RECURSION_DESIRED);
-    q.questions.push(Question::new(simple_dns::Name::new_unchecked(name), qtype.into(), CLASS::IN.into(), false));
+    q.questions.push(Question::new(
+        simple_dns::Name::new_unchecked(name),
+        qtype.into(),
+        CLASS::IN.into(),
+        false,
+    ));
     q.build_bytes_vec().unwrap()
 }
 
@@ -63,8 +68,20 @@ fn answers_names_ids_and_aliases_of_its_own_network_only() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     let db = Ipv4Addr::new(10, 123, 0, 2);
-    record(root, "aaaabbbbccccdddd", "appnet", db, &["db", "aaaabbbbcccc"]);
-    record(root, "eeeeffff00001111", "othernet", Ipv4Addr::new(10, 124, 0, 2), &["other"]);
+    record(
+        root,
+        "aaaabbbbccccdddd",
+        "appnet",
+        db,
+        &["db", "aaaabbbbcccc"],
+    );
+    record(
+        root,
+        "eeeeffff00001111",
+        "othernet",
+        Ipv4Addr::new(10, 124, 0, 2),
+        &["other"],
+    );
     let dir = Directory::new(root, "appnet");
 
     for name in ["db", "DB.", "aaaabbbbcccc", "aaaabbbbccccdddd"] {
@@ -76,7 +93,11 @@ fn answers_names_ids_and_aliases_of_its_own_network_only() {
     assert_eq!((rcode, ips.len()), (RCODE::NoError, 0));
     // Another network's container, a dotted name and an unknown one go upstream.
     for name in ["other", "db.example.org", "nosuch"] {
-        assert_eq!(answer(&query(9, name, TYPE::A), &dir), Answer::Forward, "{name}");
+        assert_eq!(
+            answer(&query(9, name, TYPE::A), &dir),
+            Answer::Forward,
+            "{name}"
+        );
     }
     // Garbage and responses are dropped.
     assert_eq!(answer(b"\x01\x02", &dir), Answer::Drop);
@@ -102,7 +123,9 @@ fn fake_upstream(sock: UdpSocket) {
                 q.questions[0].qname.clone(),
                 CLASS::IN,
                 60,
-                RData::A(A { address: Ipv4Addr::new(198, 51, 100, 7).into() }),
+                RData::A(A {
+                    address: Ipv4Addr::new(198, 51, 100, 7).into(),
+                }),
             ));
             let _ = sock.send_to(&r.build_bytes_vec().unwrap(), peer);
         }
@@ -117,7 +140,7 @@ fn server_in_a_namespace_answers_locally_and_forwards_from_the_host() {
     PrivateNetns::run(|| {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        let ns = root.join("netns").join("c1");
+        let ns = crate::paths::netns_path(root, "c1");
         crate::netns::create_netns(&ns).unwrap();
         let _g = NetnsGuard(ns.clone());
         record(root, "c2", "appnet", Ipv4Addr::new(10, 123, 0, 3), &["web"]);
@@ -128,7 +151,12 @@ fn server_in_a_namespace_answers_locally_and_forwards_from_the_host() {
         fake_upstream(up);
         // A second upstream that never answers comes first: the next one is tried.
         let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let server = DnsServer::bind(&ns, Directory::new(root, "appnet"), vec![dead.local_addr().unwrap(), up_addr]).unwrap();
+        let server = DnsServer::bind(
+            &ns,
+            Directory::new(root, "appnet"),
+            vec![dead.local_addr().unwrap(), up_addr],
+        )
+        .unwrap();
         server.spawn();
 
         let (local, forwarded, tcp) = crate::netns::in_netns(&ns, move || {
@@ -150,7 +178,10 @@ fn server_in_a_namespace_answers_locally_and_forwards_from_the_host() {
         })
         .unwrap();
         assert_eq!(local, (RCODE::NoError, vec![Ipv4Addr::new(10, 123, 0, 3)]));
-        assert_eq!(forwarded, (RCODE::NoError, vec![Ipv4Addr::new(198, 51, 100, 7)]));
+        assert_eq!(
+            forwarded,
+            (RCODE::NoError, vec![Ipv4Addr::new(198, 51, 100, 7)])
+        );
         assert_eq!(tcp, (RCODE::NoError, vec![Ipv4Addr::new(10, 123, 0, 3)]));
         drop(dead);
     });

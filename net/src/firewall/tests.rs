@@ -10,7 +10,10 @@ fn encodings() {
     assert_eq!(ifname_key("minirun0").len(), 16);
     assert_eq!(&ifname_key("minirun0")[..9], b"minirun0\0");
     assert_eq!(proto_port(Proto::Tcp, 8080), [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
-    assert_eq!(addr_port(Ipv4Addr::new(10, 89, 0, 2), 80), vec![10, 89, 0, 2, 0, 80, 0, 0]);
+    assert_eq!(
+        addr_port(Ipv4Addr::new(10, 89, 0, 2), 80),
+        vec![10, 89, 0, 2, 0, 80, 0, 0]
+    );
     let (set, e) = pub_elem(&m("127.0.0.1:8080:80/udp"), Ipv4Addr::new(10, 89, 0, 2));
     assert_eq!(set, MAP_PUB_ADDR);
     assert_eq!(e.key, vec![127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
@@ -18,12 +21,26 @@ fn encodings() {
     let es = subnet_elems(&net, true);
     assert_eq!(es.len(), 3);
     assert_eq!(es[1].key, vec![10, 89, 0, 0]);
-    assert_eq!((es[2].key.clone(), es[2].flags), (vec![10, 89, 1, 0], NFT_SET_ELEM_INTERVAL_END));
+    assert_eq!(
+        (es[2].key.clone(), es[2].flags),
+        (vec![10, 89, 1, 0], NFT_SET_ELEM_INTERVAL_END)
+    );
     let mut out = Vec::new();
-    range_to_prefixes(u32::from(Ipv4Addr::new(10, 89, 0, 0)) as u64, u32::from(Ipv4Addr::new(10, 89, 1, 0)) as u64, &mut out);
+    range_to_prefixes(
+        u32::from(Ipv4Addr::new(10, 89, 0, 0)) as u64,
+        u32::from(Ipv4Addr::new(10, 89, 1, 0)) as u64,
+        &mut out,
+    );
     assert_eq!(out, vec![net]);
-    let e = Elem { key: vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0], data: Some(vec![10, 89, 0, 2, 0, 80, 0, 0]), flags: 0 };
-    assert_eq!(decode_pub(&e, false), Some((m("8080:80"), Ipv4Addr::new(10, 89, 0, 2))));
+    let e = Elem {
+        key: vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0],
+        data: Some(vec![10, 89, 0, 2, 0, 80, 0, 0]),
+        flags: 0,
+    };
+    assert_eq!(
+        decode_pub(&e, false),
+        Some((m("8080:80"), Ipv4Addr::new(10, 89, 0, 2)))
+    );
 }
 
 #[test]
@@ -73,14 +90,27 @@ fn skeleton_and_elements_in_private_netns() {
         let mut iso = fw.list_isolate().unwrap();
         iso.sort();
         let p = |a: &str, b: &str| (a.to_string(), b.to_string());
-        assert_eq!(iso, vec![p("minirun0", "minirun1"), p("minirun1", "minirun0"), p("minirun1", "minirun1")]);
+        assert_eq!(
+            iso,
+            vec![
+                p("minirun0", "minirun1"),
+                p("minirun1", "minirun0"),
+                p("minirun1", "minirun1")
+            ]
+        );
         let subnets_json = nft_elems("subnets").join(" ");
-        assert!(subnets_json.contains("10.89.0.0") && subnets_json.contains("10.89.1.0"), "{subnets_json}");
+        assert!(
+            subnets_json.contains("10.89.0.0") && subnets_json.contains("10.89.1.0"),
+            "{subnets_json}"
+        );
         assert_eq!(nft_elems("isolate").len(), 3);
 
         // Publish N ports: one transaction (generation +1), visible to nft, removable.
         let ip = Ipv4Addr::new(10, 89, 0, 2);
-        let ports: Vec<PortMapping> = ["8080:80", "8081:81", "127.0.0.1:9000:90", "5353:53/udp"].iter().map(|s| m(s)).collect();
+        let ports: Vec<PortMapping> = ["8080:80", "8081:81", "127.0.0.1:9000:90", "5353:53/udp"]
+            .iter()
+            .map(|s| m(s))
+            .collect();
         let g0 = fw.generation().unwrap();
         fw.publish(&ports, ip).unwrap();
         assert_eq!(fw.generation().unwrap(), g0 + 1, "one transaction");
@@ -92,11 +122,16 @@ fn skeleton_and_elements_in_private_netns() {
         assert_eq!(nft_elems("pub_any").len(), 3);
         let pa = nft_elems("pub_addr");
         assert_eq!(pa.len(), 1);
-        assert!(pa[0].contains("127.0.0.1") && pa[0].contains("10.89.0.2") && pa[0].contains("9000"), "{pa:?}");
+        assert!(
+            pa[0].contains("127.0.0.1") && pa[0].contains("10.89.0.2") && pa[0].contains("9000"),
+            "{pa:?}"
+        );
 
         // A conflicting publish fails as a whole and adds nothing.
         let other = Ipv4Addr::new(10, 89, 0, 3);
-        let e = fw.publish(&[m("7000:70"), m("8080:80")], other).unwrap_err();
+        let e = fw
+            .publish(&[m("7000:70"), m("8080:80")], other)
+            .unwrap_err();
         assert!(matches!(e, Error::PortUnavailable { .. }), "{e}");
         assert_eq!(fw.list_published().unwrap().len(), 4);
 
@@ -120,7 +155,15 @@ fn skeleton_and_elements_in_private_netns() {
         assert!(fw.list_subnets().unwrap().is_empty());
 
         // The skeleton survives element churn unchanged.
-        assert_eq!(nft_json()["nftables"].as_array().unwrap().iter().filter(|i| i.get("rule").is_some()).count(), 11);
+        assert_eq!(
+            nft_json()["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i.get("rule").is_some())
+                .count(),
+            11
+        );
         assert!(fw.foreign_forward_drops().unwrap().is_empty());
         fw.delete_table().unwrap();
         assert!(!fw.table_exists().unwrap());
@@ -138,11 +181,22 @@ fn detects_foreign_forward_drop() {
             .args(["add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let fw = Firewall::open().unwrap();
         fw.ensure_skeleton().unwrap();
         let d = fw.foreign_forward_drops().unwrap();
-        assert_eq!(d, vec![ForeignDrop { family: "ip".into(), table: "filter".into(), chain: "FORWARD".into() }]);
+        assert_eq!(
+            d,
+            vec![ForeignDrop {
+                family: "ip".into(),
+                table: "filter".into(),
+                chain: "FORWARD".into()
+            }]
+        );
         assert!(d[0].to_string().contains("policy drop"));
     });
 }
@@ -154,12 +208,22 @@ fn concurrent_skeleton_writers_create_one_table() {
     }
     PrivateNetns::run(|| {
         let created: Vec<bool> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| Firewall::open().unwrap().ensure_skeleton().unwrap())).collect();
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| Firewall::open().unwrap().ensure_skeleton().unwrap()))
+                .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(created.iter().filter(|c| **c).count() <= 1, "{created:?}");
         let j = nft_json();
-        assert_eq!(j["nftables"].as_array().unwrap().iter().filter(|i| i.get("rule").is_some()).count(), 11);
+        assert_eq!(
+            j["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i.get("rule").is_some())
+                .count(),
+            11
+        );
     });
 }
 
@@ -177,12 +241,20 @@ fn transaction_cost() {
         let t = std::time::Instant::now();
         fw.table_exists().unwrap();
         let check = t.elapsed();
-        fw.add_network("minirun0", "10.89.0.0/24".parse().unwrap()).unwrap();
+        fw.add_network("minirun0", "10.89.0.0/24".parse().unwrap())
+            .unwrap();
         let n = 50u32;
-        let (mut add, mut del, mut unp) = (std::time::Duration::ZERO, std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let (mut add, mut del, mut unp) = (
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        );
         for i in 0..n {
             let ip = Ipv4Addr::new(10, 89, 0, 2 + (i % 200) as u8);
-            let ports = [m(&format!("{}:80", 20000 + i)), m(&format!("127.0.0.1:{}:81", 20000 + i))];
+            let ports = [
+                m(&format!("{}:80", 20000 + i)),
+                m(&format!("127.0.0.1:{}:81", 20000 + i)),
+            ];
             let t = std::time::Instant::now();
             fw.publish(&ports, ip).unwrap();
             add += t.elapsed();
@@ -196,8 +268,10 @@ fn transaction_cost() {
         // Closing a NETLINK_NETFILTER socket right after a delete waits for the kernel's
         // deferred destroy work (an RCU grace period): why Firewall keeps its socket.
         let fw2 = Firewall::open().unwrap();
-        fw2.publish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2)).unwrap();
-        fw2.unpublish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2)).unwrap();
+        fw2.publish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2))
+            .unwrap();
+        fw2.unpublish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2))
+            .unwrap();
         drop(fw2);
         drop(fw);
         let t = std::time::Instant::now();
@@ -231,7 +305,13 @@ fn two_networks_added_at_once_isolate_each_other() {
             let fw = Firewall::open().unwrap();
             let mut iso = fw.list_isolate().unwrap();
             iso.sort();
-            assert_eq!(iso, vec![("mrnetA".into(), "mrnetB".into()), ("mrnetB".into(), "mrnetA".into())]);
+            assert_eq!(
+                iso,
+                vec![
+                    ("mrnetA".into(), "mrnetB".into()),
+                    ("mrnetB".into(), "mrnetA".into())
+                ]
+            );
             fw.remove_network("mrnetA", a).unwrap();
             fw.remove_network("mrnetB", b).unwrap();
             assert!(fw.list_isolate().unwrap().is_empty() && fw.list_bridges().unwrap().is_empty());

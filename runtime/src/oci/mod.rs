@@ -414,15 +414,10 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
     }
 }
 
-/// runc's rule for ids, which keeps them usable as file and cgroup names.
+/// runc's rule for ids, which keeps them usable as file and cgroup names
+/// (minirun-net's, so the runtime and the network agree).
 pub fn valid_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id != "."
-        && id != ".."
-        && !id.starts_with('.')
-        && id.len() <= 1024
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
-    if ok {
+    if minirun_net::attach::valid_container_id(id) {
         Ok(())
     } else {
         bail!("invalid container id \"{id}\": use letters, digits, _ + - and . (not first)")

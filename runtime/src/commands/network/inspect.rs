@@ -4,30 +4,32 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use minirun_net::network::{self, NetworkConfig};
+use minirun_net::Attachment;
 use serde_json::json;
 
-use super::members;
+use super::{members, records};
 use crate::container::Ctx;
 
 pub fn run(ctx: &Ctx, names: &[String]) -> Result<u8> {
+    let records = records(ctx)?;
     let mut out = Vec::new();
     for name in names {
         let n = network::get_network(&ctx.data_root, name)?;
-        out.push(inspect(ctx, &n)?);
+        out.push(inspect(ctx, &n, &records));
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(0)
 }
 
-fn inspect(ctx: &Ctx, n: &NetworkConfig) -> Result<serde_json::Value> {
-    let containers: BTreeMap<String, serde_json::Value> = members(ctx, &n.name)?
+fn inspect(ctx: &Ctx, n: &NetworkConfig, records: &[Attachment]) -> serde_json::Value {
+    let containers: BTreeMap<String, serde_json::Value> = members(ctx, &n.name, records)
         .into_iter()
         .map(|m| {
             let addr = m.attachment.ip.map(|ip| format!("{ip}/{}", n.prefix_len()));
             (m.attachment.container_id, json!({ "Name": m.name, "IPv4Address": addr }))
         })
         .collect();
-    Ok(json!({
+    json!({
         "Name": n.name,
         "Driver": "bridge",
         "Bridge": n.bridge,
@@ -36,5 +38,5 @@ fn inspect(ctx: &Ctx, n: &NetworkConfig) -> Result<serde_json::Value> {
         "ICC": n.icc,
         "Default": n.name == minirun_net::mode::DEFAULT_NETWORK,
         "Containers": containers,
-    }))
+    })
 }

@@ -35,15 +35,20 @@ pub struct Member {
     pub name: String,
 }
 
-/// The live containers on network `name`.
-fn members(ctx: &Ctx, name: &str) -> Result<Vec<Member>> {
-    Ok(minirun_net::members(&ctx.root, name, ctx)?
+/// Every attachment record, read once per command.
+fn records(ctx: &Ctx) -> Result<Vec<Attachment>> {
+    Ok(minirun_net::attach::list_attachments(&ctx.root)?)
+}
+
+/// The live containers on network `name`, among `records`.
+fn members(ctx: &Ctx, name: &str, records: &[Attachment]) -> Vec<Member> {
+    minirun_net::members_among(name, records, ctx)
         .into_iter()
         .map(|attachment| {
             let name = ctx.load(&attachment.container_id).map(|r| r.name).unwrap_or_default();
             Member { attachment, name }
         })
-        .collect())
+        .collect()
 }
 
 /// Every network, the default one made first if missing.

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use minirun_net::network;
 
-use super::members;
+use super::{members, records};
 use crate::container::Ctx;
 
 pub fn run(ctx: &Ctx, names: &[String]) -> Result<u8> {
@@ -21,7 +21,7 @@ fn rm(ctx: &Ctx, name: &str) -> Result<()> {
     if network::load_network(&ctx.data_root, name)?.is_none() {
         bail!("network \"{name}\" not found");
     }
-    if let Some(m) = members(ctx, name)?.into_iter().next() {
+    if let Some(m) = members(ctx, name, &records(ctx)?).into_iter().next() {
         let who = if m.name.is_empty() { m.attachment.container_id } else { m.name };
         bail!("network \"{name}\" is in use by container \"{who}\"; stop or remove it first");
     }
