@@ -46,10 +46,7 @@ pub(crate) struct PendingImage {
 impl PendingImage {
     /// The blobs to store: the manifest (if any) and the config, as (hex digest, bytes).
     pub fn blobs(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let manifest = self
-            .manifest
-            .iter()
-            .map(|(hex, b)| (hex.as_str(), b.as_slice()));
+        let manifest = self.manifest.iter().map(|(hex, b)| (hex.as_str(), b.as_slice()));
         manifest.chain([(self.id.as_str(), self.config.as_slice())])
     }
 }
@@ -102,16 +99,14 @@ impl Archive {
             return Err(archive.err("the file is empty"));
         }
         let file = File::open(path).ctx("open archive", path)?;
-        let (compression, mut decoder) =
-            Decoder::new(file).map_err(|e| archive.err(e.to_string()))?;
+        let (compression, mut decoder) = Decoder::new(file).map_err(|e| archive.err(e.to_string()))?;
         let tar = if compression == Compression::None {
             path.to_path_buf()
         } else {
             let copy = scratch.join("archive.tar");
             let mut out = File::create(&copy).ctx("create", &copy)?;
-            io::copy(&mut decoder, &mut out).map_err(|e| {
-                archive.err(format!("corrupt or truncated {compression} data: {e}"))
-            })?;
+            io::copy(&mut decoder, &mut out)
+                .map_err(|e| archive.err(format!("corrupt or truncated {compression} data: {e}")))?;
             copy
         };
         archive.source = Source::Tar {
@@ -266,10 +261,7 @@ impl Archive {
             }
         }
         if size > MAX_JSON {
-            return Err(self.err(format!(
-                "{what} {}: too large ({size} bytes)",
-                name.display()
-            )));
+            return Err(self.err(format!("{what} {}: too large ({size} bytes)", name.display())));
         }
         let mut data = Vec::with_capacity(size as usize);
         reader
@@ -299,12 +291,9 @@ impl Archive {
     }
 
     fn descriptor_hex(&self, desc: &Descriptor, what: &str) -> Result<String> {
-        desc.as_digest_sha256().map(str::to_string).ok_or_else(|| {
-            self.err(format!(
-                "{what} {}: only sha256 digests are supported",
-                desc.digest()
-            ))
-        })
+        desc.as_digest_sha256()
+            .map(str::to_string)
+            .ok_or_else(|| self.err(format!("{what} {}: only sha256 digests are supported", desc.digest())))
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T> {
@@ -326,9 +315,7 @@ impl Archive {
         } else if self.has(Path::new("index.json")) {
             self.oci_images()?
         } else {
-            return Err(self.err(
-                "neither manifest.json (docker save) nor index.json (OCI image layout) found",
-            ));
+            return Err(self.err("neither manifest.json (docker save) nor index.json (OCI image layout) found"));
         };
         if images.is_empty() {
             return Err(self.err("no image for this platform in the archive"));
@@ -407,10 +394,7 @@ impl Archive {
         }
         let layout_file = Path::new("oci-layout");
         if self.has(layout_file) {
-            let layout: Layout = self.json(
-                &self.read_member(layout_file, "oci-layout", None)?,
-                "oci-layout",
-            )?;
+            let layout: Layout = self.json(&self.read_member(layout_file, "oci-layout", None)?, "oci-layout")?;
             if !layout.image_layout_version.starts_with("1.") {
                 return Err(self.err(format!(
                     "unsupported OCI layout version {}",
@@ -420,14 +404,10 @@ impl Archive {
         } else {
             tracing::warn!(archive = %self.path.display(), "OCI layout without an oci-layout file");
         }
-        let index: ImageIndex = self.json(
-            &self.read_member(Path::new("index.json"), "index", None)?,
-            "index.json",
-        )?;
+        let index: ImageIndex = self.json(&self.read_member(Path::new("index.json"), "index", None)?, "index.json")?;
         let mut images = Vec::new();
         for desc in index.manifests() {
-            let Some((manifest_hex, manifest_bytes, manifest)) = self.select_manifest(desc, 0)?
-            else {
+            let Some((manifest_hex, manifest_bytes, manifest)) = self.select_manifest(desc, 0)? else {
                 continue;
             };
             let config_desc = manifest.config();
@@ -471,32 +451,20 @@ impl Archive {
 
     /// Follow a descriptor to an image manifest, choosing this machine's
     /// platform in (nested) indexes. `None` for things that are not images.
-    fn select_manifest(
-        &self,
-        desc: &Descriptor,
-        depth: usize,
-    ) -> Result<Option<(String, Vec<u8>, ImageManifest)>> {
+    fn select_manifest(&self, desc: &Descriptor, depth: usize) -> Result<Option<(String, Vec<u8>, ImageManifest)>> {
         let media_type = desc.media_type().to_string();
         match media_type.as_str() {
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 let bytes = self.read_blob(desc, "manifest")?;
-                let manifest: ImageManifest =
-                    self.json(&bytes, &format!("manifest {}", desc.digest()))?;
-                Ok(Some((
-                    self.descriptor_hex(desc, "manifest")?,
-                    bytes,
-                    manifest,
-                )))
+                let manifest: ImageManifest = self.json(&bytes, &format!("manifest {}", desc.digest()))?;
+                Ok(Some((self.descriptor_hex(desc, "manifest")?, bytes, manifest)))
             }
             OCI_INDEX | DOCKER_MANIFEST_LIST => {
                 if depth >= MAX_INDEX_DEPTH {
-                    return Err(
-                        self.err(format!("image index {}: nested too deeply", desc.digest()))
-                    );
+                    return Err(self.err(format!("image index {}: nested too deeply", desc.digest())));
                 }
                 let bytes = self.read_blob(desc, "image index")?;
-                let index: ImageIndex =
-                    self.json(&bytes, &format!("image index {}", desc.digest()))?;
+                let index: ImageIndex = self.json(&bytes, &format!("image index {}", desc.digest()))?;
                 let chosen = pick_platform(index.manifests()).ok_or_else(|| {
                     self.err(format!(
                         "image index {}: no manifest for linux/{}",
@@ -553,12 +521,7 @@ impl Archive {
             .map(|r| r.repository)
     }
 
-    fn diff_ids(
-        &self,
-        config: &ImageConfiguration,
-        what: &str,
-        layers: usize,
-    ) -> Result<Vec<String>> {
+    fn diff_ids(&self, config: &ImageConfiguration, what: &str, layers: usize) -> Result<Vec<String>> {
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != layers {
             return Err(self.err(format!(
@@ -623,10 +586,7 @@ mod tests {
     fn digests_in_member_names() {
         let hex = "a".repeat(64);
         assert_eq!(digest_in_name(&blob_path(&hex)), Some(hex.clone()));
-        assert_eq!(
-            digest_in_name(Path::new(&format!("{hex}.json"))),
-            Some(hex.clone())
-        );
+        assert_eq!(digest_in_name(Path::new(&format!("{hex}.json"))), Some(hex.clone()));
         assert_eq!(digest_in_name(Path::new(&format!("{hex}/layer.tar"))), None);
         assert_eq!(digest_in_name(Path::new("blobs/sha256/abc")), None);
     }

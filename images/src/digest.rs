@@ -16,9 +16,7 @@ pub(crate) fn is_lower_hex(s: &str) -> bool {
 
 /// The hex part of a `sha256:<64 hex>` digest, or `None` if it is not one.
 pub(crate) fn sha256_hex(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix(SHA256_PREFIX)
-        .filter(|hex| is_sha256_hex(hex))
+    digest.strip_prefix(SHA256_PREFIX).filter(|hex| is_sha256_hex(hex))
 }
 
 /// `sha256:<hex>`.
@@ -73,10 +71,7 @@ mod tests {
     #[test]
     fn validates_sha256_strings() {
         let hex = sha256_of(b"");
-        assert_eq!(
-            hex,
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(sha256_hex(&format!("sha256:{hex}")), Some(hex.as_str()));
         assert_eq!(sha256_hex(&hex), None);
         assert_eq!(sha256_hex(&format!("sha256:{}", hex.to_uppercase())), None);

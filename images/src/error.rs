@@ -26,10 +26,7 @@ pub enum Error {
     NotFound { reference: String },
 
     #[error("image reference {reference:?} is ambiguous: it matches images {}", .matches.join(", "))]
-    Ambiguous {
-        reference: String,
-        matches: Vec<String>,
-    },
+    Ambiguous { reference: String, matches: Vec<String> },
 
     #[error(
         "cannot remove {reference:?}: image {id} is referenced in multiple repositories ({}); \
@@ -66,10 +63,7 @@ pub enum Error {
 
     /// A tar entry would land outside the directory it is unpacked into.
     #[error("layer entry {entry:?}: {reason}; refusing to unpack it")]
-    UnsafeEntry {
-        entry: PathBuf,
-        reason: &'static str,
-    },
+    UnsafeEntry { entry: PathBuf, reason: &'static str },
 
     /// Creating a tar entry failed.
     #[error("layer entry {entry:?}")]

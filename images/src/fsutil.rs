@@ -5,8 +5,7 @@
 //! directories are opened with `openat2(RESOLVE_BENEATH)`.
 
 use rustix::fs::{
-    self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
-    XattrFlags, CWD,
+    self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags, CWD,
 };
 use rustix::io::Errno;
 use std::ffi::OsStr;
@@ -83,9 +82,7 @@ pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<O
     for component in rel.iter() {
         fd = match rfs::openat(&fd, component, flags, Mode::empty()) {
             // O_NOFOLLOW|O_DIRECTORY on a symlink gives ENOTDIR; say what it is.
-            Err(Errno::NOTDIR) if is_symlink_at(fd.as_fd(), component) => {
-                return Err(Errno::LOOP.into())
-            }
+            Err(Errno::NOTDIR) if is_symlink_at(fd.as_fd(), component) => return Err(Errno::LOOP.into()),
             other => other?,
         };
     }
@@ -272,11 +269,7 @@ impl Meta {
 }
 
 /// Set times of `name` in `dir` (not following symlinks); `""` means `dir` itself.
-pub(crate) fn set_times_at(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    times: &Timestamps,
-) -> io::Result<()> {
+pub(crate) fn set_times_at(dir: BorrowedFd<'_>, name: &OsStr, times: &Timestamps) -> io::Result<()> {
     if name.is_empty() {
         return Ok(rfs::futimens(dir, times)?);
     }
@@ -316,12 +309,7 @@ pub(crate) fn read_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8
 
 /// Mark an open directory opaque for overlayfs.
 pub(crate) fn set_opaque(dir: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rfs::fsetxattr(
-        dir,
-        OPAQUE_XATTR,
-        b"y",
-        XattrFlags::empty(),
-    )?)
+    Ok(rfs::fsetxattr(dir, OPAQUE_XATTR, b"y", XattrFlags::empty())?)
 }
 
 pub(crate) fn is_opaque(dir: BorrowedFd<'_>) -> io::Result<bool> {
@@ -335,28 +323,13 @@ pub(crate) fn is_opaque(dir: BorrowedFd<'_>) -> io::Result<bool> {
 
 /// Create the overlayfs whiteout (0:0 character device) `name` in `dir`.
 pub(crate) fn make_whiteout(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<()> {
-    rfs::mknodat(
-        dir,
-        name,
-        FileType::CharacterDevice,
-        Mode::empty(),
-        rfs::makedev(0, 0),
-    )
+    rfs::mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
 }
 
 /// Is `path` the root of a mount?
 pub(crate) fn is_mount_point(path: &Path) -> io::Result<bool> {
-    match rfs::statx(
-        CWD,
-        path,
-        AtFlags::SYMLINK_NOFOLLOW,
-        rfs::StatxFlags::BASIC_STATS,
-    ) {
-        Ok(st)
-            if st
-                .stx_attributes_mask
-                .contains(rfs::StatxAttributes::MOUNT_ROOT) =>
-        {
+    match rfs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, rfs::StatxFlags::BASIC_STATS) {
+        Ok(st) if st.stx_attributes_mask.contains(rfs::StatxAttributes::MOUNT_ROOT) => {
             return Ok(st.stx_attributes.contains(rfs::StatxAttributes::MOUNT_ROOT))
         }
         Ok(_) | Err(Errno::NOSYS) => {}

@@ -85,11 +85,7 @@ impl Reference {
 
     /// `repository:tag`, with the default tag when none was given.
     pub fn tagged(&self) -> String {
-        format!(
-            "{}:{}",
-            self.repository,
-            self.tag.as_deref().unwrap_or(DEFAULT_TAG)
-        )
+        format!("{}:{}", self.repository, self.tag.as_deref().unwrap_or(DEFAULT_TAG))
     }
 }
 
@@ -106,9 +102,7 @@ pub(crate) fn split_tagged(tagged: &str) -> (&str, &str) {
 fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            if first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
         {
             (Some(first), rest)
         }
@@ -118,12 +112,10 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
 
 fn familiar(domain: Option<&str>, path: &str) -> String {
     match domain {
-        None | Some(DOCKER_HUB) | Some(LEGACY_DOCKER_HUB) => {
-            match path.strip_prefix(OFFICIAL_PREFIX) {
-                Some(official) if !official.contains('/') => official.to_string(),
-                _ => path.to_string(),
-            }
-        }
+        None | Some(DOCKER_HUB) | Some(LEGACY_DOCKER_HUB) => match path.strip_prefix(OFFICIAL_PREFIX) {
+            Some(official) if !official.contains('/') => official.to_string(),
+            _ => path.to_string(),
+        },
         Some(domain) => format!("{domain}/{path}"),
     }
 }
@@ -168,18 +160,14 @@ fn valid_domain(domain: &str) -> bool {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    host.split('.').all(label_ok)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    host.split('.').all(label_ok) && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
 fn valid_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= MAX_TAG_LEN
-        && word(b[0])
-        && b.iter().all(|&c| word(c) || c == b'.' || c == b'-')
+    !b.is_empty() && b.len() <= MAX_TAG_LEN && word(b[0]) && b.iter().all(|&c| word(c) || c == b'.' || c == b'-')
 }
 
 #[cfg(test)]
@@ -216,10 +204,7 @@ mod tests {
         assert_eq!(tagged("Registry/app"), "Registry/app:latest");
         // "foo:5000" without a slash is a name and a tag, as in docker.
         let r = Reference::parse("foo:5000").unwrap();
-        assert_eq!(
-            (r.repository.as_str(), r.tag.as_deref()),
-            ("foo", Some("5000"))
-        );
+        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("foo", Some("5000")));
     }
 
     #[test]
@@ -261,13 +246,7 @@ mod tests {
     #[test]
     fn split_tagged_handles_registry_ports() {
         assert_eq!(split_tagged("busybox:latest"), ("busybox", "latest"));
-        assert_eq!(
-            split_tagged("localhost:5000/app:1"),
-            ("localhost:5000/app", "1")
-        );
-        assert_eq!(
-            split_tagged("localhost:5000/app"),
-            ("localhost:5000/app", "latest")
-        );
+        assert_eq!(split_tagged("localhost:5000/app:1"), ("localhost:5000/app", "1"));
+        assert_eq!(split_tagged("localhost:5000/app"), ("localhost:5000/app", "latest"));
     }
 }

@@ -15,8 +15,7 @@ use crate::store::{Image, LockMode, Store, GC_LOCK};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
-    self as rmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags,
-    UnmountFlags,
+    self as rmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
 };
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
@@ -45,23 +44,14 @@ impl Store {
     /// Calling it again for a prepared `container_dir` returns the same
     /// rootfs; an existing `upper` (a stopped container's changes) is reused.
     /// On failure the directories this call created are removed again.
-    pub fn prepare_rootfs(
-        &self,
-        image: &Image,
-        container_dir: &Path,
-        readonly: bool,
-    ) -> Result<PathBuf> {
+    pub fn prepare_rootfs(&self, image: &Image, container_dir: &Path, readonly: bool) -> Result<PathBuf> {
         // Keeps `remove` from deleting the layers while we mount or copy them.
         let _gc = self.lock(GC_LOCK, LockMode::Shared)?;
         for layer in &image.layers {
             if !layer.is_dir() {
                 return Err(Error::MissingLayer {
                     image: crate::digest::sha256_ref(&image.id),
-                    layer: layer
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
+                    layer: layer.file_name().unwrap_or_default().to_string_lossy().into_owned(),
                     path: layer.clone(),
                 });
             }
@@ -86,12 +76,7 @@ impl Store {
     }
 }
 
-fn prepare(
-    image: &Image,
-    container_dir: &Path,
-    readonly: bool,
-    created: &mut Vec<PathBuf>,
-) -> Result<()> {
+fn prepare(image: &Image, container_dir: &Path, readonly: bool, created: &mut Vec<PathBuf>) -> Result<()> {
     let mut mkdir = |name: &str| -> Result<PathBuf> {
         let path = container_dir.join(name);
         match fs::create_dir(&path) {
@@ -132,13 +117,7 @@ fn prepare(
 /// Mount an overlay of `lowers` (top first) on `target`, with the new mount
 /// API (one `lowerdir+` per layer: no option-length limit, no escaping),
 /// or mount(2) on kernels that lack it (< 6.8).
-fn mount_overlay(
-    lowers: &[PathBuf],
-    upper: &Path,
-    work: &Path,
-    target: &Path,
-    readonly: bool,
-) -> Result<()> {
+fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, readonly: bool) -> Result<()> {
     let err = |source: Errno| Error::Mount {
         what: "overlay",
         target: target.to_path_buf(),
@@ -151,9 +130,7 @@ fn mount_overlay(
     for (i, lower) in lowers.iter().enumerate() {
         match rmount::fsconfig_set_string(&fs_fd, "lowerdir+", lower) {
             // An overlayfs that does not know "lowerdir+".
-            Err(Errno::INVAL) if i == 0 => {
-                return mount_overlay_legacy(lowers, upper, work, target, readonly)
-            }
+            Err(Errno::INVAL) if i == 0 => return mount_overlay_legacy(lowers, upper, work, target, readonly),
             other => other.map_err(err)?,
         }
     }
@@ -166,23 +143,10 @@ fn mount_overlay(
         MountAttrFlags::empty()
     };
     let mnt = rmount::fsmount(&fs_fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(err)?;
-    rmount::move_mount(
-        &mnt,
-        "",
-        rfs::CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(err)
+    rmount::move_mount(&mnt, "", rfs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).map_err(err)
 }
 
-fn mount_overlay_legacy(
-    lowers: &[PathBuf],
-    upper: &Path,
-    work: &Path,
-    target: &Path,
-    readonly: bool,
-) -> Result<()> {
+fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, readonly: bool) -> Result<()> {
     let err = |source: io::Error| Error::Mount {
         what: "overlay",
         target: target.to_path_buf(),
@@ -205,11 +169,7 @@ fn mount_overlay_legacy(
         .map(|l| Ok(text(l)?.replace('\\', "\\\\").replace(':', "\\:")))
         .collect::<Result<Vec<_>>>()?
         .join(":");
-    let data = format!(
-        "lowerdir={lowerdir},upperdir={},workdir={}",
-        text(upper)?,
-        text(work)?
-    );
+    let data = format!("lowerdir={lowerdir},upperdir={},workdir={}", text(upper)?, text(work)?);
     if data.len() > MOUNT_DATA_MAX {
         return Err(err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -226,8 +186,7 @@ fn mount_overlay_legacy(
     } else {
         MountFlags::empty()
     };
-    rmount::mount("overlay", target, "overlay", flags, Some(data.as_c_str()))
-        .map_err(|e| err(e.into()))
+    rmount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())).map_err(|e| err(e.into()))
 }
 
 fn bind_readonly(path: &Path) -> io::Result<()> {
@@ -334,11 +293,7 @@ impl Copier<'_> {
                 let mut to = File::from(rfs::openat(
                     dest,
                     name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?);
                 // copy_file_range underneath: reflinks where the file system can.
@@ -356,13 +311,7 @@ impl Copier<'_> {
                 Meta::from_stat(&st, Vec::new()).apply_at(dest, name)?;
             }
             other => {
-                rfs::mknodat(
-                    dest,
-                    name,
-                    other,
-                    Mode::from_raw_mode(st.st_mode),
-                    st.st_rdev,
-                )?;
+                rfs::mknodat(dest, name, other, Mode::from_raw_mode(st.st_mode), st.st_rdev)?;
                 Meta::from_stat(&st, Vec::new()).apply_at(dest, name)?;
             }
         }
@@ -448,8 +397,7 @@ fn unmount_all(path: &Path) -> Result<()> {
             Ok(()) => {}
             Err(Errno::BUSY) => {
                 tracing::warn!(path = %path.display(), "rootfs busy; detaching it lazily");
-                rmount::unmount(path, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
-                    .map_err(|e| err(e.into()))?;
+                rmount::unmount(path, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH).map_err(|e| err(e.into()))?;
             }
             Err(Errno::INVAL) => return Ok(()),
             Err(e) => return Err(err(e.into())),

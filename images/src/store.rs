@@ -133,20 +133,13 @@ impl Index {
                         .iter()
                         .find(|(id, record)| {
                             (id.as_str() == hex || record.manifest.as_deref() == Some(hex))
-                                && self
-                                    .refs_of(id)
-                                    .iter()
-                                    .any(|t| split_tagged(t).0 == r.repository)
+                                && self.refs_of(id).iter().any(|t| split_tagged(t).0 == r.repository)
                         })
                         .map(|(id, _)| (id.clone(), None))
                         .ok_or_else(not_found);
                 }
                 let tagged = r.tagged();
-                if let Some(id) = self
-                    .refs
-                    .get(&tagged)
-                    .filter(|id| self.images.contains_key(*id))
-                {
+                if let Some(id) = self.refs.get(&tagged).filter(|id| self.images.contains_key(*id)) {
                     return Ok((id.clone(), Some(tagged)));
                 }
             }
@@ -293,15 +286,12 @@ impl Store {
     fn write_index(&self, index: &Index) -> Result<()> {
         let path = self.index_path();
         let tmp_dir = self.tmp_dir();
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&tmp_dir).ctx("create a file in", &tmp_dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).ctx("create a file in", &tmp_dir)?;
         serde_json::to_writer_pretty(&mut tmp, index)
             .map_err(io::Error::from)
             .ctx("write", tmp.path())?;
         tmp.as_file().sync_all().ctx("sync", tmp.path())?;
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .ctx("replace", &path)?;
+        tmp.persist(&path).map_err(|e| e.error).ctx("replace", &path)?;
         sync_dir(&self.root)
     }
 
@@ -319,11 +309,7 @@ impl Store {
             remove_path(&path)?;
         }
         let index = self.read_index()?;
-        let manifests: BTreeSet<&str> = index
-            .images
-            .values()
-            .filter_map(|i| i.manifest.as_deref())
-            .collect();
+        let manifests: BTreeSet<&str> = index.images.values().filter_map(|i| i.manifest.as_deref()).collect();
         let sweep = |dir: PathBuf, keep: &dyn Fn(&str) -> bool| -> Result<()> {
             for entry in fs::read_dir(&dir).ctx("read directory", &dir)? {
                 let entry = entry.ctx("read directory", &dir)?;
@@ -367,8 +353,7 @@ impl Store {
         fs::create_dir(&layers_dir).ctx("create directory", &layers_dir)?;
         let mut staged = BTreeMap::new();
         for layer in images.iter().flat_map(|i| &i.layers) {
-            let present = known.layers.contains_key(&layer.diff_id)
-                && self.layer_path(&layer.diff_id).is_dir();
+            let present = known.layers.contains_key(&layer.diff_id) && self.layer_path(&layer.diff_id).is_dir();
             if present || staged.contains_key(&layer.diff_id) {
                 continue;
             }
@@ -428,8 +413,7 @@ impl Store {
         for (hex, _) in images.iter().flat_map(PendingImage::blobs) {
             let target = self.blob_path(hex);
             if !target.exists() {
-                fs::rename(staging.join("blobs").join(hex), &target)
-                    .ctx("move into place", &target)?;
+                fs::rename(staging.join("blobs").join(hex), &target).ctx("move into place", &target)?;
                 moved_blobs = true;
             }
         }
@@ -559,11 +543,7 @@ impl Store {
             doomed.push(self.blob_path(&id));
             doomed.extend(record.manifest.iter().map(|m| self.blob_path(m)));
             lines.push(format!("Deleted: {}", sha256_ref(&id)));
-            let in_use: BTreeSet<String> = index
-                .layers_in_use()
-                .into_iter()
-                .map(String::from)
-                .collect();
+            let in_use: BTreeSet<String> = index.layers_in_use().into_iter().map(String::from).collect();
             for layer in record.layers {
                 if !in_use.contains(&layer) && index.layers.remove(&layer).is_some() {
                     doomed.push(self.layer_path(&layer));
@@ -602,11 +582,7 @@ fn unpack_verified(archive: &Archive, layer: &PendingLayer, dest: &Path) -> Resu
     let (blob_hex, _) = blob.finish();
     if let Some((expected, _)) = &layer.blob {
         if blob_hex != *expected {
-            return Err(archive.mismatch(
-                format!("layer {name}"),
-                &sha256_ref(expected),
-                &sha256_ref(&blob_hex),
-            ));
+            return Err(archive.mismatch(format!("layer {name}"), &sha256_ref(expected), &sha256_ref(&blob_hex)));
         }
     }
     let expected_diff_id = sha256_ref(&layer.diff_id);
@@ -633,9 +609,7 @@ fn remove_path(path: &Path) -> Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("sync directory", dir)
+    File::open(dir).and_then(|d| d.sync_all()).ctx("sync directory", dir)
 }
 
 #[cfg(test)]

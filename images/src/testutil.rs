@@ -27,24 +27,14 @@ impl Layer {
     }
 
     /// Append one entry with full control of its header.
-    pub fn entry(
-        mut self,
-        path: &str,
-        kind: EntryType,
-        data: &[u8],
-        set: impl FnOnce(&mut Header),
-    ) -> Layer {
+    pub fn entry(mut self, path: &str, kind: EntryType, data: &[u8], set: impl FnOnce(&mut Header)) -> Layer {
         let mut h = Header::new_gnu();
         let name = &mut h.as_old_mut().name;
         assert!(path.len() < name.len(), "test path too long");
         name[..path.len()].copy_from_slice(path.as_bytes());
         h.set_entry_type(kind);
         h.set_size(data.len() as u64);
-        h.set_mode(if kind == EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
+        h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
         h.set_mtime(1_600_000_000);
         h.set_uid(0);
         h.set_gid(0);
@@ -69,9 +59,7 @@ impl Layer {
     }
 
     pub fn hardlink(self, path: &str, target: &str) -> Layer {
-        self.entry(path, EntryType::Link, b"", |h| {
-            h.set_link_name_literal(target).unwrap()
-        })
+        self.entry(path, EntryType::Link, b"", |h| h.set_link_name_literal(target).unwrap())
     }
 
     /// PAX extended header describing the next entry.
@@ -112,10 +100,7 @@ impl TestImage {
     }
 
     pub fn with_arch(layers: Vec<Vec<u8>>, label: &str, arch: &str) -> TestImage {
-        let diff_ids: Vec<String> = layers
-            .iter()
-            .map(|l| format!("sha256:{}", sha256_of(l)))
-            .collect();
+        let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", sha256_of(l))).collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": arch,
             "os": "linux",
@@ -208,10 +193,7 @@ pub(crate) fn docker_save(images: &[(&TestImage, &[&str])], blobs: bool) -> File
         } else {
             let mut paths: Vec<String> = Vec::new();
             for (i, l) in img.layers.iter().enumerate() {
-                let p = format!(
-                    "{}/layer.tar",
-                    sha256_of(format!("{}{i}", img.id).as_bytes())
-                );
+                let p = format!("{}/layer.tar", sha256_of(format!("{}{i}", img.id).as_bytes()));
                 match img.layers[..i].iter().position(|earlier| earlier == l) {
                     Some(j) => files.symlink(p.clone(), format!("../{}", paths[j])),
                     None => files.add(p.clone(), l.clone()),
@@ -240,26 +222,14 @@ fn add_blob(files: &mut Files, media_type: &str, data: &[u8]) -> serde_json::Val
 }
 
 /// Add an image manifest (and its config and layers) to `files`; returns its descriptor.
-pub(crate) fn oci_manifest(
-    files: &mut Files,
-    img: &TestImage,
-    gzip_layers: bool,
-) -> serde_json::Value {
-    let config = add_blob(
-        files,
-        "application/vnd.oci.image.config.v1+json",
-        &img.config,
-    );
+pub(crate) fn oci_manifest(files: &mut Files, img: &TestImage, gzip_layers: bool) -> serde_json::Value {
+    let config = add_blob(files, "application/vnd.oci.image.config.v1+json", &img.config);
     let layers: Vec<_> = img
         .layers
         .iter()
         .map(|l| {
             if gzip_layers {
-                add_blob(
-                    files,
-                    "application/vnd.oci.image.layer.v1.tar+gzip",
-                    &gzip(l),
-                )
+                add_blob(files, "application/vnd.oci.image.layer.v1.tar+gzip", &gzip(l))
             } else {
                 add_blob(files, "application/vnd.oci.image.layer.v1.tar", l)
             }
@@ -272,18 +242,11 @@ pub(crate) fn oci_manifest(
         "layers": layers,
     }))
     .unwrap();
-    add_blob(
-        files,
-        "application/vnd.oci.image.manifest.v1+json",
-        &manifest,
-    )
+    add_blob(files, "application/vnd.oci.image.manifest.v1+json", &manifest)
 }
 
 /// Add an image index over `manifests` (descriptors) to `files`; returns its descriptor.
-pub(crate) fn oci_index_blob(
-    files: &mut Files,
-    manifests: Vec<serde_json::Value>,
-) -> serde_json::Value {
+pub(crate) fn oci_index_blob(files: &mut Files, manifests: Vec<serde_json::Value>) -> serde_json::Value {
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -300,8 +263,7 @@ pub(crate) fn oci_finish(files: &mut Files, manifests: Vec<(serde_json::Value, O
         .into_iter()
         .map(|(mut desc, name)| {
             if let Some(name) = name {
-                desc["annotations"] =
-                    serde_json::json!({"org.opencontainers.image.ref.name": name});
+                desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
             }
             desc
         })
@@ -309,8 +271,7 @@ pub(crate) fn oci_finish(files: &mut Files, manifests: Vec<(serde_json::Value, O
     files.add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
     files.add(
         "index.json",
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": manifests}))
-            .unwrap(),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": manifests})).unwrap(),
     );
 }
 

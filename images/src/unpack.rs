@@ -88,9 +88,7 @@ impl<R: Read> Decoder<R> {
         let input = BufReader::with_capacity(IO_BUF, io::Cursor::new(head).chain(reader));
         let decoder = match compression {
             Compression::None => Decoder::Plain(input),
-            Compression::Gzip => {
-                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input)))
-            }
+            Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input))),
             Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(input)?),
         };
         Ok((compression, decoder))
@@ -134,8 +132,7 @@ impl<R: Read> Read for Decoder<R> {
 /// digest of the complete blob.
 pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats> {
     std::fs::create_dir_all(dest).ctx("create directory", dest)?;
-    let (compression, decoder) =
-        Decoder::new(reader).map_err(|source| Error::Stream { near: None, source })?;
+    let (compression, decoder) = Decoder::new(reader).map_err(|source| Error::Stream { near: None, source })?;
     let mut unpacker = Unpacker::new(dest)?;
     // Decompression and hashing run on a second thread, one buffer ahead of
     // the file creation here: tar xzf overlaps them the same way (gzip is
@@ -169,8 +166,7 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
                 outcome @ (Ok(()) | Err(Error::Stream { .. })) => {
                     // Hash what follows the end-of-archive marker too: a diff_id
                     // covers the whole stream.
-                    io::copy(&mut buffered, &mut io::sink())
-                        .map_err(|e| unpacker.stream_error(e))?;
+                    io::copy(&mut buffered, &mut io::sink()).map_err(|e| unpacker.stream_error(e))?;
                     outcome
                 }
                 Err(e) => return Err(e),
@@ -185,9 +181,7 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
             // data, without padding or end-of-archive marker. Go's archive/tar
             // (docker, containerd) takes that as the end; so do we. A stream cut
             // anywhere else is still an error.
-            Err(Error::Stream { .. })
-                if unpacker.data_end > 0 && tar_stream.len() == unpacker.data_end =>
-            {
+            Err(Error::Stream { .. }) if unpacker.data_end > 0 && tar_stream.len() == unpacker.data_end => {
                 tracing::debug!(dest = %dest.display(), "layer tar ends without padding or end-of-archive marker");
             }
             other => other?,
@@ -195,9 +189,7 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
         unpacker.finish()?;
         let tar_bytes = tar_stream.len();
         let (diff_id, decoder) = tar_stream.finish();
-        decoder
-            .drain_input()
-            .map_err(|e| unpacker.stream_error(e))?;
+        decoder.drain_input().map_err(|e| unpacker.stream_error(e))?;
         Ok(UnpackStats {
             entries: unpacker.entries,
             file_bytes: unpacker.file_bytes,
@@ -365,17 +357,12 @@ impl Unpacker {
             }
         };
         let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
-        ) {
+        if matches!(kind, T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink) {
             return Ok(());
         }
         let rel = normalize(&entry.path_bytes()).map_err(|bad| match bad {
             BadPath::Absolute => unsafe_entry("absolute path"),
-            BadPath::DotDot => {
-                unsafe_entry("its path leads outside the layer directory through '..'")
-            }
+            BadPath::DotDot => unsafe_entry("its path leads outside the layer directory through '..'"),
         })?;
         let (parent_rel, name) = split_parent(&rel);
         let name_bytes = name.as_bytes();
@@ -445,11 +432,7 @@ impl Unpacker {
                     rfs::openat(
                         parent,
                         name,
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
+                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o600),
                     )
                 })
@@ -494,9 +477,7 @@ impl Unpacker {
                     .ok_or_else(|| io_err(invalid("hard link without a target")))?;
                 let target = normalize(&raw_target).map_err(|bad| match bad {
                     BadPath::Absolute => unsafe_entry("hard link target is an absolute path"),
-                    BadPath::DotDot => unsafe_entry(
-                        "hard link target leads outside the layer directory through '..'",
-                    ),
+                    BadPath::DotDot => unsafe_entry("hard link target leads outside the layer directory through '..'"),
                 })?;
                 if target.as_os_str().is_empty() {
                     return Err(unsafe_entry("hard link to the layer directory itself"));
@@ -504,9 +485,7 @@ impl Unpacker {
                 let (target_parent, target_name) = split_parent(&target);
                 let target_dir = self.dir(target_parent, false).map_err(|e| {
                     if is_escape(&e) {
-                        unsafe_entry(
-                            "hard link target leads outside the layer directory through a symlink",
-                        )
+                        unsafe_entry("hard link target leads outside the layer directory through a symlink")
                     } else {
                         io_err(e)
                     }

@@ -21,10 +21,7 @@ pub mod sandbox;
 pub fn minirun_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "minirun", "--bin", "minirun"])
@@ -95,10 +92,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Self {
         require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("minirun-it-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("minirun-it-").tempdir().unwrap();
         let root = dir.path().join("run");
         let data_root = dir.path().join("data");
         Self {
@@ -121,10 +115,7 @@ impl Env {
         S: AsRef<OsStr>,
     {
         let mut c = Command::new(minirun_bin());
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--data-root")
-            .arg(&self.data_root);
+        c.arg("--root").arg(&self.root).arg("--data-root").arg(&self.data_root);
         c.args(args);
         c
     }
@@ -148,18 +139,12 @@ impl Env {
     }
 
     fn run_inner(&self, mut cmd: Command, input: Option<&[u8]>) -> Run {
-        let n = self
-            .counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out_path = self.path().join(format!(".out-{n}"));
         let err_path = self.path().join(format!(".err-{n}"));
         cmd.stdout(fs::File::create(&out_path).unwrap());
         cmd.stderr(fs::File::create(&err_path).unwrap());
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = cmd.spawn().expect("cannot run minirun");
         if let Some(input) = input {
             let mut stdin = child.stdin.take().unwrap();
@@ -214,10 +199,7 @@ impl Env {
             if let Some(state) = state.as_ref().filter(|s| s["status"] == want) {
                 return state.clone();
             }
-            assert!(
-                start.elapsed() < timeout,
-                "{id} never became {want}: {state:?}"
-            );
+            assert!(start.elapsed() < timeout, "{id} never became {want}: {state:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

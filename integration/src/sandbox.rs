@@ -163,16 +163,9 @@ pub fn busybox_tar() -> &'static Path {
             .join("target/tmp");
         fs::create_dir_all(&dir).unwrap();
         let tar = dir.join("minirun-sandbox-busybox.tar");
-        let tmp = dir.join(format!(
-            ".minirun-sandbox-busybox.{}.tar",
-            std::process::id()
-        ));
-        rootfs_fixtures::build_image(
-            &tmp,
-            "busybox:latest",
-            rootfs_fixtures::ImageFormat::DockerArchive,
-        )
-        .expect("cannot build the busybox image");
+        let tmp = dir.join(format!(".minirun-sandbox-busybox.{}.tar", std::process::id()));
+        rootfs_fixtures::build_image(&tmp, "busybox:latest", rootfs_fixtures::ImageFormat::DockerArchive)
+            .expect("cannot build the busybox image");
         fs::rename(&tmp, &tar).unwrap();
         tar
     })
@@ -181,19 +174,12 @@ pub fn busybox_tar() -> &'static Path {
 /// Runs `f` on a fresh thread that first joins the network namespace `path`; returns its
 /// result. Sockets made by `f` stay in that namespace wherever they are used afterwards.
 pub fn in_netns<R: Send + 'static>(path: &Path, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let file =
-        File::open(path).unwrap_or_else(|e| panic!("cannot open netns {}: {e}", path.display()));
+    let file = File::open(path).unwrap_or_else(|e| panic!("cannot open netns {}: {e}", path.display()));
     let path = path.to_path_buf();
     std::thread::spawn(move || {
         // SAFETY: setns on this thread only, with a valid open namespace fd.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "setns into {}: {}",
-            path.display(),
-            io::Error::last_os_error()
-        );
+        assert_eq!(rc, 0, "setns into {}: {}", path.display(), io::Error::last_os_error());
         f()
     })
     .join()
@@ -245,15 +231,7 @@ impl Sandbox {
         for (ns, dev) in [(h, "lo"), (h, UPLINK), (o, "lo"), (o, WAN)] {
             must(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
         }
-        must(Command::new("ip").args([
-            "-n",
-            h,
-            "route",
-            "add",
-            "default",
-            "via",
-            &OUT_ADDR.to_string(),
-        ]));
+        must(Command::new("ip").args(["-n", h, "route", "add", "default", "via", &OUT_ADDR.to_string()]));
         // Sanity: the sandbox really is not the machine's namespace.
         let me = net_ns_inode(Path::new("/proc/self/ns/net"));
         assert_ne!(
@@ -265,8 +243,7 @@ impl Sandbox {
 
     /// Builds the busybox image and loads it (`busybox:latest`, exposes 80/tcp).
     pub fn load_busybox(&self) {
-        self.run(["load", "-i", busybox_tar().to_str().unwrap()])
-            .ok();
+        self.run(["load", "-i", busybox_tar().to_str().unwrap()]).ok();
     }
 
     pub fn host_netns(&self) -> PathBuf {
@@ -305,16 +282,14 @@ impl Sandbox {
     /// Any program in the sandbox host namespace (e.g. `nft`, `busybox nc`).
     pub fn host_cmd(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.host_netns().display()))
-            .arg(program);
+        c.arg(format!("--net={}", self.host_netns().display())).arg(program);
         c
     }
 
     /// Any program in the outside namespace.
     pub fn outside_cmd(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.out_netns().display()))
-            .arg(program);
+        c.arg(format!("--net={}", self.out_netns().display())).arg(program);
         c
     }
 
@@ -414,10 +389,7 @@ impl Sandbox {
             if s.as_deref() == Some(want) {
                 return;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "{name} never became {want} (is {s:?})"
-            );
+            assert!(start.elapsed() < timeout, "{name} never became {want} (is {s:?})");
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -450,14 +422,8 @@ impl Sandbox {
 
     /// Our `meta.json` of a container (pid, monitor_pid, phase...), by full id.
     pub fn meta(&self, id: &str) -> Value {
-        let p = self
-            .env
-            .data_root
-            .join("containers")
-            .join(id)
-            .join("meta.json");
-        serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-            .unwrap()
+        let p = self.env.data_root.join("containers").join(id).join("meta.json");
+        serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
     }
 
     /// Ids of the containers minirun has a directory for.
@@ -514,19 +480,14 @@ impl Sandbox {
         for f in list_dir(&self.env.data_root.join("networks")) {
             if f.ends_with(".leases.json") {
                 let p = self.env.data_root.join("networks").join(&f);
-                let v: Value = serde_json::from_slice(&fs::read(&p).unwrap_or_default())
-                    .unwrap_or(Value::Null);
+                let v: Value = serde_json::from_slice(&fs::read(&p).unwrap_or_default()).unwrap_or(Value::Null);
                 for (ip, id) in v["leases"].as_object().into_iter().flatten() {
                     leases.push(format!("{f}: {ip} -> {id}"));
                 }
             }
         }
         Leftovers {
-            veths: self
-                .host_links()
-                .into_iter()
-                .filter(|l| l.starts_with("mr"))
-                .collect(),
+            veths: self.host_links().into_iter().filter(|l| l.starts_with("mr")).collect(),
             leases,
             netns_files: list_dir(&minirun_net::paths::netns_dir(&self.env.root)),
             records: list_dir(&minirun_net::paths::attachments_dir(&self.env.root)),
@@ -569,9 +530,7 @@ impl Sandbox {
 
     /// Connects from `ns` to `to`, sends `payload`, half-closes, reads the answer to EOF.
     pub fn tcp_request(&self, ns: &Ns, to: SocketAddrV4, payload: &[u8]) -> io::Result<String> {
-        let stream = self.in_ns(ns, move || {
-            TcpStream::connect_timeout(&to.into(), CONNECT_TIMEOUT)
-        })?;
+        let stream = self.in_ns(ns, move || TcpStream::connect_timeout(&to.into(), CONNECT_TIMEOUT))?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         let mut stream = stream;

@@ -20,16 +20,9 @@ fn run_exits_with_the_container_code() {
     let zero = env.bundle("zero", &["true"], no_edit);
     let r = env.run(["run", "--bundle", zero.to_str().unwrap(), "c0"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let seven = env.bundle(
-        "seven",
-        &["sh", "-c", "echo out; echo err >&2; exit 7"],
-        no_edit,
-    );
+    let seven = env.bundle("seven", &["sh", "-c", "echo out; echo err >&2; exit 7"], no_edit);
     let r = env.run(["run", "--bundle", seven.to_str().unwrap(), "c7"]);
-    assert_eq!(
-        (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (7, "out\n", "err\n")
-    );
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (7, "out\n", "err\n"));
     // run deletes the container when it ends, as runc does without --keep
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
@@ -66,10 +59,7 @@ fn run_forwards_signals_and_stdio() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
 
     let cat = env.bundle("cat", &["cat"], no_edit);
-    let r = env.run_with_stdin(
-        &["run", "--bundle", cat.to_str().unwrap(), "cat"],
-        b"through stdin\n",
-    );
+    let r = env.run_with_stdin(&["run", "--bundle", cat.to_str().unwrap(), "cat"], b"through stdin\n");
     assert_eq!((r.code, r.stdout.as_str()), (0, "through stdin\n"), "{r:?}");
 }
 
@@ -102,11 +92,7 @@ fn create_start_state_kill_delete_cycle() {
     assert_eq!(state["status"], "created");
     assert_eq!(state["id"], "cyc");
     assert_eq!(state["bundle"], b.canonicalize().unwrap().to_str().unwrap());
-    let pid: i64 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     assert_eq!(state["pid"], pid);
     assert!(
         !cgroup_dirs("/minirun/cyc").is_empty(),
@@ -142,15 +128,10 @@ fn kill_by_name_and_delete_force() {
     let env = Env::new();
     let b = env.bundle(
         "term",
-        &[
-            "sh",
-            "-c",
-            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
-        ],
+        &["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"],
         no_edit,
     );
-    env.run(["create", "--bundle", b.to_str().unwrap(), "t"])
-        .ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "t"]).ok();
     env.run(["start", "t"]).ok();
     std::thread::sleep(Duration::from_millis(300));
     env.run(["kill", "t", "SIGTERM"]).ok();
@@ -158,8 +139,7 @@ fn kill_by_name_and_delete_force() {
     env.run(["delete", "t"]).ok();
 
     let b = env.bundle("forever", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "f"])
-        .ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "f"]).ok();
     env.run(["start", "f"]).ok();
     env.run(["delete", "--force", "f"]).ok();
     assert!(env.state("f").is_none());
@@ -169,28 +149,26 @@ fn kill_by_name_and_delete_force() {
 #[test]
 fn seccomp_profile_blocks_mkdir() {
     let env = Env::new();
-    let b = env.bundle("seccomp", &["sh", "-c", "mkdir /tmp/blocked && echo created || echo denied"], |c| {
-        c["linux"]["seccomp"] = json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64"],
-            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
-        });
-    });
+    let b = env.bundle(
+        "seccomp",
+        &["sh", "-c", "mkdir /tmp/blocked && echo created || echo denied"],
+        |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+            });
+        },
+    );
     let r = env.run(["run", "--bundle", b.to_str().unwrap(), "sc"]).ok();
     assert_eq!(r.stdout, "denied\n", "{r:?}");
     // and without the profile the same command succeeds
     let b = env.bundle(
         "noseccomp",
-        &[
-            "sh",
-            "-c",
-            "mkdir /tmp/blocked && echo created || echo denied",
-        ],
+        &["sh", "-c", "mkdir /tmp/blocked && echo created || echo denied"],
         no_edit,
     );
-    let r = env
-        .run(["run", "--bundle", b.to_str().unwrap(), "nsc"])
-        .ok();
+    let r = env.run(["run", "--bundle", b.to_str().unwrap(), "nsc"]).ok();
     assert_eq!(r.stdout, "created\n", "{r:?}");
 }
 
@@ -227,10 +205,7 @@ fn console_socket_receives_the_terminal() {
             Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
-    assert!(
-        out.contains("/dev/pts/") || out.contains("/dev/console"),
-        "{out:?}"
-    );
+    assert!(out.contains("/dev/pts/") || out.contains("/dev/console"), "{out:?}");
     assert!(out.contains("on-the-tty"), "{out:?}");
     env.wait_status("tty", "stopped", 10 * SECOND);
     env.run(["delete", "tty"]).ok();
@@ -250,35 +225,26 @@ fn bad_input_is_refused_and_leaves_nothing() {
     env.run(["create", "--bundle", unreadable.to_str().unwrap(), "b"])
         .fails_with("config.json");
 
-    let invalid = env.bundle("invalid", &["true"], |c| {
-        c["process"]["user"]["uid"] = json!("root")
-    });
+    let invalid = env.bundle("invalid", &["true"], |c| c["process"]["user"]["uid"] = json!("root"));
     env.run(["create", "--bundle", invalid.to_str().unwrap(), "c"])
         .fails_with("process.user.uid");
     let no_args = env.bundle("noargs", &["true"], |c| c["process"]["args"] = json!([]));
     env.run(["run", "--bundle", no_args.to_str().unwrap(), "d"])
         .fails_with("process.args");
-    let no_rootfs = env.bundle("norootfs", &["true"], |c| {
-        c["root"]["path"] = json!("missing")
-    });
+    let no_rootfs = env.bundle("norootfs", &["true"], |c| c["root"]["path"] = json!("missing"));
     env.run(["create", "--bundle", no_rootfs.to_str().unwrap(), "e"])
         .fails_with("root.path");
 
-    env.run(["create", "--bundle", good, "bad/id"])
-        .fails_with("bad/id");
+    env.run(["create", "--bundle", good, "bad/id"]).fails_with("bad/id");
 
     for verb in ["start", "state", "delete"] {
-        env.run([verb, "ghost"])
-            .fails_with("\"ghost\" does not exist");
+        env.run([verb, "ghost"]).fails_with("\"ghost\" does not exist");
     }
     env.run(["kill", "ghost", "TERM"])
         .fails_with("\"ghost\" does not exist");
 
     for id in ["a", "b", "c", "d", "e", "bad/id"] {
-        assert!(
-            cgroup_dirs(&format!("/minirun/{id}")).is_empty(),
-            "cgroup of {id} left"
-        );
+        assert!(cgroup_dirs(&format!("/minirun/{id}")).is_empty(), "cgroup of {id} left");
     }
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 
@@ -290,8 +256,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
         "created",
         "the first dup must survive"
     );
-    env.run(["kill", "dup", "NOSUCHSIG"])
-        .fails_with("\"NOSUCHSIG\"");
+    env.run(["kill", "dup", "NOSUCHSIG"]).fails_with("\"NOSUCHSIG\"");
     env.run(["kill", "dup", "99"]).fails_with("\"99\"");
     env.run(["delete", "--force", "dup"]).ok();
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
@@ -358,8 +323,7 @@ fn the_running_runtime_binary_is_read_only() {
 fn exec_process_file_ps_and_features() {
     let env = Env::new();
     let b = env.bundle("exec", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "ex"])
-        .ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "ex"]).ok();
     env.run(["start", "ex"]).ok();
     let process = env.path().join("process.json");
     fs::write(
@@ -379,11 +343,7 @@ fn exec_process_file_ps_and_features() {
 
     // docker-style exec of a bundle container, by command
     let r = env.run(["exec", "ex", "sh", "-c", "echo $$"]).ok();
-    assert_ne!(
-        r.stdout.trim(),
-        "1",
-        "exec must not be the container's init"
-    );
+    assert_ne!(r.stdout.trim(), "1", "exec must not be the container's init");
 
     // detached exec writes the pid, and ps lists it with init
     let pid_file = env.path().join("exec.pid");
@@ -397,14 +357,9 @@ fn exec_process_file_ps_and_features() {
         "30",
     ])
     .ok();
-    let exec_pid: i64 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let exec_pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     let init_pid = env.state("ex").unwrap()["pid"].as_i64().unwrap();
-    let ps: Vec<i64> =
-        serde_json::from_str(&env.run(["ps", "--format", "json", "ex"]).ok().stdout).unwrap();
+    let ps: Vec<i64> = serde_json::from_str(&env.run(["ps", "--format", "json", "ex"]).ok().stdout).unwrap();
     assert!(
         ps.contains(&init_pid) && ps.contains(&exec_pid),
         "ps {ps:?} lacks {init_pid} or {exec_pid}"
@@ -429,13 +384,11 @@ fn exec_process_file_ps_and_features() {
 fn pause_resume_update_and_engine_errors() {
     let env = Env::new();
     let b = env.bundle("engine", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "eng"])
-        .ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng"]).ok();
     // a signal the process survives leaves a created container created
     env.run(["kill", "eng", "28"]).ok(); // SIGWINCH
     assert_eq!(env.state("eng").unwrap()["status"], "created");
-    env.run(["pause", "eng"])
-        .fails_with("container not running");
+    env.run(["pause", "eng"]).fails_with("container not running");
     env.run(["start", "eng"]).ok();
 
     env.run(["pause", "eng"]).ok();
@@ -445,9 +398,7 @@ fn pause_resume_update_and_engine_errors() {
         .find(|d| d.starts_with("/sys/fs/cgroup/freezer"))
     {
         assert_eq!(
-            fs::read_to_string(freezer.join("freezer.state"))
-                .unwrap()
-                .trim(),
+            fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(),
             "FROZEN"
         );
     }
@@ -455,18 +406,13 @@ fn pause_resume_update_and_engine_errors() {
     assert_eq!(env.state("eng").unwrap()["status"], "paused");
     env.run(["resume", "eng"]).ok();
     assert_eq!(env.state("eng").unwrap()["status"], "running");
-    env.run(["resume", "eng"])
-        .fails_with("container not paused");
+    env.run(["resume", "eng"]).fails_with("container not paused");
 
     // update from a file (podman) and from stdin (containerd's shim)
     let resources = env.path().join("resources.json");
     fs::write(&resources, r#"{"pids": {"limit": 42}}"#).unwrap();
-    env.run([
-        "update",
-        &format!("--resources={}", resources.display()),
-        "eng",
-    ])
-    .ok();
+    env.run(["update", &format!("--resources={}", resources.display()), "eng"])
+        .ok();
     let pids_max = |want: &str| {
         for d in cgroup_dirs("/minirun/eng") {
             if d.join("pids.max").exists() {
@@ -480,11 +426,8 @@ fn pause_resume_update_and_engine_errors() {
         }
     };
     pids_max("42");
-    env.run_with_stdin(
-        &["update", "--resources", "-", "eng"],
-        br#"{"pids": {"limit": 43}}"#,
-    )
-    .ok();
+    env.run_with_stdin(&["update", "--resources", "-", "eng"], br#"{"pids": {"limit": 43}}"#)
+        .ok();
     pids_max("43");
     env.run_with_stdin(&["update", "--resources", "-", "eng"], b"{not json")
         .fails_with("invalid resources JSON");
@@ -538,26 +481,11 @@ fn pause_resume_update_and_engine_errors() {
     // what engines match on: runc's words, and one JSON line in the log
     let log = env.path().join("log.json");
     let log_arg = log.to_str().unwrap();
-    env.run([
-        "--log",
-        log_arg,
-        "--log-format",
-        "json",
-        "kill",
-        "eng",
-        "15",
-    ])
-    .fails_with("container not running");
+    env.run(["--log", log_arg, "--log-format", "json", "kill", "eng", "15"])
+        .fails_with("container not running");
     env.run(["--log", log_arg, "--log-format", "json", "state", "ghost"])
         .fails_with("does not exist");
-    env.run([
-        "--log",
-        log_arg,
-        "--log-format",
-        "json",
-        "no-such-verb",
-        "eng",
-    ]);
+    env.run(["--log", log_arg, "--log-format", "json", "no-such-verb", "eng"]);
     let errors: Vec<Value> = fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -566,17 +494,11 @@ fn pause_resume_update_and_engine_errors() {
         .collect();
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(
-        errors[0]["msg"]
-            .as_str()
-            .unwrap()
-            .contains("container not running"),
+        errors[0]["msg"].as_str().unwrap().contains("container not running"),
         "{errors:#?}"
     );
     assert!(
-        errors[1]["msg"]
-            .as_str()
-            .unwrap()
-            .contains("does not exist"),
+        errors[1]["msg"].as_str().unwrap().contains("does not exist"),
         "{errors:#?}"
     );
     assert!(
@@ -594,12 +516,9 @@ fn pause_resume_update_and_engine_errors() {
     env.run(["delete", "eng"]).ok();
     env.run(["delete", "eng"]).fails_with("does not exist");
     // runc's verbs take exact ids: a gone "eng" is not "eng10" by prefix
-    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"])
-        .ok();
-    env.run(["state", "eng"])
-        .fails_with("\"eng\" does not exist");
-    env.run(["kill", "eng", "9"])
-        .fails_with("\"eng\" does not exist");
+    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"]).ok();
+    env.run(["state", "eng"]).fails_with("\"eng\" does not exist");
+    env.run(["kill", "eng", "9"]).fails_with("\"eng\" does not exist");
     env.run(["delete", "--force", "eng"]).ok();
     assert_eq!(env.state("eng10").unwrap()["status"], "created");
     env.run(["delete", "eng10"]).ok();
@@ -627,13 +546,7 @@ fn systemd_cgroup_flag_and_slice_style_cgroups_path() {
     let features: Value = serde_json::from_str(&env.run(["features"]).ok().stdout).unwrap();
     assert_eq!(features["linux"]["cgroup"]["systemd"], true, "{features:#}");
     let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let r = env.run([
-        "--systemd-cgroup",
-        "run",
-        "--bundle",
-        b.to_str().unwrap(),
-        "sd",
-    ]);
+    let r = env.run(["--systemd-cgroup", "run", "--bundle", b.to_str().unwrap(), "sd"]);
     match (unified, Path::new("/run/systemd/system").exists()) {
         (true, false) => {
             assert_ne!(r.code, 0, "{r:#?}");

@@ -41,11 +41,7 @@ fn tool(name: &str, package: &str) -> PathBuf {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not installed: `apt-get install -y {package}` (.ci/run installs it)"
-            )
-        })
+        .unwrap_or_else(|| panic!("`{name}` is not installed: `apt-get install -y {package}` (.ci/run installs it)"))
 }
 
 /// Runs `cmd` to its end (at most [`CALL_TIMEOUT`]) with `input` on its
@@ -57,15 +53,9 @@ fn run(mut cmd: Command, input: Option<&[u8]>, scratch: &Path) -> Out {
     let err_path = scratch.join(".err");
     cmd.stdout(fs::File::create(&out_path).unwrap());
     cmd.stderr(fs::File::create(&err_path).unwrap());
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     if let Some(input) = input {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(input).unwrap();
@@ -88,11 +78,7 @@ fn wait_for(child: &mut Child, timeout: Duration) -> Option<i32> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return Some(
-                status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            );
+            return Some(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
         }
         if start.elapsed() > timeout {
             return None;
@@ -137,9 +123,7 @@ fn run_on_pty(mut cmd: Command, input: &[u8]) -> (i32, String) {
         });
     }
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     drop(cmd); // the copies of the slave it held
     drop(slave);
     let mut typist = fs::File::from(master.try_clone().unwrap());
@@ -327,10 +311,7 @@ mod containerd {
             let containerd = tool("containerd", "containerd");
             tool("ctr", "containerd");
             tool("containerd-shim-runc-v2", "containerd");
-            let dir = tempfile::Builder::new()
-                .prefix("minirun-ctd-")
-                .tempdir()
-                .unwrap();
+            let dir = tempfile::Builder::new().prefix("minirun-ctd-").tempdir().unwrap();
             let d = dir.path();
             let config = format!(
                 "version = 2\n\
@@ -528,10 +509,7 @@ mod containerd {
             // left by the engine; /NS itself is the namespace's parent
             for parent in cgroups_named(&self.ns) {
                 if let Ok(rd) = fs::read_dir(&parent) {
-                    for child in rd
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    {
+                    for child in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
                         left.push(format!("cgroup {}", child.path().display()));
                     }
                 }
@@ -554,19 +532,13 @@ mod containerd {
     fn containerd_runs_containers_through_minirun() {
         let started = Instant::now();
         let mut ctd = Containerd::start();
-        let imported = ctd
-            .ctr(&["image", "import", busybox_tar().to_str().unwrap()])
-            .ok();
+        let imported = ctd.ctr(&["image", "import", busybox_tar().to_str().unwrap()]).ok();
         assert!(imported.stdout.contains(IMAGE), "{imported:?}");
 
         // output and exit code of a foreground container
         // (runc's recursive spelling of the rootfs propagation, as CRI writes it)
         let r = ctd
-            .ctr_run(
-                &["--rm", "--rootfs-propagation", "rslave"],
-                "t1",
-                &["echo", "hi"],
-            )
+            .ctr_run(&["--rm", "--rootfs-propagation", "rslave"], "t1", &["echo", "hi"])
             .ok();
         assert_eq!(r.stdout, "hi\n", "{r:?}");
         let r = ctd.ctr_run(&["--rm"], "t2", &["sh", "-c", "echo to-stderr >&2; exit 3"]);
@@ -574,26 +546,15 @@ mod containerd {
         // a terminal (create --console-socket): what is typed reaches the
         // process, its output comes back (ctr never closes a pipe stdin,
         // so stdin is tried here)
-        let args = ctd.run_args(
-            &["--rm", "-t"],
-            "t4",
-            &["sh", "-c", "tty; read line; echo got:$line"],
-        );
+        let args = ctd.run_args(&["--rm", "-t"], "t4", &["sh", "-c", "tty; read line; echo got:$line"]);
         let mut cmd = ctd.ctr_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>());
         cmd.env("TERM", "xterm");
         let (code, out) = run_on_pty(cmd, b"typed\n");
         assert_eq!(code, 0, "{out}");
-        assert!(
-            out.contains("/dev/pts/") && out.contains("got:typed"),
-            "{out:?}"
-        );
+        assert!(out.contains("/dev/pts/") && out.contains("got:typed"), "{out:?}");
 
         // a detached task: exec, ps, pause/resume, update, kill, delete
-        let loop_forever = [
-            "sh",
-            "-c",
-            "trap 'exit 0' TERM; while :; do sleep 0.1; done",
-        ];
+        let loop_forever = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"];
         ctd.ctr_run(&["-d"], "t5", &loop_forever).ok();
         let pid = ctd.task_pid("t5");
         let (_, parent) = parent_of(pid);
@@ -604,9 +565,7 @@ mod containerd {
         let state = run(
             {
                 let mut c = Command::new(minirun_bin());
-                c.arg("--root")
-                    .arg(ctd.minirun_root())
-                    .args(["state", "t5"]);
+                c.arg("--root").arg(ctd.minirun_root()).args(["state", "t5"]);
                 c
             },
             None,
@@ -619,14 +578,7 @@ mod containerd {
             (Some("running"), Some(pid as i64))
         );
 
-        let r = ctd.exec(&[
-            "--exec-id",
-            "e1",
-            "t5",
-            "sh",
-            "-c",
-            "echo from-exec; exit 4",
-        ]);
+        let r = ctd.exec(&["--exec-id", "e1", "t5", "sh", "-c", "echo from-exec; exit 4"]);
         assert_eq!((r.code, r.stdout.as_str()), (4, "from-exec\n"), "{r:?}");
         let r = ctd.ctr(&["task", "ps", "t5"]).ok();
         assert!(
@@ -652,17 +604,11 @@ mod containerd {
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "update", "--resources", "-", "t5"]);
-        run(
-            update,
-            Some(br#"{"memory": {"limit": 67108864}}"#),
-            ctd.path(),
-        )
-        .ok();
+        run(update, Some(br#"{"memory": {"limit": 67108864}}"#), ctd.path()).ok();
         assert_eq!(memory_limit_of(pid), "67108864");
 
         // kill --all reaches exec'd processes too (SIGTERM, as "15")
-        ctd.exec(&["--detach", "--exec-id", "bg", "t5", "sleep", "600"])
-            .ok();
+        ctd.exec(&["--detach", "--exec-id", "bg", "t5", "sleep", "600"]).ok();
         let ps = ctd.ctr(&["task", "ps", "t5"]).ok();
         let pids: Vec<i32> = ps
             .stdout
@@ -675,22 +621,13 @@ mod containerd {
         poll_until("t5 to stop", Duration::from_secs(10), || {
             ctd.task_status("t5").as_deref() == Some("STOPPED")
         });
-        poll_until(
-            "every process of t5 to end",
-            Duration::from_secs(10),
-            || {
-                pids.iter().all(|p| {
-                    fs::read_to_string(format!("/proc/{p}/stat"))
-                        .map_or(true, |s| s.contains(") Z"))
-                })
-            },
-        );
+        poll_until("every process of t5 to end", Duration::from_secs(10), || {
+            pids.iter()
+                .all(|p| fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| s.contains(") Z")))
+        });
         // signalling a finished task: the shim recognises runc's words
         let r = ctd.ctr(&["task", "kill", "--signal", "SIGKILL", "t5"]);
-        assert!(
-            r.code != 0 && r.stderr.contains("process already finished"),
-            "{r:?}"
-        );
+        assert!(r.code != 0 && r.stderr.contains("process already finished"), "{r:?}");
         ctd.ctr(&["task", "delete", "t5"]).ok();
         ctd.ctr(&["container", "rm", "t5"]).ok();
 
@@ -698,8 +635,7 @@ mod containerd {
         let r = ctd.ctr_run(&["--rm"], "t6", &["/nonexistent"]);
         assert_ne!(r.code, 0, "{r:?}");
         assert!(
-            r.stderr.contains("exec: \"/nonexistent\"")
-                && r.stderr.contains("no such file or directory"),
+            r.stderr.contains("exec: \"/nonexistent\"") && r.stderr.contains("no such file or directory"),
             "{r:?}"
         );
         let _ = ctd.ctr(&["container", "rm", "t6"]);
@@ -756,10 +692,7 @@ mod podman {
             require_root();
             tool("podman", "podman");
             tool("conmon", "conmon");
-            let dir = tempfile::Builder::new()
-                .prefix("minirun-podman-")
-                .tempdir()
-                .unwrap();
+            let dir = tempfile::Builder::new().prefix("minirun-podman-").tempdir().unwrap();
             let d = dir.path();
             // No static_dir: podman 4.3 does not hand it to the cleanup
             // process conmon starts, which then waits 20 s for nothing.
@@ -823,10 +756,7 @@ mod podman {
 
         /// A file for `--cidfile`, so the test knows the ids of --rm containers.
         fn cidfile(&self, name: &str) -> String {
-            self.path()
-                .join(format!("{name}.cid"))
-                .to_string_lossy()
-                .into_owned()
+            self.path().join(format!("{name}.cid")).to_string_lossy().into_owned()
         }
 
         fn remember(&mut self, cidfile: &str) {
@@ -895,16 +825,9 @@ mod podman {
     fn podman_runs_containers_through_minirun() {
         let started = Instant::now();
         let mut pm = Podman::new();
-        let version = pm
-            .podman(&["info", "--format", "{{.Host.OCIRuntime.Version}}"])
-            .ok();
-        assert!(
-            version.stdout.starts_with("minirun version "),
-            "{version:?}"
-        );
-        let loaded = pm
-            .podman(&["load", "-i", busybox_tar().to_str().unwrap()])
-            .ok();
+        let version = pm.podman(&["info", "--format", "{{.Host.OCIRuntime.Version}}"]).ok();
+        assert!(version.stdout.starts_with("minirun version "), "{version:?}");
+        let loaded = pm.podman(&["load", "-i", busybox_tar().to_str().unwrap()]).ok();
         assert!(loaded.stdout.contains("busybox"), "{loaded:?}");
 
         // output and exit codes of foreground containers
@@ -974,10 +897,7 @@ mod podman {
         );
         pm.remember(&cid);
         assert_eq!(code, 0, "{out}");
-        assert!(
-            out.contains("/dev/pts/") && out.contains("on-the-tty"),
-            "{out:?}"
-        );
+        assert!(out.contains("/dev/pts/") && out.contains("on-the-tty"), "{out:?}");
 
         // a detached container: exec, pause/unpause, update, stop, rm -f
         let r = pm
@@ -996,14 +916,10 @@ mod podman {
         pm.ids.push(id.clone());
         let pid: i32 = pm.inspect("web", "{{.State.Pid}}").parse().unwrap();
         let (_, parent) = parent_of(pid);
-        assert_eq!(
-            parent, "conmon",
-            "the init's parent is {parent}, not conmon"
-        );
+        assert_eq!(parent, "conmon", "the init's parent is {parent}, not conmon");
         let mut state_cmd = Command::new(minirun_bin());
         state_cmd.args(["state", &id]);
-        let state: serde_json::Value =
-            serde_json::from_str(&run(state_cmd, None, pm.path()).ok().stdout).unwrap();
+        let state: serde_json::Value = serde_json::from_str(&run(state_cmd, None, pm.path()).ok().stdout).unwrap();
         assert_eq!(
             (state["status"].as_str(), state["pid"].as_i64()),
             (Some("running"), Some(pid as i64))
@@ -1016,32 +932,14 @@ mod podman {
             .ok();
         assert_eq!(r.stdout, "exec stdin\n");
         let (code, out) = run_on_pty(
-            pm.cmd(&[
-                "exec",
-                "-it",
-                "web",
-                "sh",
-                "-c",
-                "tty; read line; echo got:$line",
-            ]),
+            pm.cmd(&["exec", "-it", "web", "sh", "-c", "tty; read line; echo got:$line"]),
             b"typed\n",
         );
         assert_eq!(code, 0, "{out}");
-        assert!(
-            out.contains("/dev/pts/") && out.contains("got:typed"),
-            "{out:?}"
-        );
+        assert!(out.contains("/dev/pts/") && out.contains("got:typed"), "{out:?}");
         let fd3_out = pm.path().join("fd3.out");
         let fd3 = fs::File::create(&fd3_out).unwrap();
-        let mut exec = pm.cmd(&[
-            "exec",
-            "--preserve-fds",
-            "1",
-            "web",
-            "sh",
-            "-c",
-            "echo through-fd3 >&3",
-        ]);
+        let mut exec = pm.cmd(&["exec", "--preserve-fds", "1", "web", "sh", "-c", "echo through-fd3 >&3"]);
         give_fd3(&mut exec, &fd3);
         run(exec, None, pm.path()).ok();
         assert_eq!(fs::read_to_string(&fd3_out).unwrap(), "through-fd3\n");
@@ -1059,10 +957,7 @@ mod podman {
         pm.podman(&["kill", "--signal", "USR1", "web"]).ok();
         assert_eq!(pm.inspect("web", "{{.State.Status}}"), "running");
         pm.podman(&["stop", "--time", "10", "web"]).ok();
-        assert_eq!(
-            pm.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
-            "exited 0"
-        );
+        assert_eq!(pm.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
         pm.podman(&["rm", "-f", "web"]).ok();
 
         // a missing executable: podman's exit code 127 from runc's words

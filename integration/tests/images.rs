@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use minirun_integration::{Env, Run};
 use minirun_net::paths::{attachments_dir, netns_dir, netns_path, record_path, STATE_DIR};
-use rootfs_fixtures::{
-    build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML,
-};
+use rootfs_fixtures::{build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML};
 use serde_json::Value;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -71,18 +69,12 @@ fn run_d(env: &Env, args: &[&str]) -> String {
     let r = run(env, &all).ok();
     let id = r.stdout.trim().to_string();
     assert!(is_hex64(&id), "run -d did not print a 64-hex id: {r:#?}");
-    assert_eq!(
-        r.stdout,
-        format!("{id}\n"),
-        "run -d printed more than the id: {r:#?}"
-    );
+    assert_eq!(r.stdout, format!("{id}\n"), "run -d printed more than the id: {r:#?}");
     id
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64
-        && s.chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 /// `images` output as rows of (REPOSITORY, TAG, IMAGE ID, SIZE), header checked.
@@ -94,21 +86,12 @@ fn images(env: &Env) -> Vec<(String, String, String, String)> {
         .expect("images prints a header")
         .split_whitespace()
         .collect();
-    assert_eq!(
-        header,
-        ["REPOSITORY", "TAG", "IMAGE", "ID", "SIZE"],
-        "{r:#?}"
-    );
+    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "SIZE"], "{r:#?}");
     lines
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert_eq!(f.len(), 4, "bad images row {l:?}");
-            (
-                f[0].to_string(),
-                f[1].to_string(),
-                f[2].to_string(),
-                f[3].to_string(),
-            )
+            (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string())
         })
         .collect()
 }
@@ -173,18 +156,9 @@ fn assert_gone(env: &Env, id: &str) {
         let owner = fs::read_to_string(env.data_root.join("names").join(&name)).unwrap_or_default();
         assert_ne!(owner.trim(), id, "name {name} of {id} left");
     }
-    assert!(
-        !env.root.join(id).exists(),
-        "libcontainer state of {id} left"
-    );
-    assert!(
-        !netns_path(&env.root, id).exists(),
-        "netns file of {id} left"
-    );
-    assert!(
-        !record_path(&env.root, id).exists(),
-        "network record of {id} left"
-    );
+    assert!(!env.root.join(id).exists(), "libcontainer state of {id} left");
+    assert!(!netns_path(&env.root, id).exists(), "netns file of {id} left");
+    assert!(!record_path(&env.root, id).exists(), "network record of {id} left");
     let mounts: Vec<String> = mounts_under(env.path())
         .into_iter()
         .filter(|m| m.contains(id))
@@ -205,11 +179,7 @@ fn assert_no_containers(env: &Env) {
         Vec::<String>::new(),
         "names left"
     );
-    let state: Vec<String> = env
-        .state_entries()
-        .into_iter()
-        .filter(|e| e != STATE_DIR)
-        .collect();
+    let state: Vec<String> = env.state_entries().into_iter().filter(|e| e != STATE_DIR).collect();
     assert_eq!(state, Vec::<String>::new(), "libcontainer state left");
     assert_eq!(
         dir_entries(&netns_dir(&env.root)),
@@ -231,14 +201,12 @@ fn assert_no_containers(env: &Env) {
 
 fn meta(env: &Env, id: &str) -> Value {
     let path = env.data_root.join("containers").join(id).join("meta.json");
-    serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap()
+    serde_json::from_slice(&fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
 
 fn inspect(env: &Env, name: &str) -> Value {
     let r = env.run(["inspect", name]).ok();
-    let v: Value = serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("inspect is not JSON ({e}): {r:#?}"));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("inspect is not JSON ({e}): {r:#?}"));
     let arr = v.as_array().expect("inspect prints a JSON array");
     assert_eq!(arr.len(), 1, "{v:#}");
     arr[0].clone()
@@ -246,21 +214,13 @@ fn inspect(env: &Env, name: &str) -> Value {
 
 /// `ps` / `ps -a` rows (header dropped) that mention `needle`.
 fn ps_rows(env: &Env, all: bool, needle: &str) -> Vec<String> {
-    let r = if all {
-        env.run(["ps", "-a"])
-    } else {
-        env.run(["ps"])
-    }
-    .ok();
+    let r = if all { env.run(["ps", "-a"]) } else { env.run(["ps"]) }.ok();
     let mut lines = r.stdout.lines();
     let header = lines.next().unwrap_or_default();
     for col in ["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"] {
         assert!(header.contains(col), "ps header lacks {col}: {r:#?}");
     }
-    lines
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
-        .collect()
+    lines.filter(|l| l.contains(needle)).map(str::to_string).collect()
 }
 
 #[track_caller]
@@ -298,12 +258,7 @@ fn ppid(pid: i64) -> Option<i64> {
 fn kill(pid: i64, sig: i32) {
     // SAFETY: plain kill(2).
     let rc = unsafe { libc::kill(pid as i32, sig) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {sig}): {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
 }
 
 /// Collects the paths under `dir` whose file name contains `needle`
@@ -322,9 +277,7 @@ fn find_named(dir: &Path, needle: &str, found: &mut Vec<PathBuf>) {
 }
 
 fn tool(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -400,10 +353,7 @@ fn loads_layouts_written_by_skopeo_and_umoci() {
         run_rm(&env, &[&from_tar, "echo", "from", "skopeo", "tar"]),
         "from skopeo tar\n"
     );
-    assert_eq!(
-        run_rm(&env, &[&from_dir, "cat", "/var/www/index.html"]),
-        INDEX_HTML
-    );
+    assert_eq!(run_rm(&env, &[&from_dir, "cat", "/var/www/index.html"]), INDEX_HTML);
 
     // skopeo rewrote the config as OCI: one image id for v1 and v2, another for the docker archive
     let rows = images(&env);
@@ -444,9 +394,7 @@ fn loads_layouts_written_by_skopeo_and_umoci() {
         .lines()
         .filter_map(|l| l.strip_prefix("Loaded image: "))
         .find(|l| l.ends_with(":v3"));
-    let v3 = v3
-        .unwrap_or_else(|| panic!("v3 not loaded: {r:#?}"))
-        .to_string();
+    let v3 = v3.unwrap_or_else(|| panic!("v3 not loaded: {r:#?}")).to_string();
     let out = run_rm(
         &env,
         &[
@@ -490,16 +438,9 @@ fn loads_the_fixture_formats_twice_lists_and_removes_them() {
     assert_eq!(ids.len(), 1, "{rows:?}");
     let id12 = rows[0].2.clone();
     assert_eq!(id12.len(), 12);
-    assert!(
-        rows.iter().all(|r| r.3.ends_with('B')),
-        "SIZE has a unit: {rows:?}"
-    );
+    assert!(rows.iter().all(|r| r.3.ends_with('B')), "SIZE has a unit: {rows:?}");
     assert_eq!(layer_dirs(&env).len(), 1);
-    for (name, tag) in [
-        ("fx-docker", "one"),
-        ("fx-ocidir", "two"),
-        ("fx-ocitar", "three"),
-    ] {
+    for (name, tag) in [("fx-docker", "one"), ("fx-ocidir", "two"), ("fx-ocitar", "three")] {
         assert!(
             rows.iter().any(|r| r.0 == name && r.1 == tag),
             "{name}:{tag} not in {rows:?}"
@@ -530,20 +471,11 @@ fn loads_the_fixture_formats_twice_lists_and_removes_them() {
     let r = env.run(["rmi", "fx-docker:one"]).ok();
     assert!(r.stdout.contains("Untagged: fx-docker:one"), "{r:#?}");
     assert_eq!(images(&env).len(), 2);
-    assert_eq!(
-        layer_dirs(&env).len(),
-        1,
-        "the layer is still used by the others"
-    );
+    assert_eq!(layer_dirs(&env).len(), 1, "the layer is still used by the others");
     env.run(["rmi", "fx-ocidir:two", "fx-ocitar:three"]).ok();
     assert_eq!(images(&env), vec![]);
-    assert_eq!(
-        layer_dirs(&env),
-        Vec::<String>::new(),
-        "the last rmi deletes the layer"
-    );
-    env.run(["rmi", "fx-ocidir:two"])
-        .fails_with("fx-ocidir:two");
+    assert_eq!(layer_dirs(&env), Vec::<String>::new(), "the last rmi deletes the layer");
+    env.run(["rmi", "fx-ocidir:two"]).fails_with("fx-ocidir:two");
     env.run(["run", "--rm", "--net", "none", "fx-docker:one", "true"])
         .fails_with("fx-docker:one");
     assert_no_containers(&env);
@@ -587,9 +519,8 @@ fn parallel_loads_do_not_corrupt_the_store() {
         Vec::<String>::new(),
         "staging leftovers"
     );
-    let index: Value =
-        serde_json::from_slice(&fs::read(env.data_root.join("images/index.json")).unwrap())
-            .expect("index.json is JSON");
+    let index: Value = serde_json::from_slice(&fs::read(env.data_root.join("images/index.json")).unwrap())
+        .expect("index.json is JSON");
     assert!(index.is_object());
     assert_eq!(
         run_rm(&env, &["p4:z", "cat", "/p4/f", "/var/www/index.html"]),
@@ -606,10 +537,7 @@ fn rmi_of_an_image_in_use_is_refused() {
     assert_eq!(r.code, 0, "{r:#?}");
     env.run(["rmi", "busybox"]).fails_with("busybox");
     assert_eq!(images(&env).len(), 1);
-    assert_eq!(
-        run_rm(&env, &["busybox", "echo", "still", "there"]),
-        "still there\n"
-    );
+    assert_eq!(run_rm(&env, &["busybox", "echo", "still", "there"]), "still there\n");
     env.run(["rm", "user"]).ok();
     let r = env.run(["rmi", "busybox"]).ok();
     assert!(
@@ -659,13 +587,7 @@ fn whiteouts_across_two_layers_seen_from_a_container() {
         .enumerate()
     {
         let out = env.path().join(format!("wh-{i}"));
-        build_image_with_layers(
-            &out,
-            &format!("wh:{i}"),
-            format,
-            &[lower.clone(), upper.clone()],
-        )
-        .unwrap();
+        build_image_with_layers(&out, &format!("wh:{i}"), format, &[lower.clone(), upper.clone()]).unwrap();
         load(&env, &out).ok();
         let script = "ls -A /data; echo --; ls -A /opq; echo --; cat /data/keep /opq/new; \
                       test -e /data/gone || echo no-gone; test -e /data/gonedir || echo no-gonedir; \
@@ -707,17 +629,11 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
         // climbing out with ..
         (
             format!("../../../../../../{}", m("dotdot")),
-            vec![file(
-                &format!("../../../../../../{}", m("dotdot")),
-                "pwned\n",
-            )],
+            vec![file(&format!("../../../../../../{}", m("dotdot")), "pwned\n")],
         ),
         (
             format!("a/../../{}", m("dotdot2")),
-            vec![
-                dir("a"),
-                file(&format!("a/../../{}", m("dotdot2")), "pwned\n"),
-            ],
+            vec![dir("a"), file(&format!("a/../../{}", m("dotdot2")), "pwned\n")],
         ),
         // a relative symlink that points out, then a write through it
         (
@@ -808,11 +724,7 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
         assert_ne!(r.code, 0, "escape {entry:?} was loaded: {r:#?}");
         r.fails_with(&format!("\"{entry}\""));
         assert_eq!(images(&env), rows, "after escape {entry:?}");
-        assert_eq!(
-            store_snapshot(&env),
-            store,
-            "the store changed after escape {entry:?}"
-        );
+        assert_eq!(store_snapshot(&env), store, "the store changed after escape {entry:?}");
     }
     // nothing landed anywhere
     let mut found = Vec::new();
@@ -826,11 +738,7 @@ fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
     }
     // the fixture tars themselves carry the marker in member names, not in file names
     found.retain(|p| !p.starts_with(env.path().join("fixtures")));
-    assert_eq!(
-        found,
-        Vec::<PathBuf>::new(),
-        "an escape wrote outside the layer"
-    );
+    assert_eq!(found, Vec::<PathBuf>::new(), "an escape wrote outside the layer");
     let now_links = fs::metadata("/etc/passwd")
         .map(|m| std::os::unix::fs::MetadataExt::nlink(&m))
         .unwrap_or(0);
@@ -875,10 +783,7 @@ fn symlinks_and_hardlinks_inside_the_layer_are_fine() {
     let script = "cat /app/rel /app/abs /app/hard /app/dirlink/index.html /app/through; \
                   stat -c %h /app/real; readlink /app/abs";
     let out = run_rm(&env, &["links:1", "sh", "-c", script]);
-    assert_eq!(
-        out,
-        format!("real\nreal\nreal\n{INDEX_HTML}through\n2\n/app/real\n")
-    );
+    assert_eq!(out, format!("real\nreal\nreal\n{INDEX_HTML}through\n2\n/app/real\n"));
 }
 
 #[test]
@@ -888,22 +793,14 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     let store = store_snapshot(&env);
     let check_nothing = |what: &str| {
         assert_eq!(images(&env), rows, "images changed after {what}");
-        assert_eq!(
-            store_snapshot(&env),
-            store,
-            "the store changed after {what}"
-        );
+        assert_eq!(store_snapshot(&env), store, "the store changed after {what}");
     };
     let good = fixture(&env, "bad:1", ImageFormat::DockerArchive);
     let bytes = fs::read(&good).unwrap();
 
     // not an archive at all
     let junk = env.path().join("junk.tar");
-    fs::write(
-        &junk,
-        b"this is not a tar archive, not even close\n".repeat(40),
-    )
-    .unwrap();
+    fs::write(&junk, b"this is not a tar archive, not even close\n".repeat(40)).unwrap();
     load(&env, &junk).fails_with("junk.tar");
     check_nothing("junk");
     // empty file
@@ -916,10 +813,7 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     check_nothing("missing file");
 
     // truncated in the middle of the layer, and just before the end
-    for (i, cut) in [bytes.len() / 2, bytes.len() - 1024 - 100]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, cut) in [bytes.len() / 2, bytes.len() - 1024 - 100].into_iter().enumerate() {
         let t = env.path().join(format!("truncated-{i}.tar"));
         fs::write(&t, &bytes[..cut]).unwrap();
         load(&env, &t).fails_with(&format!("truncated-{i}.tar"));
@@ -955,10 +849,7 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     let r = load(&env, &wrong);
     if r.code == 0 {
         assert_eq!(layer_dirs(&env).len(), 1);
-        assert_eq!(
-            run_rm(&env, &["bad:1", "cat", "/var/www/index.html"]),
-            INDEX_HTML
-        );
+        assert_eq!(run_rm(&env, &["bad:1", "cat", "/var/www/index.html"]), INDEX_HTML);
         env.run(["rmi", "bad:1"]).ok();
     }
     check_nothing("wrong digest (docker archive)");
@@ -968,16 +859,14 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
     for what in ["layer", "config"] {
         let layout = env.path().join(format!("oci-{what}"));
         build_image(&layout, "bad:2", ImageFormat::OciDir).unwrap();
-        let index: Value =
-            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
         let mdigest = index["manifests"][0]["digest"]
             .as_str()
             .unwrap()
             .trim_start_matches("sha256:")
             .to_string();
         let manifest: Value =
-            serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&mdigest)).unwrap())
-                .unwrap();
+            serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&mdigest)).unwrap()).unwrap();
         let blob = |d: &Value| {
             layout
                 .join("blobs/sha256")
@@ -986,20 +875,20 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
         if what == "layer" {
             let path = blob(&manifest["layers"][0]);
             let raw = env.path().join("layer.raw");
-            tool(Command::new("sh").arg("-c").arg(format!(
-                "gzip -dc < {} > {}",
-                path.display(),
-                raw.display()
-            )));
+            tool(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("gzip -dc < {} > {}", path.display(), raw.display())),
+            );
             let mut tar = fs::read(&raw).unwrap();
             let pos = tar.windows(needle.len()).position(|w| w == needle).unwrap();
             tar[pos] = b'j';
             fs::write(&raw, &tar).unwrap();
-            tool(Command::new("sh").arg("-c").arg(format!(
-                "gzip -n -c < {} > {}",
-                raw.display(),
-                path.display()
-            )));
+            tool(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("gzip -n -c < {} > {}", raw.display(), path.display())),
+            );
             // keep the descriptor's size right (gzip may compress differently),
             // so only the digest is wrong: a new manifest, pointed at by index.json
             let mut manifest = manifest.clone();
@@ -1010,11 +899,7 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
             let mut index = index.clone();
             index["manifests"][0]["digest"] = format!("sha256:{hex}").into();
             index["manifests"][0]["size"] = bytes.len().into();
-            fs::write(
-                layout.join("index.json"),
-                serde_json::to_vec(&index).unwrap(),
-            )
-            .unwrap();
+            fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
         } else {
             let path = blob(&manifest["config"]);
             let text = fs::read_to_string(&path)
@@ -1050,10 +935,7 @@ fn unknown_image_for_run_leaves_nothing() {
     // a command the image does not have: a clear error, and nothing left either
     let r = run(&env, &["--name", "nocmd", "busybox", "/no/such/binary"]);
     assert_ne!(r.code, 0, "{r:#?}");
-    let r = run(
-        &env,
-        &["-d", "--name", "nocmd-d", "busybox", "/no/such/binary"],
-    );
+    let r = run(&env, &["-d", "--name", "nocmd-d", "busybox", "/no/such/binary"]);
     assert_ne!(r.code, 0, "{r:#?}");
     assert!(
         r.stderr.contains("/no/such/binary"),
@@ -1074,22 +956,11 @@ fn unknown_image_for_run_leaves_nothing() {
 #[test]
 fn run_rm_leaves_nothing_even_when_the_process_fails() {
     let env = with_busybox();
-    let r = env
-        .run(["run", "--rm", "--net", "none", "busybox", "echo", "hi"])
-        .ok();
+    let r = env.run(["run", "--rm", "--net", "none", "busybox", "echo", "hi"]).ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("hi\n", ""));
     assert_no_containers(&env);
 
-    let r = run(
-        &env,
-        &[
-            "--rm",
-            "busybox",
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 3",
-        ],
-    );
+    let r = run(&env, &["--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
         (3, "out\n", "err\n"),
@@ -1100,15 +971,7 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
     // detached --rm: the monitor removes it when it ends
     let id = run_d(
         &env,
-        &[
-            "--rm",
-            "--name",
-            "gone",
-            "busybox",
-            "sh",
-            "-c",
-            "sleep 0.3; exit 3",
-        ],
+        &["--rm", "--name", "gone", "busybox", "sh", "-c", "sleep 0.3; exit 3"],
     );
     wait_until("the --rm -d container to go", 20 * SECOND, || {
         !env.data_root.join("containers").join(&id).exists()
@@ -1122,10 +985,7 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
     assert_eq!(r.code, 3);
     let i = inspect(&env, "kept");
     assert_eq!(
-        (
-            i["State"]["Status"].as_str(),
-            i["State"]["ExitCode"].as_i64()
-        ),
+        (i["State"]["Status"].as_str(), i["State"]["ExitCode"].as_i64()),
         (Some("exited"), Some(3)),
         "{i:#}"
     );
@@ -1143,29 +1003,12 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
 fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     let env = with_busybox();
     let start = Instant::now();
-    let id = run_d(
-        &env,
-        &["--name", "web", "busybox", "httpd", "-f", "-p", "80"],
-    );
-    assert!(
-        start.elapsed() < 10 * SECOND,
-        "run -d took {:?}",
-        start.elapsed()
-    );
+    let id = run_d(&env, &["--name", "web", "busybox", "httpd", "-f", "-p", "80"]);
+    assert!(start.elapsed() < 10 * SECOND, "run -d took {:?}", start.elapsed());
     let short = &id[..12];
     // what assert_gone checks for does exist while it runs (so those checks are not vacuous)
-    assert!(env
-        .data_root
-        .join("containers")
-        .join(&id)
-        .join("meta.json")
-        .is_file());
-    assert_eq!(
-        fs::read_to_string(env.data_root.join("names/web"))
-            .unwrap()
-            .trim(),
-        id
-    );
+    assert!(env.data_root.join("containers").join(&id).join("meta.json").is_file());
+    assert_eq!(fs::read_to_string(env.data_root.join("names/web")).unwrap().trim(), id);
     assert!(
         env.root.join(&id).is_dir(),
         "no libcontainer state at {}",
@@ -1174,15 +1017,10 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     assert!(netns_path(&env.root, &id).exists(), "no netns file");
     let mounts = mounts_under(env.path());
     assert!(
-        mounts
-            .iter()
-            .any(|m| m.contains(&id) && m.ends_with("/rootfs")),
+        mounts.iter().any(|m| m.contains(&id) && m.ends_with("/rootfs")),
         "{mounts:?}"
     );
-    assert!(
-        mounts.iter().any(|m| m.ends_with(&format!("netns/{id}"))),
-        "{mounts:?}"
-    );
+    assert!(mounts.iter().any(|m| m.ends_with(&format!("netns/{id}"))), "{mounts:?}");
 
     // ps, ps -q
     let rows = ps_rows(&env, false, "web");
@@ -1199,14 +1037,9 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
         .lines()
         .find(|l| l.split_whitespace().next() == Some("1"))
         .unwrap_or_default();
-    assert!(
-        pid1.contains("httpd -f -p 80"),
-        "PID 1 is not httpd:\n{out}"
-    );
+    assert!(pid1.contains("httpd -f -p 80"), "PID 1 is not httpd:\n{out}");
     assert_eq!(
-        env.run(["exec", "-e", "X=1", "web", "sh", "-c", "echo $X"])
-            .ok()
-            .stdout,
+        env.run(["exec", "-e", "X=1", "web", "sh", "-c", "echo $X"]).ok().stdout,
         "1\n"
     );
     assert_eq!(env.run(["exec", "web", "sh", "-c", "exit 4"]).code, 4);
@@ -1217,15 +1050,10 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
         INDEX_HTML
     );
     assert_eq!(
-        env.run(["exec", "-u", "nobody", "web", "id", "-u"])
-            .ok()
-            .stdout,
+        env.run(["exec", "-u", "nobody", "web", "id", "-u"]).ok().stdout,
         "65534\n"
     );
-    assert_eq!(
-        env.run(["exec", "web", "hostname"]).ok().stdout,
-        format!("{short}\n")
-    );
+    assert_eq!(env.run(["exec", "web", "hostname"]).ok().stdout, format!("{short}\n"));
     let out = env
         .run(["exec", "-t", "web", "sh", "-c", "echo $TERM; tty"])
         .ok()
@@ -1255,18 +1083,12 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     assert_eq!(i["State"]["Status"], "running");
     assert_eq!(i["State"]["Running"], true);
     let pid = i["State"]["Pid"].as_i64().unwrap();
-    assert!(
-        pid > 1 && alive(pid),
-        "State.Pid {pid} is not a live process"
-    );
+    assert!(pid > 1 && alive(pid), "State.Pid {pid} is not a live process");
     assert_eq!(
         fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap(),
         "httpd\0-f\0-p\080\0"
     );
-    assert_eq!(
-        i["Config"]["Cmd"],
-        serde_json::json!(["httpd", "-f", "-p", "80"])
-    );
+    assert_eq!(i["Config"]["Cmd"], serde_json::json!(["httpd", "-f", "-p", "80"]));
     assert_eq!(inspect(&env, &id)["Id"], id.as_str());
     assert_eq!(inspect(&env, &id[..5])["Id"], id.as_str());
     assert_eq!(env.run(["exec", &id[..7], "true"]).code, 0);
@@ -1304,16 +1126,10 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     );
     let i = inspect(&env, short);
     assert_eq!(i["State"]["Status"], "exited");
-    assert!(
-        matches!(i["State"]["ExitCode"].as_i64(), Some(137 | 143)),
-        "{i:#}"
-    );
+    assert!(matches!(i["State"]["ExitCode"].as_i64(), Some(137 | 143)), "{i:#}");
     assert_eq!(i["State"]["Running"], false);
     assert_eq!(i["State"]["Pid"], 0);
-    assert_eq!(
-        env.run(["ps", "-a", "-q"]).ok().stdout,
-        format!("{short}\n")
-    );
+    assert_eq!(env.run(["ps", "-a", "-q"]).ok().stdout, format!("{short}\n"));
     // exec into an exited container is refused
     assert_ne!(env.run(["exec", "web", "true"]).code, 0);
     // stopping again is fine
@@ -1327,11 +1143,7 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     env.run(["rm", "web"]).ok();
     assert_gone(&env, &id);
     assert_no_containers(&env);
-    assert_eq!(
-        env.run(["ps", "-a"]).ok().stdout.lines().count(),
-        1,
-        "only the header"
-    );
+    assert_eq!(env.run(["ps", "-a"]).ok().stdout.lines().count(), 1, "only the header");
     // the name is free again
     let id2 = run_d(&env, &["--name", "web", "busybox", "sleep", "30"]);
     assert_ne!(id2, id);
@@ -1367,29 +1179,16 @@ fn unknown_containers_are_named_in_errors() {
         let r = env.run(["inspect", prefix]);
         assert_ne!(r.code, 0, "ambiguous prefix {prefix:?} resolved: {r:#?}");
     }
-    env.run(["rm", "-f", &a[..common + 1], &b[..common + 1]])
-        .ok();
+    env.run(["rm", "-f", &a[..common + 1], &b[..common + 1]]).ok();
     assert_no_containers(&env);
 }
 
 #[test]
 fn logs_of_detached_containers() {
     let env = with_busybox();
-    let id = run_d(
-        &env,
-        &[
-            "--name",
-            "lg",
-            "busybox",
-            "sh",
-            "-c",
-            "echo out; echo err >&2",
-        ],
-    );
+    let id = run_d(&env, &["--name", "lg", "busybox", "sh", "-c", "echo out; echo err >&2"]);
     wait_until("lg to exit", 20 * SECOND, || {
-        ps_rows(&env, true, "lg")
-            .iter()
-            .any(|r| r.contains("Exited (0)"))
+        ps_rows(&env, true, "lg").iter().any(|r| r.contains("Exited (0)"))
     });
     let r = env.run(["logs", "lg"]).ok();
     assert_eq!(r.stdout, "out\nerr\n", "{r:#?}");
@@ -1429,20 +1228,14 @@ fn logs_of_detached_containers() {
     };
     let out = child.wait_with_output().unwrap();
     assert!(status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "line1\nline2\nline3\nline4\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "line1\nline2\nline3\nline4\n");
     assert!(
         start.elapsed() >= Duration::from_millis(1000),
         "logs -f returned before the end ({:?})",
         start.elapsed()
     );
     let rows = ps_rows(&env, true, "fl");
-    assert!(
-        rows.len() == 1 && rows[0].contains("Exited (2)"),
-        "{rows:?}"
-    );
+    assert!(rows.len() == 1 && rows[0].contains("Exited (2)"), "{rows:?}");
     // an attached container keeps no log: a clear error
     run(&env, &["--name", "att", "busybox", "true"]).ok();
     env.run(["logs", "att"]).fails_with("att");
@@ -1479,11 +1272,7 @@ fn run_flags_env_workdir_user_entrypoint_hostname() {
 
     // -e and --env-file: file first, -e overrides; a bare KEY takes minirun's own value
     let envfile = env.path().join("env.list");
-    fs::write(
-        &envfile,
-        "# a comment\n\nA=from-file\nB=two words\nPASSED\n",
-    )
-    .unwrap();
+    fs::write(&envfile, "# a comment\n\nA=from-file\nB=two words\nPASSED\n").unwrap();
     let out = env
         .cmd([
             "run",
@@ -1509,37 +1298,17 @@ fn run_flags_env_workdir_user_entrypoint_hostname() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "from-flag|two words|3|p1|p2\n"
-    );
-    run(
-        &env,
-        &["--rm", "--env-file", "/no/such/env-file", "busybox", "true"],
-    )
-    .fails_with("/no/such/env-file");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-flag|two words|3|p1|p2\n");
+    run(&env, &["--rm", "--env-file", "/no/such/env-file", "busybox", "true"]).fails_with("/no/such/env-file");
     // -e PATH replaces the default
     assert_eq!(
-        run_rm(
-            &env,
-            &["-e", "PATH=/bin", "busybox", "sh", "-c", "echo $PATH"]
-        ),
+        run_rm(&env, &["-e", "PATH=/bin", "busybox", "sh", "-c", "echo $PATH"]),
         "/bin\n"
     );
 
     // -w
     assert_eq!(
-        run_rm(
-            &env,
-            &[
-                "-w",
-                "/var/www",
-                "busybox",
-                "sh",
-                "-c",
-                "pwd; cat index.html"
-            ]
-        ),
+        run_rm(&env, &["-w", "/var/www", "busybox", "sh", "-c", "pwd; cat index.html"]),
         format!("/var/www\n{INDEX_HTML}")
     );
     // -u by name, by uid:gid; non-root gets no capabilities
@@ -1558,30 +1327,18 @@ fn run_flags_env_workdir_user_entrypoint_hostname() {
         "65534\n65534\nCapEff:\t0000000000000000\n"
     );
     assert_eq!(
-        run_rm(
-            &env,
-            &["-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g"]
-        ),
+        run_rm(&env, &["-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g"]),
         "1234\n5678\n"
     );
     assert_eq!(
-        run_rm(
-            &env,
-            &["-u", "0:nogroup", "busybox", "sh", "-c", "id -u; id -g"]
-        ),
+        run_rm(&env, &["-u", "0:nogroup", "busybox", "sh", "-c", "id -u; id -g"]),
         "0\n65534\n"
     );
     run(&env, &["--rm", "-u", "no-such-user", "busybox", "true"]).fails_with("no-such-user");
     assert_no_containers(&env);
     // --entrypoint replaces the image's and drops its Cmd
-    assert_eq!(
-        run_rm(&env, &["--entrypoint", "echo", "busybox", "a", "b"]),
-        "a b\n"
-    );
-    assert_eq!(
-        run_rm(&env, &["--entrypoint", "hostname", "busybox"]).len(),
-        13
-    );
+    assert_eq!(run_rm(&env, &["--entrypoint", "echo", "busybox", "a", "b"]), "a b\n");
+    assert_eq!(run_rm(&env, &["--entrypoint", "hostname", "busybox"]).len(), 13);
     // --hostname / -h
     assert_eq!(
         run_rm(
@@ -1597,31 +1354,19 @@ fn run_flags_env_workdir_user_entrypoint_hostname() {
         ),
         "box1\nbox1\nbox1\n"
     );
-    assert_eq!(
-        run_rm(&env, &["-h", "box2", "busybox", "hostname"]),
-        "box2\n"
-    );
+    assert_eq!(run_rm(&env, &["-h", "box2", "busybox", "hostname"]), "box2\n");
     // the image's Cmd (sh) with no command: reads stdin
     let r = env
-        .run_with_stdin(
-            &["run", "--rm", "-i", "--net", "none", "busybox"],
-            b"echo from-stdin\n",
-        )
+        .run_with_stdin(&["run", "--rm", "-i", "--net", "none", "busybox"], b"echo from-stdin\n")
         .ok();
     assert_eq!(r.stdout, "from-stdin\n");
     let r = env
-        .run_with_stdin(
-            &["run", "--rm", "-i", "--net", "none", "busybox", "cat"],
-            b"piped\n",
-        )
+        .run_with_stdin(&["run", "--rm", "-i", "--net", "none", "busybox", "cat"], b"piped\n")
         .ok();
     assert_eq!(r.stdout, "piped\n");
     // without -i stdin is empty
     let r = env
-        .run_with_stdin(
-            &["run", "--rm", "--net", "none", "busybox", "cat"],
-            b"not seen\n",
-        )
+        .run_with_stdin(&["run", "--rm", "--net", "none", "busybox", "cat"], b"not seen\n")
         .ok();
     assert_eq!(r.stdout, "");
     assert_no_containers(&env);
@@ -1640,27 +1385,14 @@ fn run_t_gives_a_terminal_and_term() {
             "echo $TERM; tty; test -t 1 && echo stdout-is-a-tty",
         ],
     );
-    assert_eq!(
-        out.replace('\r', ""),
-        "xterm\n/dev/pts/0\nstdout-is-a-tty\n"
-    );
+    assert_eq!(out.replace('\r', ""), "xterm\n/dev/pts/0\nstdout-is-a-tty\n");
     // detached with -t: the terminal's output goes to the log
     run_d(
         &env,
-        &[
-            "-t",
-            "--name",
-            "tty-d",
-            "busybox",
-            "sh",
-            "-c",
-            "echo $TERM; tty",
-        ],
+        &["-t", "--name", "tty-d", "busybox", "sh", "-c", "echo $TERM; tty"],
     );
     wait_until("tty-d to exit", 20 * SECOND, || {
-        ps_rows(&env, true, "tty-d")
-            .iter()
-            .any(|r| r.contains("Exited (0)"))
+        ps_rows(&env, true, "tty-d").iter().any(|r| r.contains("Exited (0)"))
     });
     assert_eq!(
         env.run(["logs", "tty-d"]).ok().stdout.replace('\r', ""),
@@ -1684,28 +1416,13 @@ fn read_only_root() {
                   hostname; awk '$5 == \"/\" {print $6}' /proc/self/mountinfo | cut -d, -f1";
     let out = run_rm(
         &env,
-        &[
-            "--read-only",
-            "-h",
-            "rofs",
-            "-v",
-            &v_rw,
-            "busybox",
-            "sh",
-            "-c",
-            script,
-        ],
+        &["--read-only", "-h", "rofs", "-v", &v_rw, "busybox", "sh", "-c", script],
     );
     assert_eq!(out, "root-refused\ntmp-refused\nshm-ok\nvol-ok\nrofs\nro\n");
     assert_eq!(fs::read_to_string(rw.join("ro-run")).unwrap(), "v\n");
     // the same detached
-    run_d(
-        &env,
-        &["--read-only", "--name", "ro-d", "busybox", "sleep", "30"],
-    );
-    let r = env
-        .run(["exec", "ro-d", "sh", "-c", "touch /y 2>&1; echo $?"])
-        .ok();
+    run_d(&env, &["--read-only", "--name", "ro-d", "busybox", "sleep", "30"]);
+    let r = env.run(["exec", "ro-d", "sh", "-c", "touch /y 2>&1; echo $?"]).ok();
     assert!(
         r.stdout.contains("Read-only file system") && r.stdout.ends_with("1\n"),
         "{r:#?}"
@@ -1713,10 +1430,7 @@ fn read_only_root() {
     env.run(["rm", "-f", "ro-d"]).ok();
     // without it / is writable (into the container's own upper layer)
     assert_eq!(
-        run_rm(
-            &env,
-            &["busybox", "sh", "-c", "touch /x && echo root-writable"]
-        ),
+        run_rm(&env, &["busybox", "sh", "-c", "touch /x && echo root-writable"]),
         "root-writable\n"
     );
     assert_no_containers(&env);
@@ -1731,20 +1445,12 @@ fn a_working_directory_the_image_lacks_is_created() {
         "/made/for/me\n"
     );
     assert_eq!(
-        run_rm(
-            &env,
-            &["-u", "nobody", "-w", "/made/for/nobody", "busybox", "pwd"]
-        ),
+        run_rm(&env, &["-u", "nobody", "-w", "/made/for/nobody", "busybox", "pwd"]),
         "/made/for/nobody\n"
     );
     // the image's layers are untouched
     for layer in layer_dirs(&env) {
-        assert!(!env
-            .data_root
-            .join("images/layers")
-            .join(layer)
-            .join("made")
-            .exists());
+        assert!(!env.data_root.join("images/layers").join(layer).join("made").exists());
     }
     assert_no_containers(&env);
 }
@@ -1755,8 +1461,7 @@ fn exec_in_an_exited_container_says_it_is_not_running() {
     run(&env, &["--name", "done", "busybox", "true"]).ok();
     let r = env.run(["exec", "done", "true"]).fails_with("not running");
     assert!(!r.stderr.contains("does not exist"), "{r:#?}");
-    env.run(["exec", "-w", "/", "done", "true"])
-        .fails_with("not running");
+    env.run(["exec", "-w", "/", "done", "true"]).fails_with("not running");
 }
 
 #[test]
@@ -1772,16 +1477,10 @@ fn volumes_read_write_and_read_only() {
     let script = "echo written > /mnt/rw/ctr-file; cat /mnt/ro/host-file; \
                   touch /mnt/ro/x 2>/dev/null && echo ro-writable || echo ro-refused";
     assert_eq!(
-        run_rm(
-            &env,
-            &["-v", &v_rw, "-v", &v_ro, "busybox", "sh", "-c", script]
-        ),
+        run_rm(&env, &["-v", &v_rw, "-v", &v_ro, "busybox", "sh", "-c", script]),
         "from host\nro-refused\n"
     );
-    assert_eq!(
-        fs::read_to_string(rw.join("ctr-file")).unwrap(),
-        "written\n"
-    );
+    assert_eq!(fs::read_to_string(rw.join("ctr-file")).unwrap(), "written\n");
     assert!(!ro.join("x").exists());
     // a missing host directory is created, as docker does
     let fresh = env.path().join("vol-new/deeper");
@@ -1804,32 +1503,19 @@ fn volumes_read_write_and_read_only() {
     run(&env, &["--rm", "-v", "relative:/x", "busybox", "true"]).fails_with("relative:/x");
     run(
         &env,
-        &[
-            "--rm",
-            "-v",
-            &format!("{}:/x:rx", rw.display()),
-            "busybox",
-            "true",
-        ],
+        &["--rm", "-v", &format!("{}:/x:rx", rw.display()), "busybox", "true"],
     )
     .fails_with(":/x:rx");
 
     // inspect shows the mounts
     let id = run_d(
         &env,
-        &[
-            "--name", "vols", "-v", &v_rw, "-v", &v_ro, "busybox", "sleep", "30",
-        ],
+        &["--name", "vols", "-v", &v_rw, "-v", &v_ro, "busybox", "sleep", "30"],
     );
     let i = inspect(&env, "vols");
     let mounts = i["Mounts"].as_array().expect("Mounts is an array").clone();
     assert_eq!(mounts.len(), 2, "{i:#}");
-    let field = |m: &Value, names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| m.get(*n).cloned())
-            .unwrap_or(Value::Null)
-    };
+    let field = |m: &Value, names: &[&str]| names.iter().find_map(|n| m.get(*n).cloned()).unwrap_or(Value::Null);
     let find = |dest: &str| {
         mounts
             .iter()
@@ -1889,10 +1575,7 @@ fn kernel_filesystems_capabilities_and_masked_paths_are_dockers() {
     }
     // /etc/hosts, /etc/hostname, /etc/resolv.conf are the container's own
     for f in ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
-        assert!(
-            mounts.iter().any(|(p, _)| p == f),
-            "{f} not mounted: {mounts:?}"
-        );
+        assert!(mounts.iter().any(|(p, _)| p == f), "{f} not mounted: {mounts:?}");
     }
     let caps: Vec<&str> = parts.next().unwrap().lines().collect();
     assert_eq!(
@@ -1914,10 +1597,7 @@ fn kernel_filesystems_capabilities_and_masked_paths_are_dockers() {
         .unwrap_or(false));
     // /proc/kcore is masked where the kernel has one
     if Path::new("/proc/kcore").exists() {
-        assert_eq!(
-            run_rm(&env, &["busybox", "sh", "-c", "wc -c < /proc/kcore"]),
-            "0\n"
-        );
+        assert_eq!(run_rm(&env, &["busybox", "sh", "-c", "wc -c < /proc/kcore"]), "0\n");
     }
     // the container's own loopback, and nothing else, with --net none
     let out = run_rm(
@@ -2020,11 +1700,7 @@ fn monitor_of(env: &Env, id: &str) -> i64 {
         "monitor {pid} runs {argv:?}"
     );
     let parent = ppid(pid).unwrap();
-    assert_ne!(
-        parent,
-        std::process::id() as i64,
-        "the monitor is still our child"
-    );
+    assert_ne!(parent, std::process::id() as i64, "the monitor is still our child");
     pid
 }
 
@@ -2043,10 +1719,7 @@ fn killing_the_monitor_leaves_the_container_manageable() {
     let rows = ps_rows(&env, false, "orphan");
     assert!(rows.len() == 1 && rows[0].contains("Up"), "{rows:?}");
     assert_eq!(inspect(&env, "orphan")["State"]["Running"], true);
-    assert_eq!(
-        env.run(["exec", "orphan", "echo", "alive"]).ok().stdout,
-        "alive\n"
-    );
+    assert_eq!(env.run(["exec", "orphan", "echo", "alive"]).ok().stdout, "alive\n");
     // rm without -f is still refused; rm -f cleans everything
     env.run(["rm", "orphan"]).fails_with("orphan");
     env.run(["rm", "-f", "orphan"]).ok();
@@ -2079,9 +1752,7 @@ fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     env.run(["exec", "late", "touch", "/tmp/go"]).ok();
     wait_until("late to exit", 20 * SECOND, || !alive(pid));
     wait_until("ps -a to show Exited (255)", 10 * SECOND, || {
-        ps_rows(&env, true, "late")
-            .iter()
-            .any(|r| r.contains("Exited (255)"))
+        ps_rows(&env, true, "late").iter().any(|r| r.contains("Exited (255)"))
     });
     assert_eq!(
         ps_rows(&env, false, "late"),
@@ -2094,22 +1765,12 @@ fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     // gc tears down what the monitor would have: state, mounts, netns
     env.run(["gc"]).ok();
     assert!(!env.root.join(&id).exists(), "gc left libcontainer's state");
-    assert_eq!(
-        mounts_under(env.path()),
-        Vec::<String>::new(),
-        "gc left mounts"
-    );
-    assert!(
-        !netns_path(&env.root, &id).exists(),
-        "gc left the netns file"
-    );
+    assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "gc left mounts");
+    assert!(!netns_path(&env.root, &id).exists(), "gc left the netns file");
     // the container itself stays (it was not --rm), still exited with 255
     let i = inspect(&env, "late");
     assert_eq!(
-        (
-            i["State"]["Status"].as_str(),
-            i["State"]["ExitCode"].as_i64()
-        ),
+        (i["State"]["Status"].as_str(), i["State"]["ExitCode"].as_i64()),
         (Some("exited"), Some(255)),
         "{i:#}"
     );

@@ -26,11 +26,7 @@ fn ipv4_of_eth0(ip_addr_output: &str) -> Ipv4Addr {
         .lines()
         .find(|l| l.contains("eth0") && l.contains("inet "))
         .unwrap_or_else(|| panic!("no IPv4 address on eth0 in {ip_addr_output:?}"));
-    let cidr = line
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .unwrap();
+    let cidr = line.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap();
     cidr.split('/').next().unwrap().parse().unwrap()
 }
 
@@ -49,19 +45,13 @@ fn egress_reaches_the_outside_masqueraded_and_outside_has_no_route_back() {
             "ip -o -4 addr show eth0; ping -c1 -W2 198.18.0.2 >/dev/null && echo PING-OK; echo hello | nc 198.18.0.2 7000",
         ])
         .ok();
-    assert!(
-        r.stdout.contains("PING-OK"),
-        "ping to the outside failed: {r:#?}"
-    );
+    assert!(r.stdout.contains("PING-OK"), "ping to the outside failed: {r:#?}");
     assert!(
         r.stdout.contains("ok"),
         "the outside's answer did not come back: {r:#?}"
     );
     let container_ip = ipv4_of_eth0(&r.stdout);
-    let (peer, got) = server
-        .join()
-        .unwrap()
-        .expect("the outside saw no connection");
+    let (peer, got) = server.join().unwrap().expect("the outside saw no connection");
     assert_eq!(got, "hello\n");
     // SNAT: the outside sees the sandbox host's uplink address, not the container's.
     assert_eq!(
@@ -101,25 +91,13 @@ fn egress_reaches_the_outside_masqueraded_and_outside_has_no_route_back() {
 fn none_has_exactly_lo_and_it_is_up() {
     let sb = Sandbox::new();
     let r = sb
-        .run([
-            "run", "--rm", "--net", "none", "busybox", "ip", "-o", "link",
-        ])
+        .run(["run", "--rm", "--net", "none", "busybox", "ip", "-o", "link"])
         .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{r:#?}");
     assert_eq!(parse_link_names(&r.stdout), ["lo"]);
-    let flags = lines[0]
-        .split('<')
-        .nth(1)
-        .unwrap()
-        .split('>')
-        .next()
-        .unwrap();
-    assert!(
-        flags.split(',').any(|f| f == "UP"),
-        "lo is not up: {}",
-        lines[0]
-    );
+    let flags = lines[0].split('<').nth(1).unwrap().split('>').next().unwrap();
+    assert!(flags.split(',').any(|f| f == "UP"), "lo is not up: {}", lines[0]);
     let r = sb.run([
         "run",
         "--rm",
@@ -139,36 +117,20 @@ fn none_has_exactly_lo_and_it_is_up() {
 fn host_mode_sees_the_host_namespace_links() {
     let sb = Sandbox::new();
     let r = sb
-        .run([
-            "run", "--rm", "--net", "host", "busybox", "ip", "-o", "link",
-        ])
+        .run(["run", "--rm", "--net", "host", "busybox", "ip", "-o", "link"])
         .ok();
     let inside: BTreeSet<String> = parse_link_names(&r.stdout).into_iter().collect();
     let host: BTreeSet<String> = sb.host_links().into_iter().collect();
-    assert!(
-        inside.contains(UPLINK),
-        "the sandbox uplink is not visible: {inside:?}"
-    );
-    assert_eq!(
-        inside, host,
-        "container links differ from the (sandbox) host's"
-    );
+    assert!(inside.contains(UPLINK), "the sandbox uplink is not visible: {inside:?}");
+    assert_eq!(inside, host, "container links differ from the (sandbox) host's");
     let r = sb
-        .run([
-            "run", "--rm", "--net", "host", "busybox", "ip", "-o", "-4", "addr",
-        ])
+        .run(["run", "--rm", "--net", "host", "busybox", "ip", "-o", "-4", "addr"])
         .ok();
     assert!(r.stdout.contains(&format!("{HOST_ADDR}/24")), "{r:#?}");
     let v = sb
-        .run([
-            "run", "-d", "--name", "h", "--net", "host", "busybox", "sleep", "30",
-        ])
+        .run(["run", "-d", "--name", "h", "--net", "host", "busybox", "sleep", "30"])
         .ok();
-    assert_eq!(
-        sb.inspect("h")["HostConfig"]["NetworkMode"],
-        "host",
-        "{v:?}"
-    );
+    assert_eq!(sb.inspect("h")["HostConfig"]["NetworkMode"], "host", "{v:?}");
     sb.run(["rm", "-f", "h"]).ok();
     sb.assert_net_clean("after --net host");
 }
@@ -252,8 +214,7 @@ fn two_bridge_containers_reach_each_other() {
         "run", "-d", "--name", "a", "busybox", "httpd", "-f", "-p", "80", "-h", "/var/www",
     ])
     .ok();
-    sb.run(["run", "-d", "--name", "b", "busybox", "sleep", "60"])
-        .ok();
+    sb.run(["run", "-d", "--name", "b", "busybox", "sleep", "60"]).ok();
     let (a, b) = (sb.ip_of("a"), sb.ip_of("b"));
     assert_ne!(a, b);
     let r = sb.run(["exec", "b", "ping", "-c1", "-W2", &a.to_string()]);
@@ -287,23 +248,13 @@ fn every_kind_of_exit_leaves_no_network_behind() {
     assert_eq!(sb.status("fg").as_deref(), Some("exited"));
 
     // foreground --rm
-    sb.run(["run", "--rm", "--name", "fgrm", "busybox", "true"])
-        .ok();
+    sb.run(["run", "--rm", "--name", "fgrm", "busybox", "true"]).ok();
     sb.assert_net_clean("foreground --rm");
     assert_eq!(sb.status("fgrm"), None, "--rm left the container");
 
     // detached, exits by itself
-    sb.run([
-        "run",
-        "-d",
-        "--name",
-        "dexit",
-        "busybox",
-        "sh",
-        "-c",
-        "sleep 0.5",
-    ])
-    .ok();
+    sb.run(["run", "-d", "--name", "dexit", "busybox", "sh", "-c", "sleep 0.5"])
+        .ok();
     assert!(
         !sb.leftovers().is_empty(),
         "a running bridge container shows no network"
@@ -312,24 +263,11 @@ fn every_kind_of_exit_leaves_no_network_behind() {
     sb.assert_net_clean("detached exit");
 
     // detached --rm, exits by itself
-    sb.run([
-        "run",
-        "-d",
-        "--rm",
-        "--name",
-        "drm",
-        "busybox",
-        "sh",
-        "-c",
-        "sleep 0.3",
-    ])
-    .ok();
+    sb.run(["run", "-d", "--rm", "--name", "drm", "busybox", "sh", "-c", "sleep 0.3"])
+        .ok();
     let start = Instant::now();
     while sb.status("drm").is_some() {
-        assert!(
-            start.elapsed() < 10 * SECOND,
-            "detached --rm container never went away"
-        );
+        assert!(start.elapsed() < 10 * SECOND, "detached --rm container never went away");
         std::thread::sleep(Duration::from_millis(50));
     }
     sb.assert_net_clean("detached --rm exit");
@@ -343,8 +281,7 @@ fn every_kind_of_exit_leaves_no_network_behind() {
     sb.assert_net_clean("stop");
 
     // rm -f of a running one
-    sb.run(["run", "-d", "--name", "forced", "busybox", "sleep", "60"])
-        .ok();
+    sb.run(["run", "-d", "--name", "forced", "busybox", "sleep", "60"]).ok();
     assert!(!sb.leftovers().is_empty());
     sb.run(["rm", "-f", "forced"]).ok();
     assert_eq!(sb.status("forced"), None);
@@ -394,10 +331,7 @@ fn kill_9_during_setup_then_gc_leaves_nothing() {
         let r = p.wait();
         let killed = r.code == -1;
         let left = sb.leftovers();
-        let mid = killed
-            && (!left.records.is_empty()
-                || !left.netns_files.is_empty()
-                || !left.leases.is_empty());
+        let mid = killed && (!left.records.is_empty() || !left.netns_files.is_empty() || !left.leases.is_empty());
         if mid {
             landed_mid_setup += 1;
         }
@@ -473,11 +407,7 @@ fn refused(sb: &Sandbox, net: &str, needle: &str) {
     let before = sb.leftovers();
     let r = sb.run(["run", "--rm", "--net", net, "busybox", "true"]);
     r.fails_with(needle);
-    assert_eq!(
-        sb.container_dirs(),
-        dirs,
-        "--net {net} left a container directory"
-    );
+    assert_eq!(sb.container_dirs(), dirs, "--net {net} left a container directory");
     assert_eq!(sb.names(), names, "--net {net} left a name");
     assert_eq!(sb.leftovers(), before, "--net {net} left network pieces");
 }
@@ -487,13 +417,11 @@ fn bad_network_values_are_refused_naming_the_value() {
     let sb = Sandbox::new();
     refused(&sb, "bogus", "bogus");
     refused(&sb, "container:nosuchthing", "nosuchthing");
-    sb.run(["run", "-d", "--name", "gone", "busybox", "true"])
-        .ok();
+    sb.run(["run", "-d", "--name", "gone", "busybox", "true"]).ok();
     sb.wait_status("gone", "exited", 10 * SECOND);
     sb.assert_net_clean("exited container");
     refused(&sb, "container:gone", "gone");
-    sb.run(["run", "-d", "--name", "alive", "busybox", "sleep", "60"])
-        .ok();
+    sb.run(["run", "-d", "--name", "alive", "busybox", "sleep", "60"]).ok();
     let before = sb.leftovers();
     assert_eq!(before.veths.len(), 1);
     refused(&sb, "bogus", "bogus");
@@ -512,8 +440,7 @@ fn a_full_subnet_is_refused_and_leaves_nothing() {
         "name": "bridge", "bridge": "minirun0", "subnet": "10.89.77.0/30", "gateway": "10.89.77.1", "icc": true
     });
     std::fs::write(dir.join("bridge.json"), def.to_string()).unwrap();
-    sb.run(["run", "-d", "--name", "first", "busybox", "sleep", "60"])
-        .ok();
+    sb.run(["run", "-d", "--name", "first", "busybox", "sleep", "60"]).ok();
     assert_eq!(sb.ip_of("first"), Ipv4Addr::new(10, 89, 77, 2));
     let before = sb.leftovers();
     let dirs = sb.container_dirs();
@@ -525,8 +452,7 @@ fn a_full_subnet_is_refused_and_leaves_nothing() {
     sb.run(["rm", "-f", "first"]).ok();
     sb.assert_net_clean("after rm -f first");
     // the address is free again
-    sb.run(["run", "-d", "--name", "third", "busybox", "sleep", "60"])
-        .ok();
+    sb.run(["run", "-d", "--name", "third", "busybox", "sleep", "60"]).ok();
     assert_eq!(sb.ip_of("third"), Ipv4Addr::new(10, 89, 77, 2));
 }
 
@@ -554,17 +480,8 @@ fn default_subnet_skips_a_route_of_the_host() {
 #[test]
 fn bundle_runs_with_bridge_networking() {
     let sb = Sandbox::new();
-    let b = sb
-        .env
-        .bundle("netb", &["sh", "-c", "ip -o -4 addr show eth0"], |_| {});
-    let r = sb.run([
-        "run",
-        "--bundle",
-        b.to_str().unwrap(),
-        "--net",
-        "bridge",
-        "netb",
-    ]);
+    let b = sb.env.bundle("netb", &["sh", "-c", "ip -o -4 addr show eth0"], |_| {});
+    let r = sb.run(["run", "--bundle", b.to_str().unwrap(), "--net", "bridge", "netb"]);
     assert_eq!(r.code, 0, "run --bundle --net bridge: {r:#?}");
     let ip = ipv4_of_eth0(&r.stdout);
     assert!(
@@ -619,11 +536,7 @@ fn etc_files_and_mtu_follow_the_container_and_the_host() {
     let servers: Vec<Ipv4Addr> = parts[2]
         .lines()
         .filter_map(|l| l.strip_prefix("nameserver "))
-        .map(|s| {
-            s.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("odd nameserver {s:?}"))
-        })
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("odd nameserver {s:?}")))
         .collect();
     assert!(
         !servers.is_empty() && servers.iter().all(|s| !s.is_loopback()),

@@ -31,11 +31,7 @@ fn web(sb: &Sandbox, name: &str, publish: &[&str]) -> String {
 
 /// An HTTP GET through busybox nc, run by `sh -c` inside a container.
 fn nc_get(addr: SocketAddrV4) -> String {
-    format!(
-        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {} {}",
-        addr.ip(),
-        addr.port()
-    )
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {} {}", addr.ip(), addr.port())
 }
 
 /// Asserts that nothing answers a TCP connection to `to` from `ns`.
@@ -82,17 +78,12 @@ fn tcp_and_udp_from_the_outside() {
     assert_eq!(answer, "echo:ping");
     let seen = server.join().unwrap();
     // inbound traffic keeps the client's address (only DNAT, no masquerade)
-    assert_eq!(
-        seen.first().map(|a| a.ip()),
-        Some(IpAddr::V4(OUT_ADDR)),
-        "{seen:?}"
-    );
+    assert_eq!(seen.first().map(|a| a.ip()), Some(IpAddr::V4(OUT_ADDR)), "{seen:?}");
 
     // each protocol only where it was published
     tcp_refused(&sb, &Ns::Outside, at(HOST_ADDR, 5353));
     assert!(
-        sb.udp_request(&Ns::Outside, at(HOST_ADDR, 8080), b"x")
-            .is_err(),
+        sb.udp_request(&Ns::Outside, at(HOST_ADDR, 8080), b"x").is_err(),
         "UDP 8080 answered"
     );
 }
@@ -121,11 +112,7 @@ fn from_the_host_loopback_and_uplink_address() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(
-        seen.first().map(|a| a.ip()),
-        Some(IpAddr::V4(gateway)),
-        "{seen:?}"
-    );
+    assert_eq!(seen.first().map(|a| a.ip()), Some(IpAddr::V4(gateway)), "{seen:?}");
 }
 
 #[test]
@@ -135,27 +122,15 @@ fn from_another_container_and_from_itself_through_the_host_address() {
     sb.http_get_ok(&Ns::Outside, at(HOST_ADDR, 8080))
         .expect("web is not up");
     let r = sb
-        .run([
-            "run",
-            "--rm",
-            "busybox",
-            "sh",
-            "-c",
-            &nc_get(at(HOST_ADDR, 8080)),
-        ])
+        .run(["run", "--rm", "busybox", "sh", "-c", &nc_get(at(HOST_ADDR, 8080))])
         .ok();
     assert!(
         r.stdout.contains(rootfs_fixtures::INDEX_HTML),
         "second container: {r:#?}"
     );
     // hairpin: web reaches its own published port through the host's address
-    let r = sb
-        .run(["exec", "web", "sh", "-c", &nc_get(at(HOST_ADDR, 8080))])
-        .ok();
-    assert!(
-        r.stdout.contains(rootfs_fixtures::INDEX_HTML),
-        "hairpin: {r:#?}"
-    );
+    let r = sb.run(["exec", "web", "sh", "-c", &nc_get(at(HOST_ADDR, 8080))]).ok();
+    assert!(r.stdout.contains(rootfs_fixtures::INDEX_HTML), "hairpin: {r:#?}");
 }
 
 #[test]
@@ -212,19 +187,7 @@ fn a_neighbour_sending_to_127_0_0_1_does_not_reach_a_loopback_publish() {
             "100",
         ],
     );
-    ip_in(
-        o,
-        &[
-            "rule",
-            "add",
-            "pref",
-            "50",
-            "to",
-            "127.0.0.1/32",
-            "lookup",
-            "100",
-        ],
-    );
+    ip_in(o, &["rule", "add", "pref", "50", "to", "127.0.0.1/32", "lookup", "100"]);
     let out = sb
         .outside_cmd("sysctl")
         .args(["-w", &format!("net.ipv4.conf.{WAN}.route_localnet=1")])
@@ -250,9 +213,7 @@ fn a_neighbour_sending_to_127_0_0_1_does_not_reach_a_loopback_publish() {
         .to_string();
     let out = sb
         .host_cmd("nft")
-        .args([
-            "delete", "rule", "ip", "minirun", "guard", "handle", &handle,
-        ])
+        .args(["delete", "rule", "ip", "minirun", "guard", "handle", &handle])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -327,9 +288,7 @@ fn refused_before_start(sb: &Sandbox, publish: &str, port: &str) {
     let dirs = sb.container_dirs();
     let names = sb.names();
     let before = sb.leftovers();
-    let r = sb.run([
-        "run", "-d", "--name", "late", "-p", publish, "busybox", "sleep", "60",
-    ]);
+    let r = sb.run(["run", "-d", "--name", "late", "-p", publish, "busybox", "sleep", "60"]);
     r.fails_with(port);
     assert_eq!(sb.container_dirs(), dirs, "-p {publish} left a container");
     assert_eq!(sb.names(), names, "-p {publish} left a name");
@@ -385,27 +344,15 @@ fn rm_f_unpublishes_exactly_that_container() {
     let (web_ip, other_ip) = (sb.ip_of("web"), sb.ip_of("other"));
     sb.http_get_ok(&Ns::Outside, at(HOST_ADDR, 8080))
         .expect("web before rm");
-    assert_eq!(
-        elements_of(&sb, web_ip).len(),
-        3,
-        "{:#?}",
-        sb.published_elements()
-    );
+    assert_eq!(elements_of(&sb, web_ip).len(), 3, "{:#?}", sb.published_elements());
 
     sb.run(["rm", "-f", "web"]).ok();
     assert_eq!(elements_of(&sb, web_ip), Vec::<String>::new());
-    assert_eq!(
-        elements_of(&sb, other_ip).len(),
-        1,
-        "{:#?}",
-        sb.published_elements()
-    );
+    assert_eq!(elements_of(&sb, other_ip).len(), 1, "{:#?}", sb.published_elements());
     tcp_refused(&sb, &Ns::Outside, at(HOST_ADDR, 8080));
     tcp_refused(&sb, &Ns::Host, at(Ipv4Addr::LOCALHOST, 8080));
     tcp_refused(&sb, &Ns::Host, at(Ipv4Addr::LOCALHOST, 8081));
-    assert!(sb
-        .udp_request(&Ns::Outside, at(HOST_ADDR, 5353), b"x")
-        .is_err());
+    assert!(sb.udp_request(&Ns::Outside, at(HOST_ADDR, 5353), b"x").is_err());
     sb.http_get_ok(&Ns::Outside, at(HOST_ADDR, 8090))
         .expect("other after rm -f web");
 
@@ -427,10 +374,7 @@ fn web_with_killed_monitor(sb: &Sandbox) -> (String, i32) {
     while std::path::Path::new(&format!("/proc/{monitor}/cmdline")).exists()
         && std::fs::read(format!("/proc/{monitor}/cmdline")).is_ok_and(|c| !c.is_empty())
     {
-        assert!(
-            start.elapsed() < 5 * SECOND,
-            "monitor {monitor} does not die"
-        );
+        assert!(start.elapsed() < 5 * SECOND, "monitor {monitor} does not die");
         std::thread::sleep(Duration::from_millis(20));
     }
     (id, pid)
@@ -458,10 +402,7 @@ fn killed_monitor_and_container_then_gc_leaves_nothing() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let start = Instant::now();
     while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
-        assert!(
-            start.elapsed() < 5 * SECOND,
-            "container process {pid} does not die"
-        );
+        assert!(start.elapsed() < 5 * SECOND, "container process {pid} does not die");
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
@@ -488,11 +429,7 @@ fn malformed_specs_are_refused_quoting_the_spec() {
     ] {
         let r = sb.run(["run", "--rm", "-p", spec, "busybox", "true"]);
         r.fails_with(&format!("\"{spec}\""));
-        assert!(
-            sb.container_dirs().is_empty(),
-            "{spec}: {:?}",
-            sb.container_dirs()
-        );
+        assert!(sb.container_dirs().is_empty(), "{spec}: {:?}", sb.container_dirs());
         assert!(sb.names().is_empty(), "{spec}: {:?}", sb.names());
         assert!(sb.leftovers().is_empty(), "{spec}: {:#?}", sb.leftovers());
         // nothing at all: not even the default network's bridge or minirun's table
@@ -500,9 +437,6 @@ fn malformed_specs_are_refused_quoting_the_spec() {
             !sb.host_links().iter().any(|l| l == "minirun0"),
             "{spec}: created the bridge"
         );
-        assert!(
-            sb.nft_table().is_none(),
-            "{spec}: created the nftables table"
-        );
+        assert!(sb.nft_table().is_none(), "{spec}: created the nftables table");
     }
 }

@@ -31,8 +31,7 @@ struct FakeUpstream {
 impl FakeUpstream {
     fn start(sb: &Sandbox) -> FakeUpstream {
         let sock: UdpSocket = sb.udp_bind(&Ns::Outside, SocketAddrV4::new(OUT_ADDR, 53));
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (stop2, seen2) = (stop.clone(), seen.clone());
@@ -129,12 +128,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_address() {
     let upstream = FakeUpstream::start(&sb);
     sb.run(["network", "create", "--subnet", "10.123.0.0/24", "appnet"])
         .ok();
-    let db_id = run_d(
-        &sb,
-        "appnet",
-        "db",
-        &["httpd", "-f", "-p", "80", "-h", "/var/www"],
-    );
+    let db_id = run_d(&sb, "appnet", "db", &["httpd", "-f", "-p", "80", "-h", "/var/www"]);
     let db_ip = sb.ip_of("db");
     assert_eq!(
         db_ip.octets()[..3],
@@ -208,19 +202,14 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_address() {
         ])
         .ok();
     assert!(
-        r.stdout.contains("nameserver 127.0.0.11")
-            && r.stdout.contains(&format!("64 bytes from {db_ip}")),
+        r.stdout.contains("nameserver 127.0.0.11") && r.stdout.contains(&format!("64 bytes from {db_ip}")),
         "{r:#?}"
     );
 
     // inspect lists the member with its address.
     let v = network_json(&sb, "appnet");
     assert_eq!(v["Containers"][&db_id]["Name"], "db", "{v:#}");
-    assert_eq!(
-        v["Containers"][&db_id]["IPv4Address"],
-        format!("{db_ip}/24"),
-        "{v:#}"
-    );
+    assert_eq!(v["Containers"][&db_id]["IPv4Address"], format!("{db_ip}/24"), "{v:#}");
     sb.run(["rm", "-f", "db"]).ok();
     sb.run(["network", "rm", "appnet"]).ok();
     sb.assert_net_clean("after rm -f and network rm");
@@ -262,10 +251,7 @@ fn a_later_container_resolves_and_is_resolved_and_names_go_when_it_stops() {
     );
     assert_eq!(nslookup(&sb, "late", "first"), vec![first_ip]);
     let r = sh(&sb, "first", "ping -c1 -W2 late");
-    assert!(
-        r.stdout.contains(&format!("64 bytes from {late_ip}")),
-        "{r:#?}"
-    );
+    assert!(r.stdout.contains(&format!("64 bytes from {late_ip}")), "{r:#?}");
 
     sb.run(["stop", "-t", "1", "late"]).ok();
     assert!(
@@ -277,10 +263,7 @@ fn a_later_container_resolves_and_is_resolved_and_names_go_when_it_stops() {
         "a stopped container's alias still resolves"
     );
     let r = sh(&sb, "first", "ping -c1 -W1 late");
-    assert_ne!(
-        r.code, 0,
-        "ping of a stopped container's name worked: {r:#?}"
-    );
+    assert_ne!(r.code, 0, "ping of a stopped container's name worked: {r:#?}");
     assert!(
         r.stderr.contains("bad address") || r.stdout.contains("bad address"),
         "{r:#?}"
@@ -299,12 +282,7 @@ fn networks_are_isolated_from_each_other_and_from_the_default_bridge() {
     let _upstream = FakeUpstream::start(&sb);
     sb.run(["network", "create", "appnet"]).ok();
     sb.run(["network", "create", "othernet"]).ok();
-    run_d(
-        &sb,
-        "appnet",
-        "db",
-        &["httpd", "-f", "-p", "80", "-h", "/var/www"],
-    );
+    run_d(&sb, "appnet", "db", &["httpd", "-f", "-p", "80", "-h", "/var/www"]);
     let db_ip = sb.ip_of("db");
     let probe = format!(
         "for i in 1 2 3; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {db_ip} 80 > /tmp/o; grep -q minirun /tmp/o && echo REACHED && break; sleep 0.3; done; \
@@ -312,9 +290,7 @@ fn networks_are_isolated_from_each_other_and_from_the_default_bridge() {
     );
     // Positive control: a peer on the same network gets through.
     let r = sb
-        .run([
-            "run", "--rm", "--net", "appnet", "busybox", "sh", "-c", &probe,
-        ])
+        .run(["run", "--rm", "--net", "appnet", "busybox", "sh", "-c", &probe])
         .ok();
     assert!(
         r.stdout.contains("REACHED") && r.stdout.contains("PINGED"),
@@ -360,8 +336,7 @@ fn networks_are_isolated_from_each_other_and_from_the_default_bridge() {
     for a in &bridges {
         for b in bridges.iter().filter(|b| *b != a) {
             assert!(
-                isolate.contains(&format!("[\"{a}\",\"{b}\"]"))
-                    || isolate.contains(&format!("\"{a}\",\"{b}\"")),
+                isolate.contains(&format!("[\"{a}\",\"{b}\"]")) || isolate.contains(&format!("\"{a}\",\"{b}\"")),
                 "no ({a} . {b}) in {isolate}"
             );
         }
@@ -376,15 +351,10 @@ fn icc_false_blocks_peers_but_not_egress_or_published_ports() {
     let _upstream = FakeUpstream::start(&sb);
     sb.run(["network", "create", "--icc=false", "quiet"]).ok();
     assert_eq!(network_json(&sb, "quiet")["ICC"], false);
-    run_d(
-        &sb,
-        "quiet",
-        "q1",
-        &["httpd", "-f", "-p", "80", "-h", "/var/www"],
-    );
+    run_d(&sb, "quiet", "q1", &["httpd", "-f", "-p", "80", "-h", "/var/www"]);
     sb.run([
-        "run", "-d", "--net", "quiet", "--name", "q2", "-p", "8081:80", "busybox", "httpd", "-f",
-        "-p", "80", "-h", "/var/www",
+        "run", "-d", "--net", "quiet", "--name", "q2", "-p", "8081:80", "busybox", "httpd", "-f", "-p", "80", "-h",
+        "/var/www",
     ])
     .ok();
     let q1_ip = sb.ip_of("q1");
@@ -412,14 +382,8 @@ fn icc_false_blocks_peers_but_not_egress_or_published_ports() {
         "--icc=false let peers talk: {r:#?}"
     );
     assert!(r.stdout.contains("ok"), "egress blocked: {r:#?}");
-    let (peer, got) = server
-        .join()
-        .unwrap()
-        .expect("the outside saw no connection");
-    assert_eq!(
-        (peer.ip(), got.as_str()),
-        (std::net::IpAddr::V4(HOST_ADDR), "hi\n")
-    );
+    let (peer, got) = server.join().unwrap().expect("the outside saw no connection");
+    assert_eq!((peer.ip(), got.as_str()), (std::net::IpAddr::V4(HOST_ADDR), "hi\n"));
     // Names still resolve (DNS is local to each container), only traffic is blocked.
     assert_eq!(nslookup(&sb, "q2", "q1"), vec![q1_ip]);
     sb.run(["rm", "-f", "q1", "q2"]).ok();
@@ -431,8 +395,7 @@ fn network_rm_is_refused_while_in_use_then_removes_bridge_and_elements() {
     let sb = Sandbox::new();
     sb.run(["network", "create", "--subnet", "10.124.0.0/24", "appnet"])
         .ok();
-    sb.run(["network", "create", "--subnet", "10.125.0.0/24", "keep"])
-        .ok();
+    sb.run(["network", "create", "--subnet", "10.125.0.0/24", "keep"]).ok();
     sb.run([
         "run", "-d", "--net", "appnet", "--name", "user1", "busybox", "sleep", "300",
     ])
@@ -441,16 +404,11 @@ fn network_rm_is_refused_while_in_use_then_removes_bridge_and_elements() {
         "run", "-d", "--net", "keep", "--name", "keeper", "busybox", "sleep", "300",
     ])
     .ok();
-    let bridge = network_json(&sb, "appnet")["Bridge"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = network_json(&sb, "appnet")["Bridge"].as_str().unwrap().to_string();
     assert!(sb.host_links().contains(&bridge));
     sb.run(["network", "rm", "appnet"]).fails_with("user1");
-    sb.run(["network", "rm", "bridge"])
-        .fails_with("default network");
-    sb.run(["network", "rm", "nosuch"])
-        .fails_with("\"nosuch\" not found");
+    sb.run(["network", "rm", "bridge"]).fails_with("default network");
+    sb.run(["network", "rm", "nosuch"]).fails_with("\"nosuch\" not found");
     sb.run(["rm", "-f", "user1"]).ok();
     sb.run(["network", "rm", "appnet"]).ok();
     assert!(
@@ -463,10 +421,7 @@ fn network_rm_is_refused_while_in_use_then_removes_bridge_and_elements() {
         !table.contains(&format!("\"{bridge}\"")),
         "{bridge} still in the firewall: {table}"
     );
-    assert!(
-        !table.contains("10.124.0.0"),
-        "subnet still in the firewall: {table}"
-    );
+    assert!(!table.contains("10.124.0.0"), "subnet still in the firewall: {table}");
     assert!(
         table.contains("10.125.0.0"),
         "the other network's subnet went too: {table}"
@@ -497,28 +452,21 @@ fn network_rm_is_refused_while_in_use_then_removes_bridge_and_elements() {
 #[test]
 fn bad_network_input_is_refused_naming_the_value_and_creates_nothing() {
     let sb = Sandbox::new();
-    sb.run(["network", "create", "--subnet", "10.126.0.0/24", "good"])
-        .ok();
+    sb.run(["network", "create", "--subnet", "10.126.0.0/24", "good"]).ok();
     let before = sb.run(["network", "ls"]).ok().stdout;
     let links_before = sb.host_links();
     for (args, needle) in [
         (vec!["--subnet", "10.127.0.0/33", "n1"], "10.127.0.0/33"),
         (vec!["--subnet", "10.127.0.5/24", "n1"], "10.127.0.5/24"),
         (vec!["--subnet", "nonsense", "n1"], "nonsense"),
-        (
-            vec!["--subnet", "10.126.0.128/25", "n1"],
-            "overlaps network \"good\"",
-        ),
+        (vec!["--subnet", "10.126.0.128/25", "n1"], "overlaps network \"good\""),
         // the sandbox host's uplink route
         (vec!["--subnet", "198.18.0.0/16", "n1"], "198.18.0.0/24"),
         (
             vec!["--subnet", "10.128.0.0/24", "--gateway", "10.129.0.1", "n1"],
             "10.129.0.1",
         ),
-        (
-            vec!["--subnet", "10.128.0.0/24", "--gateway", "bogus", "n1"],
-            "bogus",
-        ),
+        (vec!["--subnet", "10.128.0.0/24", "--gateway", "bogus", "n1"], "bogus"),
         (vec!["good"], "already exists"),
         (vec!["host"], "\"host\" is reserved"),
         (vec!["bad/name"], "bad/name"),
@@ -542,10 +490,8 @@ fn bad_network_input_is_refused_naming_the_value_and_creates_nothing() {
         "true",
     ])
     .fails_with("\"a.b\"");
-    sb.run([
-        "run", "-d", "--net", "nosuch", "--name", "x", "busybox", "true",
-    ])
-    .fails_with("\"nosuch\"");
+    sb.run(["run", "-d", "--net", "nosuch", "--name", "x", "busybox", "true"])
+        .fails_with("\"nosuch\"");
     assert_eq!(sb.run(["network", "ls"]).ok().stdout, before);
     assert_eq!(sb.host_links(), links_before);
     assert!(sb.container_dirs().is_empty(), "{:?}", sb.container_dirs());
@@ -572,17 +518,11 @@ fn concurrent_creates_get_distinct_subnets_and_bridges() {
     let default = network_json(&sb, "bridge");
     subnets.insert(default["Subnet"].as_str().unwrap().to_string());
     bridges.insert(default["Bridge"].as_str().unwrap().to_string());
-    assert_eq!(
-        (subnets.len(), bridges.len()),
-        (9, 9),
-        "{subnets:?} {bridges:?}"
-    );
+    assert_eq!((subnets.len(), bridges.len()), (9, 9), "{subnets:?} {bridges:?}");
     // No two overlap (all are /24 here, so distinct means disjoint).
     assert!(subnets.iter().all(|s| s.ends_with("/24")), "{subnets:?}");
     let start = Instant::now();
-    let pending: Vec<_> = (0..8)
-        .map(|i| sb.spawn(["network", "rm", &format!("n{i}")]))
-        .collect();
+    let pending: Vec<_> = (0..8).map(|i| sb.spawn(["network", "rm", &format!("n{i}")])).collect();
     for p in pending {
         p.wait().ok();
     }

@@ -142,10 +142,7 @@ pub fn valid_container_id(id: &str) -> bool {
 
 /// The record attach keeps for a container, if any.
 pub fn load_attachment(runtime_root: &Path, container_id: &str) -> Result<Option<Attachment>> {
-    read_json(
-        &record_path(runtime_root, container_id),
-        "attachment record",
-    )
+    read_json(&record_path(runtime_root, container_id), "attachment record")
 }
 
 /// Every attachment record under `runtime_root`.
@@ -186,10 +183,7 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
     if !req.ports.is_empty() && !matches!(req.mode, NetMode::Bridge(_)) {
         return Err(ctr_err(
             id,
-            format!(
-                "published ports need bridge networking, not --network {}",
-                req.mode
-            ),
+            format!("published ports need bridge networking, not --network {}", req.mode),
         ));
     }
     if req.mode != NetMode::Host && record_path(&req.runtime_root, id).exists() {
@@ -214,30 +208,19 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
             if !netns::is_netns(p) {
                 return Err(ctr_err(
                     id,
-                    format!(
-                        "container:{other}: {} is not a network namespace",
-                        p.display()
-                    ),
+                    format!("container:{other}: {} is not a network namespace", p.display()),
                 ));
             }
             att.netns_path = Some(p.clone());
             att.netns_owned = false;
-            write_json(
-                &record_path(&req.runtime_root, id),
-                &att,
-                "attachment record",
-            )?;
+            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
             Ok(att)
         }
         NetMode::None => {
             let p = netns_path(&req.runtime_root, id);
             att.netns_path = Some(p.clone());
             att.netns_owned = true;
-            write_json(
-                &record_path(&req.runtime_root, id),
-                &att,
-                "attachment record",
-            )?;
+            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
             if let Err(e) = netns::create_netns(&p) {
                 let _ = detach(&att);
                 return Err(e);
@@ -248,11 +231,7 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
     }
 }
 
-fn attach_bridge(
-    req: &AttachRequest,
-    network_name: &str,
-    live: &dyn Liveness,
-) -> Result<Attachment> {
+fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -> Result<Attachment> {
     let id = req.container_id.as_str();
     let net: NetworkConfig = network::get_network(&req.data_root, network_name)?;
     let fw = Firewall::open()?;
@@ -307,9 +286,7 @@ fn attach_bridge(
             };
             match link::connect_container(&cfg) {
                 Ok(_) => break,
-                Err(e @ Error::Netlink { .. })
-                    if attempt < 3 && e.errno() == Some(libc::EEXIST) =>
-                {
+                Err(e @ Error::Netlink { .. }) if attempt < 3 && e.errno() == Some(libc::EEXIST) => {
                     // Name clash with a concurrent run: new random suffix.
                     att.veth_host = Some(link::veth_name(id));
                     write_json(&record, &att, "attachment record")?;
@@ -333,15 +310,13 @@ fn attach_bridge(
                     break;
                 }
                 Err(e @ Error::Nftables { .. }) if e.errno() == Some(libc::EEXIST) => {
-                    let flexible = req.ports.iter().any(|p| !matches!(p.host_ports, HostPorts::Range { start, end } if start == end));
+                    let flexible = req
+                        .ports
+                        .iter()
+                        .any(|p| !matches!(p.host_ports, HostPorts::Range { start, end } if start == end));
                     if attempt >= 3 || !flexible {
                         return Err(Error::PortUnavailable {
-                            spec: req
-                                .ports
-                                .iter()
-                                .map(|p| p.spec.clone())
-                                .collect::<Vec<_>>()
-                                .join(", "),
+                            spec: req.ports.iter().map(|p| p.spec.clone()).collect::<Vec<_>>().join(", "),
                             reason: "host port was published by another container meanwhile".into(),
                         });
                     }
@@ -388,11 +363,7 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
     let mut first: Option<Error> = None;
     let mut keep = |r: Result<()>| {
         if let Err(e) = r {
-            tracing::warn!(
-                container = att.container_id.as_str(),
-                "detach: {}",
-                chain(&e)
-            );
+            tracing::warn!(container = att.container_id.as_str(), "detach: {}", chain(&e));
             if first.is_none() {
                 first = Some(e);
             }
@@ -423,11 +394,7 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
     }
     if att.mode != NetMode::Host {
         keep(
-            remove_file_if_exists(
-                &record_path(&att.runtime_root, &att.container_id),
-                "attachment record",
-            )
-            .map(|_| ()),
+            remove_file_if_exists(&record_path(&att.runtime_root, &att.container_id), "attachment record").map(|_| ()),
         );
     }
     match first {
@@ -521,9 +488,7 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
         };
         match detach(&a) {
             Ok(()) => rep.detached.push(a.container_id.clone()),
-            Err(e) => rep
-                .errors
-                .push(format!("container {}: {}", a.container_id, chain(&e))),
+            Err(e) => rep.errors.push(format!("container {}: {}", a.container_id, chain(&e))),
         }
     }
     // netns files of no container in use (and that no kept record uses).
@@ -531,11 +496,7 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
         for ent in rd.flatten() {
             let id = ent.file_name().to_string_lossy().into_owned();
             let path = ent.path();
-            if in_use(&id)
-                || kept
-                    .iter()
-                    .any(|a| a.netns_path.as_deref() == Some(path.as_path()))
-            {
+            if in_use(&id) || kept.iter().any(|a| a.netns_path.as_deref() == Some(path.as_path())) {
                 continue;
             }
             match netns::remove_netns(&path) {
@@ -560,9 +521,7 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
             Ok(all) => {
                 let mut tx = Transaction::new();
                 for (m, ip) in all {
-                    let owned = kept
-                        .iter()
-                        .any(|a| a.ip == Some(ip) && a.ports.contains(&m));
+                    let owned = kept.iter().any(|a| a.ip == Some(ip) && a.ports.contains(&m));
                     if !owned {
                         tx.del_published(&m);
                         rep.published_removed.push((m, ip));
@@ -591,11 +550,7 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
                     let ours = l.name.starts_with(link::VETH_PREFIX)
                         && l.kind.as_deref() == Some("veth")
                         && l.master.is_some_and(|m| bridges.contains(&m));
-                    if ours
-                        && !kept
-                            .iter()
-                            .any(|a| a.veth_host.as_deref() == Some(l.name.as_str()))
-                    {
+                    if ours && !kept.iter().any(|a| a.veth_host.as_deref() == Some(l.name.as_str())) {
                         match link::delete_link(&l.name) {
                             Ok(_) => rep.veths_deleted.push(l.name.clone()),
                             Err(e) => rep.errors.push(chain(&e)),
@@ -612,20 +567,14 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
 /// Removes a user network entirely: refuses while a container whose network is in use
 /// ([`crate::in_use`], from the records under `runtime_root`) holds a lease in it; deletes
 /// its firewall elements (one transaction), its bridge, its leases and its definition.
-pub fn remove_network(
-    runtime_root: &Path,
-    data_root: &Path,
-    name: &str,
-    live: &dyn Liveness,
-) -> Result<()> {
+pub fn remove_network(runtime_root: &Path, data_root: &Path, name: &str, live: &dyn Liveness) -> Result<()> {
     if name == crate::mode::DEFAULT_NETWORK {
         return Err(Error::Network {
             network: name.into(),
             reason: "the default network cannot be removed".into(),
         });
     }
-    let net = network::load_network(data_root, name)?
-        .ok_or_else(|| Error::NetworkNotFound(name.into()))?;
+    let net = network::load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))?;
     // Read before the lease lock: under it only `live` is asked.
     let records = list_attachments(runtime_root)?;
     {

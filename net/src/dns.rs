@@ -71,9 +71,7 @@ impl Directory {
             .ok()?
             .into_iter()
             .filter(|a| a.network.as_deref() == Some(self.network.as_str()))
-            .find(|a| {
-                a.container_id == name || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(&name))
-            })
+            .find(|a| a.container_id == name || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(&name)))
             .and_then(|a| a.ip)
     }
 }
@@ -132,10 +130,7 @@ fn failure(query: &[u8]) -> Answer {
     *reply.rcode_mut() = RCODE::ServerFailure;
     reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
     reply.questions = q.questions.clone();
-    reply
-        .build_bytes_vec()
-        .map(Answer::Reply)
-        .unwrap_or(Answer::Drop)
+    reply.build_bytes_vec().map(Answer::Reply).unwrap_or(Answer::Drop)
 }
 
 /// The nameservers of the host's `/etc/resolv.conf` (of the caller's mount namespace),
@@ -188,8 +183,7 @@ fn read_framed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 fn write_framed(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
-    let len =
-        u16::try_from(msg.len()).map_err(|_| std::io::Error::other("DNS message too long"))?;
+    let len = u16::try_from(msg.len()).map_err(|_| std::io::Error::other("DNS message too long"))?;
     let mut out = Vec::with_capacity(msg.len() + 2);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(msg);
@@ -231,16 +225,12 @@ impl DnsServer {
         let addr = SocketAddr::from((DNS_IP, 53));
         let bind_err = |e: std::io::Error| Error::Network {
             network: dir.network.clone(),
-            reason: format!(
-                "cannot listen for DNS on {addr} in {}: {e}",
-                netns.display()
-            ),
+            reason: format!("cannot listen for DNS on {addr} in {}: {e}", netns.display()),
         };
-        let (udp, tcp) =
-            crate::netns::in_netns(netns, || -> std::io::Result<(UdpSocket, TcpListener)> {
-                Ok((UdpSocket::bind(addr)?, TcpListener::bind(addr)?))
-            })?
-            .map_err(bind_err)?;
+        let (udp, tcp) = crate::netns::in_netns(netns, || -> std::io::Result<(UdpSocket, TcpListener)> {
+            Ok((UdpSocket::bind(addr)?, TcpListener::bind(addr)?))
+        })?
+        .map_err(bind_err)?;
         Ok(DnsServer {
             udp,
             tcp,
@@ -272,8 +262,7 @@ impl DnsServer {
                     connections.fetch_sub(1, Ordering::SeqCst);
                     continue;
                 }
-                let (dir, upstreams, connections) =
-                    (dir.clone(), upstreams.clone(), connections.clone());
+                let (dir, upstreams, connections) = (dir.clone(), upstreams.clone(), connections.clone());
                 std::thread::spawn(move || {
                     serve_tcp(conn, &dir, &upstreams);
                     connections.fetch_sub(1, Ordering::SeqCst);
@@ -283,12 +272,7 @@ impl DnsServer {
     }
 }
 
-fn serve_udp(
-    sock: UdpSocket,
-    dir: &Directory,
-    upstreams: &Arc<[SocketAddr]>,
-    in_flight: &Arc<AtomicUsize>,
-) {
+fn serve_udp(sock: UdpSocket, dir: &Directory, upstreams: &Arc<[SocketAddr]>, in_flight: &Arc<AtomicUsize>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf) else {

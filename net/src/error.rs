@@ -16,9 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "invalid network mode {0:?}: expected host, none, bridge, container:<id> or a network name"
-    )]
+    #[error("invalid network mode {0:?}: expected host, none, bridge, container:<id> or a network name")]
     InvalidMode(String),
 
     #[error("invalid port spec {spec:?}: {reason}")]
@@ -49,10 +47,7 @@ pub enum Error {
     InvalidSubnet(String),
 
     #[error("container {container_id}: {reason}")]
-    Container {
-        container_id: String,
-        reason: String,
-    },
+    Container { container_id: String, reason: String },
 
     #[error("interface {ifname}: {op}")]
     Netlink {
@@ -142,18 +137,12 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(
-        what: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }
 
-    pub(crate) fn nl(
-        ifname: impl Into<String>,
-        op: &'static str,
-    ) -> impl FnOnce(rtnetlink::Error) -> Error {
+    pub(crate) fn nl(ifname: impl Into<String>, op: &'static str) -> impl FnOnce(rtnetlink::Error) -> Error {
         let ifname = ifname.into();
         move |source| Error::Netlink { ifname, op, source }
     }

@@ -68,10 +68,7 @@ pub fn resolv_conf(host: &str, systemd_upstream: Option<&str>) -> String {
         }
     }
     if servers.is_empty() {
-        servers = DEFAULT_NAMESERVERS
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        servers = DEFAULT_NAMESERVERS.iter().map(|s| s.parse().unwrap()).collect();
     }
     let mut out = search_and_options(host);
     for s in servers {
@@ -108,12 +105,7 @@ pub fn resolv_conf_from_host() -> String {
 
 /// /etc/hosts: the localhost lines, then `<ip>\t<hostname> [<name>]` when the container has
 /// an address, then `extra` entries (`--add-host`).
-pub fn hosts(
-    ip: Option<Ipv4Addr>,
-    hostname: &str,
-    name: Option<&str>,
-    extra: &[(String, IpAddr)],
-) -> String {
+pub fn hosts(ip: Option<Ipv4Addr>, hostname: &str, name: Option<&str>, extra: &[(String, IpAddr)]) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -162,7 +154,10 @@ mod tests {
         let host = "# stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.org\n";
         let up = "nameserver 192.0.2.53\nnameserver 2001:db8::53\nnameserver 198.51.100.1\n";
         let r = resolv_conf(host, Some(up));
-        assert_eq!(r, "options edns0 trust-ad\nsearch example.org\nnameserver 192.0.2.53\nnameserver 198.51.100.1\n");
+        assert_eq!(
+            r,
+            "options edns0 trust-ad\nsearch example.org\nnameserver 192.0.2.53\nnameserver 198.51.100.1\n"
+        );
     }
 
     #[test]
@@ -178,10 +173,7 @@ mod tests {
 
     #[test]
     fn resolv_keeps_real_servers() {
-        let r = resolv_conf(
-            "domain lan\nnameserver 192.168.1.1\n",
-            Some("nameserver 192.0.2.1\n"),
-        );
+        let r = resolv_conf("domain lan\nnameserver 192.168.1.1\n", Some("nameserver 192.0.2.1\n"));
         assert_eq!(r, "domain lan\nnameserver 192.168.1.1\n");
         // Mixed: loopback dropped, real kept, upstream appended.
         let r = resolv_conf(
@@ -207,12 +199,7 @@ mod tests {
 
     #[test]
     fn hosts_file() {
-        let h = hosts(
-            Some(Ipv4Addr::new(10, 89, 0, 2)),
-            "abc123",
-            Some("web"),
-            &[],
-        );
+        let h = hosts(Some(Ipv4Addr::new(10, 89, 0, 2)), "abc123", Some("web"), &[]);
         assert!(h.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         assert!(h.ends_with("10.89.0.2\tabc123 web\n"), "{h}");
         let h = hosts(

@@ -153,14 +153,7 @@ fn pub_elem(m: &PortMapping, ip: Ipv4Addr) -> (&'static str, Elem) {
         Some(h) => {
             let mut key = h.octets().to_vec();
             key.extend_from_slice(&proto_port(m.proto, m.host_port));
-            (
-                MAP_PUB_ADDR,
-                Elem {
-                    key,
-                    data,
-                    flags: 0,
-                },
-            )
+            (MAP_PUB_ADDR, Elem { key, data, flags: 0 })
         }
     }
 }
@@ -355,11 +348,7 @@ impl Transaction {
         match index.and_then(|i| live.get(i)) {
             Some(o) => (
                 o.set.to_string(),
-                if o.add {
-                    "add elements"
-                } else {
-                    "delete elements"
-                },
+                if o.add { "add elements" } else { "delete elements" },
             ),
             None => ("*".to_string(), "commit"),
         }
@@ -536,10 +525,7 @@ impl Firewall {
     pub fn table_exists(&self) -> Result<bool> {
         let mut a = Attrs::new();
         a.put_str(NFTA_TABLE_NAME, TABLE);
-        match self
-            .sock()
-            .request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a)
-        {
+        match self.sock().request(nfnl::NFT_MSG_GETTABLE, nfnl::NFPROTO_IPV4, &a) {
             Ok(_) => Ok(true),
             Err(e) if e.errno == libc::ENOENT => Ok(false),
             Err(e) => Err(fw_err(format_args!("cannot query table ip {TABLE}"), e)),
@@ -560,9 +546,7 @@ impl Firewall {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| {
-                Error::firewall(format!("cannot run nft to write table ip {TABLE}: {e}"))
-            })?;
+            .map_err(|e| Error::firewall(format!("cannot run nft to write table ip {TABLE}: {e}")))?;
         child
             .stdin
             .take()
@@ -629,10 +613,7 @@ impl Firewall {
         let mut a = Attrs::new();
         a.put_str(NFTA_SET_ELEM_LIST_TABLE, TABLE)
             .put_str(NFTA_SET_ELEM_LIST_SET, set);
-        let replies = match self
-            .sock()
-            .dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a)
-        {
+        let replies = match self.sock().dump(nfnl::NFT_MSG_GETSETELEM, nfnl::NFPROTO_IPV4, &a) {
             Ok(r) => r,
             Err(e) if e.errno == libc::ENOENT => return Ok(Vec::new()),
             Err(e) => return Err(nft_err(set, "list elements", e)),
@@ -668,11 +649,7 @@ impl Firewall {
 
     /// Names in the `bridges` set.
     pub fn list_bridges(&self) -> Result<Vec<String>> {
-        Ok(self
-            .dump_set(SET_BRIDGES)?
-            .iter()
-            .map(|e| ifname_of(&e.key))
-            .collect())
+        Ok(self.dump_set(SET_BRIDGES)?.iter().map(|e| ifname_of(&e.key)).collect())
     }
 
     /// Pairs in the `isolate` set.
@@ -843,11 +820,7 @@ impl Firewall {
             let tx = self.unpublish_tx(ports, ip)?;
             match self.commit(&tx) {
                 // An element vanished between the dump and the commit (another detach).
-                Err(e @ Error::Nftables { .. })
-                    if attempt < 2 && e.errno() == Some(libc::ENOENT) =>
-                {
-                    continue
-                }
+                Err(e @ Error::Nftables { .. }) if attempt < 2 && e.errno() == Some(libc::ENOENT) => continue,
                 r => return r,
             }
         }
@@ -891,11 +864,7 @@ impl Firewall {
 fn publish_error(e: Error, ports: &[PortMapping]) -> Error {
     match e {
         e @ Error::Nftables { .. } if e.errno() == Some(libc::EEXIST) => Error::PortUnavailable {
-            spec: ports
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            spec: ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
             reason: "a host port is already published (by another container)".into(),
         },
         e => e,
@@ -925,10 +894,7 @@ fn decode_pub(e: &Elem, with_ip: bool) -> Option<(PortMapping, Ipv4Addr)> {
         if e.key.len() != 12 {
             return None;
         }
-        (
-            Some(Ipv4Addr::new(e.key[0], e.key[1], e.key[2], e.key[3])),
-            &e.key[4..],
-        )
+        (Some(Ipv4Addr::new(e.key[0], e.key[1], e.key[2], e.key[3])), &e.key[4..])
     } else {
         (None, &e.key[..])
     };

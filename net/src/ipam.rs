@@ -94,27 +94,17 @@ pub(crate) fn lock(data_root: &Path, network: &str) -> Result<FileLock> {
 
 /// [`leases`] for a caller that holds [`lock`].
 pub(crate) fn leases_locked(data_root: &Path, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
-    Ok(load(&leases_path(data_root, network))?
-        .leases
-        .into_iter()
-        .collect())
+    Ok(load(&leases_path(data_root, network))?.leases.into_iter().collect())
 }
 
 /// Current leases of `network`: (address, container id), by address.
 pub fn leases(data_root: &Path, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
     let _l = FileLock::exclusive(&lock_path(data_root, network))?;
-    Ok(load(&leases_path(data_root, network))?
-        .leases
-        .into_iter()
-        .collect())
+    Ok(load(&leases_path(data_root, network))?.leases.into_iter().collect())
 }
 
 /// Drops leases whose container `live` says is gone (asked under the lock); returns them.
-pub fn reclaim(
-    data_root: &Path,
-    network: &str,
-    live: &dyn Liveness,
-) -> Result<Vec<(Ipv4Addr, String)>> {
+pub fn reclaim(data_root: &Path, network: &str, live: &dyn Liveness) -> Result<Vec<(Ipv4Addr, String)>> {
     let path = leases_path(data_root, network);
     if !path.exists() {
         return Ok(Vec::new());
@@ -167,9 +157,7 @@ mod tests {
     fn no_lease_once_the_network_is_gone() {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.6.0/24");
-        assert!(
-            matches!(allocate(d.path(), &n, "a", &alive), Err(Error::NetworkNotFound(ref x)) if x == "t")
-        );
+        assert!(matches!(allocate(d.path(), &n, "a", &alive), Err(Error::NetworkNotFound(ref x)) if x == "t"));
         assert!(leases(d.path(), "t").unwrap().is_empty());
     }
 
@@ -177,27 +165,12 @@ mod tests {
     fn lowest_free_first_and_idempotent() {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.5.0/24");
-        assert_eq!(
-            alloc(d.path(), &n, "a", &alive).unwrap(),
-            Ipv4Addr::new(10, 89, 5, 2)
-        );
-        assert_eq!(
-            alloc(d.path(), &n, "b", &alive).unwrap(),
-            Ipv4Addr::new(10, 89, 5, 3)
-        );
-        assert_eq!(
-            alloc(d.path(), &n, "a", &alive).unwrap(),
-            Ipv4Addr::new(10, 89, 5, 2)
-        );
-        assert_eq!(
-            release(d.path(), "t", "a").unwrap(),
-            Some(Ipv4Addr::new(10, 89, 5, 2))
-        );
+        assert_eq!(alloc(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
+        assert_eq!(alloc(d.path(), &n, "b", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 3));
+        assert_eq!(alloc(d.path(), &n, "a", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
+        assert_eq!(release(d.path(), "t", "a").unwrap(), Some(Ipv4Addr::new(10, 89, 5, 2)));
         assert_eq!(release(d.path(), "t", "a").unwrap(), None);
-        assert_eq!(
-            alloc(d.path(), &n, "c", &alive).unwrap(),
-            Ipv4Addr::new(10, 89, 5, 2)
-        );
+        assert_eq!(alloc(d.path(), &n, "c", &alive).unwrap(), Ipv4Addr::new(10, 89, 5, 2));
         assert_eq!(leases(d.path(), "t").unwrap().len(), 2);
     }
 
@@ -209,12 +182,7 @@ mod tests {
         let got: Vec<_> = (0..5)
             .map(|i| alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap())
             .collect();
-        assert_eq!(
-            got,
-            (1..=5)
-                .map(|i| Ipv4Addr::new(10, 89, 5, i))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(got, (1..=5).map(|i| Ipv4Addr::new(10, 89, 5, i)).collect::<Vec<_>>());
         assert!(alloc(d.path(), &n, "c5", &alive).is_err());
     }
 
@@ -248,12 +216,7 @@ mod tests {
         let l = leases(d.path(), "t").unwrap();
         assert_eq!(l.len(), 4);
         assert!(!l.iter().any(|(_, id)| id == "c1" || id == "c3"));
-        assert_eq!(
-            reclaim(d.path(), "t", &|id: &str| id == "new")
-                .unwrap()
-                .len(),
-            3
-        );
+        assert_eq!(reclaim(d.path(), "t", &|id: &str| id == "new").unwrap().len(), 3);
         assert_eq!(
             leases(d.path(), "t").unwrap(),
             vec![(Ipv4Addr::new(10, 89, 7, 3), "new".to_string())]

@@ -6,13 +6,9 @@ use std::path::Path;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use rtnetlink::{
-    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
-};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{rtnl_errno, Error, Result};
 use crate::rt::{with_rtnl, with_rtnl_pair};
@@ -51,9 +47,7 @@ fn summarize(m: &LinkMessage) -> LinkSummary {
             LinkAttribute::IfName(n) => s.name = n.clone(),
             LinkAttribute::Mtu(v) => s.mtu = Some(*v),
             LinkAttribute::Controller(v) => s.master = Some(*v),
-            LinkAttribute::Address(v) if v.len() == 6 => {
-                s.mac = Some(v.as_slice().try_into().unwrap())
-            }
+            LinkAttribute::Address(v) if v.len() == 6 => s.mac = Some(v.as_slice().try_into().unwrap()),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -181,8 +175,7 @@ pub fn list_addresses() -> Result<Vec<(u32, Ipv4Addr, u8)>> {
         Ok(v.iter()
             .filter_map(|m| {
                 m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(IpAddr::V4(ip))
-                    | AddressAttribute::Address(IpAddr::V4(ip)) => {
+                    AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => {
                         Some((m.header.index, *ip, m.header.prefix_len))
                     }
                     _ => None,
@@ -291,16 +284,8 @@ pub(crate) async fn ensure_bridge_async(
 
 /// Sync wrapper of the bridge set-up, in the caller's network namespace, plus the host
 /// sysctls minirun needs (`ip_forward=1`, `route_localnet=1` on the bridge).
-pub fn ensure_bridge(
-    name: &str,
-    gateway: Ipv4Addr,
-    prefix_len: u8,
-    mtu: Option<u32>,
-) -> Result<BridgeState> {
-    let st =
-        with_rtnl(
-            |h| async move { ensure_bridge_async(&h, name, gateway, prefix_len, mtu).await },
-        )?;
+pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix_len: u8, mtu: Option<u32>) -> Result<BridgeState> {
+    let st = with_rtnl(|h| async move { ensure_bridge_async(&h, name, gateway, prefix_len, mtu).await })?;
     crate::sysctl::enable_route_localnet(name)?;
     crate::sysctl::enable_ip_forward()?;
     Ok(st)
@@ -324,12 +309,7 @@ pub fn veth_name(container_id: &str) -> String {
             .unwrap_or_default();
         r = ((t.subsec_nanos() ^ std::process::id()) as u16).to_le_bytes();
     }
-    format!(
-        "{VETH_PREFIX}{:08x}{:02x}{:02x}",
-        fnv1a32(container_id),
-        r[0],
-        r[1]
-    )
+    format!("{VETH_PREFIX}{:08x}{:02x}{:02x}", fnv1a32(container_id), r[0], r[1])
 }
 
 /// The 8-hex-digit part of [`veth_name`] for a container id.
@@ -354,10 +334,7 @@ pub fn mac_for_ip(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Everything needed to plug one container namespace into a bridge.
@@ -373,12 +350,7 @@ pub struct VethConfig<'a> {
 }
 
 /// Errors from [`connect_container`]: which step, and whether the veth exists now.
-async fn create_veth(
-    h: &Handle,
-    c: &VethConfig<'_>,
-    bridge: &BridgeState,
-    netns_fd: i32,
-) -> Result<u32> {
+async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns_fd: i32) -> Result<u32> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(CONTAINER_IFNAME.to_string())
         .mtu(bridge.mtu)
@@ -397,12 +369,10 @@ async fn create_veth(
         .execute()
         .await
         .map_err(Error::nl(c.host_ifname, "create veth pair"))?;
-    let l = get_link(h, c.host_ifname)
-        .await?
-        .ok_or_else(|| Error::Link {
-            ifname: c.host_ifname.into(),
-            reason: "vanished right after creation".into(),
-        })?;
+    let l = get_link(h, c.host_ifname).await?.ok_or_else(|| Error::Link {
+        ifname: c.host_ifname.into(),
+        reason: "vanished right after creation".into(),
+    })?;
     Ok(l.index)
 }
 
@@ -427,12 +397,10 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                 .execute()
                 .await
                 .map_err(Error::nl(c.host_ifname, "set hairpin"))?;
-            let eth0 = get_link(&ns, CONTAINER_IFNAME)
-                .await?
-                .ok_or_else(|| Error::Link {
-                    ifname: CONTAINER_IFNAME.into(),
-                    reason: format!("missing in {}", c.netns.display()),
-                })?;
+            let eth0 = get_link(&ns, CONTAINER_IFNAME).await?.ok_or_else(|| Error::Link {
+                ifname: CONTAINER_IFNAME.into(),
+                reason: format!("missing in {}", c.netns.display()),
+            })?;
             ns.link()
                 .change(LinkUnspec::new_with_index(eth0.index).up().build())
                 .execute()
@@ -477,9 +445,7 @@ pub fn delete_link(name: &str) -> Result<bool> {
         };
         match h.link().del(l.index).execute().await {
             Ok(()) => Ok(true),
-            Err(e) if matches!(rtnl_errno(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => {
-                Ok(false)
-            }
+            Err(e) if matches!(rtnl_errno(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(false),
             Err(e) => Err(Error::nl(name, "delete link")(e)),
         }
     })

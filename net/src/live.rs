@@ -35,11 +35,7 @@ impl<F: Fn(&str) -> bool + ?Sized> Liveness for F {
 
 /// Whether live containers other than `owner` joined the network namespace `owner`
 /// created, among `records`.
-pub(crate) fn joined_by_live(
-    owner: &Attachment,
-    records: &[Attachment],
-    live: &dyn Liveness,
-) -> bool {
+pub(crate) fn joined_by_live(owner: &Attachment, records: &[Attachment], live: &dyn Liveness) -> bool {
     owner.netns_owned
         && owner.netns_path.is_some()
         && records.iter().any(|j| {
@@ -65,36 +61,21 @@ pub fn in_use_among(container_id: &str, records: &[Attachment], live: &dyn Liven
 /// [`in_use_among`] against the records under `runtime_root` (read only when the
 /// container itself is not alive). Unreadable records count as none.
 pub fn in_use(runtime_root: &Path, container_id: &str, live: &dyn Liveness) -> bool {
-    live.is_alive(container_id)
-        || in_use_among(
-            container_id,
-            &list_attachments(runtime_root).unwrap_or_default(),
-            live,
-        )
+    live.is_alive(container_id) || in_use_among(container_id, &list_attachments(runtime_root).unwrap_or_default(), live)
 }
 
 /// The records on `network` whose container's network is in use ([`in_use_among`]),
 /// sorted by container id: the members `network ls/inspect/rm` show. Reads the records
 /// once.
 pub fn members(runtime_root: &Path, network: &str, live: &dyn Liveness) -> Result<Vec<Attachment>> {
-    Ok(members_among(
-        network,
-        &list_attachments(runtime_root)?,
-        live,
-    ))
+    Ok(members_among(network, &list_attachments(runtime_root)?, live))
 }
 
 /// [`members`] among records already read (one read for every network of a command).
-pub fn members_among(
-    network: &str,
-    records: &[Attachment],
-    live: &dyn Liveness,
-) -> Vec<Attachment> {
+pub fn members_among(network: &str, records: &[Attachment], live: &dyn Liveness) -> Vec<Attachment> {
     let mut out: Vec<Attachment> = records
         .iter()
-        .filter(|a| {
-            a.network.as_deref() == Some(network) && in_use_among(&a.container_id, records, live)
-        })
+        .filter(|a| a.network.as_deref() == Some(network) && in_use_among(&a.container_id, records, live))
         .cloned()
         .collect();
     out.sort_by(|a, b| a.container_id.cmp(&b.container_id));
@@ -105,9 +86,7 @@ pub fn members_among(
 /// check (small file reads, no netlink) before deciding to run [`crate::gc`].
 pub fn needs_gc(runtime_root: &Path, live: &dyn Liveness) -> bool {
     let records = list_attachments(runtime_root).unwrap_or_default();
-    records
-        .iter()
-        .any(|a| !in_use_among(&a.container_id, &records, live))
+    records.iter().any(|a| !in_use_among(&a.container_id, &records, live))
 }
 
 #[cfg(test)]
@@ -162,11 +141,10 @@ mod tests {
         rs.push(rec("j2", "/ns/owner", false, None));
         assert!(!in_use_among("joiner", &rs, &|id: &str| id == "j2"));
 
-        let m: Vec<String> =
-            members_among("n1", &records, &|id: &str| id == "joiner" || id == "other")
-                .into_iter()
-                .map(|a| a.container_id)
-                .collect();
+        let m: Vec<String> = members_among("n1", &records, &|id: &str| id == "joiner" || id == "other")
+            .into_iter()
+            .map(|a| a.container_id)
+            .collect();
         assert_eq!(m, vec!["other", "owner"], "sorted by id");
         assert!(members_among("n2", &records, &joiner_lives).is_empty());
     }
@@ -194,8 +172,6 @@ mod tests {
         assert!(!needs_gc(&d.path().join("nothing"), &|_: &str| false));
         let m = members(d.path(), "n1", &joiner_lives).unwrap();
         assert_eq!(m, vec![records[0].clone()]);
-        assert!(members(d.path(), "n1", &|_: &str| false)
-            .unwrap()
-            .is_empty());
+        assert!(members(d.path(), "n1", &|_: &str| false).unwrap().is_empty());
     }
 }

@@ -51,13 +51,11 @@ pub(crate) fn read_dir_or_empty(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
 /// Reads JSON; `Ok(None)` when the file does not exist.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<Option<T>> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|source| Error::Json {
-                what,
-                path: path.into(),
-                source,
-            }),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|source| Error::Json {
+            what,
+            path: path.into(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io {
             what,
@@ -128,10 +126,7 @@ mod tests {
         let p = d.path().join("sub").join("x.json");
         write_json(&p, &vec![1, 2], "test file").unwrap();
         write_json(&p, &vec![3], "test file").unwrap();
-        assert_eq!(
-            read_json::<Vec<i32>>(&p, "test file").unwrap(),
-            Some(vec![3])
-        );
+        assert_eq!(read_json::<Vec<i32>>(&p, "test file").unwrap(), Some(vec![3]));
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
             .unwrap()
             .flatten()
@@ -150,10 +145,7 @@ mod tests {
         let p = d.path().join("l").join("a.lock");
         let held = FileLock::exclusive(&p).unwrap();
         let other = File::open(&p).unwrap();
-        assert!(matches!(
-            other.try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ));
+        assert!(matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
         drop(held);
         other.try_lock().unwrap();
     }

@@ -43,10 +43,7 @@ impl FromStr for NetMode {
             "bridge" | "default" => Ok(NetMode::default()),
             _ => {
                 if let Some(rest) = s.strip_prefix("container:") {
-                    if !rest.is_empty()
-                        && !rest.contains('/')
-                        && !rest.contains(char::is_whitespace)
-                    {
+                    if !rest.is_empty() && !rest.contains('/') && !rest.contains(char::is_whitespace) {
                         return Ok(NetMode::Container(rest.to_string()));
                     }
                 } else if let Some(rest) = s.strip_prefix("bridge:") {
@@ -82,14 +79,8 @@ mod tests {
     fn parses_modes() {
         assert_eq!("host".parse::<NetMode>().unwrap(), NetMode::Host);
         assert_eq!("none".parse::<NetMode>().unwrap(), NetMode::None);
-        assert_eq!(
-            "bridge".parse::<NetMode>().unwrap(),
-            NetMode::Bridge("bridge".into())
-        );
-        assert_eq!(
-            "default".parse::<NetMode>().unwrap(),
-            NetMode::Bridge("bridge".into())
-        );
+        assert_eq!("bridge".parse::<NetMode>().unwrap(), NetMode::Bridge("bridge".into()));
+        assert_eq!("default".parse::<NetMode>().unwrap(), NetMode::Bridge("bridge".into()));
         assert_eq!(
             "bridge:mynet".parse::<NetMode>().unwrap(),
             NetMode::Bridge("mynet".into())
@@ -108,10 +99,7 @@ mod tests {
             e.to_string(),
             r#"invalid network mode "bo/gus": expected host, none, bridge, container:<id> or a network name"#
         );
-        assert_eq!(
-            "appnet".parse::<NetMode>().unwrap(),
-            NetMode::Bridge("appnet".into())
-        );
+        assert_eq!("appnet".parse::<NetMode>().unwrap(), NetMode::Bridge("appnet".into()));
         for bad in [
             "",
             "container:",
@@ -133,9 +121,6 @@ mod tests {
             assert_eq!(s.parse::<NetMode>().unwrap().to_string(), s);
         }
         let j = serde_json::to_string(&NetMode::Bridge("bridge".into())).unwrap();
-        assert_eq!(
-            serde_json::from_str::<NetMode>(&j).unwrap(),
-            NetMode::default()
-        );
+        assert_eq!(serde_json::from_str::<NetMode>(&j).unwrap(), NetMode::default());
     }
 }

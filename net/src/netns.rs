@@ -98,17 +98,11 @@ pub fn in_netns<T: Send, F: FnOnce() -> T + Send>(path: &Path, f: F) -> Result<T
     })?;
     std::thread::scope(|s| {
         s.spawn(move || {
-            nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(nserr(path, "setns"))?;
+            nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nserr(path, "setns"))?;
             Ok(f())
         })
         .join()
-        .unwrap_or_else(|_| {
-            Err(Error::Runtime(format!(
-                "thread in netns {} panicked",
-                path.display()
-            )))
-        })
+        .unwrap_or_else(|_| Err(Error::Runtime(format!("thread in netns {} panicked", path.display()))))
     })
 }
 
@@ -133,10 +127,7 @@ mod tests {
                 let up = std::fs::read_to_string("/sys/class/net/lo/operstate").ok();
                 let _ = up;
                 let flags = crate::link::link_flags("lo").unwrap();
-                (
-                    flags & libc::IFF_UP as u32 != 0,
-                    crate::testutil::netns_ino(),
-                )
+                (flags & libc::IFF_UP as u32 != 0, crate::testutil::netns_ino())
             })
             .unwrap();
             assert!(lo_up);

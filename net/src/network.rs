@@ -161,11 +161,7 @@ pub fn ensure_default_network(data_root: &Path) -> Result<NetworkConfig> {
 /// Bridge name defaults to the first free `minirun<N>` (N >= 1). `--icc=false`
 /// (`opts.icc == Some(false)`) fails with [`Error::IccUnavailable`] unless bridged traffic
 /// passes the ip forward hook here (net.bridge.bridge-nf-call-iptables=1).
-pub fn create_network(
-    data_root: &Path,
-    name: &str,
-    opts: &NetworkOptions,
-) -> Result<NetworkConfig> {
+pub fn create_network(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<NetworkConfig> {
     check_name(name)?;
     if opts.icc == Some(false) {
         let state = crate::firewall::check_bridge_nf_call_iptables();
@@ -201,26 +197,20 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
                 )));
             }
             if let Some(r) = host_main_routes()?.into_iter().find(|r| r.overlaps(&s)) {
-                return Err(net_err(format!(
-                    "subnet {s} overlaps the host route to {r}"
-                )));
+                return Err(net_err(format!("subnet {s} overlaps the host route to {r}")));
             }
             s
         }
         None => {
             let mut taken: Vec<Ipv4Net> = others.iter().map(|o| o.subnet).collect();
             taken.extend(host_route_prefixes()?);
-            pick_subnet(&taken).ok_or_else(|| Error::NoFreeSubnet {
-                network: name.into(),
-            })?
+            pick_subnet(&taken).ok_or_else(|| Error::NoFreeSubnet { network: name.into() })?
         }
     };
     let gateway = match opts.gateway {
         Some(g) => {
             if !subnet.contains(g) || g == subnet.network() || g == subnet.broadcast() {
-                return Err(net_err(format!(
-                    "gateway {g} is not a host address of subnet {subnet}"
-                )));
+                return Err(net_err(format!("gateway {g} is not a host address of subnet {subnet}")));
             }
             g
         }
@@ -232,10 +222,7 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
                 return Err(net_err(format!("invalid bridge name {b:?}")));
             }
             if let Some(o) = others.iter().find(|o| &o.bridge == b) {
-                return Err(net_err(format!(
-                    "bridge {b} is already used by network {:?}",
-                    o.name
-                )));
+                return Err(net_err(format!("bridge {b} is already used by network {:?}", o.name)));
             }
             b.clone()
         }
@@ -310,10 +297,7 @@ mod tests {
             state => {
                 // --icc=false cannot work here: refused, nothing written; test the rest.
                 let e = create_network(d.path(), "b", &quiet).unwrap_err();
-                assert!(
-                    matches!(e, Error::IccUnavailable { state: s } if s == state),
-                    "{e}"
-                );
+                assert!(matches!(e, Error::IccUnavailable { state: s } if s == state), "{e}");
                 assert_eq!(load_network(d.path(), "b").unwrap(), None);
                 create_network(
                     d.path(),
@@ -329,8 +313,7 @@ mod tests {
         assert_eq!(b.bridge, "minirun2");
         assert_eq!(
             b.icc,
-            crate::firewall::check_bridge_nf_call_iptables()
-                != crate::sysctl::BridgeNfCall::Enabled
+            crate::firewall::check_bridge_nf_call_iptables() != crate::sysctl::BridgeNfCall::Enabled
         );
         let e = create_network(
             d.path(),
@@ -361,10 +344,7 @@ mod tests {
         assert!(e.to_string().contains("gateway"), "{e}");
         assert_eq!(load_network(d.path(), "a").unwrap(), Some(a.clone()));
         assert_eq!(list_networks(d.path()).unwrap(), vec![a, b]);
-        assert!(matches!(
-            get_network(d.path(), "nope"),
-            Err(Error::NetworkNotFound(_))
-        ));
+        assert!(matches!(get_network(d.path(), "nope"), Err(Error::NetworkNotFound(_))));
         delete_network_definition(d.path(), "a").unwrap();
         assert_eq!(load_network(d.path(), "a").unwrap(), None);
     }
@@ -376,8 +356,7 @@ mod tests {
         }
         crate::testutil::PrivateNetns::run(|| {
             // A "host" route over 10.89.0.0/24 pushes the default network to 10.89.1.0/24.
-            crate::link::ensure_bridge("hostbr", Ipv4Addr::new(10, 89, 0, 1), 24, Some(1500))
-                .unwrap();
+            crate::link::ensure_bridge("hostbr", Ipv4Addr::new(10, 89, 0, 1), 24, Some(1500)).unwrap();
             let d = tempfile::tempdir().unwrap();
             let n = get_network(d.path(), "bridge").unwrap();
             assert_eq!(n.subnet.to_string(), "10.89.1.0/24");
@@ -385,11 +364,7 @@ mod tests {
                 (n.bridge.as_str(), n.gateway),
                 ("minirun0", Ipv4Addr::new(10, 89, 1, 1))
             );
-            assert_eq!(
-                get_network(d.path(), "bridge").unwrap(),
-                n,
-                "stable once created"
-            );
+            assert_eq!(get_network(d.path(), "bridge").unwrap(), n, "stable once created");
         });
     }
 }

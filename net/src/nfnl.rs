@@ -92,8 +92,7 @@ pub(crate) fn attr<'a>(attrs: &[(u16, &'a [u8])], ty: u16) -> Option<&'a [u8]> {
 }
 
 pub(crate) fn attr_str(attrs: &[(u16, &[u8])], ty: u16) -> Option<String> {
-    attr(attrs, ty)
-        .map(|v| String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(&[])).into_owned())
+    attr(attrs, ty).map(|v| String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(&[])).into_owned())
 }
 
 pub(crate) fn attr_be32(attrs: &[(u16, &[u8])], ty: u16) -> Option<u32> {
@@ -161,15 +160,7 @@ impl NfSocket {
     }
 }
 
-fn push_msg(
-    out: &mut Vec<u8>,
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    family: u8,
-    res_id: u16,
-    attrs: &[u8],
-) {
+fn push_msg(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16, attrs: &[u8]) {
     let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len();
     out.extend_from_slice(&(len as u32).to_ne_bytes());
     out.extend_from_slice(&ty.to_ne_bytes());
@@ -202,19 +193,10 @@ impl NfSocket {
         for opt in [NETLINK_CAP_ACK, NETLINK_EXT_ACK] {
             // SAFETY: valid fd, pointer to a c_int of the given size. Failure is harmless.
             unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    SOL_NETLINK,
-                    opt,
-                    (&one as *const libc::c_int).cast(),
-                    4,
-                );
+                libc::setsockopt(fd.as_raw_fd(), SOL_NETLINK, opt, (&one as *const libc::c_int).cast(), 4);
             }
         }
-        let tv = libc::timeval {
-            tv_sec: 10,
-            tv_usec: 0,
-        };
+        let tv = libc::timeval { tv_sec: 10, tv_usec: 0 };
         // SAFETY: valid fd and timeval.
         unsafe {
             libc::setsockopt(
@@ -294,14 +276,7 @@ impl NfSocket {
         loop {
             let flags = if nonblock { libc::MSG_DONTWAIT } else { 0 };
             // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    flags,
-                )
-            };
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), flags) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
@@ -343,11 +318,7 @@ impl NfSocket {
             // With NETLINK_CAP_ACK the original message is only its header.
             let orig_len = u32::from_ne_bytes(payload[4..8].try_into().unwrap()) as usize;
             let capped = flags & NLM_F_CAPPED != 0 || err == 0;
-            let off = if capped {
-                4 + NLMSG_HDRLEN
-            } else {
-                4 + align4(orig_len)
-            };
+            let off = if capped { 4 + NLMSG_HDRLEN } else { 4 + align4(orig_len) };
             if payload.len() > off {
                 let attrs = parse_attrs(&payload[off..]);
                 msg = attr_str(&attrs, NLMSGERR_ATTR_MSG);
@@ -438,32 +409,16 @@ impl NfSocket {
     }
 
     /// A single request with ACK: returns the data replies (e.g. NEWTABLE for GETTABLE).
-    pub(crate) fn request(
-        &mut self,
-        ty: u16,
-        family: u8,
-        attrs: &Attrs,
-    ) -> Result<Vec<Reply>, NlError> {
+    pub(crate) fn request(&mut self, ty: u16, family: u8, attrs: &Attrs) -> Result<Vec<Reply>, NlError> {
         self.exchange(ty, family, attrs, NLM_F_REQUEST | NLM_F_ACK)
     }
 
     /// A dump request: every reply until NLMSG_DONE.
-    pub(crate) fn dump(
-        &mut self,
-        ty: u16,
-        family: u8,
-        attrs: &Attrs,
-    ) -> Result<Vec<Reply>, NlError> {
+    pub(crate) fn dump(&mut self, ty: u16, family: u8, attrs: &Attrs) -> Result<Vec<Reply>, NlError> {
         self.exchange(ty, family, attrs, NLM_F_REQUEST | NLM_F_DUMP)
     }
 
-    fn exchange(
-        &mut self,
-        ty: u16,
-        family: u8,
-        attrs: &Attrs,
-        flags: u16,
-    ) -> Result<Vec<Reply>, NlError> {
+    fn exchange(&mut self, ty: u16, family: u8, attrs: &Attrs, flags: u16) -> Result<Vec<Reply>, NlError> {
         let seq = self.next_seq();
         let mut out = Vec::with_capacity(64);
         push_msg(

@@ -47,10 +47,7 @@ mod tests {
     #[test]
     fn everything_is_under_the_hidden_dir() {
         let r = Path::new("/run/minirun");
-        assert_eq!(
-            record_path(r, "c1"),
-            Path::new("/run/minirun/.net/attachments/c1.json")
-        );
+        assert_eq!(record_path(r, "c1"), Path::new("/run/minirun/.net/attachments/c1.json"));
         assert_eq!(netns_path(r, "c1"), Path::new("/run/minirun/.net/netns/c1"));
         // No valid container id names a path of ours.
         assert!(!crate::attach::valid_container_id(STATE_DIR));

@@ -83,11 +83,7 @@ impl fmt::Display for PortMapping {
         if let Some(ip) = self.host_ip {
             write!(f, "{ip}:")?;
         }
-        write!(
-            f,
-            "{}:{}/{}",
-            self.host_port, self.container_port, self.proto
-        )
+        write!(f, "{}:{}/{}", self.host_port, self.container_port, self.proto)
     }
 }
 
@@ -154,10 +150,7 @@ fn parse_range(spec: &str, s: &str, what: &str, allow_zero: bool) -> Result<(u16
                 return Err(bad(spec, format!("{what} range {s:?} contains port 0")));
             }
             if a > b {
-                return Err(bad(
-                    spec,
-                    format!("{what} range {s:?} ends before it starts"),
-                ));
+                return Err(bad(spec, format!("{what} range {s:?} ends before it starts")));
             }
             (a, b)
         }
@@ -244,7 +237,9 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>> {
     }
     Err(bad(
         spec,
-        format!("host port range {host_s} ({hlen} ports) and container port range {ctr_s} ({clen} ports) differ in length"),
+        format!(
+            "host port range {host_s} ({hlen} ports) and container port range {ctr_s} ({clen} ports) differ in length"
+        ),
     ))
 }
 
@@ -287,21 +282,14 @@ fn bind_probe(proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> std::io::Re
 /// kernel (bind to port 0). Not reserved: publishing it is what claims it.
 pub fn pick_free_port(proto: Proto, host_ip: Option<Ipv4Addr>) -> Result<u16> {
     bind_probe(proto, host_ip, 0).map_err(|e| Error::PortUnavailable {
-        spec: format!(
-            "{}:0/{}",
-            host_ip.map(|i| i.to_string()).unwrap_or_default(),
-            proto
-        ),
+        spec: format!("{}:0/{}", host_ip.map(|i| i.to_string()).unwrap_or_default(), proto),
         reason: format!("cannot pick a free host port: {e}"),
     })
 }
 
 /// Fails when a host socket holds the port or an already-published mapping (as returned by
 /// [`crate::Firewall::list_published`]) claims it.
-pub fn check_host_port_free(
-    mapping: &PortMapping,
-    published: &[(PortMapping, Ipv4Addr)],
-) -> Result<()> {
+pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, Ipv4Addr)]) -> Result<()> {
     if let Some((p, ip)) = published.iter().find(|(p, _)| p.conflicts_with(mapping)) {
         return Err(Error::PortUnavailable {
             spec: mapping.to_string(),
@@ -328,10 +316,7 @@ pub fn check_host_port_free(
 /// Turns specs into mappings: exact ports are checked, ranges take their lowest free port,
 /// ephemeral ports are picked by the kernel and skip already-published ones. `published` is
 /// what the firewall already holds.
-pub fn resolve_ports(
-    specs: &[PortSpec],
-    published: &[(PortMapping, Ipv4Addr)],
-) -> Result<Vec<PortMapping>> {
+pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) -> Result<Vec<PortMapping>> {
     let mut taken: Vec<(PortMapping, Ipv4Addr)> = published.to_vec();
     let mut out = Vec::with_capacity(specs.len());
     for s in specs {
@@ -363,8 +348,7 @@ pub fn resolve_ports(
             HostPorts::Ephemeral => {
                 let mut found = None;
                 for _ in 0..32 {
-                    let port =
-                        pick_free_port(s.proto, s.host_ip).map_err(|e| respec(e, &s.spec))?;
+                    let port = pick_free_port(s.proto, s.host_ip).map_err(|e| respec(e, &s.spec))?;
                     let m = PortMapping {
                         host_ip: s.host_ip,
                         host_port: port,
@@ -465,25 +449,13 @@ mod tests {
         assert_eq!(v.len(), 10);
         for (i, p) in v.iter().enumerate() {
             let m = p.exact().unwrap();
-            assert_eq!(
-                (m.host_port, m.container_port),
-                (8000 + i as u16, 80 + i as u16)
-            );
+            assert_eq!((m.host_port, m.container_port), (8000 + i as u16, 80 + i as u16));
             assert_eq!(p.spec, "8000-8009:80-89");
         }
         let p = one("8000-8009:80");
-        assert_eq!(
-            p.host_ports,
-            HostPorts::Range {
-                start: 8000,
-                end: 8009
-            }
-        );
+        assert_eq!(p.host_ports, HostPorts::Range { start: 8000, end: 8009 });
         assert_eq!(p.exact(), None);
-        assert_eq!(
-            parse_publish("1.2.3.4:9000-9001:90-91/udp").unwrap().len(),
-            2
-        );
+        assert_eq!(parse_publish("1.2.3.4:9000-9001:90-91/udp").unwrap().len(), 2);
     }
 
     #[test]
@@ -511,10 +483,7 @@ mod tests {
         ] {
             let e = parse_publish(s).unwrap_err();
             let msg = e.to_string();
-            assert!(
-                msg.starts_with(&format!("invalid port spec {s:?}: ")),
-                "{s}: {msg}"
-            );
+            assert!(msg.starts_with(&format!("invalid port spec {s:?}: ")), "{s}: {msg}");
         }
         let e = parse_publish("99999:80").unwrap_err().to_string();
         assert!(e.contains("out of range"), "{e}");
@@ -528,16 +497,12 @@ mod tests {
 
     #[test]
     fn several_specs_and_duplicates() {
-        let v =
-            parse_publish_all(&["8080:80", "53:53/udp", "53:53/tcp", "127.0.0.1:9000:90"]).unwrap();
+        let v = parse_publish_all(&["8080:80", "53:53/udp", "53:53/tcp", "127.0.0.1:9000:90"]).unwrap();
         assert_eq!(v.len(), 4);
         let e = parse_publish_all(&["8080:80", "127.0.0.1:8080:81"])
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("127.0.0.1:8080:81") && e.contains("also requested"),
-            "{e}"
-        );
+        assert!(e.contains("127.0.0.1:8080:81") && e.contains("also requested"), "{e}");
         // Different addresses do not conflict.
         parse_publish_all(&["127.0.0.1:8080:80", "127.0.0.2:8080:81"]).unwrap();
     }
@@ -571,17 +536,9 @@ mod tests {
         assert!(e.contains("in use by a process"), "{e}");
         drop(l);
         // A published element makes it busy too.
-        let published = vec![(
-            PortMapping { host_ip: None, ..m },
-            Ipv4Addr::new(10, 89, 0, 2),
-        )];
-        let e = check_host_port_free(&m, &published)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("already published") && e.contains("10.89.0.2"),
-            "{e}"
-        );
+        let published = vec![(PortMapping { host_ip: None, ..m }, Ipv4Addr::new(10, 89, 0, 2))];
+        let e = check_host_port_free(&m, &published).unwrap_err().to_string();
+        assert!(e.contains("already published") && e.contains("10.89.0.2"), "{e}");
         // Not an address of this host.
         let m2 = PortMapping {
             host_ip: Some(Ipv4Addr::new(192, 0, 2, 77)),

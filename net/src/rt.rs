@@ -21,8 +21,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn connect() -> Result<Handle> {
-    let (conn, handle, _) = rtnetlink::new_connection()
-        .map_err(|e| Error::Runtime(format!("cannot open rtnetlink socket: {e}")))?;
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| Error::Runtime(format!("cannot open rtnetlink socket: {e}")))?;
     tokio::spawn(conn);
     Ok(handle)
 }
@@ -62,12 +62,10 @@ where
             let rt = runtime()?;
             let out = rt.block_on(async {
                 let host = connect()?;
-                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    Error::Netns {
-                        path: netns.into(),
-                        op: "setns",
-                        source: e.into(),
-                    }
+                nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
+                    path: netns.into(),
+                    op: "setns",
+                    source: e.into(),
                 })?;
                 let ns = connect()?;
                 f(host, ns).await

@@ -128,9 +128,6 @@ mod tests {
         let j = serde_json::to_string(&n).unwrap();
         assert_eq!(j, "\"10.89.0.0/24\"");
         assert_eq!(serde_json::from_str::<Ipv4Net>(&j).unwrap(), n);
-        assert_eq!(
-            Ipv4Net::new(Ipv4Addr::new(1, 2, 3, 4), 0).unwrap().mask(),
-            0
-        );
+        assert_eq!(Ipv4Net::new(Ipv4Addr::new(1, 2, 3, 4), 0).unwrap().mask(), 0);
     }
 }

@@ -38,11 +38,7 @@ impl PrivateNetns {
         let r = std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-                assert_ne!(
-                    netns_ino(),
-                    outer,
-                    "must not run in the real network namespace"
-                );
+                assert_ne!(netns_ino(), outer, "must not run in the real network namespace");
                 crate::link::set_lo_up().expect("lo up");
                 f()
             })
@@ -70,11 +66,7 @@ pub fn nft_json() -> serde_json::Value {
         .args(["-j", "list", "table", "ip", "minirun"])
         .output()
         .expect("run nft");
-    assert!(
-        out.status.success(),
-        "nft: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

@@ -58,9 +58,7 @@ const BUSYBOX_DEFAULT: &str = "/bin/busybox";
 pub enum Error {
     #[error("busybox-static is not installed ({detail}); run: apt-get install busybox-static")]
     BusyboxMissing { detail: String },
-    #[error(
-        "{path} is not a statically linked busybox ({detail}); run: apt-get install busybox-static"
-    )]
+    #[error("{path} is not a statically linked busybox ({detail}); run: apt-get install busybox-static")]
     BusyboxNotStatic { path: PathBuf, detail: String },
     #[error("`{path} --list-full` failed: {detail}")]
     BusyboxList { path: PathBuf, detail: String },
@@ -200,11 +198,7 @@ fn applets_of(bb: &Path) -> Result<Vec<String>, Error> {
     if !out.status.success() {
         return Err(Error::BusyboxList {
             path: bb.to_path_buf(),
-            detail: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            detail: format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
         });
     }
     let text = String::from_utf8_lossy(&out.stdout);
@@ -235,11 +229,7 @@ fn applets_of(bb: &Path) -> Result<Vec<String>, Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerEntry {
     /// Regular file; `mode` is the permission bits (0o7777 mask applied).
-    File {
-        path: String,
-        content: Vec<u8>,
-        mode: u32,
-    },
+    File { path: String, content: Vec<u8>, mode: u32 },
     /// Directory (written as `path/` in the tar).
     Dir { path: String, mode: u32 },
     /// Symbolic link `path -> target` (target verbatim).
@@ -256,9 +246,9 @@ impl LayerEntry {
     /// The path of the tar member this entry produces.
     pub fn tar_path(&self) -> String {
         match self {
-            LayerEntry::File { path, .. }
-            | LayerEntry::Symlink { path, .. }
-            | LayerEntry::Hardlink { path, .. } => path.clone(),
+            LayerEntry::File { path, .. } | LayerEntry::Symlink { path, .. } | LayerEntry::Hardlink { path, .. } => {
+                path.clone()
+            }
             LayerEntry::Dir { path, .. } => {
                 if path.ends_with('/') {
                     path.clone()
@@ -315,18 +305,14 @@ pub fn rootfs_entries() -> Result<Vec<LayerEntry>, Error> {
         // Every parent directory of an applet exists.
         let mut parent = Path::new(a).parent();
         while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
-            dirs.entry(p.to_string_lossy().into_owned())
-                .or_insert(0o755);
+            dirs.entry(p.to_string_lossy().into_owned()).or_insert(0o755);
             parent = p.parent();
         }
         // Relative target, so the link also resolves when the rootfs is
         // inspected from the host.
         let target = match a.rsplit_once('/') {
             Some(("bin", _)) => "busybox".to_string(),
-            Some((parent, _)) => format!(
-                "{}bin/busybox",
-                "../".repeat(parent.matches('/').count() + 1)
-            ),
+            Some((parent, _)) => format!("{}bin/busybox", "../".repeat(parent.matches('/').count() + 1)),
             None => "bin/busybox".to_string(),
         };
         entries.insert(
@@ -347,11 +333,7 @@ pub fn rootfs_entries() -> Result<Vec<LayerEntry>, Error> {
             b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
             0o644,
         ),
-        (
-            "etc/group",
-            b"root:x:0:\nnobody:x:65534:\nnogroup:x:65534:\n",
-            0o644,
-        ),
+        ("etc/group", b"root:x:0:\nnobody:x:65534:\nnogroup:x:65534:\n", 0o644),
         (
             "etc/hosts",
             b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
@@ -409,20 +391,13 @@ fn write_entry_to_dir(root: &Path, e: &LayerEntry) -> Result<(), Error> {
     match e {
         LayerEntry::Dir { path, mode } => {
             let p = root.join(path);
-            if fs::symlink_metadata(&p)
-                .map(|m| !m.is_dir())
-                .unwrap_or(false)
-            {
+            if fs::symlink_metadata(&p).map(|m| !m.is_dir()).unwrap_or(false) {
                 remove_existing(&p)?;
             }
             fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
             set_mode(&p, *mode)
         }
-        LayerEntry::File {
-            path,
-            content,
-            mode,
-        } => {
+        LayerEntry::File { path, content, mode } => {
             let p = root.join(path);
             remove_existing(&p)?;
             fs::write(&p, content).map_err(io_err("write", &p))?;
@@ -585,19 +560,11 @@ fn append_entry<W: Write>(b: &mut tar::Builder<W>, e: &LayerEntry) -> io::Result
     use tar::EntryType as T;
     let name = e.tar_path();
     match e {
-        LayerEntry::File { content, mode, .. } => {
-            append_raw(b, &name, None, T::Regular, *mode, content)
-        }
+        LayerEntry::File { content, mode, .. } => append_raw(b, &name, None, T::Regular, *mode, content),
         LayerEntry::Dir { mode, .. } => append_raw(b, &name, None, T::Directory, *mode, &[]),
-        LayerEntry::Symlink { target, .. } => {
-            append_raw(b, &name, Some(target), T::Symlink, 0o777, &[])
-        }
-        LayerEntry::Hardlink { target, .. } => {
-            append_raw(b, &name, Some(target), T::Link, 0o644, &[])
-        }
-        LayerEntry::Whiteout { .. } | LayerEntry::Opaque { .. } => {
-            append_raw(b, &name, None, T::Regular, 0o644, &[])
-        }
+        LayerEntry::Symlink { target, .. } => append_raw(b, &name, Some(target), T::Symlink, 0o777, &[]),
+        LayerEntry::Hardlink { target, .. } => append_raw(b, &name, Some(target), T::Link, 0o644, &[]),
+        LayerEntry::Whiteout { .. } | LayerEntry::Opaque { .. } => append_raw(b, &name, None, T::Regular, 0o644, &[]),
     }
 }
 
@@ -618,13 +585,7 @@ fn files_tar(what: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, E
         let mut parent = Path::new(path).parent();
         while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
             let d = p.to_string_lossy().into_owned();
-            entries.insert(
-                d.clone(),
-                LayerEntry::Dir {
-                    path: d,
-                    mode: 0o755,
-                },
-            );
+            entries.insert(d.clone(), LayerEntry::Dir { path: d, mode: 0o755 });
             parent = p.parent();
         }
         entries.insert(
@@ -718,9 +679,7 @@ pub fn split_reference(reference: &str) -> Result<(String, String), Error> {
     if tag.is_empty()
         || tag.len() > 128
         || tag.starts_with(['.', '-'])
-        || !tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        || !tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     {
         return Err(bad("bad tag"));
     }
@@ -745,16 +704,11 @@ struct Layer {
 }
 
 fn config_json(layers: &[Layer]) -> Vec<u8> {
-    let mut history = vec![
-        json!({ "created": CREATED, "created_by": "minirun-fixtures: busybox-static rootfs" }),
-    ];
+    let mut history = vec![json!({ "created": CREATED, "created_by": "minirun-fixtures: busybox-static rootfs" })];
     for i in 1..layers.len() {
         history.push(json!({ "created": CREATED, "created_by": format!("minirun-fixtures: extra layer {i}") }));
     }
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", l.diff_id))
-        .collect();
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", l.diff_id)).collect();
     let cfg = json!({
         "architecture": host_architecture(),
         "config": {
@@ -832,18 +786,10 @@ pub fn build_image_with_layers(
     }
 }
 
-fn docker_archive_files(
-    name: &str,
-    tag: &str,
-    layers: &[Layer],
-    config: Vec<u8>,
-) -> BTreeMap<String, Vec<u8>> {
+fn docker_archive_files(name: &str, tag: &str, layers: &[Layer], config: Vec<u8>) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     let config_name = format!("{}.json", sha256_hex(&config));
-    let layer_paths: Vec<String> = layers
-        .iter()
-        .map(|l| format!("{}/layer.tar", l.diff_id))
-        .collect();
+    let layer_paths: Vec<String> = layers.iter().map(|l| format!("{}/layer.tar", l.diff_id)).collect();
     for (l, p) in layers.iter().zip(&layer_paths) {
         files.insert(p.clone(), l.tar.clone());
     }
@@ -855,14 +801,8 @@ fn docker_archive_files(
     let top = &layers.last().expect("at least the base layer").diff_id;
     let repositories = json!({ name: { tag: top } });
     files.insert(config_name, config);
-    files.insert(
-        "manifest.json".into(),
-        serde_json::to_vec(&manifest).expect("json"),
-    );
-    files.insert(
-        "repositories".into(),
-        serde_json::to_vec(&repositories).expect("json"),
-    );
+    files.insert("manifest.json".into(), serde_json::to_vec(&manifest).expect("json"));
+    files.insert("repositories".into(), serde_json::to_vec(&repositories).expect("json"));
     files
 }
 
@@ -913,14 +853,8 @@ fn oci_layout_files(
         }],
     });
     files.insert(format!("blobs/sha256/{manifest_hex}"), manifest);
-    files.insert(
-        "index.json".into(),
-        serde_json::to_vec(&index).expect("json"),
-    );
-    files.insert(
-        "oci-layout".into(),
-        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-    );
+    files.insert("index.json".into(), serde_json::to_vec(&index).expect("json"));
+    files.insert("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
     Ok(files)
 }
 

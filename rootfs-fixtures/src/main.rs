@@ -59,8 +59,7 @@ fn run(args: Vec<String>) -> Result<()> {
             } else {
                 cargs.iter().map(String::as_str).collect()
             };
-            build_bundle(dir.as_ref(), &cargs)
-                .with_context(|| format!("building bundle in {dir}"))?;
+            build_bundle(dir.as_ref(), &cargs).with_context(|| format!("building bundle in {dir}"))?;
             println!("bundle written to {dir} (args: {cargs:?})");
             Ok(())
         }
@@ -88,8 +87,7 @@ fn run(args: Vec<String>) -> Result<()> {
             let Some(out) = out else {
                 bail!("image needs OUT\n{USAGE}")
             };
-            build_image(&out, &name, format)
-                .with_context(|| format!("building image {name} at {}", out.display()))?;
+            build_image(&out, &name, format).with_context(|| format!("building image {name} at {}", out.display()))?;
             println!("{format:?} image {name} written to {}", out.display());
             Ok(())
         }

@@ -5,20 +5,10 @@ use std::ffi::OsString;
 fn missing_package_error_says_how_to_install() {
     let err = busybox_path_from(None, Path::new("/nonexistent/busybox-static.list")).unwrap_err();
     assert!(matches!(err, Error::BusyboxMissing { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("apt-get install busybox-static"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("apt-get install busybox-static"), "{err}");
 
-    let err = busybox_path_from(
-        Some(OsString::from("/nonexistent/busybox")),
-        Path::new(DPKG_LIST),
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("apt-get install busybox-static"),
-        "{err}"
-    );
+    let err = busybox_path_from(Some(OsString::from("/nonexistent/busybox")), Path::new(DPKG_LIST)).unwrap_err();
+    assert!(err.to_string().contains("apt-get install busybox-static"), "{err}");
 }
 
 #[test]
@@ -26,10 +16,7 @@ fn dynamic_busybox_is_refused() {
     // /bin/ls is dynamically linked on Debian: it has a PT_INTERP header.
     let err = busybox_path_from(Some(OsString::from("/bin/ls")), Path::new(DPKG_LIST)).unwrap_err();
     assert!(matches!(err, Error::BusyboxNotStatic { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("apt-get install busybox-static"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("apt-get install busybox-static"), "{err}");
     // A text file is not an ELF at all.
     let err = check_static_elf(Path::new(DPKG_LIST)).unwrap_err();
     assert!(err.to_string().contains("not an ELF"), "{err}");
@@ -81,14 +68,8 @@ fn references() {
     let ok = |r: &str| split_reference(r).unwrap();
     assert_eq!(ok("busybox"), ("busybox".into(), "latest".into()));
     assert_eq!(ok("busybox:1.36"), ("busybox".into(), "1.36".into()));
-    assert_eq!(
-        ok("localhost:5000/a/b"),
-        ("localhost:5000/a/b".into(), "latest".into())
-    );
-    assert_eq!(
-        ok("localhost:5000/a/b:v1"),
-        ("localhost:5000/a/b".into(), "v1".into())
-    );
+    assert_eq!(ok("localhost:5000/a/b"), ("localhost:5000/a/b".into(), "latest".into()));
+    assert_eq!(ok("localhost:5000/a/b:v1"), ("localhost:5000/a/b".into(), "v1".into()));
     for bad in [
         "",
         "Busybox",
@@ -100,23 +81,11 @@ fn references() {
         "x:-t",
     ] {
         let err = split_reference(bad).unwrap_err();
-        assert!(
-            matches!(err, Error::InvalidReference { .. }),
-            "{bad:?}: {err:?}"
-        );
+        assert!(matches!(err, Error::InvalidReference { .. }), "{bad:?}: {err:?}");
     }
-    assert_eq!(
-        "docker".parse::<ImageFormat>().unwrap(),
-        ImageFormat::DockerArchive
-    );
-    assert_eq!(
-        "oci-dir".parse::<ImageFormat>().unwrap(),
-        ImageFormat::OciDir
-    );
-    assert_eq!(
-        "oci-tar".parse::<ImageFormat>().unwrap(),
-        ImageFormat::OciTar
-    );
+    assert_eq!("docker".parse::<ImageFormat>().unwrap(), ImageFormat::DockerArchive);
+    assert_eq!("oci-dir".parse::<ImageFormat>().unwrap(), ImageFormat::OciDir);
+    assert_eq!("oci-tar".parse::<ImageFormat>().unwrap(), ImageFormat::OciTar);
     assert!("zip".parse::<ImageFormat>().is_err());
 }
 
@@ -153,9 +122,7 @@ fn long_and_hostile_names_are_written_verbatim() {
         .map(|e| {
             let e = e.unwrap();
             let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
-            let link = e
-                .link_name_bytes()
-                .map(|l| String::from_utf8(l.into_owned()).unwrap());
+            let link = e.link_name_bytes().map(|l| String::from_utf8(l.into_owned()).unwrap());
             (name, link, e.header().mode().unwrap())
         })
         .collect();

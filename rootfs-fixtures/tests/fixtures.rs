@@ -37,19 +37,9 @@ fn read_tar(bytes: &[u8]) -> Vec<Member> {
         assert_eq!(h.mtime().unwrap(), SOURCE_DATE_EPOCH, "mtime of {name}");
         assert_eq!(h.uid().unwrap(), 0, "uid of {name}");
         assert_eq!(h.gid().unwrap(), 0, "gid of {name}");
-        assert_eq!(
-            h.username_bytes().unwrap_or_default(),
-            b"",
-            "uname of {name}"
-        );
-        assert_eq!(
-            h.groupname_bytes().unwrap_or_default(),
-            b"",
-            "gname of {name}"
-        );
-        let link = e
-            .link_name_bytes()
-            .map(|l| String::from_utf8(l.into_owned()).unwrap());
+        assert_eq!(h.username_bytes().unwrap_or_default(), b"", "uname of {name}");
+        assert_eq!(h.groupname_bytes().unwrap_or_default(), b"", "gname of {name}");
+        let link = e.link_name_bytes().map(|l| String::from_utf8(l.into_owned()).unwrap());
         let mut data = Vec::new();
         e.read_to_end(&mut data).unwrap();
         out.push(Member {
@@ -64,10 +54,7 @@ fn read_tar(bytes: &[u8]) -> Vec<Member> {
 }
 
 fn members_by_name(bytes: &[u8]) -> BTreeMap<String, Member> {
-    read_tar(bytes)
-        .into_iter()
-        .map(|m| (m.name.clone(), m))
-        .collect()
+    read_tar(bytes).into_iter().map(|m| (m.name.clone(), m)).collect()
 }
 
 fn json(bytes: &[u8]) -> Value {
@@ -75,15 +62,9 @@ fn json(bytes: &[u8]) -> Value {
 }
 
 fn gunzip(gz: &[u8]) -> Vec<u8> {
-    assert_eq!(
-        &gz[3..8],
-        &[0, 0, 0, 0, 0],
-        "gzip FLG and MTIME must be zero"
-    );
+    assert_eq!(&gz[3..8], &[0, 0, 0, 0, 0], "gzip FLG and MTIME must be zero");
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut out)
-        .unwrap();
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut out).unwrap();
     out
 }
 
@@ -97,10 +78,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (String, u32, Vec<u8>)> {
             let mode = m.permissions().mode() & 0o7777;
             if m.file_type().is_symlink() {
                 let t = fs::read_link(&p).unwrap();
-                out.insert(
-                    rel,
-                    ("symlink".into(), 0, t.into_os_string().into_encoded_bytes()),
-                );
+                out.insert(rel, ("symlink".into(), 0, t.into_os_string().into_encoded_bytes()));
             } else if m.is_dir() {
                 out.insert(rel, ("dir".into(), mode, vec![]));
                 walk(root, &p, out);
@@ -146,10 +124,7 @@ fn rootfs_has_a_runnable_shell_and_the_expected_files() {
     build_rootfs(&root).unwrap();
 
     // /bin/sh is a relative symlink to an executable static busybox inside the rootfs.
-    assert_eq!(
-        fs::read_link(root.join("bin/sh")).unwrap(),
-        Path::new("busybox")
-    );
+    assert_eq!(fs::read_link(root.join("bin/sh")).unwrap(), Path::new("busybox"));
     let bb = fs::metadata(root.join("bin/busybox")).unwrap();
     assert!(bb.is_file());
     assert_eq!(bb.permissions().mode() & 0o7777, 0o755);
@@ -170,10 +145,7 @@ fn rootfs_has_a_runnable_shell_and_the_expected_files() {
     // (--list-full names bin/busybox itself too: that one is the binary.)
     for a in all.iter().filter(|a| a.as_str() != "bin/busybox") {
         let p = root.join(a);
-        assert!(
-            fs::symlink_metadata(&p).unwrap().file_type().is_symlink(),
-            "{a}"
-        );
+        assert!(fs::symlink_metadata(&p).unwrap().file_type().is_symlink(), "{a}");
         assert_eq!(
             fs::canonicalize(&p).unwrap(),
             fs::canonicalize(root.join("bin/busybox")).unwrap(),
@@ -183,14 +155,9 @@ fn rootfs_has_a_runnable_shell_and_the_expected_files() {
     assert!(root.join("usr/bin/env").exists() && root.join("sbin/ifconfig").exists());
 
     let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(passwd.lines().any(|l| l.starts_with("root:x:0:0:")), "{passwd}");
     assert!(
-        passwd.lines().any(|l| l.starts_with("root:x:0:0:")),
-        "{passwd}"
-    );
-    assert!(
-        passwd
-            .lines()
-            .any(|l| l.starts_with("nobody:x:65534:65534:")),
+        passwd.lines().any(|l| l.starts_with("nobody:x:65534:65534:")),
         "{passwd}"
     );
     let group = fs::read_to_string(root.join("etc/group")).unwrap();
@@ -207,11 +174,7 @@ fn rootfs_has_a_runnable_shell_and_the_expected_files() {
     assert_eq!(mode("root"), 0o700);
     for d in ["proc", "sys", "dev", "tmp", "root"] {
         assert!(root.join(d).is_dir(), "{d}");
-        assert_eq!(
-            fs::read_dir(root.join(d)).unwrap().count(),
-            0,
-            "{d} must be empty"
-        );
+        assert_eq!(fs::read_dir(root.join(d)).unwrap().count(), 0, "{d} must be empty");
     }
 }
 
@@ -242,17 +205,11 @@ fn bundle_config_is_a_runc_style_spec() {
     let raw = fs::read(dir.join("config.json")).unwrap();
     let spec = oci_spec::runtime::Spec::load(dir.join("config.json")).unwrap();
     let process = spec.process().as_ref().unwrap();
-    assert_eq!(
-        process.args().as_ref().unwrap(),
-        &["httpd", "-f", "-p", "80"]
-    );
+    assert_eq!(process.args().as_ref().unwrap(), &["httpd", "-f", "-p", "80"]);
     assert_eq!(process.terminal(), Some(false));
     assert_eq!(process.cwd(), Path::new("/"));
     let env = process.env().as_ref().unwrap();
-    assert!(
-        env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin:")),
-        "{env:?}"
-    );
+    assert!(env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin:")), "{env:?}");
     assert!(env.contains(&"TERM=xterm".to_string()));
     assert_eq!(process.user().uid(), 0);
     let caps = process.capabilities().as_ref().unwrap();
@@ -277,15 +234,7 @@ fn bundle_config_is_a_runc_style_spec() {
         .collect();
     assert_eq!(
         mounts,
-        [
-            "/proc",
-            "/dev",
-            "/dev/pts",
-            "/dev/shm",
-            "/dev/mqueue",
-            "/sys"
-        ]
-        .map(Path::new)
+        ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"].map(Path::new)
     );
     let linux = spec.linux().as_ref().unwrap();
     let mut ns: Vec<String> = linux
@@ -297,12 +246,7 @@ fn bundle_config_is_a_runc_style_spec() {
         .collect();
     ns.sort();
     assert_eq!(ns, ["ipc", "mount", "network", "pid", "uts"]);
-    assert!(linux
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .all(|n| n.path().is_none()));
+    assert!(linux.namespaces().as_ref().unwrap().iter().all(|n| n.path().is_none()));
     assert!(linux
         .masked_paths()
         .as_ref()
@@ -336,8 +280,7 @@ fn check_docker_archive(bytes: &[u8], reference: &str) -> DockerImage {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "archive members must be sorted");
-    let files: BTreeMap<String, Member> =
-        members.into_iter().map(|m| (m.name.clone(), m)).collect();
+    let files: BTreeMap<String, Member> = members.into_iter().map(|m| (m.name.clone(), m)).collect();
 
     let manifest = json(&files["manifest.json"].data);
     let manifest = manifest.as_array().unwrap();
@@ -376,10 +319,7 @@ fn check_docker_archive(bytes: &[u8], reference: &str) -> DockerImage {
         let digest = sha(data);
         assert_eq!(*diff_id, format!("sha256:{digest}"), "diff_id of {path}");
         assert_eq!(*path, format!("{digest}/layer.tar"));
-        assert!(
-            files.contains_key(&format!("{digest}/")),
-            "layer directory entry"
-        );
+        assert!(files.contains_key(&format!("{digest}/")), "layer directory entry");
         layers.push(data.clone());
     }
     let (name, tag) = reference.rsplit_once(':').unwrap();
@@ -400,10 +340,7 @@ fn check_busybox_config(config: &Value, n_layers: usize) {
         c["Env"],
         serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
     );
-    assert_eq!(
-        config["rootfs"]["diff_ids"].as_array().unwrap().len(),
-        n_layers
-    );
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), n_layers);
 }
 
 /// The base layer holds exactly the rootfs that build_rootfs writes, and
@@ -446,11 +383,7 @@ fn docker_archive_is_reproducible_and_self_consistent() {
     build_image(&a, "busybox:latest", ImageFormat::DockerArchive).unwrap();
     build_image(&b, "busybox:latest", ImageFormat::DockerArchive).unwrap();
     let bytes = fs::read(&a).unwrap();
-    assert_eq!(
-        bytes,
-        fs::read(&b).unwrap(),
-        "two builds must be byte-identical"
-    );
+    assert_eq!(bytes, fs::read(&b).unwrap(), "two builds must be byte-identical");
 
     let img = check_docker_archive(&bytes, "busybox:latest");
     check_busybox_config(&img.config, 1);
@@ -479,11 +412,7 @@ fn check_oci_layout(files: &BTreeMap<String, Vec<u8>>, name: &str, tag: &str) ->
     let blob = |d: &Value| -> &Vec<u8> {
         let digest = d["digest"].as_str().unwrap();
         let data = &files[&format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap())];
-        assert_eq!(
-            d["size"].as_u64().unwrap(),
-            data.len() as u64,
-            "size of {digest}"
-        );
+        assert_eq!(d["size"].as_u64().unwrap(), data.len() as u64, "size of {digest}");
         data
     };
     oci_spec::image::ImageIndex::from_reader(&files["index.json"][..]).unwrap();
@@ -494,10 +423,7 @@ fn check_oci_layout(files: &BTreeMap<String, Vec<u8>>, name: &str, tag: &str) ->
     let md = &manifests[0];
     assert_eq!(md["mediaType"], MEDIA_TYPE_OCI_MANIFEST);
     assert_eq!(md["annotations"]["org.opencontainers.image.ref.name"], tag);
-    assert_eq!(
-        md["annotations"]["io.containerd.image.name"],
-        format!("{name}:{tag}")
-    );
+    assert_eq!(md["annotations"]["io.containerd.image.name"], format!("{name}:{tag}"));
     let manifest_bytes = blob(md);
     oci_spec::image::ImageManifest::from_reader(&manifest_bytes[..]).unwrap();
     let manifest = json(manifest_bytes);
@@ -522,10 +448,7 @@ fn check_oci_layout(files: &BTreeMap<String, Vec<u8>>, name: &str, tag: &str) ->
         layers.push(tar);
     }
     // Nothing but the referenced blobs.
-    let blobs = files
-        .keys()
-        .filter(|k| k.starts_with("blobs/sha256/"))
-        .count();
+    let blobs = files.keys().filter(|k| k.starts_with("blobs/sha256/")).count();
     assert_eq!(blobs, 2 + layer_descs.len());
     DockerImage { config, layers }
 }
@@ -545,11 +468,7 @@ fn oci_layout_dir_and_tar_are_reproducible_and_digests_match() {
     build_image(&d1, "busybox:latest", ImageFormat::OciDir).unwrap();
     build_image(&d2, "busybox:latest", ImageFormat::OciDir).unwrap();
     let files = read_dir_files(&d1);
-    assert_eq!(
-        files,
-        read_dir_files(&d2),
-        "two builds must be byte-identical"
-    );
+    assert_eq!(files, read_dir_files(&d2), "two builds must be byte-identical");
     let img = check_oci_layout(&files, "busybox", "latest");
     check_busybox_config(&img.config, 1);
     check_base_layer(&img.layers[0]);
@@ -558,11 +477,7 @@ fn oci_layout_dir_and_tar_are_reproducible_and_digests_match() {
     build_image(&t1, "busybox:latest", ImageFormat::OciTar).unwrap();
     build_image(&t2, "busybox:latest", ImageFormat::OciTar).unwrap();
     let tar_bytes = fs::read(&t1).unwrap();
-    assert_eq!(
-        tar_bytes,
-        fs::read(&t2).unwrap(),
-        "two builds must be byte-identical"
-    );
+    assert_eq!(tar_bytes, fs::read(&t2).unwrap(), "two builds must be byte-identical");
     let members = read_tar(&tar_bytes);
     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(&names[..2], ["blobs/", "blobs/sha256/"]);
@@ -617,12 +532,8 @@ fn extra_layers() -> Vec<Vec<LayerEntry>> {
             LayerEntry::Whiteout {
                 path: "etc/motd".into(),
             },
-            LayerEntry::Whiteout {
-                path: "linuxrc".into(),
-            },
-            LayerEntry::Opaque {
-                dir: "var/www".into(),
-            },
+            LayerEntry::Whiteout { path: "linuxrc".into() },
+            LayerEntry::Opaque { dir: "var/www".into() },
             LayerEntry::File {
                 path: "var/www/index.html".into(),
                 content: b"new\n".to_vec(),
@@ -652,9 +563,7 @@ fn check_extra_layers(layers: &[Vec<u8>]) {
     check_base_layer(&layers[0]);
     let l1 = read_tar(&layers[1]);
     let summary = |ms: &[Member]| -> Vec<(String, tar::EntryType, Option<String>)> {
-        ms.iter()
-            .map(|m| (m.name.clone(), m.kind, m.link.clone()))
-            .collect()
+        ms.iter().map(|m| (m.name.clone(), m.kind, m.link.clone())).collect()
     };
     use tar::EntryType as T;
     assert_eq!(
@@ -682,10 +591,7 @@ fn check_extra_layers(layers: &[Vec<u8>]) {
             ("../outside".into(), T::Regular, None),
         ]
     );
-    assert!(
-        l2[..3].iter().all(|m| m.data.is_empty()),
-        "whiteouts are empty files"
-    );
+    assert!(l2[..3].iter().all(|m| m.data.is_empty()), "whiteouts are empty files");
 }
 
 #[test]
@@ -751,19 +657,9 @@ fn binary_builds_the_same_fixtures_as_the_library() {
         ImageFormat::DockerArchive,
     )
     .unwrap();
-    assert_eq!(
-        fs::read(p("bin.tar")).unwrap(),
-        fs::read(p("lib.tar")).unwrap()
-    );
+    assert_eq!(fs::read(p("bin.tar")).unwrap(), fs::read(p("lib.tar")).unwrap());
 
-    let out = fixtures_bin(&[
-        "image",
-        &p("oci"),
-        "--name",
-        "busybox:1",
-        "--format",
-        "oci-dir",
-    ]);
+    let out = fixtures_bin(&["image", &p("oci"), "--name", "busybox:1", "--format", "oci-dir"]);
     assert!(out.status.success(), "{out:?}");
     check_oci_layout(&read_dir_files(&tmp.path().join("oci")), "busybox", "1");
 
@@ -787,10 +683,7 @@ fn binary_builds_the_same_fixtures_as_the_library() {
 
     let out = fixtures_bin(&["rootfs", &p("r")]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        snapshot(&tmp.path().join("r")),
-        snapshot(&tmp.path().join("b/rootfs"))
-    );
+    assert_eq!(snapshot(&tmp.path().join("r")), snapshot(&tmp.path().join("b/rootfs")));
 
     for bad in [
         &["image", &p("x.tar"), "--format", "zip"][..],

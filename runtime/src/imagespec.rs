@@ -43,8 +43,7 @@ pub const MASKED_PATHS: [&str; 11] = [
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
-pub const READONLY_PATHS: [&str; 5] =
-    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// What the `run` flags say about the process and its mounts.
 #[derive(Debug, Default, Clone)]
@@ -90,23 +89,25 @@ impl std::str::FromStr for Volume {
         if !ctr.starts_with('/') || ctr == "/" {
             bail!("invalid volume \"{spec}\": the container path must be absolute and not /");
         }
-        Ok(Volume { host: host.into(), container: ctr.into(), read_only })
+        Ok(Volume {
+            host: host.into(),
+            container: ctr.into(),
+            read_only,
+        })
     }
 }
 
 /// Parses an --env-file: KEY=VALUE lines, `#` comments and blank lines
 /// skipped, a bare KEY taken from minirun's own environment (as docker does).
 pub fn parse_env_file(path: &Path) -> Result<Vec<String>> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read env file {}", path.display()))?;
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read env file {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let var = expand_env(line)
-            .with_context(|| format!("{}:{}: invalid line", path.display(), n + 1))?;
+        let var = expand_env(line).with_context(|| format!("{}:{}: invalid line", path.display(), n + 1))?;
         out.extend(var);
     }
     Ok(out)
@@ -191,7 +192,9 @@ pub fn resolve_user(user: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
         Err(_) => {
             let f = entry(&passwd, u)
                 .ok_or_else(|| anyhow!("unable to find user \"{u}\": no matching entry in the image's /etc/passwd"))?;
-            let uid = f[2].parse().map_err(|_| anyhow!("bad uid for user \"{u}\" in /etc/passwd"))?;
+            let uid = f[2]
+                .parse()
+                .map_err(|_| anyhow!("bad uid for user \"{u}\" in /etc/passwd"))?;
             let gid = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(0);
             (uid, gid, Some(f[0].clone()))
         }
@@ -234,7 +237,9 @@ pub struct SpecInputs<'a> {
 
 /// The hostname a container gets: --hostname, else the first 12 hex of its id.
 pub fn hostname_of(run: &RunConfig, id: &str) -> String {
-    run.hostname.clone().unwrap_or_else(|| id[..12.min(id.len())].to_string())
+    run.hostname
+        .clone()
+        .unwrap_or_else(|| id[..12.min(id.len())].to_string())
 }
 
 pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
@@ -242,7 +247,11 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
     let cfg = inp.image.config().as_ref();
     let hostname = hostname_of(run, inp.id);
     let args = process_args(inp.image, run)?;
-    let user = run.user.clone().or_else(|| cfg.and_then(|c| c.user().clone())).unwrap_or_default();
+    let user = run
+        .user
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.user().clone()))
+        .unwrap_or_default();
     let (uid, gid, extra_gids) = resolve_user(&user, inp.rootfs)?;
     let cwd = run
         .workdir
@@ -277,7 +286,12 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
         mounts.push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": ["rbind", "rprivate", mode]}));
     }
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     namespaces.push(match inp.netns {
         Some(p) => json!({"type": "network", "path": p}),
         None => json!({"type": "network"}),
@@ -331,8 +345,16 @@ mod tests {
     fn rootfs() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("etc")).unwrap();
-        fs::write(d.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\nnobody:x:65534:65534::/:/bin/false\n").unwrap();
-        fs::write(d.path().join("etc/group"), "root:x:0:\nwww:x:33:\nstaff:x:50:www,other\nnogroup:x:65534:\n").unwrap();
+        fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\nnobody:x:65534:65534::/:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nwww:x:33:\nstaff:x:50:www,other\nnogroup:x:65534:\n",
+        )
+        .unwrap();
         d
     }
 
@@ -346,7 +368,11 @@ mod tests {
         run.entrypoint = Some("sh".into());
         assert_eq!(process_args(&img, &run).unwrap(), ["sh", "x"]);
         run.command.clear();
-        assert_eq!(process_args(&img, &run).unwrap(), ["sh"], "--entrypoint drops the image Cmd");
+        assert_eq!(
+            process_args(&img, &run).unwrap(),
+            ["sh"],
+            "--entrypoint drops the image Cmd"
+        );
         let empty = image(json!({}));
         let err = process_args(&empty, &RunConfig::default()).unwrap_err();
         assert!(err.to_string().contains("no command"), "{err}");
@@ -358,7 +384,10 @@ mod tests {
         assert_eq!(resolve_user("", r.path()).unwrap(), (0, 0, vec![]));
         assert_eq!(resolve_user("www", r.path()).unwrap(), (33, 33, vec![50]));
         assert_eq!(resolve_user("33:50", r.path()).unwrap(), (33, 50, vec![]));
-        assert_eq!(resolve_user("nobody:nogroup", r.path()).unwrap(), (65534, 65534, vec![]));
+        assert_eq!(
+            resolve_user("nobody:nogroup", r.path()).unwrap(),
+            (65534, 65534, vec![])
+        );
         assert_eq!(resolve_user("1234", r.path()).unwrap(), (1234, 0, vec![]));
         let err = resolve_user("ghost", r.path()).unwrap_err().to_string();
         assert!(err.contains("\"ghost\""), "{err}");
@@ -369,7 +398,14 @@ mod tests {
     #[test]
     fn volumes_parse_and_refuse_bad_specs() {
         let v: Volume = "/data:/srv:ro".parse().unwrap();
-        assert_eq!(v, Volume { host: "/data".into(), container: "/srv".into(), read_only: true });
+        assert_eq!(
+            v,
+            Volume {
+                host: "/data".into(),
+                container: "/srv".into(),
+                read_only: true
+            }
+        );
         assert!(!"/a:/b".parse::<Volume>().unwrap().read_only);
         for bad in ["/a", "rel:/b", "/a:b", "/a:/b:xx", "/a:/b:ro:z", "/a:/"] {
             let err = bad.parse::<Volume>().unwrap_err().to_string();
@@ -381,10 +417,25 @@ mod tests {
     fn env_merges_defaults_image_and_flags() {
         let img = image(json!({"Env": ["PATH=/img/bin", "A=1"], "Cmd": ["sh"]}));
         let r = rootfs();
-        let run = RunConfig { env: vec!["A=2".into(), "B=3".into()], tty: true, ..Default::default() };
-        let spec = build_spec(&SpecInputs { image: &img, run: &run, id: &"ab".repeat(32), rootfs: r.path(), netns: None, etc_files: &[] }).unwrap();
+        let run = RunConfig {
+            env: vec!["A=2".into(), "B=3".into()],
+            tty: true,
+            ..Default::default()
+        };
+        let spec = build_spec(&SpecInputs {
+            image: &img,
+            run: &run,
+            id: &"ab".repeat(32),
+            rootfs: r.path(),
+            netns: None,
+            etc_files: &[],
+        })
+        .unwrap();
         let env = spec.process().as_ref().unwrap().env().clone().unwrap();
-        assert_eq!(env, ["PATH=/img/bin", "HOSTNAME=abababababab", "TERM=xterm", "A=2", "B=3"]);
+        assert_eq!(
+            env,
+            ["PATH=/img/bin", "HOSTNAME=abababababab", "TERM=xterm", "A=2", "B=3"]
+        );
     }
 
     #[test]
@@ -410,23 +461,46 @@ mod tests {
             ..Default::default()
         };
         let netns = PathBuf::from("/run/minirun/netns/x");
-        let spec = build_spec(&SpecInputs { image: &img, run: &run, id: &id, rootfs: r.path(), netns: Some(&netns), etc_files: &[] }).unwrap();
+        let spec = build_spec(&SpecInputs {
+            image: &img,
+            run: &run,
+            id: &id,
+            rootfs: r.path(),
+            netns: Some(&netns),
+            etc_files: &[],
+        })
+        .unwrap();
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["hostname"], "web");
         assert_eq!(v["root"]["readonly"], true);
         assert_eq!(v["process"]["cwd"], "/srv");
         assert_eq!(v["process"]["user"]["uid"], 33);
         assert_eq!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len(), 14);
-        assert!(v["process"]["capabilities"]["effective"].as_array().unwrap().is_empty(), "non-root gets no effective caps");
+        assert!(
+            v["process"]["capabilities"]["effective"].as_array().unwrap().is_empty(),
+            "non-root gets no effective caps"
+        );
         assert_eq!(v["linux"]["cgroupsPath"], format!("/minirun/{id}"));
         assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
         let ns = v["linux"]["namespaces"].as_array().unwrap();
-        assert!(ns.iter().any(|n| n["type"] == "network" && n["path"] == "/run/minirun/netns/x"));
-        let dests: Vec<&str> = v["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "network" && n["path"] == "/run/minirun/netns/x"));
+        let dests: Vec<&str> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
         for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys", "/data"] {
             assert!(dests.contains(&d), "{d} missing from {dests:?}");
         }
-        let data = v["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/data").unwrap();
+        let data = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap();
         assert!(data["options"].as_array().unwrap().contains(&json!("ro")));
     }
 }

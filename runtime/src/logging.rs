@@ -41,7 +41,10 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(path) = json_log_path(&args) {
         let text = e.to_string();
-        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("invalid arguments");
         let msg = first.trim_start_matches("error: ").to_string();
         log_json_error(&path, &format!("{msg} (arguments: {})", args.join(" ")));
     }
@@ -188,11 +191,24 @@ mod tests {
 
     #[test]
     fn usage_errors_find_the_json_log_in_either_spelling() {
-        let shim = strings(&["--root", "/r", "--log", "/b/log.json", "--log-format", "json", "frobnicate", "c"]);
+        let shim = strings(&[
+            "--root",
+            "/r",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "frobnicate",
+            "c",
+        ]);
         assert_eq!(json_log_path(&shim), Some("/b/log.json".into()));
         let joined = strings(&["--log=/l", "--log-format=json", "x"]);
         assert_eq!(json_log_path(&joined), Some("/l".into()));
-        assert_eq!(json_log_path(&strings(&["--log", "/l", "x"])), None, "text logs get no JSON line");
+        assert_eq!(
+            json_log_path(&strings(&["--log", "/l", "x"])),
+            None,
+            "text logs get no JSON line"
+        );
         assert_eq!(json_log_path(&strings(&["--log-format", "json", "x"])), None);
     }
 
@@ -203,7 +219,10 @@ mod tests {
         assert_eq!(line["msg"], "cgroup perf_event not supported");
         let time = line["time"].as_str().unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
-        let mut m = MessageText { message: "kill".into(), fields: vec!["pid=7".into()] };
+        let mut m = MessageText {
+            message: "kill".into(),
+            fields: vec!["pid=7".into()],
+        };
         assert_eq!(m.text(), "kill pid=7");
         m.message.clear();
         assert_eq!(m.text(), "pid=7");

@@ -130,7 +130,10 @@ mod tests {
         std::fs::write(&file, b"payload").unwrap();
         let fd = readonly_clone(&file).expect("open_tree/mount_setattr");
         let through_clone = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let err = std::fs::OpenOptions::new().write(true).open(&through_clone).unwrap_err();
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&through_clone)
+            .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
         // the same file stays writable through its own mount, and readable through the clone
         std::fs::OpenOptions::new().append(true).open(&file).unwrap();

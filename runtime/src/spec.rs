@@ -42,13 +42,20 @@ pub fn parse_spec(text: &[u8]) -> Result<Spec> {
 /// The checks libcontainer would make later with less helpful messages.
 fn validate(spec: &Spec) -> Result<()> {
     if !spec.version().starts_with("1.") {
-        bail!("field `ociVersion`: unsupported version {:?}, expected 1.x", spec.version());
+        bail!(
+            "field `ociVersion`: unsupported version {:?}, expected 1.x",
+            spec.version()
+        );
     }
-    let Some(root) = spec.root() else { bail!("field `root`: missing") };
+    let Some(root) = spec.root() else {
+        bail!("field `root`: missing")
+    };
     if root.path().as_os_str().is_empty() {
         bail!("field `root.path`: empty");
     }
-    let Some(process) = spec.process() else { bail!("field `process`: missing") };
+    let Some(process) = spec.process() else {
+        bail!("field `process`: missing")
+    };
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("field `process.args`: at least one argument is required");
     }
@@ -85,7 +92,10 @@ pub fn prepare_for_create(spec: &mut Spec, bundle: &Path, id: &str) -> Result<()
     // "rslave" and "rshared"); libcontainer applies the root's propagation
     // recursively anyway but knows only the plain names.
     if let Some(p) = linux.rootfs_propagation().clone() {
-        if let Some(plain) = p.strip_prefix('r').filter(|p| ["shared", "private", "slave", "unbindable"].contains(p)) {
+        if let Some(plain) = p
+            .strip_prefix('r')
+            .filter(|p| ["shared", "private", "slave", "unbindable"].contains(p))
+        {
             linux.set_rootfs_propagation(Some(plain.to_string()));
         }
     }
@@ -107,8 +117,9 @@ fn drop_runc_only_mount_options(spec: &mut Spec) {
         .into_iter()
         .map(|mut m| {
             if let Some(options) = m.options().clone() {
-                let (dropped, kept): (Vec<String>, Vec<String>) =
-                    options.into_iter().partition(|o| RUNC_ONLY_MOUNT_OPTIONS.contains(&o.as_str()));
+                let (dropped, kept): (Vec<String>, Vec<String>) = options
+                    .into_iter()
+                    .partition(|o| RUNC_ONLY_MOUNT_OPTIONS.contains(&o.as_str()));
                 if !dropped.is_empty() {
                     tracing::info!("mount {}: ignoring {}", m.destination().display(), dropped.join(","));
                 }
@@ -181,11 +192,24 @@ mod tests {
     fn prepare_takes_recursive_rootfs_propagation() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("rootfs")).unwrap();
-        for (given, want) in [("rslave", "slave"), ("rshared", "shared"), ("rprivate", "private"), ("runbindable", "unbindable"), ("slave", "slave")] {
-            let text = MINIMAL.replace(r#""namespaces""#, &format!(r#""rootfsPropagation": "{given}", "namespaces""#));
+        for (given, want) in [
+            ("rslave", "slave"),
+            ("rshared", "shared"),
+            ("rprivate", "private"),
+            ("runbindable", "unbindable"),
+            ("slave", "slave"),
+        ] {
+            let text = MINIMAL.replace(
+                r#""namespaces""#,
+                &format!(r#""rootfsPropagation": "{given}", "namespaces""#),
+            );
             let mut spec = parse_spec(text.as_bytes()).unwrap();
             prepare_for_create(&mut spec, dir.path(), "abc").unwrap();
-            assert_eq!(spec.linux().as_ref().unwrap().rootfs_propagation().as_deref(), Some(want), "{given}");
+            assert_eq!(
+                spec.linux().as_ref().unwrap().rootfs_propagation().as_deref(),
+                Some(want),
+                "{given}"
+            );
         }
     }
 
@@ -208,10 +232,7 @@ mod tests {
     #[test]
     fn prepare_keeps_a_given_cgroup_and_reports_a_missing_rootfs() {
         let dir = tempfile::tempdir().unwrap();
-        let text = MINIMAL.replace(
-            r#""namespaces""#,
-            r#""cgroupsPath": "/custom/x", "namespaces""#,
-        );
+        let text = MINIMAL.replace(r#""namespaces""#, r#""cgroupsPath": "/custom/x", "namespaces""#);
         let mut spec = parse_spec(text.as_bytes()).unwrap();
         let err = prepare_for_create(&mut spec, dir.path(), "abc").unwrap_err();
         assert!(err.to_string().contains("root.path"), "{err}");

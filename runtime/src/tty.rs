@@ -24,13 +24,16 @@ impl ConsoleSocket {
     /// receives the master.
     pub fn listen(path: &Path) -> Result<Self> {
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("cannot create console socket {}", path.display()))?;
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("cannot create console socket {}", path.display()))?;
         let thread = std::thread::spawn(move || {
             let (stream, _) = listener.accept()?;
             receive_fd(stream.as_fd())
         });
-        Ok(Self { path: path.to_path_buf(), thread })
+        Ok(Self {
+            path: path.to_path_buf(),
+            thread,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -63,7 +66,10 @@ fn receive_fd(sock: BorrowedFd) -> io::Result<OwnedFd> {
             }
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "no file descriptor on the console socket"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no file descriptor on the console socket",
+    ))
 }
 
 /// Puts the terminal on `fd` in raw mode until dropped.
@@ -79,7 +85,10 @@ impl RawMode {
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
-        Some(Self { fd: fd.try_clone_to_owned().ok()?, saved })
+        Some(Self {
+            fd: fd.try_clone_to_owned().ok()?,
+            saved,
+        })
     }
 }
 
@@ -144,11 +153,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("console.sock");
         let console = ConsoleSocket::listen(&path).unwrap();
-        let (mut r, w) = nix::unistd::pipe().map(|(r, w)| (File::from(r), File::from(w))).unwrap();
+        let (mut r, w) = nix::unistd::pipe()
+            .map(|(r, w)| (File::from(r), File::from(w)))
+            .unwrap();
         let stream = UnixStream::connect(&path).unwrap();
         let fds = [w.as_raw_fd()];
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-        nix::sys::socket::sendmsg::<()>(stream.as_raw_fd(), &[io::IoSlice::new(b"x")], &cmsg, MsgFlags::empty(), None).unwrap();
+        nix::sys::socket::sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[io::IoSlice::new(b"x")],
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
         drop(w);
         let mut received = console.master().unwrap();
         received.write_all(b"through the socket").unwrap();

@@ -82,7 +82,10 @@ mod tests {
     fn waits_for_a_real_child() {
         let child = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         assert_eq!(wait_exit(Pid::from_raw(child.id() as i32)).unwrap(), 7);
-        let child = std::process::Command::new("sh").args(["-c", "kill -TERM $$"]).spawn().unwrap();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "kill -TERM $$"])
+            .spawn()
+            .unwrap();
         assert_eq!(wait_exit(Pid::from_raw(child.id() as i32)).unwrap(), 143);
     }
 }

@@ -8,9 +8,7 @@ use tar::EntryType;
 fn whiteout_image() -> TestImage {
     let lower = Layer::new()
         .dir("a")
-        .entry("a/keep", EntryType::Regular, b"keep", |h| {
-            h.set_mode(0o4755)
-        })
+        .entry("a/keep", EntryType::Regular, b"keep", |h| h.set_mode(0o4755))
         .hardlink("a/keep-link", "a/keep")
         .file("a/old", b"old")
         .dir("b")
@@ -61,18 +59,12 @@ fn assert_merged_view(root: &Path) {
     assert_eq!(fs::read(root.join("a/keep")).unwrap(), b"keep");
     assert_eq!(fs::read(root.join("link")).unwrap(), b"keep");
     assert_eq!(fs::read(root.join("b/new")).unwrap(), b"new");
-    assert_eq!(
-        fs::metadata(root.join("a/keep")).unwrap().mode() & 0o7777,
-        0o4755
-    );
+    assert_eq!(fs::metadata(root.join("a/keep")).unwrap().mode() & 0o7777, 0o4755);
 }
 
 /// overlayfs cannot be mounted at all here (not "we got it wrong").
 fn overlay_unavailable(tmp: &Path) -> Option<Error> {
-    let dirs: Vec<PathBuf> = ["l1", "l2", "u", "w", "t"]
-        .iter()
-        .map(|d| tmp.join(d))
-        .collect();
+    let dirs: Vec<PathBuf> = ["l1", "l2", "u", "w", "t"].iter().map(|d| tmp.join(d)).collect();
     for d in &dirs {
         fs::create_dir_all(d).unwrap();
     }
@@ -97,10 +89,7 @@ fn overlay_unavailable(tmp: &Path) -> Option<Error> {
 macro_rules! require_overlay {
     ($tmp:expr) => {
         if let Some(e) = overlay_unavailable(&$tmp.join("probe")) {
-            eprintln!(
-                "skipping: overlayfs cannot be mounted here: {}",
-                error::chain(&e)
-            );
+            eprintln!("skipping: overlayfs cannot be mounted here: {}", error::chain(&e));
             return;
         }
     };
@@ -123,16 +112,10 @@ fn overlay_rootfs_applies_whiteouts_across_layers() {
     fs::remove_file(rootfs.join("a/added")).unwrap();
     assert_eq!(fs::read(image.layers[0].join("a/keep")).unwrap(), b"keep");
     assert!(image.layers[1].join("a/added").exists());
-    assert_eq!(
-        fs::read(container.join("upper/a/keep")).unwrap(),
-        b"changed"
-    );
+    assert_eq!(fs::read(container.join("upper/a/keep")).unwrap(), b"changed");
 
     // Preparing a prepared container is a no-op.
-    assert_eq!(
-        store.prepare_rootfs(&image, &container, false).unwrap(),
-        rootfs
-    );
+    assert_eq!(store.prepare_rootfs(&image, &container, false).unwrap(), rootfs);
 
     // A second container sees the pristine image.
     let other = tmp.path().join("c2");
@@ -142,10 +125,7 @@ fn overlay_rootfs_applies_whiteouts_across_layers() {
     release_rootfs(&container).unwrap();
     assert!(!rootfs.exists());
     assert!(!container.join("upper").exists() && !container.join("work").exists());
-    assert!(
-        container.exists(),
-        "the container dir itself belongs to the caller"
-    );
+    assert!(container.exists(), "the container dir itself belongs to the caller");
     release_rootfs(&container).unwrap();
     release_rootfs(&other).unwrap();
     assert_eq!(listing(&other), Vec::<String>::new());
@@ -200,10 +180,7 @@ fn copy_fallback_applies_whiteouts_by_deletion() {
     copy_layers(&image.layers, &rootfs).unwrap();
     assert_merged_view(&rootfs);
     let keep = fs::metadata(rootfs.join("a/keep")).unwrap();
-    assert_eq!(
-        keep.ino(),
-        fs::metadata(rootfs.join("a/keep-link")).unwrap().ino()
-    );
+    assert_eq!(keep.ino(), fs::metadata(rootfs.join("a/keep-link")).unwrap().ino());
     assert!(fs::symlink_metadata(rootfs.join("link"))
         .unwrap()
         .file_type()
@@ -226,11 +203,7 @@ fn copy_fallback_applies_whiteouts_by_deletion() {
 
 #[test]
 fn umoci_whiteouts_and_opaque_directories() {
-    if std::process::Command::new("umoci")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("umoci").arg("--version").output().is_err() {
         eprintln!("skipping: umoci is not installed");
         return;
     }
@@ -238,10 +211,7 @@ fn umoci_whiteouts_and_opaque_directories() {
     let layout = tmp.path().join("wh");
     let image_ref = format!("{}:latest", layout.display());
     let umoci = |args: &[&str]| {
-        let out = std::process::Command::new("umoci")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new("umoci").args(args).output().unwrap();
         assert!(
             out.status.success(),
             "umoci {args:?}: {}",
@@ -257,13 +227,7 @@ fn umoci_whiteouts_and_opaque_directories() {
     fs::write(src2.join("new"), "new").unwrap();
     umoci(&["init", "--layout", layout.to_str().unwrap()]);
     umoci(&["new", "--image", &image_ref]);
-    umoci(&[
-        "insert",
-        "--image",
-        &image_ref,
-        src.to_str().unwrap(),
-        "/data",
-    ]);
+    umoci(&["insert", "--image", &image_ref, src.to_str().unwrap(), "/data"]);
     umoci(&["insert", "--image", &image_ref, "--whiteout", "/data/a"]);
     umoci(&[
         "insert",
@@ -331,18 +295,12 @@ fn ensure_dir_in_rootfs_resolves_symlinks_inside_the_root() {
     // host's; dangling there, it is an error naming the path
     let err = crate::ensure_dir_in_rootfs(r, Path::new("/escape/x")).unwrap_err();
     assert!(err.to_string().contains("escape"), "{err}");
-    assert!(
-        !outside.path().join("x").exists(),
-        "created outside the rootfs"
-    );
+    assert!(!outside.path().join("x").exists(), "created outside the rootfs");
     let inside = outside.path().strip_prefix("/").unwrap();
     std::fs::create_dir_all(r.join(inside)).unwrap();
     crate::ensure_dir_in_rootfs(r, Path::new("/escape/x")).unwrap();
     assert!(r.join(inside).join("x").is_dir());
-    assert!(
-        !outside.path().join("x").exists(),
-        "created outside the rootfs"
-    );
+    assert!(!outside.path().join("x").exists(), "created outside the rootfs");
     // existing directories are fine
     crate::ensure_dir_in_rootfs(r, Path::new("/a/b")).unwrap();
 }

@@ -1,8 +1,7 @@
 use super::*;
 use crate::digest::sha256_of;
 use crate::testutil::{
-    docker_save, gzip, oci_finish, oci_index_blob, oci_layout, oci_manifest, Files, Layer,
-    TestImage,
+    docker_save, gzip, oci_finish, oci_index_blob, oci_layout, oci_manifest, Files, Layer, TestImage,
 };
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Barrier};
@@ -27,15 +26,7 @@ impl Fixture {
     fn archive(&self, name: &str, files: &Files) -> PathBuf {
         let path = self.tmp.path().join(name);
         let tar = files.tar();
-        fs::write(
-            &path,
-            if name.ends_with(".gz") {
-                gzip(&tar)
-            } else {
-                tar
-            },
-        )
-        .unwrap();
+        fs::write(&path, if name.ends_with(".gz") { gzip(&tar) } else { tar }).unwrap();
         path
     }
 
@@ -88,10 +79,7 @@ fn loads_a_legacy_docker_save_archive() {
     let f = Fixture::new();
     // A layer repeated in one image: the legacy layout stores it once and links to it.
     let img = TestImage::new(vec![base_layer(), app_layer("x"), base_layer()], "legacy");
-    let files = docker_save(
-        &[(&img, &["busybox:latest", "docker.io/library/busybox:1.36"])],
-        false,
-    );
+    let files = docker_save(&[(&img, &["busybox:latest", "docker.io/library/busybox:1.36"])], false);
     let path = f.archive("busybox.tar", &files);
     let loaded = f.store.load(&path).unwrap();
     assert_eq!(loaded, ["busybox:latest", "busybox:1.36"]);
@@ -101,10 +89,7 @@ fn loads_a_legacy_docker_save_archive() {
     assert_eq!(image.references, ["busybox:1.36", "busybox:latest"]);
     assert_eq!(image.layers.len(), 3);
     assert_eq!(image.layers[0], image.layers[2]);
-    assert_eq!(
-        fs::read(image.layers[0].join("bin/sh")).unwrap(),
-        b"#!/bin/sh\n"
-    );
+    assert_eq!(fs::read(image.layers[0].join("bin/sh")).unwrap(), b"#!/bin/sh\n");
     assert_eq!(fs::read(image.layers[1].join("app/x")).unwrap(), b"x");
     let cmd = image.config.config().as_ref().unwrap().cmd().clone();
     assert_eq!(cmd, Some(vec!["/bin/sh".to_string()]));
@@ -112,11 +97,7 @@ fn loads_a_legacy_docker_save_archive() {
     let rows = f.store.list().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(
-        (
-            rows[0].repository.as_str(),
-            rows[0].tag.as_str(),
-            rows[0].id.as_str()
-        ),
+        (rows[0].repository.as_str(), rows[0].tag.as_str(), rows[0].id.as_str()),
         ("busybox", "1.36", img.id.as_str())
     );
     // bin/sh + etc/os-release + app/x, the repeated base layer counted once.
@@ -132,10 +113,7 @@ fn loads_a_blobs_layout_docker_save_archive_compressed() {
     let a = two_layer_image("a");
     let b = two_layer_image("b");
     let untagged = TestImage::new(vec![app_layer("c")], "c");
-    let files = docker_save(
-        &[(&a, &["a:1"]), (&b, &["ghcr.io/org/b:2"]), (&untagged, &[])],
-        true,
-    );
+    let files = docker_save(&[(&a, &["a:1"]), (&b, &["ghcr.io/org/b:2"]), (&untagged, &[])], true);
     let path = f.archive("images.tar.gz", &files);
     let loaded = f.store.load(&path).unwrap();
     assert_eq!(
@@ -150,14 +128,8 @@ fn loads_a_blobs_layout_docker_save_archive_compressed() {
     assert_eq!(f.images_dir("layers").len(), 4);
     let rows = f.store.list().unwrap();
     let row = rows.iter().find(|r| r.id == untagged.id).unwrap();
-    assert_eq!(
-        (row.repository.as_str(), row.tag.as_str()),
-        ("<none>", "<none>")
-    );
-    assert_eq!(
-        f.store.resolve(&untagged.id).unwrap().references,
-        Vec::<String>::new()
-    );
+    assert_eq!((row.repository.as_str(), row.tag.as_str()), ("<none>", "<none>"));
+    assert_eq!(f.store.resolve(&untagged.id).unwrap().references, Vec::<String>::new());
 }
 
 #[test]
@@ -167,10 +139,7 @@ fn loads_oci_layouts_as_directory_tar_and_tar_gz() {
     // Bare tag: the repository comes from the directory or file name.
     let dir = f.layout_dir("myapp", &oci_layout(&img, Some("v1")));
     assert_eq!(f.store.load(&dir).unwrap(), ["myapp:v1"]);
-    let tar = f.archive(
-        "other.tar",
-        &oci_layout(&img, Some("docker.io/library/alpine:3")),
-    );
+    let tar = f.archive("other.tar", &oci_layout(&img, Some("docker.io/library/alpine:3")));
     assert_eq!(f.store.load(&tar).unwrap(), ["alpine:3"]);
     let tgz = f.archive("third.tar.gz", &oci_layout(&img, Some("edge")));
     assert_eq!(f.store.load(&tgz).unwrap(), ["third:edge"]);
@@ -228,10 +197,7 @@ fn oci_index_picks_this_platform() {
 
 #[test]
 fn loads_an_oci_layout_made_by_umoci() {
-    let Ok(status) = std::process::Command::new("umoci")
-        .arg("--version")
-        .output()
-    else {
+    let Ok(status) = std::process::Command::new("umoci").arg("--version").output() else {
         eprintln!("skipping: umoci is not installed");
         return;
     };
@@ -243,10 +209,7 @@ fn loads_an_oci_layout_made_by_umoci() {
     fs::write(src.join("sub/hello"), "hello from umoci\n").unwrap();
     let image = format!("{}:stable", layout.display());
     let umoci = |args: &[&str]| {
-        let out = std::process::Command::new("umoci")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new("umoci").args(args).output().unwrap();
         assert!(
             out.status.success(),
             "umoci {args:?}: {}",
@@ -317,10 +280,7 @@ fn a_diff_id_mismatch_in_a_docker_archive_stores_nothing() {
     let err = f.store.load(&path).unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     assert!(err.to_string().contains("diff_id"), "{err}");
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     f.assert_empty();
 }
 
@@ -349,11 +309,7 @@ fn truncated_and_corrupt_archives_are_clear_errors() {
     let tar = docker_save(&[(&img, &["t:1"])], false).tar();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("cut.tar", tar[..tar.len() / 2].to_vec(), "truncated"),
-        (
-            "cut-at-block.tar",
-            tar[..tar.len() - 1024].to_vec(),
-            "truncated",
-        ),
+        ("cut-at-block.tar", tar[..tar.len() - 1024].to_vec(), "truncated"),
         ("cut.tar.gz", gzip(&tar)[..1000].to_vec(), "truncated"),
         (
             "garbage.tar",
@@ -372,12 +328,7 @@ fn truncated_and_corrupt_archives_are_clear_errors() {
         f.assert_empty();
     }
     let missing = f.tmp.path().join("missing.tar");
-    assert!(f
-        .store
-        .load(&missing)
-        .unwrap_err()
-        .to_string()
-        .contains("missing.tar"));
+    assert!(f.store.load(&missing).unwrap_err().to_string().contains("missing.tar"));
     let not_image = f.tmp.path().join("not-an-image");
     fs::create_dir(&not_image).unwrap();
     let err = f.store.load(&not_image).unwrap_err();
@@ -391,11 +342,7 @@ fn an_unsafe_layer_is_named_and_stores_nothing() {
     let img = TestImage::new(vec![base_layer(), evil], "evil");
     let path = f.archive("evil.tar", &docker_save(&[(&img, &["evil:1"])], true));
     match f.store.load(&path) {
-        Err(Error::Layer {
-            archive,
-            layer,
-            source,
-        }) => {
+        Err(Error::Layer { archive, layer, source }) => {
             assert_eq!(archive, path);
             assert!(layer.contains(&img.diff_id(1)), "{layer}");
             assert!(
@@ -420,14 +367,8 @@ fn loading_twice_is_cheap_and_harmless() {
     assert_eq!(f.store.load(&path).unwrap(), ["twice:1"]);
     let after = fs::metadata(&layer).unwrap();
     // Not unpacked again: the very same directory.
-    assert_eq!(
-        (before.ino(), before.ctime_nsec()),
-        (after.ino(), after.ctime_nsec())
-    );
-    assert_eq!(
-        fs::read(f.data_root().join("images/index.json")).unwrap(),
-        index_before
-    );
+    assert_eq!((before.ino(), before.ctime_nsec()), (after.ino(), after.ctime_nsec()));
+    assert_eq!(fs::read(f.data_root().join("images/index.json")).unwrap(), index_before);
     assert_eq!(f.store.list().unwrap().len(), 1);
     assert_eq!(f.images_dir("tmp"), Vec::<String>::new());
 }
@@ -457,15 +398,10 @@ fn concurrent_loads_do_not_corrupt_the_store() {
         })
         .collect();
     let results: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(
-        results,
-        [vec!["a:1"], vec!["a:1"], vec!["a:1"], vec!["b:1"]]
-    );
+    assert_eq!(results, [vec!["a:1"], vec!["a:1"], vec!["a:1"], vec!["b:1"]]);
     let rows = f.store.list().unwrap();
     assert_eq!(
-        rows.iter()
-            .map(|r| r.repository.as_str())
-            .collect::<Vec<_>>(),
+        rows.iter().map(|r| r.repository.as_str()).collect::<Vec<_>>(),
         ["a", "b"]
     );
     assert_eq!(f.images_dir("layers").len(), 3);
@@ -502,10 +438,7 @@ fn resolve_by_name_id_prefix_and_digest() {
     let manifest_digest = d1["digest"].as_str().unwrap().to_string();
     oci_finish(
         &mut files,
-        vec![
-            (d1, Some("docker.io/library/one:1")),
-            (d2, Some("two:latest")),
-        ],
+        vec![(d1, Some("docker.io/library/one:1")), (d2, Some("two:latest"))],
     );
     f.store.load(&f.archive("pair.tar", &files)).unwrap();
 
@@ -521,32 +454,14 @@ fn resolve_by_name_id_prefix_and_digest() {
         assert_eq!(f.store.resolve(r).unwrap().id, two.id, "{r}");
     }
     assert_eq!(f.store.resolve(&one.id).unwrap().id, one.id);
-    assert_eq!(
-        f.store.resolve(&format!("sha256:{}", one.id)).unwrap().id,
-        one.id
-    );
+    assert_eq!(f.store.resolve(&format!("sha256:{}", one.id)).unwrap().id, one.id);
     assert_eq!(f.store.resolve(&one.id[..12]).unwrap().id, one.id);
     assert_eq!(
-        f.store
-            .resolve(&format!("sha256:{}", &two.id[..12]))
-            .unwrap()
-            .id,
+        f.store.resolve(&format!("sha256:{}", &two.id[..12])).unwrap().id,
         two.id
     );
-    assert_eq!(
-        f.store
-            .resolve(&format!("one@{manifest_digest}"))
-            .unwrap()
-            .id,
-        one.id
-    );
-    assert_eq!(
-        f.store
-            .resolve(&format!("one@sha256:{}", one.id))
-            .unwrap()
-            .id,
-        one.id
-    );
+    assert_eq!(f.store.resolve(&format!("one@{manifest_digest}")).unwrap().id, one.id);
+    assert_eq!(f.store.resolve(&format!("one@sha256:{}", one.id)).unwrap().id, one.id);
 
     let prefix = &one.id[..1];
     match f.store.resolve(prefix) {
@@ -558,12 +473,7 @@ fn resolve_by_name_id_prefix_and_digest() {
         }
         other => panic!("{other:?}"),
     }
-    for missing in [
-        "one:2",
-        "three",
-        "ffffffffffff",
-        &format!("two@{manifest_digest}"),
-    ] {
+    for missing in ["one:2", "three", "ffffffffffff", &format!("two@{manifest_digest}")] {
         let err = f.store.resolve(missing).unwrap_err();
         assert!(
             matches!(&err, Error::NotFound { reference } if reference == missing),
@@ -579,10 +489,7 @@ fn remove_untags_then_deletes_and_keeps_shared_layers() {
     let f = Fixture::new();
     let a = two_layer_image("a");
     let b = two_layer_image("b");
-    let path = f.archive(
-        "ab.tar",
-        &docker_save(&[(&a, &["a:1", "a:2"]), (&b, &["b:1"])], true),
-    );
+    let path = f.archive("ab.tar", &docker_save(&[(&a, &["a:1", "a:2"]), (&b, &["b:1"])], true));
     f.store.load(&path).unwrap();
     let base = f.store.layer_path(&a.diff_id(0));
     let a_app = f.store.layer_path(&a.diff_id(1));
@@ -601,10 +508,7 @@ fn remove_untags_then_deletes_and_keeps_shared_layers() {
     );
     assert!(!a_app.exists());
     assert!(base.is_dir(), "the base layer is still used by b");
-    assert!(matches!(
-        f.store.resolve(&a.id),
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(f.store.resolve(&a.id), Err(Error::NotFound { .. })));
     let b_image = f.store.resolve("b:1").unwrap();
     assert!(b_image.layers.iter().all(|l| l.is_dir()));
 
@@ -627,10 +531,7 @@ fn remove_by_id_refuses_images_in_several_repositories() {
         other => panic!("{other:?}"),
     }
     assert_eq!(f.store.list().unwrap().len(), 2);
-    assert!(matches!(
-        f.store.remove("nope:1"),
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(f.store.remove("nope:1"), Err(Error::NotFound { .. })));
 }
 
 #[test]
@@ -646,9 +547,7 @@ fn a_moved_tag_leaves_the_old_image_untagged() {
         .unwrap();
     assert_eq!(f.store.resolve("app:1").unwrap().id, new.id);
     let rows = f.store.list().unwrap();
-    assert!(rows
-        .iter()
-        .any(|r| r.id == old.id && r.repository == "<none>"));
+    assert!(rows.iter().any(|r| r.id == old.id && r.repository == "<none>"));
 }
 
 #[test]
@@ -686,8 +585,5 @@ fn a_corrupt_index_is_reported_with_its_path() {
     let index = f.data_root().join("images/index.json");
     fs::write(&index, "{not json").unwrap();
     let err = f.store.list().unwrap_err();
-    assert!(
-        matches!(&err, Error::Index { path, .. } if *path == index),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Index { path, .. } if *path == index), "{err}");
 }

@@ -80,19 +80,12 @@ fn rejects_writes_through_a_symlink_to_an_absolute_path() {
 #[test]
 fn rejects_writes_through_a_relative_symlink_that_climbs_out() {
     let (tmp, dest) = scratch();
-    let tar = Layer::new()
-        .symlink("s", "../..")
-        .file("s/x", b"pwned")
-        .tar();
+    let tar = Layer::new().symlink("s", "../..").file("s/x", b"pwned").tar();
     assert_unsafe(unpack(&tar, &dest), "s/x");
     assert!(!tmp.path().join("x").exists());
     // Deeper: a directory inside, then a symlink in it climbing out.
     let (tmp, dest) = scratch();
-    let tar = Layer::new()
-        .dir("d")
-        .symlink("d/up", "../../..")
-        .dir("d/up/evil")
-        .tar();
+    let tar = Layer::new().dir("d").symlink("d/up", "../../..").dir("d/up/evil").tar();
     assert_unsafe(unpack(&tar, &dest), "d/up/evil");
     assert!(!tmp.path().join("evil").exists());
 }
@@ -103,11 +96,7 @@ fn rejects_symlinks_laid_down_by_a_lower_layer() {
     let (tmp, dest) = scratch();
     let outside = tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    unpack(
-        &Layer::new().symlink("lib", outside.to_str().unwrap()).tar(),
-        &dest,
-    )
-    .unwrap();
+    unpack(&Layer::new().symlink("lib", outside.to_str().unwrap()).tar(), &dest).unwrap();
     let tar = Layer::new().file("lib/evil.so", b"pwned").tar();
     assert_unsafe(unpack(&tar, &dest), "lib/evil.so");
     assert!(!outside.join("evil.so").exists());
@@ -140,10 +129,7 @@ fn rejects_hard_links_outside() {
     let tar = Layer::new().hardlink("h", "../secret").tar();
     assert_unsafe(unpack(&tar, &dest), "h");
     assert!(fs::symlink_metadata(dest.join("h")).is_err());
-    assert_eq!(
-        fs::metadata(tmp.path().join("a/secret")).unwrap().nlink(),
-        1
-    );
+    assert_eq!(fs::metadata(tmp.path().join("a/secret")).unwrap().nlink(), 1);
 }
 
 #[test]
@@ -161,10 +147,7 @@ fn rejects_hard_links_through_a_symlink() {
     assert_eq!(fs::metadata(outside.join("shadow")).unwrap().nlink(), 1);
 
     let (_tmp, dest) = scratch();
-    let tar = Layer::new()
-        .symlink("s", "/etc")
-        .hardlink("h", "s/shadow")
-        .tar();
+    let tar = Layer::new().symlink("s", "/etc").hardlink("h", "s/shadow").tar();
     assert_unsafe(unpack(&tar, &dest), "h");
 
     // A hard link to a hostile symlink is that symlink again: writing through it is refused.
@@ -181,10 +164,7 @@ fn rejects_hard_links_through_a_symlink() {
 #[test]
 fn hard_link_to_a_symlink_links_the_symlink_itself() {
     let (_tmp, dest) = scratch();
-    let tar = Layer::new()
-        .symlink("s", "/etc/shadow")
-        .hardlink("h", "s")
-        .tar();
+    let tar = Layer::new().symlink("s", "/etc/shadow").hardlink("h", "s").tar();
     unpack(&tar, &dest).unwrap();
     let meta = fs::symlink_metadata(dest.join("h")).unwrap();
     assert!(meta.file_type().is_symlink());
@@ -217,11 +197,7 @@ fn whiteouts_become_overlay_whiteouts() {
     assert!(!fsutil::is_opaque(e.as_fd()).unwrap());
     // A directory replacing its own whiteout in the same layer is opaque.
     let (_tmp, dest2) = scratch();
-    let tar = Layer::new()
-        .file(".wh.r", b"")
-        .dir("r")
-        .file("r/f", b"f")
-        .tar();
+    let tar = Layer::new().file(".wh.r", b"").dir("r").file("r/f", b"f").tar();
     unpack(&tar, &dest2).unwrap();
     let r = fsutil::open_dir(&dest2.join("r")).unwrap();
     assert!(fsutil::is_opaque(r.as_fd()).unwrap());
@@ -261,10 +237,7 @@ fn metadata_is_reproduced() {
             h.set_device_minor(0).unwrap();
         })
         .entry("fifo", EntryType::Fifo, b"", |h| h.set_mode(0o620))
-        .pax(&[
-            ("SCHILY.xattr.user.minirun", b"v1"),
-            ("mtime", b"1700000000.5"),
-        ])
+        .pax(&[("SCHILY.xattr.user.minirun", b"v1"), ("mtime", b"1700000000.5")])
         .file("xattr", b"x")
         .tar();
     let stats = unpack(&tar, &dest).unwrap();
@@ -274,26 +247,16 @@ fn metadata_is_reproduced() {
     let bin = fs::symlink_metadata(dest.join("bin")).unwrap();
     assert_eq!(bin.mode() & 0o7777, 0o750);
     assert_eq!((bin.uid(), bin.gid()), (12, 34));
-    assert_eq!(
-        bin.mtime(),
-        1_000_000_000,
-        "directory mtime is set after its children"
-    );
+    assert_eq!(bin.mtime(), 1_000_000_000, "directory mtime is set after its children");
 
     let su = fs::symlink_metadata(dest.join("bin/su")).unwrap();
     assert_eq!(su.mode() & 0o7777, 0o4755, "setuid survives chown");
     assert_eq!((su.uid(), su.gid()), (1000, 1001));
     assert_eq!(su.mtime(), 1_234_567_890);
     assert_eq!(su.nlink(), 2);
-    assert_eq!(
-        fs::metadata(dest.join("bin/su-again")).unwrap().ino(),
-        su.ino()
-    );
+    assert_eq!(fs::metadata(dest.join("bin/su-again")).unwrap().ino(), su.ino());
 
-    assert_eq!(
-        fs::read_link(dest.join("bin/sh")).unwrap(),
-        Path::new("busybox")
-    );
+    assert_eq!(fs::read_link(dest.join("bin/sh")).unwrap(), Path::new("busybox"));
 
     let null = fs::symlink_metadata(dest.join("null")).unwrap();
     assert!(null.file_type().is_char_device());
@@ -352,10 +315,7 @@ fn missing_parent_directories_are_created() {
     let (_tmp, dest) = scratch();
     unpack(&Layer::new().file("a/b/c/f", b"f").tar(), &dest).unwrap();
     assert_eq!(fs::read(dest.join("a/b/c/f")).unwrap(), b"f");
-    assert_eq!(
-        fs::metadata(dest.join("a/b")).unwrap().mode() & 0o777,
-        0o755
-    );
+    assert_eq!(fs::metadata(dest.join("a/b")).unwrap().mode() & 0o777, 0o755);
 }
 
 #[test]
@@ -401,10 +361,7 @@ fn truncated_streams_are_errors() {
     }
     // Cut inside a header.
     let (_tmp, dest) = scratch();
-    assert!(matches!(
-        unpack(&tar[..700], &dest),
-        Err(Error::Stream { .. })
-    ));
+    assert!(matches!(unpack(&tar[..700], &dest), Err(Error::Stream { .. })));
     // Cut gzip.
     let gz = gzip(&tar);
     let (_tmp, dest) = scratch();
@@ -428,10 +385,7 @@ fn a_stream_ending_right_after_the_last_data_is_accepted() {
     assert_eq!(stats.diff_id, format!("sha256:{}", sha256_of(cut)));
     // Cut one byte earlier, the file is incomplete: an error.
     let (_tmp, dest) = scratch();
-    assert!(matches!(
-        unpack(&tar[..512 * 2 + 2], &dest),
-        Err(Error::Stream { .. })
-    ));
+    assert!(matches!(unpack(&tar[..512 * 2 + 2], &dest), Err(Error::Stream { .. })));
     // Cut inside the padding: an error too (as in Go's archive/tar).
     let (_tmp, dest) = scratch();
     assert!(matches!(

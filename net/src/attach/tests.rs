@@ -111,35 +111,23 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         let w = World::new();
         let (_g1, _g2) = (w.guard("c1"), w.guard("c2"));
         let t = std::time::Instant::now();
-        let a1 = attach(
-            &w.req("c1", bridge(), &["8080:80", "127.0.0.1::81/udp"]),
-            &alive,
-        )
-        .unwrap();
+        let a1 = attach(&w.req("c1", bridge(), &["8080:80", "127.0.0.1::81/udp"]), &alive).unwrap();
         let first = t.elapsed();
         let t = std::time::Instant::now();
         let a2 = attach(&w.req("c2", bridge(), &[]), &alive).unwrap();
         let second = t.elapsed();
 
-        let net = network::load_network(w.data.path(), "bridge")
-            .unwrap()
-            .unwrap();
+        let net = network::load_network(w.data.path(), "bridge").unwrap().unwrap();
         assert_eq!(net.subnet.to_string(), "10.89.0.0/24");
         assert_eq!(a1.ip, Some(Ipv4Addr::new(10, 89, 0, 2)));
         assert_eq!(a2.ip, Some(Ipv4Addr::new(10, 89, 0, 3)));
         assert_eq!(a1.gateway, Some(Ipv4Addr::new(10, 89, 0, 1)));
-        assert_eq!(
-            (a1.prefix_len, a1.bridge.as_deref()),
-            (Some(24), Some("minirun0"))
-        );
+        assert_eq!((a1.prefix_len, a1.bridge.as_deref()), (Some(24), Some("minirun0")));
         assert_eq!(a1.mac.as_deref(), Some("02:42:0a:59:00:02"));
         assert_eq!(a1.ports.len(), 2);
         assert_ne!(a1.ports[1].host_port, 0, "ephemeral port picked");
         assert!(a1.netns_owned);
-        assert_eq!(
-            load_attachment(w.run.path(), "c1").unwrap().as_ref(),
-            Some(&a1)
-        );
+        assert_eq!(load_attachment(w.run.path(), "c1").unwrap().as_ref(), Some(&a1));
         // Serializable for the runtime's state.
         let j = serde_json::to_string(&a1).unwrap();
         assert_eq!(serde_json::from_str::<Attachment>(&j).unwrap(), a1);
@@ -161,15 +149,11 @@ fn two_containers_on_a_bridge_then_nothing_left() {
                 assert_eq!(hairpin(&v.name), Some(true), "hairpin on {}", v.name);
             }
         }
-        assert!(link::list_addresses().unwrap().contains(&(
-            br.index,
-            Ipv4Addr::new(10, 89, 0, 1),
-            24
-        )));
+        assert!(link::list_addresses()
+            .unwrap()
+            .contains(&(br.index, Ipv4Addr::new(10, 89, 0, 1), 24)));
         assert_eq!(
-            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-                .unwrap()
-                .trim(),
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim(),
             "1"
         );
         assert_eq!(
@@ -187,10 +171,7 @@ fn two_containers_on_a_bridge_then_nothing_left() {
             assert!(eth0.up && lo.up);
             assert_eq!(links.len(), 2, "only lo and eth0: {links:?}");
             assert_eq!(eth0.mac.map(|m| link::format_mac(&m)), a.mac.clone());
-            assert!(
-                addrs.contains(&(eth0.index, a.ip.unwrap(), 24)),
-                "{addrs:?}"
-            );
+            assert!(addrs.contains(&(eth0.index, a.ip.unwrap(), 24)), "{addrs:?}");
             let def = routes
                 .iter()
                 .find(|r| r.prefix_len == 0 && r.table == 254)
@@ -223,16 +204,11 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         detach(&a1).unwrap(); // idempotent
         detach(&a2).unwrap();
         assert_eq!(mr_veths_settled(), Vec::<String>::new());
-        assert_eq!(
-            (w.records(), w.netns_files(), w.leases("bridge")),
-            (0, 0, 0)
-        );
+        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (0, 0, 0));
         assert!(fw.list_published().unwrap().is_empty());
         // The network itself stays (bridge and its elements), like docker's default bridge.
         assert_eq!(fw.list_bridges().unwrap(), vec!["minirun0"]);
-        eprintln!(
-            "attach (creates network) {first:?}, attach {second:?}, detach with 2 ports {det:?}"
-        );
+        eprintln!("attach (creates network) {first:?}, attach {second:?}, detach with 2 ports {det:?}");
     });
 }
 
@@ -254,17 +230,11 @@ fn none_and_container_modes() {
         let ns = n.netns_path.clone().unwrap();
         // A second attach of the same container fails and leaves the first one intact.
         let e = attach(&w.req("n1", NetMode::None, &[]), &alive).unwrap_err();
-        assert!(
-            e.to_string().contains("already has a network attachment"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("already has a network attachment"), "{e}");
         assert!(netns::is_netns(&ns));
         let (addrs, routes, links) = inside(&ns);
         assert_eq!(
-            links
-                .iter()
-                .map(|l| (l.name.as_str(), l.up))
-                .collect::<Vec<_>>(),
+            links.iter().map(|l| (l.name.as_str(), l.up)).collect::<Vec<_>>(),
             vec![("lo", true)]
         );
         assert!(addrs.iter().all(|(_, ip, _)| ip.is_loopback()));
@@ -309,19 +279,12 @@ fn failure_after_veth_undoes_everything() {
             .args(["add table ip minirun; add set ip minirun subnets { type ipv4_addr; flags interval; }; add set ip minirun bridges { type ifname; }; add set ip minirun isolate { type ifname . ifname; }"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let e = attach(&w.req("f1", bridge(), &["8080:80"]), &alive).unwrap_err();
         assert!(matches!(e, Error::Nftables { .. }), "{e}");
         assert!(e.to_string().contains("pub_any"), "{e}");
         assert!(mr_veths().is_empty(), "veth left: {:?}", mr_veths());
-        assert_eq!(
-            (w.records(), w.netns_files(), w.leases("bridge")),
-            (0, 0, 0)
-        );
+        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (0, 0, 0));
         let fw = Firewall::open().unwrap();
         fw.delete_table().unwrap();
 
@@ -349,10 +312,7 @@ fn failure_after_veth_undoes_everything() {
             e.to_string().contains("blocker") && e.to_string().contains("not a bridge"),
             "{e}"
         );
-        assert_eq!(
-            (w.records(), w.netns_files(), w.leases("blocked")),
-            (0, 0, 0)
-        );
+        assert_eq!((w.records(), w.netns_files(), w.leases("blocked")), (0, 0, 0));
     });
 }
 
@@ -395,19 +355,12 @@ fn gc_cleans_crashed_runs() {
             Firewall::open().unwrap().list_published().unwrap(),
             vec![(live.ports[0], live.ip.unwrap())]
         );
-        assert_eq!(
-            (w.records(), w.netns_files(), w.leases("bridge")),
-            (1, 1, 1)
-        );
+        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (1, 1, 1));
         let _ = d1;
         // Nothing more to do the second time.
-        assert!(gc(w.run.path(), w.data.path(), &is_alive)
-            .unwrap()
-            .is_empty());
+        assert!(gc(w.run.path(), w.data.path(), &is_alive).unwrap().is_empty());
         detach(&live).unwrap();
-        assert!(gc(w.run.path(), w.data.path(), &|_: &str| false)
-            .unwrap()
-            .is_empty());
+        assert!(gc(w.run.path(), w.data.path(), &|_: &str| false).unwrap().is_empty());
     });
 }
 
@@ -425,28 +378,21 @@ fn concurrent_attaches_get_distinct_addresses() {
             let hs: Vec<_> = (0..n)
                 .map(|i| {
                     let w = &w;
-                    s.spawn(move || {
-                        attach(&w.req(&format!("p{i}"), bridge(), &["80"]), &alive).unwrap()
-                    })
+                    s.spawn(move || attach(&w.req(&format!("p{i}"), bridge(), &["80"]), &alive).unwrap())
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let ips: std::collections::HashSet<_> = atts.iter().map(|a| a.ip.unwrap()).collect();
-        let veths: std::collections::HashSet<_> =
-            atts.iter().map(|a| a.veth_host.clone().unwrap()).collect();
-        let hports: std::collections::HashSet<_> =
-            atts.iter().map(|a| a.ports[0].host_port).collect();
+        let veths: std::collections::HashSet<_> = atts.iter().map(|a| a.veth_host.clone().unwrap()).collect();
+        let hports: std::collections::HashSet<_> = atts.iter().map(|a| a.ports[0].host_port).collect();
         assert_eq!((ips.len(), veths.len(), hports.len()), (n, n, n));
         assert_eq!(Firewall::open().unwrap().list_published().unwrap().len(), n);
         for a in &atts {
             detach(a).unwrap();
         }
         assert_eq!(mr_veths_settled(), Vec::<String>::new());
-        assert_eq!(
-            (w.records(), w.netns_files(), w.leases("bridge")),
-            (0, 0, 0)
-        );
+        assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (0, 0, 0));
     });
 }
 
@@ -458,15 +404,10 @@ fn remove_user_network() {
     PrivateNetns::run(|| {
         let w = World::new();
         let _g = w.guard("u1");
-        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default())
-            .unwrap();
+        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default()).unwrap();
         let a0 = attach(&w.req("u0", bridge(), &[]), &alive);
         let _g0 = w.guard("u0");
-        let a = attach(
-            &w.req("u1", NetMode::Bridge("n1".into()), &["7001:80"]),
-            &alive,
-        )
-        .unwrap();
+        let a = attach(&w.req("u1", NetMode::Bridge("n1".into()), &["7001:80"]), &alive).unwrap();
         assert_eq!(a.bridge.as_deref(), Some(n.bridge.as_str()));
         let fw = Firewall::open().unwrap();
         let mut iso = fw.list_isolate().unwrap();
@@ -483,13 +424,8 @@ fn remove_user_network() {
         remove_network(w.run.path(), w.data.path(), "n1", &alive).unwrap();
         assert!(fw.list_isolate().unwrap().is_empty());
         assert_eq!(fw.list_bridges().unwrap(), vec!["minirun0"]);
-        assert!(!link::list_links()
-            .unwrap()
-            .iter()
-            .any(|l| l.name == n.bridge));
-        assert!(network::load_network(w.data.path(), "n1")
-            .unwrap()
-            .is_none());
+        assert!(!link::list_links().unwrap().iter().any(|l| l.name == n.bridge));
+        assert!(network::load_network(w.data.path(), "n1").unwrap().is_none());
         detach(&a0.unwrap()).unwrap();
     });
 }
@@ -534,11 +470,7 @@ fn step_costs() {
         lap("network_tx dumps", &mut t);
         let published = fw.list_published().unwrap();
         lap("list published", &mut t);
-        let ports = crate::ports::resolve_ports(
-            &crate::parse_publish_all(&["8080:80"]).unwrap(),
-            &published,
-        )
-        .unwrap();
+        let ports = crate::ports::resolve_ports(&crate::parse_publish_all(&["8080:80"]).unwrap(), &published).unwrap();
         lap("resolve ports (bind probe)", &mut t);
         let mut tx2 = tx.clone();
         tx2.add_published(&ports[0], ip);
@@ -577,13 +509,8 @@ fn shared_namespace_stays_until_its_last_user_is_gone() {
     PrivateNetns::run(|| {
         let w = World::new();
         let (_g1, _g2) = (w.guard("o1"), w.guard("x1"));
-        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default())
-            .unwrap();
-        let owner = attach(
-            &w.req("o1", NetMode::Bridge("n1".into()), &["7100:80"]),
-            &alive,
-        )
-        .unwrap();
+        let n = network::create_network(w.data.path(), "n1", &network::NetworkOptions::default()).unwrap();
+        let owner = attach(&w.req("o1", NetMode::Bridge("n1".into()), &["7100:80"]), &alive).unwrap();
         let mut r = w.req("j1", NetMode::Container("o1".into()), &[]);
         r.join_netns = owner.joinable_netns().map(Path::to_path_buf);
         let joiner = attach(&r, &alive).unwrap();
@@ -600,10 +527,7 @@ fn shared_namespace_stays_until_its_last_user_is_gone() {
         let rep = gc(w.run.path(), w.data.path(), &j1_lives).unwrap();
         assert!(rep.is_empty() && rep.errors.is_empty(), "{rep:?}");
         let e = remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap_err();
-        assert!(
-            crate::error::chain(&e).contains("in use by container(s) o1"),
-            "{e}"
-        );
+        assert!(crate::error::chain(&e).contains("in use by container(s) o1"), "{e}");
         // A new container on n1 does not take o1's lease.
         let x = attach(&w.req("x1", NetMode::Bridge("n1".into()), &[]), &j1_lives).unwrap();
         assert_ne!(x.ip, owner.ip);
@@ -622,17 +546,10 @@ fn shared_namespace_stays_until_its_last_user_is_gone() {
         release(&joiner, &j1_lives).unwrap();
         assert_eq!((w.records(), w.netns_files(), w.leases("n1")), (0, 0, 0));
         assert!(!ns.exists());
-        assert!(Firewall::open()
-            .unwrap()
-            .list_published()
-            .unwrap()
-            .is_empty());
+        assert!(Firewall::open().unwrap().list_published().unwrap().is_empty());
         assert_eq!(mr_veths_settled(), Vec::<String>::new());
         remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap();
-        assert!(!link::list_links()
-            .unwrap()
-            .iter()
-            .any(|l| l.name == n.bridge));
+        assert!(!link::list_links().unwrap().iter().any(|l| l.name == n.bridge));
     });
 }
 

@@ -68,13 +68,7 @@ fn answers_names_ids_and_aliases_of_its_own_network_only() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     let db = Ipv4Addr::new(10, 123, 0, 2);
-    record(
-        root,
-        "aaaabbbbccccdddd",
-        "appnet",
-        db,
-        &["db", "aaaabbbbcccc"],
-    );
+    record(root, "aaaabbbbccccdddd", "appnet", db, &["db", "aaaabbbbcccc"]);
     record(
         root,
         "eeeeffff00001111",
@@ -93,11 +87,7 @@ fn answers_names_ids_and_aliases_of_its_own_network_only() {
     assert_eq!((rcode, ips.len()), (RCODE::NoError, 0));
     // Another network's container, a dotted name and an unknown one go upstream.
     for name in ["other", "db.example.org", "nosuch"] {
-        assert_eq!(
-            answer(&query(9, name, TYPE::A), &dir),
-            Answer::Forward,
-            "{name}"
-        );
+        assert_eq!(answer(&query(9, name, TYPE::A), &dir), Answer::Forward, "{name}");
     }
     // Garbage and responses are dropped.
     assert_eq!(answer(b"\x01\x02", &dir), Answer::Drop);
@@ -178,10 +168,7 @@ fn server_in_a_namespace_answers_locally_and_forwards_from_the_host() {
         })
         .unwrap();
         assert_eq!(local, (RCODE::NoError, vec![Ipv4Addr::new(10, 123, 0, 3)]));
-        assert_eq!(
-            forwarded,
-            (RCODE::NoError, vec![Ipv4Addr::new(198, 51, 100, 7)])
-        );
+        assert_eq!(forwarded, (RCODE::NoError, vec![Ipv4Addr::new(198, 51, 100, 7)]));
         assert_eq!(tcp, (RCODE::NoError, vec![Ipv4Addr::new(10, 123, 0, 3)]));
         drop(dead);
     });

@@ -37,10 +37,7 @@ fn encodings() {
         data: Some(vec![10, 89, 0, 2, 0, 80, 0, 0]),
         flags: 0,
     };
-    assert_eq!(
-        decode_pub(&e, false),
-        Some((m("8080:80"), Ipv4Addr::new(10, 89, 0, 2)))
-    );
+    assert_eq!(decode_pub(&e, false), Some((m("8080:80"), Ipv4Addr::new(10, 89, 0, 2))));
 }
 
 #[test]
@@ -129,9 +126,7 @@ fn skeleton_and_elements_in_private_netns() {
 
         // A conflicting publish fails as a whole and adds nothing.
         let other = Ipv4Addr::new(10, 89, 0, 3);
-        let e = fw
-            .publish(&[m("7000:70"), m("8080:80")], other)
-            .unwrap_err();
+        let e = fw.publish(&[m("7000:70"), m("8080:80")], other).unwrap_err();
         assert!(matches!(e, Error::PortUnavailable { .. }), "{e}");
         assert_eq!(fw.list_published().unwrap().len(), 4);
 
@@ -181,11 +176,7 @@ fn detects_foreign_forward_drop() {
             .args(["add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let fw = Firewall::open().unwrap();
         fw.ensure_skeleton().unwrap();
         let d = fw.foreign_forward_drops().unwrap();
@@ -241,8 +232,7 @@ fn transaction_cost() {
         let t = std::time::Instant::now();
         fw.table_exists().unwrap();
         let check = t.elapsed();
-        fw.add_network("minirun0", "10.89.0.0/24".parse().unwrap())
-            .unwrap();
+        fw.add_network("minirun0", "10.89.0.0/24".parse().unwrap()).unwrap();
         let n = 50u32;
         let (mut add, mut del, mut unp) = (
             std::time::Duration::ZERO,
@@ -268,10 +258,8 @@ fn transaction_cost() {
         // Closing a NETLINK_NETFILTER socket right after a delete waits for the kernel's
         // deferred destroy work (an RCU grace period): why Firewall keeps its socket.
         let fw2 = Firewall::open().unwrap();
-        fw2.publish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2))
-            .unwrap();
-        fw2.unpublish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2))
-            .unwrap();
+        fw2.publish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2)).unwrap();
+        fw2.unpublish(&[m("30000:80")], Ipv4Addr::new(10, 89, 0, 2)).unwrap();
         drop(fw2);
         drop(fw);
         let t = std::time::Instant::now();
@@ -307,10 +295,7 @@ fn two_networks_added_at_once_isolate_each_other() {
             iso.sort();
             assert_eq!(
                 iso,
-                vec![
-                    ("mrnetA".into(), "mrnetB".into()),
-                    ("mrnetB".into(), "mrnetA".into())
-                ]
+                vec![("mrnetA".into(), "mrnetB".into()), ("mrnetB".into(), "mrnetA".into())]
             );
             fw.remove_network("mrnetA", a).unwrap();
             fw.remove_network("mrnetB", b).unwrap();

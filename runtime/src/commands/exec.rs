@@ -21,7 +21,9 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
     let ctx = env.ctx();
     let id = match ctx.resolve(&a.container) {
         // an exited container made from an image has no libcontainer state left
-        Ok(r) if !env.state.exists(&r.id) => bail!("cannot exec in container \"{}\": container not running", a.container),
+        Ok(r) if !env.state.exists(&r.id) => {
+            bail!("cannot exec in container \"{}\": container not running", a.container)
+        }
         Ok(r) => r.id,
         Err(_) => env.state.resolve(&a.container)?,
     };
@@ -39,14 +41,24 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         Some(_) => None,
         None => Some(process_file(&ctx, &container, &id, a)?),
     };
-    let process = a.process.clone().or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
+    let process = a
+        .process
+        .clone()
+        .or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
     // -t without a console socket of the caller's: our own, relayed here
-    let sock_dir = if a.tty && a.console_socket.is_none() { Some(launch::console_dir()?) } else { None };
+    let sock_dir = if a.tty && a.console_socket.is_none() {
+        Some(launch::console_dir()?)
+    } else {
+        None
+    };
     let own_console = match &sock_dir {
         Some(d) => Some(tty::ConsoleSocket::listen(&d.path().join("console.sock"))?),
         None => None,
     };
-    let console_path = a.console_socket.clone().or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
+    let console_path = a
+        .console_socket
+        .clone()
+        .or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
     let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
         .with_root_path(env.state.path())?
         .with_pid_file(a.pid_file.as_ref())?
@@ -103,7 +115,10 @@ fn process_file(ctx: &Ctx, container: &Container, id: &str, a: &ExecArgs) -> Res
         user.set_additional_gids(Some(extra));
         process.set_user(user);
     }
-    let file = tempfile::Builder::new().prefix("exec-").suffix(".json").tempfile_in(&container.root)?;
+    let file = tempfile::Builder::new()
+        .prefix("exec-")
+        .suffix(".json")
+        .tempfile_in(&container.root)?;
     serde_json::to_writer(&file, &process)?;
     Ok(file)
 }

@@ -7,7 +7,13 @@ use super::Env;
 pub fn run(env: &Env) -> Result<u8> {
     println!("{:<32} {:<16} {:<14} {:>10}", "REPOSITORY", "TAG", "IMAGE ID", "SIZE");
     for i in env.ctx().store()?.list()? {
-        println!("{:<32} {:<16} {:<14} {:>10}", i.repository, i.tag, &i.id[..12], human_size(i.size));
+        println!(
+            "{:<32} {:<16} {:<14} {:>10}",
+            i.repository,
+            i.tag,
+            &i.id[..12],
+            human_size(i.size)
+        );
     }
     Ok(0)
 }

@@ -100,7 +100,11 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
         },
-        config: InspectConfig { hostname: r.hostname.clone(), cmd: r.args.clone(), tty: r.tty },
+        config: InspectConfig {
+            hostname: r.hostname.clone(),
+            cmd: r.args.clone(),
+            tty: r.tty,
+        },
         mounts: r
             .volumes
             .iter()
@@ -113,6 +117,9 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             })
             .collect(),
         network_settings: r.network.clone(),
-        host_config: InspectHost { auto_remove: r.auto_remove, network_mode: r.net.clone() },
+        host_config: InspectHost {
+            auto_remove: r.auto_remove,
+            network_mode: r.net.clone(),
+        },
     }
 }

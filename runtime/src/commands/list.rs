@@ -19,7 +19,10 @@ pub fn run(env: &Env, a: &ListArgs) -> Result<u8> {
     match a.format {
         ListFormat::Json => println!("{}", serde_json::to_string(&all)?),
         ListFormat::Table => {
-            println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for s in &all {
                 println!(
                     "{:<20} {:<8} {:<10} {:<40} {:<32} {}",

@@ -18,7 +18,10 @@ pub fn run(env: &Env, a: &LogsArgs) -> Result<u8> {
         if r.detached {
             return Ok(0);
         }
-        bail!("container \"{}\" ran attached: its output went to the terminal, no log was kept", a.container);
+        bail!(
+            "container \"{}\" ran attached: its output went to the terminal, no log was kept",
+            a.container
+        );
     }
     let mut file = File::open(&path)?;
     let mut out = std::io::stdout().lock();

@@ -43,7 +43,10 @@ impl Env {
         let root = self.state.path().to_path_buf();
         Ctx {
             engine: Box::new(self.state.clone()),
-            net: Box::new(Host { root: root.clone(), data_root: self.global.data_root.clone() }),
+            net: Box::new(Host {
+                root: root.clone(),
+                data_root: self.global.data_root.clone(),
+            }),
             root,
             data_root: self.global.data_root.clone(),
         }
@@ -53,7 +56,10 @@ impl Env {
 /// Runs the command; its result is the process's exit code.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let state = StateRoot::open(&cli.global.root)?.with_systemd(cli.global.systemd_cgroup);
-    let env = Env { global: cli.global, state };
+    let env = Env {
+        global: cli.global,
+        state,
+    };
     let Some(command) = cli.command else {
         bail!("no command given; see minirun --help");
     };

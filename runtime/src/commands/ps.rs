@@ -21,8 +21,12 @@ pub fn run(env: &Env, a: &PsArgs) -> Result<u8> {
 /// runc ps: the pids in the container's cgroup.
 fn processes(env: &Env, id: &str, format: ListFormat) -> Result<()> {
     let c = env.state.load(id)?;
-    let cgroup = c.spec().map_err(|e| anyhow::anyhow!(libcontainer_message(&e)))?.cgroup_path;
-    let manager = cgroup_manager(c.id(), cgroup, c.systemd()).with_context(|| format!("cannot open the cgroup of \"{id}\""))?;
+    let cgroup = c
+        .spec()
+        .map_err(|e| anyhow::anyhow!(libcontainer_message(&e)))?
+        .cgroup_path;
+    let manager =
+        cgroup_manager(c.id(), cgroup, c.systemd()).with_context(|| format!("cannot open the cgroup of \"{id}\""))?;
     let pids: Vec<i32> = manager
         .get_all_pids()
         .with_context(|| format!("cannot list the processes of \"{id}\""))?
@@ -63,14 +67,22 @@ fn containers(env: &Env, all: bool, quiet: bool) -> Result<()> {
     );
     for (r, status) in rows {
         let cmd = format!("\"{}\"", r.args.join(" "));
-        let cmd = if cmd.len() > 24 { format!("{}…\"", &cmd[..21]) } else { cmd };
+        let cmd = if cmd.len() > 24 {
+            format!("{}…\"", &cmd[..21])
+        } else {
+            cmd
+        };
         let status = match status {
             Status::Running => format!("Up since {}", short_time(r.started_at.as_deref())),
             Status::Created => "Created".into(),
             Status::Exited(c) => format!("Exited ({c}) {}", short_time(r.finished_at.as_deref())),
             Status::Dead => "Dead".into(),
         };
-        let ports = r.network.as_ref().map(|a| a.ports.iter().map(format_port).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        let ports = r
+            .network
+            .as_ref()
+            .map(|a| a.ports.iter().map(format_port).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
         println!(
             "{:<12}  {:<16}  {:<24}  {:<20}  {:<24}  {:<28}  {}",
             &r.id[..12],

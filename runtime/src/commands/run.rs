@@ -53,7 +53,12 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         if !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
             bail!("--network-alias {alias}: aliases exist only on user-defined networks, not --net {mode}");
         }
-        if alias.is_empty() || alias.len() > 63 || !alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if alias.is_empty()
+            || alias.len() > 63
+            || !alias
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
         }
     }
@@ -61,7 +66,12 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     let store = ctx.store()?;
     let image = store.resolve(image_ref)?;
     if a.publish_all {
-        let exposed = image.config.config().as_ref().and_then(|c| c.exposed_ports().clone()).unwrap_or_default();
+        let exposed = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
         let mut all = a.publish.clone();
         all.extend(exposed.iter().map(|p| p.to_string()));
         ports = minirun_net::parse_publish_all(&all)?;
@@ -91,7 +101,13 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             run: config,
             args,
             name: a.name.clone(),
-            net: NetRequest { mode, ports, hostname: None, aliases: a.network_alias.clone(), join_netns },
+            net: NetRequest {
+                mode,
+                ports,
+                hostname: None,
+                aliases: a.network_alias.clone(),
+                join_netns,
+            },
             dns: a.dns.clone(),
             auto_remove: a.rm,
             detach: a.detach,
@@ -126,7 +142,13 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
                 NetMode::Container(other) => Some(launch::joinable_netns(ctx, other)?),
                 _ => None,
             };
-            Some(NetRequest { mode, ports, hostname: None, aliases: Vec::new(), join_netns })
+            Some(NetRequest {
+                mode,
+                ports,
+                hostname: None,
+                aliases: Vec::new(),
+                join_netns,
+            })
         }
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),
         None => None,

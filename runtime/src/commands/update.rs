@@ -18,7 +18,9 @@ pub fn run(env: &Env, a: &UpdateArgs) -> Result<u8> {
 fn read_resources(from: &Path) -> Result<LinuxResources> {
     let text = if from == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("cannot read resources from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read resources from stdin")?;
         buf
     } else {
         std::fs::read(from).with_context(|| format!("cannot read resources from {}", from.display()))?

@@ -4,11 +4,11 @@
 //! waiting for it and killing it behave as they do for real.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::rc::Rc;
 
 use anyhow::{bail, Result};
 use libcontainer::container::ContainerStatus;
@@ -56,7 +56,9 @@ impl FakeEngine {
 
     /// Adds a container libcontainer knows but whose creator is gone.
     pub fn insert(&self, id: &str, status: ContainerStatus) {
-        self.containers.borrow_mut().insert(id.into(), FakeContainer { status, child: None });
+        self.containers
+            .borrow_mut()
+            .insert(id.into(), FakeContainer { status, child: None });
     }
 
     fn refresh(&self, id: &str) {
@@ -64,7 +66,10 @@ impl FakeEngine {
         if let Some(c) = all.get_mut(id) {
             if c.status == ContainerStatus::Running {
                 // looked up in /proc, not reaped: the test may still wait for it
-                if c.child.as_ref().is_some_and(|ch| !crate::util::proc::is_running(ch.id() as i32)) {
+                if c.child
+                    .as_ref()
+                    .is_some_and(|ch| !crate::util::proc::is_running(ch.id() as i32))
+                {
                     c.status = ContainerStatus::Stopped;
                 }
             }
@@ -97,7 +102,13 @@ impl Engine for FakeEngine {
             .stdout(std::process::Stdio::null())
             .spawn()?;
         let pid = Pid::from_raw(child.id() as i32);
-        self.containers.borrow_mut().insert(req.id.into(), FakeContainer { status: ContainerStatus::Created, child: Some(child) });
+        self.containers.borrow_mut().insert(
+            req.id.into(),
+            FakeContainer {
+                status: ContainerStatus::Created,
+                child: Some(child),
+            },
+        );
         Ok(pid)
     }
 
@@ -107,7 +118,9 @@ impl Engine for FakeEngine {
             bail!("{msg}");
         }
         let mut all = self.containers.borrow_mut();
-        let Some(c) = all.get_mut(id) else { bail!("container \"{id}\" does not exist") };
+        let Some(c) = all.get_mut(id) else {
+            bail!("container \"{id}\" does not exist")
+        };
         if let Some(child) = &mut c.child {
             use std::io::Write;
             if let Some(mut stdin) = child.stdin.take() {
@@ -271,6 +284,11 @@ impl Fixture {
         };
         std::fs::create_dir_all(&ctx.root).unwrap();
         std::fs::create_dir_all(ctx.containers_dir()).unwrap();
-        Self { ctx, engine, net, _dir: dir }
+        Self {
+            ctx,
+            engine,
+            net,
+            _dir: dir,
+        }
     }
 }

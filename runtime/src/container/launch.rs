@@ -105,7 +105,10 @@ pub fn wait_attached(started: Started, interactive: bool) -> Result<u8> {
 /// or runtime root may need.
 pub fn console_dir() -> Result<tempfile::TempDir> {
     use anyhow::Context;
-    tempfile::Builder::new().prefix("minirun-tty-").tempdir().context("cannot create a directory for the console socket")
+    tempfile::Builder::new()
+        .prefix("minirun-tty-")
+        .tempdir()
+        .context("cannot create a directory for the console socket")
 }
 
 /// A terminal in the foreground: ours in raw mode, relayed both ways.
@@ -133,7 +136,13 @@ pub fn set_netns(mut spec: Spec, path: Option<&Path>) -> Spec {
             .filter(|n| n.typ() != LinuxNamespaceType::Network)
             .collect();
         if let Some(path) = path {
-            ns.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network).path(path).build().expect("valid namespace"));
+            ns.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .path(path)
+                    .build()
+                    .expect("valid namespace"),
+            );
         }
         linux.set_namespaces(Some(ns));
         spec.set_linux(Some(linux));
@@ -184,7 +193,9 @@ pub fn check_network_exists(ctx: &Ctx, mode: &NetMode) -> Result<()> {
 
 /// The network namespace of a running container, for `--net container:X`.
 pub fn joinable_netns(ctx: &Ctx, other: &str) -> Result<PathBuf> {
-    let r = ctx.resolve(other).map_err(|_| anyhow!("--net container:{other}: no such container \"{other}\""))?;
+    let r = ctx
+        .resolve(other)
+        .map_err(|_| anyhow!("--net container:{other}: no such container \"{other}\""))?;
     if ctx.status(&r) != Status::Running {
         bail!("--net container:{other}: container \"{other}\" is not running");
     }

@@ -63,7 +63,11 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     let _ = ctx.save(record);
     // Our own stdio is /dev/null by now; without a terminal the output goes to the log.
     let stdio = match (record.tty, log.try_clone(), log.try_clone()) {
-        (false, Ok(out), Ok(err)) => Stdio { stdin: None, stdout: Some(out.into()), stderr: Some(err.into()) },
+        (false, Ok(out), Ok(err)) => Stdio {
+            stdin: None,
+            stdout: Some(out.into()),
+            stderr: Some(err.into()),
+        },
         _ => Stdio::default(),
     };
     let dir = ctx.dir(&id);

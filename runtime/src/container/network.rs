@@ -65,8 +65,18 @@ impl Network for Host {
         if !att.embedded_dns() {
             return Ok(None);
         }
-        let (Some(netns), Some(network)) = (&att.netns_path, &att.network) else { return Ok(None) };
-        let upstreams = if dns.is_empty() { host_upstreams() } else { dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect() };
-        Ok(Some(DnsServer::bind(netns, Directory::new(&self.root, network), upstreams)?))
+        let (Some(netns), Some(network)) = (&att.netns_path, &att.network) else {
+            return Ok(None);
+        };
+        let upstreams = if dns.is_empty() {
+            host_upstreams()
+        } else {
+            dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect()
+        };
+        Ok(Some(DnsServer::bind(
+            netns,
+            Directory::new(&self.root, network),
+            upstreams,
+        )?))
     }
 }

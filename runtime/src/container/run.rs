@@ -84,7 +84,15 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     // (and found by gc if this process is killed: a directory nobody locks,
     // a name whose directory is gone).
     let id = random_id()?;
-    let mut setup = Setup { ctx, id: id.clone(), name: None, dir_made: false, rootfs: false, net: None, armed: true };
+    let mut setup = Setup {
+        ctx,
+        id: id.clone(),
+        name: None,
+        dir_made: false,
+        rootfs: false,
+        net: None,
+        armed: true,
+    };
     let dir = ctx.dir(&id);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     setup.dir_made = true;
@@ -108,7 +116,11 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
             .run
             .volumes
             .iter()
-            .map(|v| MountInfo { source: v.host.clone(), destination: v.container.clone(), read_only: v.read_only })
+            .map(|v| MountInfo {
+                source: v.host.clone(),
+                destination: v.container.clone(),
+                read_only: v.read_only,
+            })
             .collect(),
         phase: Phase::Creating,
         pid: None,
@@ -157,13 +169,18 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         etc_files: &etc_files,
     })?;
     // host mode: no network namespace entry at all
-    let spec = if mode == NetMode::Host { launch::set_netns(spec, None) } else { spec };
+    let spec = if mode == NetMode::Host {
+        launch::set_netns(spec, None)
+    } else {
+        spec
+    };
     // as docker: a working directory the image lacks is created
     if let Some(p) = spec.process() {
         minirun_images::ensure_dir_in_rootfs(&rootfs, p.cwd())
             .with_context(|| format!("working directory {}", p.cwd().display()))?;
     }
-    spec.save(dir.join("config.json")).context("cannot write the container's spec")?;
+    spec.save(dir.join("config.json"))
+        .context("cannot write the container's spec")?;
 
     // Start it: in the background under a monitor, or here.
     if req.detach {
@@ -176,8 +193,19 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    let stdin = if req.interactive { None } else { Some(File::open("/dev/null")?.into()) };
-    let started = launch::create_and_start(ctx, &image_launch(&record, &dir, &spec), Stdio { stdin, ..Default::default() });
+    let stdin = if req.interactive {
+        None
+    } else {
+        Some(File::open("/dev/null")?.into())
+    };
+    let started = launch::create_and_start(
+        ctx,
+        &image_launch(&record, &dir, &spec),
+        Stdio {
+            stdin,
+            ..Default::default()
+        },
+    );
     setup.armed = false;
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
@@ -212,7 +240,13 @@ pub fn image_launch<'a>(record: &'a Record, dir: &'a Path, spec: &'a Spec) -> La
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container,
 /// written in its directory and bind-mounted over the image's.
-fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str, dns: &[IpAddr]) -> Result<Vec<(PathBuf, &'static str)>> {
+fn write_etc_files(
+    dir: &Path,
+    att: &Attachment,
+    hostname: &str,
+    name: &str,
+    dns: &[IpAddr],
+) -> Result<Vec<(PathBuf, &'static str)>> {
     let files = [
         ("hosts", att.hosts_file(hostname, Some(name)), "/etc/hosts"),
         ("hostname", minirun_net::etc::hostname_file(hostname), "/etc/hostname"),
@@ -230,7 +264,15 @@ fn write_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str, dns
 /// `run --bundle DIR [--net MODE -p ...] ID` in the foreground: create,
 /// start, wait with signals forwarded, then delete (unless `keep`); the
 /// network, if asked for, is undone at the end.
-pub fn bundle(ctx: &Ctx, id: &str, opts: &BundleOpts, spec: Spec, net: Option<NetRequest>, dns: &[IpAddr], keep: bool) -> Result<u8> {
+pub fn bundle(
+    ctx: &Ctx,
+    id: &str,
+    opts: &BundleOpts,
+    spec: Spec,
+    net: Option<NetRequest>,
+    dns: &[IpAddr],
+    keep: bool,
+) -> Result<u8> {
     if ctx.engine.exists(id) {
         bail!("container \"{id}\" already exists");
     }

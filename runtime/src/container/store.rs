@@ -73,7 +73,9 @@ impl Ctx {
     /// Every container made from an image, oldest first.
     pub fn all(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
-        let Ok(rd) = fs::read_dir(self.containers_dir()) else { return Ok(out) };
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
+            return Ok(out);
+        };
         for entry in rd.flatten() {
             if let Ok(r) = self.load(&entry.file_name().to_string_lossy()) {
                 out.push(r);
@@ -103,7 +105,10 @@ impl Ctx {
         match found.as_slice() {
             [one] => Ok((*one).clone()),
             [] => bail!("container \"{wanted}\" does not exist"),
-            _ => bail!("container id prefix \"{wanted}\" is ambiguous ({} matches)", found.len()),
+            _ => bail!(
+                "container id prefix \"{wanted}\" is ambiguous ({} matches)",
+                found.len()
+            ),
         }
     }
 
@@ -138,7 +143,10 @@ impl Ctx {
                 return r.creator.is_some_and(|c| c.is_running());
             }
         }
-        if matches!(self.engine.status(id), Some(ContainerStatus::Running | ContainerStatus::Paused)) {
+        if matches!(
+            self.engine.status(id),
+            Some(ContainerStatus::Running | ContainerStatus::Paused)
+        ) {
             return true;
         }
         self.dir(id).exists() && lock::is_held(&self.lock_path(id))
@@ -147,7 +155,11 @@ impl Ctx {
     /// What the container is doing right now.
     pub fn status(&self, r: &Record) -> Status {
         if r.phase == Phase::Creating {
-            return if self.is_alive(&r.id) { Status::Created } else { Status::Dead };
+            return if self.is_alive(&r.id) {
+                Status::Created
+            } else {
+                Status::Dead
+            };
         }
         match self.engine.status(&r.id) {
             Some(ContainerStatus::Running | ContainerStatus::Paused) => Status::Running,

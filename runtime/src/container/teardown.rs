@@ -22,7 +22,10 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         }
     }
     let record = ctx.load(id).ok();
-    let network = record.as_ref().and_then(|r| r.network.clone()).or_else(|| ctx.net.recorded(id));
+    let network = record
+        .as_ref()
+        .and_then(|r| r.network.clone())
+        .or_else(|| ctx.net.recorded(id));
     let mut kept = None;
     if let Some(att) = &network {
         match ctx.net.release(att, ctx) {
@@ -133,7 +136,11 @@ fn gc_unfinished(ctx: &Ctx) -> Result<Vec<String>> {
 /// The cheap version `run` does: reads the small state files and runs the
 /// real gc only when something looks abandoned.
 pub fn gc_quick(ctx: &Ctx) {
-    let abandoned_container = ctx.all().unwrap_or_default().iter().any(|r| r.phase != Phase::Exited && !ctx.is_alive(&r.id));
+    let abandoned_container = ctx
+        .all()
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.phase != Phase::Exited && !ctx.is_alive(&r.id));
     // a record of a runc container (libcontainer state, no minirun record) is not abandoned
     let live = |id: &str| ctx.is_alive(id) || ctx.engine.exists(id);
     if abandoned_container || ctx.net.needs_gc(&live) {

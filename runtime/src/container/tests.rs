@@ -23,7 +23,13 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
     let id = random_id().unwrap();
     fs::create_dir_all(ctx.dir(&id)).unwrap();
     let name = ctx.reserve_name(Some(name), &id).unwrap();
-    let net = NetRequest { mode: NetMode::None, ports: vec![], hostname: None, aliases: vec![], join_netns: None };
+    let net = NetRequest {
+        mode: NetMode::None,
+        ports: vec![],
+        hostname: None,
+        aliases: vec![],
+        join_netns: None,
+    };
     let network = Some(launch::attach_network(ctx, &id, net).unwrap());
     let r = Record {
         id,
@@ -66,7 +72,12 @@ fn start(fx: &Fixture, r: &mut Record, script: &str) -> super::launch::Started {
 fn assert_gone(fx: &Fixture, r: &Record) {
     assert!(!fx.ctx.dir(&r.id).exists(), "directory of {} left", r.name);
     assert!(!fx.ctx.names_dir().join(&r.name).exists(), "name {} left", r.name);
-    assert_eq!(fx.ctx.engine.status(&r.id), None, "libcontainer state of {} left", r.name);
+    assert_eq!(
+        fx.ctx.engine.status(&r.id),
+        None,
+        "libcontainer state of {} left",
+        r.name
+    );
     assert!(fx.net.held.borrow().is_empty(), "network of {} left", r.name);
     let err = fx.ctx.resolve(&r.name).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
@@ -101,14 +112,26 @@ fn a_failed_start_leaves_no_libcontainer_state() {
     *fx.engine.fail_start.borrow_mut() = Some("exec: \"nope\": executable file not found in $PATH".into());
     let spec = Spec::default();
     let dir = fx.ctx.dir(&r.id);
-    let err = launch::create_and_start(&fx.ctx, &run::image_launch(&r, &dir, &spec), Stdio::default()).err().unwrap();
+    let err = launch::create_and_start(&fx.ctx, &run::image_launch(&r, &dir, &spec), Stdio::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("executable file not found"), "{err:#}");
     assert_eq!(fx.ctx.engine.status(&r.id), None);
-    assert_eq!(*fx.engine.calls.borrow(), [format!("create {}", r.id), format!("start {}", r.id), format!("delete {}", r.id)]);
+    assert_eq!(
+        *fx.engine.calls.borrow(),
+        [
+            format!("create {}", r.id),
+            format!("start {}", r.id),
+            format!("delete {}", r.id)
+        ]
+    );
 
     *fx.engine.fail_create.borrow_mut() = Some("cannot create container".into());
     assert!(launch::create_and_start(&fx.ctx, &run::image_launch(&r, &dir, &spec), Stdio::default()).is_err());
-    assert!(!fx.engine.calls.borrow().iter().skip(3).any(|c| c.starts_with("start")), "started after a failed create");
+    assert!(
+        !fx.engine.calls.borrow().iter().skip(3).any(|c| c.starts_with("start")),
+        "started after a failed create"
+    );
 }
 
 #[test]
@@ -120,7 +143,11 @@ fn stop_signals_the_container_and_tears_it_down() {
     assert!(fx.engine.calls.borrow().contains(&format!("kill {} SIGTERM", r.id)));
     let after = fx.ctx.load(&r.id).unwrap();
     assert_eq!(after.phase, Phase::Exited);
-    assert_eq!(fx.ctx.status(&after), Status::Exited(UNKNOWN_EXIT), "nobody waited for it: docker's 255");
+    assert_eq!(
+        fx.ctx.status(&after),
+        Status::Exited(UNKNOWN_EXIT),
+        "nobody waited for it: docker's 255"
+    );
     assert_eq!(fx.ctx.engine.status(&r.id), None);
     assert!(fx.net.held.borrow().is_empty());
     // a stopped container stays until rm
@@ -146,7 +173,10 @@ fn gc_reaps_a_creation_whose_creator_died() {
     let fx = Fixture::new();
     let mut r = record(&fx, "orphan", Phase::Creating);
     let me = ProcessIdentity::current().unwrap();
-    r.creator = Some(ProcessIdentity { start_time: me.start_time + 1, ..me });
+    r.creator = Some(ProcessIdentity {
+        start_time: me.start_time + 1,
+        ..me
+    });
     fx.ctx.save(&r).unwrap();
     // libcontainer's init waits for a start that never comes
     fx.engine.insert(&r.id, ContainerStatus::Created);
@@ -216,7 +246,13 @@ fn gc_removes_unfinished_directories_and_dangling_names() {
 #[test]
 fn run_collects_orphaned_networks_first() {
     let fx = Fixture::new();
-    let net = NetRequest { mode: NetMode::None, ports: vec![], hostname: None, aliases: vec![], join_netns: None };
+    let net = NetRequest {
+        mode: NetMode::None,
+        ports: vec![],
+        hostname: None,
+        aliases: vec![],
+        join_netns: None,
+    };
     launch::attach_network(&fx.ctx, "gone", net).unwrap();
     teardown::gc_quick(&fx.ctx);
     assert!(fx.net.calls.borrow().contains(&"gc".to_string()));

@@ -27,8 +27,12 @@ pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = manager.freeze(FreezerState::Thawed);
-    poll::until(Duration::from_secs(5), || manager.get_all_pids().unwrap_or_default().is_empty());
-    manager.remove().with_context(|| format!("cannot remove the cgroup of {id}"))
+    poll::until(Duration::from_secs(5), || {
+        manager.get_all_pids().unwrap_or_default().is_empty()
+    });
+    manager
+        .remove()
+        .with_context(|| format!("cannot remove the cgroup of {id}"))
 }
 
 /// Best effort: remove the cgroup a failed create may have made.

@@ -42,7 +42,6 @@ fn runc_phrases(msg: String) -> String {
     msg
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,9 +54,14 @@ mod tests {
             m(&format!("{lc}executable '/nonexistent' not found in $PATH")),
             "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"
         );
-        assert_eq!(m(&format!("{lc}executable 'nope' not found in $PATH")), "exec: \"nope\": executable file not found in $PATH");
         assert_eq!(
-            m(&format!("{lc}executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions")),
+            m(&format!("{lc}executable 'nope' not found in $PATH")),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            m(&format!(
+                "{lc}executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions"
+            )),
             "exec: \"/etc/passwd\": permission denied"
         );
         assert_eq!(m("something else"), "something else");

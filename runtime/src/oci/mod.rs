@@ -121,12 +121,14 @@ impl StateRoot {
         if valid_id(wanted).is_ok() && self.exists(wanted) {
             return Ok(wanted.to_string());
         }
-        let matches: Vec<String> =
-            self.ids()?.into_iter().filter(|id| id.starts_with(wanted)).collect();
+        let matches: Vec<String> = self.ids()?.into_iter().filter(|id| id.starts_with(wanted)).collect();
         match matches.as_slice() {
             [one] if !wanted.is_empty() => Ok(one.clone()),
             [] | [_] => bail!("container \"{wanted}\" does not exist"),
-            _ => bail!("container id prefix \"{wanted}\" is ambiguous ({} matches)", matches.len()),
+            _ => bail!(
+                "container id prefix \"{wanted}\" is ambiguous ({} matches)",
+                matches.len()
+            ),
         }
     }
 
@@ -143,8 +145,7 @@ impl StateRoot {
     /// A container by its exact id (see [`Self::exact`]).
     pub fn load(&self, id: &str) -> Result<Container> {
         let id = self.exact(id)?;
-        Container::load(self.container_dir(&id))
-            .with_context(|| format!("cannot load the state of container \"{id}\""))
+        Container::load(self.container_dir(&id)).with_context(|| format!("cannot load the state of container \"{id}\""))
     }
 
     /// Creates a container; on failure nothing of it stays under the root or
@@ -221,7 +222,10 @@ impl StateRoot {
         // prepared copy, kept with the state; `state` reports the user's.
         let dir = self.container_dir(req.id);
         fs::rename(shadow.join("config.json"), dir.join("config.json"))?;
-        fs::write(dir.join(ORIGINAL_BUNDLE), fs::canonicalize(req.bundle)?.as_os_str().as_encoded_bytes())?;
+        fs::write(
+            dir.join(ORIGINAL_BUNDLE),
+            fs::canonicalize(req.bundle)?.as_os_str().as_encoded_bytes(),
+        )?;
         container.state.bundle = dir;
         container.save()?;
         Ok(container)
@@ -264,8 +268,13 @@ impl StateRoot {
         // libcontainer records "stopped" after any signal; a created or
         // paused container that survived it (SIGWINCH, SIGUSR1, a signal it
         // ignores) is still created or paused.
-        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused) && container.pid().is_some_and(|p| proc::is_running(p.as_raw())) {
-            container.set_status(before).save().map_err(|e| anyhow!(libcontainer_message(&e)))?;
+        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused)
+            && container.pid().is_some_and(|p| proc::is_running(p.as_raw()))
+        {
+            container
+                .set_status(before)
+                .save()
+                .map_err(|e| anyhow!(libcontainer_message(&e)))?;
         }
         Ok(())
     }
@@ -321,8 +330,19 @@ impl StateRoot {
         let manager = cgroup::manager(container.id(), cgroup_path, container.systemd())
             .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
         manager
-            .apply(&ControllerOpt { resources: &resources, disable_oom_killer: false, oom_score_adj: None, freezer_state: None })
-            .map_err(|e| anyhow!("cannot update container \"{}\": {}", container.id(), libcontainer_message(&e)))
+            .apply(&ControllerOpt {
+                resources: &resources,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| {
+                anyhow!(
+                    "cannot update container \"{}\": {}",
+                    container.id(),
+                    libcontainer_message(&e)
+                )
+            })
     }
 
     /// runc delete. With --force an unknown id is not an error (engines
@@ -424,8 +444,6 @@ pub fn valid_id(id: &str) -> Result<()> {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,11 +479,19 @@ mod tests {
         fs::create_dir(dir.path().join("t10")).unwrap();
         fs::write(dir.path().join("t10").join("state.json"), "{}").unwrap();
         assert_eq!(root.exact("t10").unwrap(), "t10");
-        assert!(root.exact("t1").unwrap_err().to_string().contains("\"t1\" does not exist"));
+        assert!(root
+            .exact("t1")
+            .unwrap_err()
+            .to_string()
+            .contains("\"t1\" does not exist"));
         // deleting a gone "t1" with --force is done, and leaves "t10" alone
         root.delete("t1", true).unwrap();
         assert!(root.exists("t10"));
-        assert!(root.delete("t1", false).unwrap_err().to_string().contains("does not exist"));
+        assert!(root
+            .delete("t1", false)
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
     }
 
     #[test]
@@ -479,8 +505,11 @@ mod tests {
         assert_eq!(root.resolve("abc123").unwrap(), "abc123");
         assert_eq!(root.resolve("abd").unwrap(), "abd456");
         assert!(root.resolve("ab").unwrap_err().to_string().contains("ambiguous"));
-        assert!(root.resolve("zz").unwrap_err().to_string().contains("\"zz\" does not exist"));
+        assert!(root
+            .resolve("zz")
+            .unwrap_err()
+            .to_string()
+            .contains("\"zz\" does not exist"));
         assert_eq!(root.ids().unwrap(), ["abc123", "abd456"]);
     }
 }
-

@@ -41,7 +41,9 @@ impl OciState {
                 .map(PathBuf::from)
                 .unwrap_or_else(|_| c.bundle().clone()),
             rootfs,
-            created: c.created().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            created: c
+                .created()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
             owner: c
                 .creator()
                 .map(|o| o.to_string_lossy().into_owned())
@@ -55,7 +57,11 @@ impl OciState {
 fn rootfs_of(c: &Container) -> Option<PathBuf> {
     let spec = crate::spec::load_bundle_spec(c.bundle()).ok()?;
     let root = spec.root().as_ref()?.path().clone();
-    Some(if root.is_absolute() { root } else { c.bundle().join(root) })
+    Some(if root.is_absolute() {
+        root
+    } else {
+        c.bundle().join(root)
+    })
 }
 
 pub fn status_name(s: ContainerStatus) -> &'static str {
@@ -67,4 +73,3 @@ pub fn status_name(s: ContainerStatus) -> &'static str {
         ContainerStatus::Paused => "paused",
     }
 }
-

@@ -46,7 +46,11 @@ mod tests {
         write_atomic(&path, &vec![1, 2, 3]).unwrap();
         write_atomic(&path, &vec![4]).unwrap();
         assert_eq!(read::<Vec<i32>>(&path).unwrap(), [4]);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, ["meta.json"]);
         fs::write(&path, "{").unwrap();
         assert!(format!("{:#}", read::<Vec<i32>>(&path).unwrap_err()).contains("corrupt"));

@@ -17,7 +17,10 @@ impl ProcessIdentity {
 
     pub fn of(pid: i32) -> Option<Self> {
         let stat = Process::new(pid).ok()?.stat().ok()?;
-        Some(Self { pid, start_time: stat.starttime })
+        Some(Self {
+            pid,
+            start_time: stat.starttime,
+        })
     }
 
     /// Whether this very process still runs (a zombie does not count).
@@ -31,7 +34,9 @@ impl ProcessIdentity {
 
 /// Whether `pid` exists and is no zombie.
 pub fn is_running(pid: i32) -> bool {
-    Process::new(pid).and_then(|p| p.stat()).is_ok_and(|s| !is_dead_state(s.state))
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|s| !is_dead_state(s.state))
 }
 
 fn is_dead_state(state: char) -> bool {
@@ -47,7 +52,11 @@ mod tests {
         let me = ProcessIdentity::current().unwrap();
         assert!(me.is_running());
         assert!(is_running(me.pid));
-        assert!(!ProcessIdentity { start_time: me.start_time + 1, ..me }.is_running());
+        assert!(!ProcessIdentity {
+            start_time: me.start_time + 1,
+            ..me
+        }
+        .is_running());
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
         child.wait().unwrap();

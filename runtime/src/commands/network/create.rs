@@ -27,7 +27,10 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
     }
     let subnet: Option<Ipv4Net> = a.subnet.as_deref().map(str::parse).transpose()?;
     let gateway: Option<Ipv4Addr> = match &a.gateway {
-        Some(g) => Some(g.parse().map_err(|_| anyhow!("invalid gateway \"{g}\": expected an IPv4 address"))?),
+        Some(g) => Some(
+            g.parse()
+                .map_err(|_| anyhow!("invalid gateway \"{g}\": expected an IPv4 address"))?,
+        ),
         None => None,
     };
     if gateway.is_some() && subnet.is_none() {
@@ -39,6 +42,11 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
     if subnet.is_none() {
         network::ensure_default_network(&ctx.data_root)?;
     }
-    let opts = NetworkOptions { subnet, gateway, bridge: None, icc: a.icc };
+    let opts = NetworkOptions {
+        subnet,
+        gateway,
+        bridge: None,
+        icc: a.icc,
+    };
     Ok(network::create_network(&ctx.data_root, &a.name, &opts)?)
 }

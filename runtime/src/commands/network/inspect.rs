@@ -26,7 +26,10 @@ fn inspect(ctx: &Ctx, n: &NetworkConfig, records: &[Attachment]) -> serde_json::
         .into_iter()
         .map(|m| {
             let addr = m.attachment.ip.map(|ip| format!("{ip}/{}", n.prefix_len()));
-            (m.attachment.container_id, json!({ "Name": m.name, "IPv4Address": addr }))
+            (
+                m.attachment.container_id,
+                json!({ "Name": m.name, "IPv4Address": addr }),
+            )
         })
         .collect();
     json!({

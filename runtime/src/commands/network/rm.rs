@@ -22,7 +22,11 @@ fn rm(ctx: &Ctx, name: &str) -> Result<()> {
         bail!("network \"{name}\" not found");
     }
     if let Some(m) = members(ctx, name, &records(ctx)?).into_iter().next() {
-        let who = if m.name.is_empty() { m.attachment.container_id } else { m.name };
+        let who = if m.name.is_empty() {
+            m.attachment.container_id
+        } else {
+            m.name
+        };
         bail!("network \"{name}\" is in use by container \"{who}\"; stop or remove it first");
     }
     Ok(minirun_net::remove_network(&ctx.root, &ctx.data_root, name, ctx)?)
