@@ -12,7 +12,15 @@ use crate::error::{Error, Result};
 
 /// Held while alive; released on drop (and by the kernel on crash).
 pub(crate) struct FileLock {
-    _file: File,
+    file: File,
+}
+
+/// Unlocks explicitly, so a child that inherited the open file (a fork while
+/// the lock was held) does not keep it.
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 impl FileLock {
@@ -31,7 +39,7 @@ impl FileLock {
             .open(path)
             .map_err(Error::io("open lock file", path))?;
         f.lock().map_err(Error::io("lock", path))?;
-        Ok(FileLock { _file: f })
+        Ok(FileLock { file: f })
     }
 }
 

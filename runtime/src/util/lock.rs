@@ -3,7 +3,7 @@
 //! A lock belongs to the open file description: a child made by `fork` or
 //! `clone` shares it (the detached monitor inherits the container lock this
 //! way), and the kernel drops it when the last descriptor closes, also on a
-//! crash.
+//! crash. Dropping a [`FileLock`] unlocks it for every sharer.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
@@ -68,9 +68,18 @@ impl FileLock {
     }
 
     /// Keeps the lock held by whoever else shares this open file (a forked
-    /// child) after this process is gone: the descriptor is not closed here.
+    /// child) after this process is gone: it is neither unlocked nor closed here.
     pub fn leak(self) {
-        std::mem::forget(self.file);
+        std::mem::forget(self);
+    }
+}
+
+/// Unlocks explicitly: closing our descriptor alone would leave the lock to
+/// every process that inherited the open file (libcontainer's init, a clone
+/// of the creator, keeps it until the container starts).
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
     }
 }
 
@@ -98,5 +107,26 @@ mod tests {
         assert!(!is_held(&path));
         assert!(FileLock::within(&path, Duration::from_millis(50)).unwrap().is_some());
         assert!(!is_held(&dir.path().join("missing")));
+    }
+
+    #[test]
+    fn dropping_unlocks_for_a_child_that_inherited_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = FileLock::exclusive(&path).unwrap();
+        // as libcontainer's init inherits the id lock from `create`
+        // SAFETY: the child only calls async-signal-safe functions.
+        let child = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => unsafe {
+                libc::sleep(5);
+                libc::_exit(0)
+            },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        drop(held);
+        let free = FileLock::try_exclusive(&path).unwrap().is_some();
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(child, None);
+        assert!(free, "the lock stayed with the child");
     }
 }
