@@ -1,6 +1,7 @@
 //! `create [--bundle DIR] [--pid-file F] [--console-socket S] ID` (runc).
 
 use anyhow::Result;
+use libcontainer::oci_spec::runtime::Spec;
 
 use super::{seal_self, Env};
 use crate::cli::{BundleOpts, CreateArgs};
@@ -19,14 +20,19 @@ pub fn create_bundle(env: &Env, id: &str, opts: &BundleOpts) -> Result<()> {
     let mut spec = spec::load_bundle_spec(&opts.bundle)?;
     spec::prepare_for_create(&mut spec, &opts.bundle, id)?;
     env.state.create(&CreateRequest {
-        id,
-        bundle: &opts.bundle,
-        spec: &spec,
+        detach: true,
+        ..bundle_request(id, opts, &spec)
+    })?;
+    Ok(())
+}
+
+/// runc's create options of a bundle, for a caller that waits for it.
+pub fn bundle_request<'a>(id: &'a str, opts: &'a BundleOpts, spec: &'a Spec) -> CreateRequest<'a> {
+    CreateRequest {
         pid_file: opts.runc.pid_file.as_deref(),
         console_socket: opts.runc.console_socket.as_deref(),
         preserve_fds: opts.runc.preserve_fds,
         no_pivot: opts.runc.no_pivot,
-        detach: true,
-    })?;
-    Ok(())
+        ..CreateRequest::new(id, &opts.bundle, spec)
+    }
 }

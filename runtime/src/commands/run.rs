@@ -153,5 +153,5 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),
         None => None,
     };
-    run::bundle(ctx, id, opts, spec, net, &a.dns, a.keep)
+    run::bundle(ctx, super::create::bundle_request(id, opts, &spec), net, &a.dns, a.keep)
 }

@@ -20,20 +20,11 @@ use crate::{tty, wait};
 
 /// One container to create and start.
 pub struct Launch<'a> {
-    pub id: &'a str,
-    /// The bundle `state` reports.
-    pub bundle: &'a Path,
-    pub spec: &'a Spec,
-    pub pid_file: Option<&'a Path>,
-    /// The caller's console socket (runc's --console-socket).
-    pub console_socket: Option<&'a Path>,
-    pub preserve_fds: i32,
-    pub no_pivot: bool,
+    /// libcontainer's create: the bundle `state` reports, the spec, runc's options.
+    pub create: CreateRequest<'a>,
     /// A terminal relayed by minirun itself (`run -t`): a console socket of
     /// our own receives the pty master.
     pub own_tty: bool,
-    /// Nobody in this process waits for it (runc's detached create).
-    pub detach: bool,
     /// The network it holds: on a user-defined network its DNS responder is
     /// bound before the process starts.
     pub network: Option<&'a Attachment>,
@@ -56,22 +47,16 @@ pub fn create_and_start(ctx: &Ctx, l: &Launch, stdio: Stdio) -> Result<Started> 
         Some(d) => Some(tty::ConsoleSocket::listen(&d.path().join("console.sock"))?),
         None => None,
     };
-    let pid = ctx.engine.create(
-        &CreateRequest {
-            id: l.id,
-            bundle: l.bundle,
-            spec: l.spec,
-            pid_file: l.pid_file,
-            console_socket: console.as_ref().map(|c| c.path()).or(l.console_socket),
-            preserve_fds: l.preserve_fds,
-            no_pivot: l.no_pivot,
-            // libcontainer only takes a console socket for a detached create
-            detach: l.detach || console.is_some(),
-        },
-        stdio,
-    )?;
+    let mut req = l.create;
+    if let Some(c) = &console {
+        req.console_socket = Some(c.path());
+        // libcontainer only takes a console socket for a detached create
+        req.detach = true;
+    }
+    let id = l.create.id;
+    let pid = ctx.engine.create(&req, stdio)?;
     let undo = |e: anyhow::Error| {
-        let _ = ctx.engine.delete(l.id, true);
+        let _ = ctx.engine.delete(id, true);
         e
     };
     let master = console.map(|c| c.master()).transpose().map_err(undo)?;
@@ -81,7 +66,7 @@ pub fn create_and_start(ctx: &Ctx, l: &Launch, stdio: Stdio) -> Result<Started> 
         Some(att) => ctx.net.bind_dns(att, l.dns).map_err(undo)?,
         None => None,
     };
-    ctx.engine.start(l.id).map_err(undo)?;
+    ctx.engine.start(id).map_err(undo)?;
     if let Some(s) = dns_server {
         s.spawn();
     }

@@ -15,9 +15,8 @@ use super::launch::{self, Launch, NetRequest};
 use super::record::{now, MountInfo, Phase, Record, UNKNOWN_EXIT};
 use super::store::{random_id, Ctx};
 use super::{monitor, teardown};
-use crate::cli::BundleOpts;
 use crate::imagespec::{self, RunConfig, SpecInputs};
-use crate::oci::Stdio;
+use crate::oci::{CreateRequest, Stdio};
 use crate::util::proc::ProcessIdentity;
 
 /// A validated `run IMAGE`: nothing is made before it exists.
@@ -224,15 +223,8 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
 /// The launch of a container made from an image, from its record.
 pub fn image_launch<'a>(record: &'a Record, dir: &'a Path, spec: &'a Spec) -> Launch<'a> {
     Launch {
-        id: &record.id,
-        bundle: dir,
-        spec,
-        pid_file: None,
-        console_socket: None,
-        preserve_fds: 0,
-        no_pivot: false,
+        create: CreateRequest::new(&record.id, dir, spec),
         own_tty: record.tty,
-        detach: false,
         network: record.network.as_ref(),
         dns: &record.dns,
     }
@@ -264,15 +256,8 @@ fn write_etc_files(
 /// `run --bundle DIR [--net MODE -p ...] ID` in the foreground: create,
 /// start, wait with signals forwarded, then delete (unless `keep`); the
 /// network, if asked for, is undone at the end.
-pub fn bundle(
-    ctx: &Ctx,
-    id: &str,
-    opts: &BundleOpts,
-    spec: Spec,
-    net: Option<NetRequest>,
-    dns: &[IpAddr],
-    keep: bool,
-) -> Result<u8> {
+pub fn bundle(ctx: &Ctx, create: CreateRequest, net: Option<NetRequest>, dns: &[IpAddr], keep: bool) -> Result<u8> {
+    let id = create.id;
     if ctx.engine.exists(id) {
         bail!("container \"{id}\" already exists");
     }
@@ -293,19 +278,12 @@ pub fn bundle(
         }
     };
     let spec = match &attachment {
-        Some(att) => launch::set_netns(spec, att.netns_path.as_deref()),
-        None => spec,
+        Some(att) => launch::set_netns(create.spec.clone(), att.netns_path.as_deref()),
+        None => create.spec.clone(),
     };
     let l = Launch {
-        id,
-        bundle: &opts.bundle,
-        spec: &spec,
-        pid_file: opts.runc.pid_file.as_deref(),
-        console_socket: opts.runc.console_socket.as_deref(),
-        preserve_fds: opts.runc.preserve_fds,
-        no_pivot: opts.runc.no_pivot,
+        create: CreateRequest { spec: &spec, ..create },
         own_tty: false,
-        detach: false,
         network: attachment.as_ref(),
         dns,
     };

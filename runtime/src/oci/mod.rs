@@ -28,6 +28,7 @@ use crate::util::proc;
 const ORIGINAL_BUNDLE: &str = "minirun.bundle";
 
 /// What `create` needs besides the id: the prepared spec and runc's options.
+#[derive(Clone, Copy)]
 pub struct CreateRequest<'a> {
     pub id: &'a str,
     /// The bundle reported by `state` (the user's, not minirun's private copy).
@@ -40,6 +41,22 @@ pub struct CreateRequest<'a> {
     pub no_pivot: bool,
     /// false when the caller stays and waits (run in the foreground)
     pub detach: bool,
+}
+
+impl<'a> CreateRequest<'a> {
+    /// A request with none of runc's options, waited for by its caller.
+    pub fn new(id: &'a str, bundle: &'a Path, spec: &'a Spec) -> Self {
+        Self {
+            id,
+            bundle,
+            spec,
+            pid_file: None,
+            console_socket: None,
+            preserve_fds: 0,
+            no_pivot: false,
+            detach: false,
+        }
+    }
 }
 
 /// Descriptors to give the container instead of this process's own.
