@@ -58,7 +58,8 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    fn new(req: &AttachRequest) -> Attachment {
+    /// What `req` gets before anything is made: no namespace, link or address yet.
+    pub fn new(req: &AttachRequest) -> Attachment {
         Attachment {
             container_id: req.container_id.clone(),
             mode: req.mode.clone(),

@@ -160,26 +160,14 @@ pub struct FakeNet {
 
 impl FakeNet {
     fn attachment(req: &AttachRequest) -> Attachment {
+        let netns_path = match req.mode {
+            NetMode::Host => None,
+            _ => Some(PathBuf::from("/fake/netns").join(&req.container_id)),
+        };
         Attachment {
-            container_id: req.container_id.clone(),
-            mode: req.mode.clone(),
-            netns_path: match req.mode {
-                NetMode::Host => None,
-                _ => Some(PathBuf::from("/fake/netns").join(&req.container_id)),
-            },
-            netns_owned: true,
-            network: None,
-            bridge: None,
-            veth_host: None,
-            ip: None,
-            prefix_len: None,
-            gateway: None,
-            mac: None,
-            ports: Vec::new(),
-            hostname: req.hostname.clone(),
-            aliases: req.aliases.clone(),
-            runtime_root: req.runtime_root.clone(),
-            data_root: req.data_root.clone(),
+            netns_owned: netns_path.is_some(),
+            netns_path,
+            ..Attachment::new(req)
         }
     }
 }
