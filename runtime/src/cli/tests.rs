@@ -1,0 +1,133 @@
+use super::*;
+
+fn parse(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("minirun").chain(args.iter().copied())).unwrap()
+}
+
+#[test]
+fn create_accepts_options_after_the_id() {
+    let cli = parse(&["create", "myid", "--bundle", "/b", "--pid-file", "/p"]);
+    let Some(Command::Create(c)) = cli.command else {
+        panic!("not create")
+    };
+    assert_eq!(c.id, "myid");
+    assert_eq!(c.bundle.bundle, PathBuf::from("/b"));
+    assert_eq!(c.bundle.runc.pid_file, Some(PathBuf::from("/p")));
+}
+
+#[test]
+fn global_flags_go_before_or_after_the_verb() {
+    let cli = parse(&["--root", "/r", "state", "x", "--log-format", "json"]);
+    assert_eq!(cli.global.root, PathBuf::from("/r"));
+    assert_eq!(cli.global.log_format, LogFormat::Json);
+}
+
+#[test]
+fn engine_calls_parse() {
+    // containerd's shim
+    let cli = parse(&[
+        "--root",
+        "/r",
+        "--log",
+        "/l.json",
+        "--log-format",
+        "json",
+        "update",
+        "--resources",
+        "-",
+        "c",
+    ]);
+    let Some(Command::Update(u)) = cli.command else {
+        panic!()
+    };
+    assert_eq!((u.resources.to_str(), u.id.as_str()), (Some("-"), "c"));
+    // podman
+    let Some(Command::Update(u)) = parse(&["update", "--resources=/tmp/r", "c"]).command else {
+        panic!()
+    };
+    assert_eq!(u.resources, PathBuf::from("/tmp/r"));
+    assert!(matches!(parse(&["pause", "c"]).command, Some(Command::Pause(_))));
+    assert!(matches!(parse(&["resume", "c"]).command, Some(Command::Resume(_))));
+    let v = parse(&["--version"]);
+    assert!(v.version && v.command.is_none());
+    let cli = parse(&[
+        "--criu",
+        "/usr/sbin/criu",
+        "--rootless",
+        "auto",
+        "--systemd-cgroup",
+        "state",
+        "c",
+    ]);
+    assert_eq!(cli.global.rootless.as_deref(), Some("auto"));
+    assert!(cli.global.systemd_cgroup);
+    let Some(Command::Exec(e)) = parse(&[
+        "exec",
+        "--pid-file",
+        "/p",
+        "--process",
+        "/f",
+        "--detach",
+        "--tty",
+        "--console-socket",
+        "/s",
+        "c",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    assert!(e.detach && e.tty && e.console_socket.is_some() && e.command.is_empty());
+}
+
+#[test]
+fn kill_defaults_to_sigterm() {
+    let Some(Command::Kill(k)) = parse(&["kill", "c"]).command else {
+        panic!()
+    };
+    assert_eq!((k.id.as_str(), k.signal.as_str(), k.all), ("c", "SIGTERM", false));
+    let Some(Command::Kill(k)) = parse(&["kill", "--all", "c", "9"]).command else {
+        panic!()
+    };
+    assert_eq!((k.signal.as_str(), k.all), ("9", true));
+}
+
+#[test]
+fn run_keeps_the_command_verbatim() {
+    let Some(Command::Run(r)) = parse(&["run", "--bundle", "b", "id"]).command else {
+        panic!()
+    };
+    assert_eq!(r.args, ["id"]);
+    assert!(r.bundle_opts().is_some());
+    let Some(Command::Run(r)) = parse(&["run", "busybox", "ls", "-l", "--bundle"]).command else {
+        panic!()
+    };
+    assert_eq!(r.args, ["busybox", "ls", "-l", "--bundle"]);
+    assert!(r.bundle.is_none());
+}
+
+#[test]
+fn network_create_flags() {
+    let Some(Command::Network(NetworkCmd::Create(a))) =
+        parse(&["network", "create", "--subnet", "10.1.0.0/24", "--icc=false", "n"]).command
+    else {
+        panic!("not network create")
+    };
+    assert_eq!(
+        (a.subnet.as_deref(), a.icc, a.name.as_str()),
+        (Some("10.1.0.0/24"), Some(false), "n")
+    );
+    let Some(Command::Network(NetworkCmd::Create(a))) = parse(&["network", "create", "--icc", "n"]).command else {
+        panic!()
+    };
+    assert_eq!(a.icc, Some(true));
+    let Some(Command::Network(NetworkCmd::Create(a))) = parse(&["network", "create", "n"]).command else {
+        panic!()
+    };
+    assert_eq!(a.icc, None);
+    assert!(Cli::try_parse_from(["minirun", "network", "create", "--icc=maybe", "n"]).is_err());
+    let Some(Command::Run(r)) = parse(&["run", "--net", "appnet", "--dns", "198.18.0.2", "busybox"]).command else {
+        panic!()
+    };
+    assert_eq!((r.net.as_deref(), r.dns.len()), (Some("appnet"), 1));
+}
