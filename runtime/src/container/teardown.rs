@@ -76,7 +76,9 @@ pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
 /// cut short leaves libcontainer's init waiting for `start` - holding the
 /// locks it inherited from its dead creator - so it is killed first.
 fn reap(ctx: &Ctx, r: &Record) -> Result<()> {
-    if ctx.engine.exists(&r.id) {
+    // a creator killed before libcontainer wrote its state leaves the init
+    // too: destroy_abandoned then goes by the container's cgroup
+    if ctx.engine.exists(&r.id) || r.phase == Phase::Creating {
         if let Err(e) = ctx.engine.destroy_abandoned(&r.id) {
             tracing::warn!("{e:#}");
         }
