@@ -76,10 +76,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         all.extend(exposed.iter().map(|p| p.to_string()));
         ports = minirun_net::parse_publish_all(&all)?;
     }
-    let join_netns = match &mode {
-        NetMode::Container(other) => Some(launch::joinable_netns(ctx, other)?),
-        _ => None,
-    };
+    let join_netns = launch::join_netns(ctx, &mode)?;
     let config = RunConfig {
         command: command.to_vec(),
         entrypoint: a.entrypoint.clone(),
@@ -138,10 +135,7 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
             let mode: NetMode = net.parse()?;
             launch::check_network_exists(ctx, &mode)?;
             let ports = minirun_net::parse_publish_all(&a.publish)?;
-            let join_netns = match &mode {
-                NetMode::Container(other) => Some(launch::joinable_netns(ctx, other)?),
-                _ => None,
-            };
+            let join_netns = launch::join_netns(ctx, &mode)?;
             Some(NetRequest {
                 mode,
                 ports,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 use minirun_net::{AttachRequest, Attachment, NetMode, PortSpec};
 use nix::unistd::Pid;
@@ -89,7 +89,6 @@ pub fn wait_attached(started: Started, interactive: bool) -> Result<u8> {
 /// most 107 bytes, fewer than a container's directory under a long data root
 /// or runtime root may need.
 pub fn console_dir() -> Result<tempfile::TempDir> {
-    use anyhow::Context;
     tempfile::Builder::new()
         .prefix("minirun-tty-")
         .tempdir()
@@ -176,8 +175,17 @@ pub fn check_network_exists(ctx: &Ctx, mode: &NetMode) -> Result<()> {
     Ok(())
 }
 
+/// For `--net container:X`: X's network namespace (X must run); None for
+/// every other mode.
+pub fn join_netns(ctx: &Ctx, mode: &NetMode) -> Result<Option<PathBuf>> {
+    match mode {
+        NetMode::Container(other) => joinable_netns(ctx, other).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The network namespace of a running container, for `--net container:X`.
-pub fn joinable_netns(ctx: &Ctx, other: &str) -> Result<PathBuf> {
+fn joinable_netns(ctx: &Ctx, other: &str) -> Result<PathBuf> {
     let r = ctx
         .resolve(other)
         .map_err(|_| anyhow!("--net container:{other}: no such container \"{other}\""))?;

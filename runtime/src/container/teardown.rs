@@ -37,14 +37,16 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         errors.push(format!("rootfs: {e:#}"));
     }
     if let Some(mut r) = record {
-        let network_changed = kept == Some(false) && r.network.is_some();
-        if r.phase != Phase::Exited || network_changed {
-            if r.phase != Phase::Exited {
-                r.mark_exited(exit_code);
-            }
-            if network_changed {
-                r.network = None;
-            }
+        let mut changed = false;
+        if r.phase != Phase::Exited {
+            r.mark_exited(exit_code);
+            changed = true;
+        }
+        // released (not kept for joiners): the record no longer holds it
+        if kept == Some(false) && r.network.take().is_some() {
+            changed = true;
+        }
+        if changed {
             ctx.save(&r)?;
         }
     }
