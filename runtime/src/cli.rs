@@ -74,8 +74,11 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Freeze every process of a running container (runc pause)
     Pause(IdArg),
-    /// Thaw a paused container (runc resume)
+    /// Thaw a paused container (runc resume, docker unpause)
+    #[command(alias = "unpause")]
     Resume(IdArg),
+    /// Block until containers stop, then print their exit codes (docker wait)
+    Wait(WaitArgs),
     /// Change a running container's cgroup limits (runc update --resources)
     Update(UpdateArgs),
     /// List containers created from bundles and images (runc list)
@@ -248,7 +251,8 @@ pub struct NamesArg {
 
 #[derive(Debug, Args)]
 pub struct IdArg {
-    /// Container id (exact, as runc takes it)
+    /// Container id (exact, as runc takes it; else a name or unique id prefix
+    /// of a container made from an image)
     pub id: String,
 }
 
@@ -294,10 +298,20 @@ pub struct KillArgs {
     /// Send the signal to every process of the container
     #[arg(short, long)]
     pub all: bool,
+    /// Signal to send (docker's spelling; default KILL for containers made from images)
+    #[arg(short = 's', long = "signal", value_name = "SIGNAL")]
+    pub signal_flag: Option<String>,
+    /// Container id (or a name or unique id prefix of a container made from an image)
     pub id: String,
-    /// Signal name (TERM, SIGTERM) or number (15)
-    #[arg(default_value = "SIGTERM")]
-    pub signal: String,
+    /// Signal name (TERM, SIGTERM) or number (15); default TERM, as runc
+    pub signal: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers (names or ids) to wait for
+    #[arg(required = true)]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ use crate::cli::{GlobalOpts, LogFormat};
 /// which is where containerd's shim looks for it.
 pub fn report_error(global: &GlobalOpts, e: &anyhow::Error) {
     let msg = format!("{e:#}");
-    eprintln!("minirun: {msg}");
+    eprintln!("minirun: error: {msg}");
     if let (Some(path), LogFormat::Json) = (&global.log, global.log_format) {
         log_json_error(path, &msg);
     }

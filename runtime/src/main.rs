@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod container;
+mod hook;
 mod imagespec;
 mod logging;
 mod oci;
@@ -23,6 +24,10 @@ use clap::Parser;
 use cli::Cli;
 
 fn main() -> ExitCode {
+    // an OCI hook run through minirun (see hook.rs): before anything else
+    if let Some(code) = hook::run_if_shim() {
+        return code;
+    }
     // Rust starts with SIGPIPE ignored; an ignored disposition survives exec,
     // so containers would inherit it (and `minirun ps | head` would panic).
     // SAFETY: restoring a default disposition before any thread exists.
@@ -37,7 +42,7 @@ fn main() -> ExitCode {
     }
     let global = cli.global.clone();
     if let Err(e) = logging::init_logging(&global) {
-        eprintln!("minirun: {e:#}");
+        eprintln!("minirun: error: {e:#}");
         return ExitCode::from(1);
     }
     let result = commands::dispatch(cli);
@@ -48,7 +53,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             logging::report_error(&global, &e);
-            ExitCode::from(1)
+            ExitCode::from(e.downcast_ref::<commands::ExitCodeError>().map_or(1, |c| c.code))
         }
     }
 }

@@ -101,6 +101,49 @@ pub fn prepare_for_create(spec: &mut Spec, bundle: &Path, id: &str) -> Result<()
     }
     spec.set_linux(Some(linux));
     drop_runc_only_mount_options(spec);
+    // hooks get the user's bundle in their state, as from runc
+    let bundle = fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+    crate::hook::wrap_hooks(spec, &bundle);
+    Ok(())
+}
+
+/// The most one argument or environment string may take, with its NUL
+/// (the kernel's MAX_ARG_STRLEN: 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Refuses a process the kernel would not exec (E2BIG), before anything is
+/// made: libcontainer would only find out in the container's init, after
+/// `start`, and the container would die with nothing said.
+pub fn check_exec_size(spec: &Spec) -> Result<()> {
+    let Some(p) = spec.process() else { return Ok(()) };
+    let args = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    for e in &env {
+        if e.len() + 1 > MAX_ARG_STRLEN {
+            let name = e.split('=').next().unwrap_or_default();
+            bail!(
+                "environment variable \"{name}\" is {} bytes long: the kernel passes at most {} bytes per variable",
+                e.len(),
+                MAX_ARG_STRLEN - 1
+            );
+        }
+    }
+    for (i, a) in args.iter().enumerate() {
+        if a.len() + 1 > MAX_ARG_STRLEN {
+            bail!(
+                "argument {i} of the command is {} bytes long: the kernel passes at most {} bytes per argument",
+                a.len(),
+                MAX_ARG_STRLEN - 1
+            );
+        }
+    }
+    // strings, their NULs and the pointer to each
+    let total: usize = args.iter().chain(&env).map(|s| s.len() + 1 + size_of::<usize>()).sum();
+    // SAFETY: sysconf has no preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
+    if max > 0 && total > max as usize {
+        bail!("the command and its environment take {total} bytes: the kernel passes at most {max} bytes in all");
+    }
     Ok(())
 }
 
@@ -134,6 +177,30 @@ fn drop_runc_only_mount_options(spec: &mut Spec) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_environment_and_arguments_are_refused_by_name() {
+        let with = |args: Vec<String>, env: Vec<String>| {
+            let mut spec = Spec::default();
+            let mut p = spec.process().clone().unwrap();
+            p.set_args(Some(args));
+            p.set_env(Some(env));
+            spec.set_process(Some(p));
+            check_exec_size(&spec)
+        };
+        with(vec!["sh".into()], vec![format!("OK={}", "a".repeat(100_000))]).unwrap();
+        let err = with(
+            vec!["sh".into()],
+            vec!["A=1".into(), format!("BIG={}", "a".repeat(200_000))],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"BIG\" is 200004 bytes"), "{err}");
+        let err = with(vec!["echo".into(), "b".repeat(140_000)], vec![]).unwrap_err();
+        assert!(err.to_string().contains("argument 1 "), "{err}");
+        let many: Vec<String> = (0..40).map(|i| format!("V{i}={}", "c".repeat(100_000))).collect();
+        let err = with(vec!["sh".into()], many).unwrap_err();
+        assert!(err.to_string().contains("in all"), "{err}");
+    }
 
     const MINIMAL: &str = r#"{
         "ociVersion": "1.0.2",

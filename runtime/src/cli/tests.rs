@@ -81,15 +81,22 @@ fn engine_calls_parse() {
 }
 
 #[test]
-fn kill_defaults_to_sigterm() {
+fn kill_takes_runcs_positional_signal_and_dockers_s_flag() {
     let Some(Command::Kill(k)) = parse(&["kill", "c"]).command else {
         panic!()
     };
-    assert_eq!((k.id.as_str(), k.signal.as_str(), k.all), ("c", "SIGTERM", false));
+    assert_eq!(
+        (k.id.as_str(), k.signal.as_deref(), k.signal_flag.as_deref(), k.all),
+        ("c", None, None, false)
+    );
     let Some(Command::Kill(k)) = parse(&["kill", "--all", "c", "9"]).command else {
         panic!()
     };
-    assert_eq!((k.signal.as_str(), k.all), ("9", true));
+    assert_eq!((k.signal.as_deref(), k.all), (Some("9"), true));
+    let Some(Command::Kill(k)) = parse(&["kill", "-s", "HUP", "web"]).command else {
+        panic!()
+    };
+    assert_eq!((k.signal_flag.as_deref(), k.signal.as_deref()), (Some("HUP"), None));
 }
 
 #[test]

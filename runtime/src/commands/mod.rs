@@ -24,6 +24,7 @@ mod start;
 mod state;
 mod stop;
 mod update;
+mod wait;
 
 use anyhow::{bail, Context, Result};
 
@@ -53,6 +54,65 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The container a runc verb that docker has too (`kill`, `pause`,
+    /// `resume`/`unpause`, `start`) means: an exact id first, as runc (an
+    /// engine's "t1" never reaches "t10"); else the name or unique id prefix
+    /// of a container made from an image, as docker. The second value says
+    /// which.
+    pub fn resolve_shared(&self, wanted: &str) -> Result<(String, bool)> {
+        if let Ok(id) = self.state.exact(wanted) {
+            return Ok((id, false));
+        }
+        match self.ctx().resolve(wanted) {
+            Ok(r) => Ok((r.id, true)),
+            Err(e) if e.to_string().contains("ambiguous") => Err(e),
+            Err(_) => bail!("container \"{wanted}\" does not exist"),
+        }
+    }
+}
+
+/// An error that ends minirun with its own exit code rather than 1.
+#[derive(Debug)]
+pub struct ExitCodeError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for ExitCodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for ExitCodeError {}
+
+/// Docker's exit codes for `run` and `exec`: 127 when the command is not
+/// found, 126 when it cannot be run, `otherwise` for minirun's own errors
+/// (docker run: 125).
+fn with_exit_code(e: anyhow::Error, otherwise: u8) -> anyhow::Error {
+    let msg = format!("{e:#}");
+    let code = if msg.contains("executable file not found")
+        || (msg.contains("no such file or directory") && msg.contains("exec: "))
+    {
+        127
+    } else if msg.contains("exec: ") && msg.contains("permission denied") {
+        126
+    } else {
+        otherwise
+    };
+    ExitCodeError { code, error: e }.into()
+}
+
+/// An error about container `id` in the words the user typed (`wanted`): a
+/// name they gave, not an id they never saw.
+pub fn as_named<T>(result: Result<T>, id: &str, wanted: &str) -> Result<T> {
+    result.map_err(|e| match format!("{e:#}") {
+        msg if id != wanted && msg.contains(id) => anyhow::anyhow!(msg.replace(id, wanted)),
+        _ => e,
+    })
+}
+
 /// Runs the command; its result is the process's exit code.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let state = StateRoot::open(&cli.global.root)?.with_systemd(cli.global.systemd_cgroup);
@@ -71,16 +131,17 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Delete(a) => delete::run(&env, &a),
         Command::Pause(a) => pause::run(&env, &a.id),
         Command::Resume(a) => resume::run(&env, &a.id),
+        Command::Wait(a) => wait::run(&env, &a),
         Command::Update(a) => update::run(&env, &a),
         Command::List(a) => list::run(&env, &a),
-        Command::Run(a) => run::run(&env, &a),
+        Command::Run(a) => run::run(&env, &a).map_err(|e| with_exit_code(e, 125)),
         Command::Load(a) => load::run(&env, &a),
         Command::Images => images::run(&env),
         Command::Rmi(a) => rmi::run(&env, &a),
         Command::Ps(a) => ps::run(&env, &a),
         Command::Features => features::run(),
         Command::Logs(a) => logs::run(&env, &a),
-        Command::Exec(a) => exec::run(&env, &a),
+        Command::Exec(a) => exec::run(&env, &a).map_err(|e| with_exit_code(e, 1)),
         Command::Stop(a) => stop::run(&env, &a),
         Command::Rm(a) => rm::run(&env, &a),
         Command::Inspect(a) => inspect::run(&env, &a),

@@ -1,10 +1,11 @@
-//! `pause ID` (runc): freezes every process of a running container.
+//! `pause ID` (runc, docker): freezes every process of a running container.
 
 use anyhow::Result;
 
-use super::Env;
+use super::{as_named, Env};
 
-pub fn run(env: &Env, id: &str) -> Result<u8> {
-    env.state.pause(id)?;
+pub fn run(env: &Env, wanted: &str) -> Result<u8> {
+    let (id, _) = env.resolve_shared(wanted)?;
+    as_named(env.state.pause(&id), &id, wanted)?;
     Ok(0)
 }

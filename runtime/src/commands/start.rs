@@ -1,10 +1,27 @@
-//! `start ID` (runc): runs the process of a created container.
+//! `start ID` (runc): runs the process of a created container; `start NAME`
+//! (docker) of a container made from an image.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
-use super::Env;
+use super::{as_named, Env};
+use crate::container::Status;
 
-pub fn run(env: &Env, id: &str) -> Result<u8> {
-    env.state.start(id)?;
+pub fn run(env: &Env, wanted: &str) -> Result<u8> {
+    let (id, from_image) = env.resolve_shared(wanted)?;
+    if from_image {
+        let ctx = env.ctx();
+        match ctx.status(&ctx.load(&id)?) {
+            // docker prints the name and does nothing
+            Status::Running => {
+                println!("{wanted}");
+                return Ok(0);
+            }
+            Status::Exited(_) | Status::Dead => {
+                bail!("cannot start container \"{wanted}\": starting an exited container again is not supported yet (run a new one)")
+            }
+            Status::Created => {}
+        }
+    }
+    as_named(env.state.start(&id), &id, wanted)?;
     Ok(0)
 }

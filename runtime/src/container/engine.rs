@@ -2,6 +2,8 @@
 //! operations it needs, so its logic runs on an in-memory fake in unit tests
 //! (as youki's `Syscall` trait and its test double).
 
+use std::path::Path;
+
 use anyhow::Result;
 use libcontainer::container::ContainerStatus;
 use nix::unistd::Pid;
@@ -20,6 +22,14 @@ pub trait Engine {
     fn delete(&self, id: &str, force: bool) -> Result<()>;
     /// Kills and deletes a container whose creator died mid-create.
     fn destroy_abandoned(&self, id: &str) -> Result<()>;
+    /// SIGKILLs every process of the container, whatever its state, without
+    /// writing libcontainer's state (see [`StateRoot::terminate`]).
+    fn terminate(&self, id: &str);
+    /// Containers minirun made from images in `containers_dir`, with their
+    /// status (None: no readable state); see [`StateRoot::made_in`].
+    fn made_in(&self, containers_dir: &Path) -> Vec<(String, Option<ContainerStatus>)>;
+    /// Removes what creates cut short left (see [`StateRoot::gc_private`]).
+    fn gc_private(&self);
 
     fn exists(&self, id: &str) -> bool {
         self.status(id).is_some()
@@ -59,5 +69,17 @@ impl Engine for StateRoot {
 
     fn destroy_abandoned(&self, id: &str) -> Result<()> {
         StateRoot::destroy_abandoned(self, id)
+    }
+
+    fn terminate(&self, id: &str) {
+        StateRoot::terminate(self, id)
+    }
+
+    fn made_in(&self, containers_dir: &Path) -> Vec<(String, Option<ContainerStatus>)> {
+        StateRoot::made_in(self, containers_dir)
+    }
+
+    fn gc_private(&self) {
+        StateRoot::gc_private(self)
     }
 }

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::rc::Rc;
 
@@ -148,6 +148,20 @@ impl Engine for FakeEngine {
         self.calls.borrow_mut().push(format!("destroy {id}"));
         self.delete(id, true)
     }
+
+    fn terminate(&self, id: &str) {
+        self.calls.borrow_mut().push(format!("terminate {id}"));
+        // libcontainer reports a container whose init is gone as stopped
+        self.exit(id);
+    }
+
+    /// Every fake container counts as made from an image here.
+    fn made_in(&self, _containers_dir: &Path) -> Vec<(String, Option<ContainerStatus>)> {
+        let ids: Vec<String> = self.containers.borrow().keys().cloned().collect();
+        ids.into_iter().map(|id| (id.clone(), self.status(&id))).collect()
+    }
+
+    fn gc_private(&self) {}
 }
 
 /// minirun-net as a map of container ids to attachments.
@@ -226,6 +240,15 @@ impl<T: Engine> Engine for Rc<T> {
     }
     fn destroy_abandoned(&self, id: &str) -> Result<()> {
         (**self).destroy_abandoned(id)
+    }
+    fn terminate(&self, id: &str) {
+        (**self).terminate(id)
+    }
+    fn made_in(&self, containers_dir: &Path) -> Vec<(String, Option<ContainerStatus>)> {
+        (**self).made_in(containers_dir)
+    }
+    fn gc_private(&self) {
+        (**self).gc_private()
     }
 }
 

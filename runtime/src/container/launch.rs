@@ -54,11 +54,24 @@ pub fn create_and_start(ctx: &Ctx, l: &Launch, stdio: Stdio) -> Result<Started> 
         req.detach = true;
     }
     let id = l.create.id;
-    let pid = ctx.engine.create(&req, stdio)?;
+    let pid = ctx.engine.create(&req, stdio).map_err(|e| {
+        // rm -f killed it while libcontainer created it: say so, not how
+        // libcontainer noticed
+        if ctx.removal_requested(id) {
+            anyhow!("container was removed while it was being started")
+        } else {
+            e
+        }
+    })?;
     let undo = |e: anyhow::Error| {
         let _ = ctx.engine.delete(id, true);
         e
     };
+    // `rm -f` came while libcontainer created it: give up before it runs
+    // (rm kills what starts anyway, this spares the start)
+    if ctx.removal_requested(id) {
+        return Err(undo(anyhow!("container was removed while it was being started")));
+    }
     let master = console.map(|c| c.master()).transpose().map_err(undo)?;
     // The resolver listens before the process runs (libcontainer's fork is
     // behind us, so its threads may start).

@@ -92,11 +92,15 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         std::thread::spawn(move || tty::pump_output(&mut m, &mut log))
     });
     let code = wait::wait_exit(started.pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
+    // the real code, recorded at once: until teardown has, `ps` would
+    // otherwise fall back to the unknown one
+    record.exit_code = Some(code);
+    let _ = ctx.save(record);
     if let Some(t) = output {
         let _ = t.join();
     }
     let _ = teardown::teardown(ctx, &id, Some(code));
-    if record.auto_remove {
+    if record.auto_remove || ctx.removal_requested(&id) {
         let _ = teardown::remove(ctx, &id);
     }
     0

@@ -214,7 +214,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);
     teardown::teardown(ctx, &id, Some(recorded))?;
     drop(lock);
-    if req.auto_remove || code.is_err() {
+    if req.auto_remove || code.is_err() || ctx.removal_requested(&id) {
         teardown::remove(ctx, &id)?;
     }
     code

@@ -14,7 +14,6 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libcontainer::container::ContainerStatus;
@@ -123,12 +122,25 @@ impl Ctx {
         FileLock::try_exclusive(&self.lock_path(id))
     }
 
-    /// The container's lock, waiting at most `timeout`.
-    pub fn lock_within(&self, id: &str, timeout: Duration) -> Result<FileLock> {
-        match FileLock::within(&self.lock_path(id), timeout)? {
-            Some(lock) => Ok(lock),
-            None => bail!("container {id} is busy: another minirun holds its lock"),
+    fn removal_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join("removing")
+    }
+
+    /// `rm -f` tells whoever sets the container up or supervises it that it
+    /// is to go: a creator gives up before starting it, a monitor removes it
+    /// after its process ended. (A file beside the record: the record's
+    /// writers hold the lock `rm` waits for.)
+    pub fn request_removal(&self, id: &str) -> Result<()> {
+        match File::create(self.removal_path(id)) {
+            Ok(_) => Ok(()),
+            // removed meanwhile
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot mark container {id} for removal")),
         }
+    }
+
+    pub fn removal_requested(&self, id: &str) -> bool {
+        self.removal_path(id).exists()
     }
 
     /// Whether anything still sets up, runs or supervises this container.
@@ -164,7 +176,14 @@ impl Ctx {
         match self.engine.status(&r.id) {
             Some(ContainerStatus::Running | ContainerStatus::Paused) => Status::Running,
             Some(ContainerStatus::Created | ContainerStatus::Creating) => Status::Created,
-            Some(ContainerStatus::Stopped) | None => Status::Exited(r.exit_code.unwrap_or(UNKNOWN_EXIT)),
+            Some(ContainerStatus::Stopped) | None => match r.exit_code {
+                Some(code) => Status::Exited(code),
+                // ended a moment ago: its monitor (or attached CLI) holds the
+                // lock and is about to record the real code; until it has,
+                // it counts as running rather than showing a code it never had
+                None if r.phase != Phase::Exited && lock::is_held(&self.lock_path(&r.id)) => Status::Running,
+                None => Status::Exited(UNKNOWN_EXIT),
+            },
         }
     }
 

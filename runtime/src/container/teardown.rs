@@ -9,6 +9,7 @@ use libcontainer::container::ContainerStatus;
 
 use super::record::{Phase, Record, Status};
 use super::store::{is_container_dir, Ctx};
+use crate::util::lock::FileLock;
 use crate::util::poll;
 
 /// After the process ended: record the exit, delete libcontainer's state
@@ -85,7 +86,9 @@ fn reap(ctx: &Ctx, r: &Record) -> Result<()> {
             tracing::warn!("{e:#}");
         }
     }
-    let _lock = ctx.lock_within(&r.id, Duration::from_secs(10))?;
+    let Some(_lock) = take_over(ctx, r, &r.name, false)? else {
+        return Ok(()); // removed meanwhile
+    };
     teardown(ctx, &r.id, None)?;
     if r.phase == Phase::Creating || r.auto_remove {
         remove(ctx, &r.id)?;
@@ -105,9 +108,37 @@ pub fn gc(ctx: &Ctx) -> Result<Vec<String>> {
         reap(ctx, &r)?;
         cleaned.push(r.id.clone());
     }
+    cleaned.extend(gc_engine(ctx));
     // network pieces whose container is gone altogether
     ctx.net.gc(ctx)?;
     Ok(cleaned)
+}
+
+/// libcontainer's state of containers made from images that outlived
+/// them: their record is gone, or says they exited, and nothing runs.
+/// (Containers of the runc verbs stay until `delete`, as runc keeps them.)
+fn gc_engine(ctx: &Ctx) -> Vec<String> {
+    let mut cleaned = Vec::new();
+    for (id, status) in ctx.engine.made_in(&ctx.containers_dir()) {
+        if matches!(
+            status,
+            Some(ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created)
+        ) {
+            continue;
+        }
+        let outlived = match ctx.load(&id) {
+            Ok(r) => r.phase == Phase::Exited && !ctx.is_alive(&id),
+            Err(_) => !ctx.dir(&id).exists(),
+        };
+        if outlived {
+            match ctx.engine.destroy_abandoned(&id) {
+                Ok(()) => cleaned.push(id),
+                Err(e) => tracing::warn!("{e:#}"),
+            }
+        }
+    }
+    ctx.engine.gc_private();
+    cleaned
 }
 
 /// A run killed before it wrote meta.json leaves a directory nobody locks,
@@ -154,6 +185,13 @@ pub fn gc_quick(ctx: &Ctx) {
     }
 }
 
+/// How long `rm` and `stop` let whoever holds a container (its monitor
+/// recording the exit, its creator undoing a start) finish before ending
+/// that process themselves and cleaning up as gc does after a killed monitor.
+const HOLDER_GRACE: Duration = Duration::from_secs(10);
+/// How long they try in all before giving up.
+const TAKEOVER_DEADLINE: Duration = Duration::from_secs(30);
+
 /// `stop`: SIGTERM, then SIGKILL after `timeout`; then the exit is recorded
 /// and the container torn down.
 pub fn stop(ctx: &Ctx, wanted: &str, timeout: Duration) -> Result<()> {
@@ -165,21 +203,7 @@ pub fn stop(ctx: &Ctx, wanted: &str, timeout: Duration) -> Result<()> {
             wait_stopped(ctx, &r.id, Duration::from_secs(10));
         }
     }
-    finish_after_stop(ctx, &r)
-}
-
-fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
-    poll::until(timeout, || ctx.engine.status(id) != Some(ContainerStatus::Running))
-}
-
-/// After the process is gone: wait for the monitor to record the exit and
-/// tear down; if nobody supervises the container any more, do it here.
-fn finish_after_stop(ctx: &Ctx, r: &Record) -> Result<()> {
-    if !ctx.dir(&r.id).exists() {
-        return Ok(()); // --rm: the monitor removed it
-    }
-    let _lock = ctx.lock_within(&r.id, Duration::from_secs(30))?;
-    if ctx.dir(&r.id).join("meta.json").exists() {
+    if let Some(_lock) = take_over(ctx, &r, wanted, false)? {
         teardown(ctx, &r.id, None)?;
         if r.auto_remove {
             remove(ctx, &r.id)?;
@@ -188,26 +212,102 @@ fn finish_after_stop(ctx: &Ctx, r: &Record) -> Result<()> {
     Ok(())
 }
 
-/// `rm [-f]`: a running or created container only with `force` (killed
-/// first); returns the container's id.
+fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {
+    poll::until(timeout, || ctx.engine.status(id) != Some(ContainerStatus::Running))
+}
+
+/// `rm [-f]`: a running or created container only with `force`; returns the
+/// container's id. `rm -f` wins whatever the container is doing, as in
+/// docker: while it is being started, run, paused or torn down, its
+/// processes are killed, its creator gives up, and everything it held is
+/// released.
 pub fn rm(ctx: &Ctx, wanted: &str, force: bool) -> Result<String> {
     let r = ctx.resolve(wanted)?;
     match ctx.status(&r) {
         Status::Running | Status::Created if !force => {
             bail!("container \"{wanted}\" is running: stop it first or use rm --force")
         }
-        Status::Running | Status::Created => {
-            let _ = ctx.engine.kill(&r.id, "SIGKILL", true);
-            wait_stopped(ctx, &r.id, Duration::from_secs(10));
-        }
         Status::Dead => return reap(ctx, &r).map(|_| r.id),
-        Status::Exited(_) => {}
+        _ => {}
     }
-    finish_after_stop(ctx, &r)?;
-    if ctx.dir(&r.id).exists() {
-        let _lock = ctx.lock_within(&r.id, Duration::from_secs(30))?;
+    if force {
+        ctx.request_removal(&r.id)?;
+    }
+    if let Some(_lock) = take_over(ctx, &r, wanted, force)? {
         teardown(ctx, &r.id, None)?;
         remove(ctx, &r.id)?;
     }
     Ok(r.id)
+}
+
+/// Waits until nobody else holds container `r` and returns its lock; None
+/// once it is gone (its monitor removed it). With `kill`, its processes are
+/// killed on every round, so a start racing with us cannot win. A holder
+/// still there after [`HOLDER_GRACE`] while the container's processes are
+/// gone is stuck: it is killed, and the lock taken over.
+fn take_over(ctx: &Ctx, r: &Record, wanted: &str, kill: bool) -> Result<Option<FileLock>> {
+    let started = Instant::now();
+    let mut holder_killed = false;
+    let mut lock = None;
+    let mut error = None;
+    let done = poll::until(TAKEOVER_DEADLINE, || {
+        if !ctx.dir(&r.id).exists() {
+            return true;
+        }
+        if kill {
+            ctx.engine.terminate(&r.id);
+        }
+        match ctx.try_lock(&r.id) {
+            Ok(Some(l)) => {
+                lock = Some(l);
+                return true;
+            }
+            Ok(None) => {}
+            // removed between the two looks
+            Err(_) if !ctx.dir(&r.id).exists() => return true,
+            Err(e) => {
+                error = Some(e);
+                return true;
+            }
+        }
+        if !holder_killed && started.elapsed() >= HOLDER_GRACE && !runs(ctx, &r.id) {
+            holder_killed = true;
+            kill_holder(ctx, &r.id);
+        }
+        false
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if !done {
+        bail!(
+            "container \"{wanted}\" is still held by another minirun after {}s",
+            TAKEOVER_DEADLINE.as_secs()
+        );
+    }
+    Ok(lock)
+}
+
+fn runs(ctx: &Ctx, id: &str) -> bool {
+    matches!(
+        ctx.engine.status(id),
+        Some(ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Created)
+    )
+}
+
+/// SIGKILLs the process that sets the container up or supervises it (its
+/// creator: the CLI, then its monitor), if it still is that process.
+fn kill_holder(ctx: &Ctx, id: &str) {
+    if let Some(holder) = ctx.load(id).ok().and_then(|r| r.creator) {
+        if holder.is_running() {
+            tracing::warn!(
+                "container {id}: process {} holds it with nothing to wait for; ending it",
+                holder.pid
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(holder.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }

@@ -164,7 +164,44 @@ fn rm_needs_force_for_a_running_container_and_then_removes_everything() {
     assert_eq!(fx.ctx.status(&r), Status::Running);
 
     assert_eq!(teardown::rm(&fx.ctx, "busy", true).unwrap(), r.id);
-    assert!(fx.engine.calls.borrow().contains(&format!("kill {} SIGKILL", r.id)));
+    assert!(fx.engine.calls.borrow().contains(&format!("terminate {}", r.id)));
+    assert_gone(&fx, &r);
+}
+
+#[test]
+fn a_start_after_rm_force_gives_up_and_leaves_nothing_of_libcontainer() {
+    let fx = Fixture::new();
+    let r = record(&fx, "doomed", Phase::Creating);
+    fx.ctx.request_removal(&r.id).unwrap();
+    *fx.engine.script.borrow_mut() = "sleep 30".into();
+    let spec = Spec::default();
+    let dir = fx.ctx.dir(&r.id);
+    let err = launch::create_and_start(&fx.ctx, &run::image_launch(&r, &dir, &spec), Stdio::default())
+        .err()
+        .expect("a container marked for removal is not started");
+    assert!(
+        err.to_string().contains("removed while it was being started"),
+        "{err:#}"
+    );
+    let calls = fx.engine.calls.borrow().clone();
+    assert!(!calls.contains(&format!("start {}", r.id)), "{calls:?}");
+    assert_eq!(fx.ctx.engine.status(&r.id), None);
+}
+
+#[test]
+fn rm_force_waits_for_the_holder_instead_of_failing_busy() {
+    let fx = Fixture::new();
+    let mut r = record(&fx, "held", Phase::Creating);
+    let _started = start(&fx, &mut r, "sleep 30");
+    // a monitor holds the lock; it lets go once the process it waits for is killed
+    let lock_path = fx.ctx.dir(&r.id).join("lock");
+    let monitor = FileLock::exclusive(&lock_path).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(monitor);
+    });
+    assert_eq!(teardown::rm(&fx.ctx, "held", true).unwrap(), r.id);
+    release.join().unwrap();
     assert_gone(&fx, &r);
 }
 

@@ -22,17 +22,37 @@ pub fn manager(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<AnyCgrou
 /// SIGKILLs every process in a cgroup, waits for them to go, removes it.
 pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
     let manager = manager(id, cgroup_path, systemd).with_context(|| format!("cgroup of {id}"))?;
-    let _ = manager.freeze(FreezerState::Frozen);
-    for pid in manager.get_all_pids().unwrap_or_default() {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-    let _ = manager.freeze(FreezerState::Thawed);
-    poll::until(Duration::from_secs(5), || {
-        manager.get_all_pids().unwrap_or_default().is_empty()
-    });
+    poll::until(Duration::from_secs(5), || kill_listed(&manager) == 0);
     manager
         .remove()
         .with_context(|| format!("cannot remove the cgroup of {id}"))
+}
+
+/// SIGKILLs every process in a cgroup once, without waiting; false when
+/// the cgroup cannot be opened.
+pub fn kill_once(id: &str, cgroup_path: PathBuf, systemd: bool) -> bool {
+    match manager(id, cgroup_path, systemd) {
+        Ok(m) => {
+            kill_listed(&m);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// SIGKILLs the processes the cgroup lists and thaws it (on cgroup v1 a
+/// frozen process only dies once thawed); how many there were. It never
+/// freezes: a minirun killed between a freeze and its thaw would leave the
+/// container frozen for good, its creator waiting on it forever. Callers
+/// repeat it until nothing is listed, which also catches processes forked
+/// meanwhile.
+fn kill_listed(manager: &AnyCgroupManager) -> usize {
+    let pids = manager.get_all_pids().unwrap_or_default();
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = manager.freeze(FreezerState::Thawed);
+    pids.len()
 }
 
 /// Best effort: remove the cgroup a failed create may have made.

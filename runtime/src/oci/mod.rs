@@ -26,6 +26,8 @@ use crate::util::proc;
 
 /// File in a container's state dir naming the bundle it was created from.
 const ORIGINAL_BUNDLE: &str = "minirun.bundle";
+/// Private bundle copies made during a create: `.spec-<id>-XXXXXX`.
+const SHADOW_PREFIX: &str = ".spec-";
 
 /// What `create` needs besides the id: the prepared spec and runc's options.
 #[derive(Clone, Copy)]
@@ -175,12 +177,13 @@ impl StateRoot {
     /// (the rest is inherited from this process).
     pub fn create_with_stdio(&self, req: &CreateRequest, stdio: Stdio) -> Result<Container> {
         valid_id(req.id)?;
+        crate::spec::check_exec_size(req.spec)?;
         let _lock = self.lock_id(req.id)?;
         if self.container_dir(req.id).exists() {
             bail!("container \"{}\" already exists", req.id);
         }
         let shadow = tempfile::Builder::new()
-            .prefix(".spec-")
+            .prefix(&format!("{SHADOW_PREFIX}{}-", req.id))
             .tempdir_in(&self.root)
             .context("cannot create a private bundle directory")?;
         req.spec
@@ -425,6 +428,84 @@ impl StateRoot {
         }
         let _ = fs::remove_file(self.lock_path(id));
         Ok(())
+    }
+
+    /// SIGKILLs every process of a container, whatever it is doing (being
+    /// created, running, paused), without writing libcontainer's state: its
+    /// creator or monitor may be writing it at the same time. Goes by the
+    /// cgroup (the recorded one, or minirun's default before libcontainer
+    /// recorded any), and by the init's pid when the state names it. Callers
+    /// repeat it until the container is gone.
+    pub fn terminate(&self, id: &str) {
+        let dir = self.container_dir(id);
+        let cgroup = libcontainer::config::YoukiConfig::load(&dir)
+            .map(|c| c.cgroup_path)
+            .unwrap_or_else(|_| crate::spec::default_cgroup_path(id));
+        cgroup::kill_once(id, cgroup, self.systemd);
+        if let Some(pid) = Container::load(dir).ok().and_then(|c| c.pid()) {
+            if proc::is_running(pid.as_raw()) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// What creates cut short left under the root: private bundle copies
+    /// and container directories without state, whose id nobody is
+    /// creating (its lock is free; a create holds it throughout).
+    pub fn gc_private(&self) {
+        let Ok(rd) = fs::read_dir(&self.root) else { return };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = match name.strip_prefix(SHADOW_PREFIX) {
+                // the id is all but the random suffix
+                Some(rest) => match rest.rsplit_once('-') {
+                    Some((id, _)) => id.to_string(),
+                    None => continue,
+                },
+                None if name.starts_with('.') => continue,
+                None if entry.path().join("state.json").exists() => continue,
+                None => name.clone(),
+            };
+            if valid_id(&id).is_err() || crate::util::lock::is_held(&self.lock_path(&id)) {
+                continue;
+            }
+            if let Ok(Some(_lock)) = self.try_lock_id(&id, Duration::ZERO) {
+                // checked again under the lock: a create may have finished meanwhile
+                let path = entry.path();
+                if name.starts_with(SHADOW_PREFIX) || !path.join("state.json").exists() {
+                    tracing::debug!("removing {}, left by a create cut short", path.display());
+                    let _ = fs::remove_dir_all(&path);
+                }
+            }
+        }
+    }
+
+    /// Containers under the root that minirun made from an image whose
+    /// directory is in `containers_dir` (the bundle they were created from),
+    /// with their status (None: no readable state).
+    pub fn made_in(&self, containers_dir: &Path) -> Vec<(String, Option<ContainerStatus>)> {
+        let Ok(containers_dir) = fs::canonicalize(containers_dir) else {
+            return Vec::new();
+        };
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in rd.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue;
+            }
+            let Ok(bundle) = fs::read(entry.path().join(ORIGINAL_BUNDLE)) else {
+                continue;
+            };
+            let bundle = PathBuf::from(String::from_utf8_lossy(&bundle).into_owned());
+            if bundle.parent() == Some(containers_dir.as_path()) {
+                let status = Container::load(entry.path()).ok().map(|c| c.status());
+                out.push((id, status));
+            }
+        }
+        out
     }
 
     pub fn state(&self, id: &str) -> Result<OciState> {
