@@ -383,6 +383,11 @@ impl Unpacker {
                 tracing::debug!(entry = %shown.display(), "skipping AUFS metadata entry");
                 return Ok(());
             }
+            // `.wh..` and `.wh...` would hide the directory itself or its
+            // parent: no image means that, and replacing "." would empty it
+            if hidden == b"." || hidden == b".." {
+                return Err(unsafe_entry("a whiteout of '.' or '..' names no file"));
+            }
             let hidden = OsStr::from_bytes(hidden);
             return replacing(&mut self.cache, parent.as_fd(), hidden, || {
                 fsutil::make_whiteout(parent.as_fd(), hidden)
@@ -533,6 +538,12 @@ impl Unpacker {
                 entry: rel.clone(),
                 source,
             };
+            if rel.as_os_str().is_empty() {
+                // the layer root ("./"): through our own descriptor of it
+                // (the ones `dir` opens are O_PATH, where futimens fails)
+                fsutil::set_times_at(self.root.as_fd(), name, times).map_err(entry_err)?;
+                continue;
+            }
             let parent = match self.dir(parent_rel, false) {
                 Ok(p) => p,
                 // Replaced or removed by a later entry.

@@ -406,3 +406,38 @@ fn normalize_paths() {
     assert_eq!(parse_pax_time(b"12.25").unwrap().tv_nsec, 250_000_000);
     assert_eq!(parse_pax_time(b"12").unwrap().tv_sec, 12);
 }
+
+#[test]
+fn a_root_entry_first_sets_the_layer_roots_metadata() {
+    // `tar -C dir -c .`, umoci and rules_oci start layers with "./"
+    for root in ["./", "."] {
+        let (_tmp, dest) = scratch();
+        let tar = Layer::new()
+            .entry(root, EntryType::Directory, b"", |h| {
+                h.set_mode(0o750);
+                h.set_mtime(1_000_000);
+            })
+            .dir("./bin")
+            .file("./bin/tool", b"x")
+            .tar();
+        let stats = unpack(&tar, &dest).unwrap();
+        assert_eq!(stats.entries, 3, "{root}");
+        let meta = fs::metadata(&dest).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o750, "{root}");
+        assert_eq!(meta.mtime(), 1_000_000, "{root}");
+        assert_eq!(fs::read(dest.join("bin/tool")).unwrap(), b"x");
+    }
+}
+
+#[test]
+fn whiteouts_of_dot_and_dotdot_are_refused_by_name() {
+    for name in ["d/.wh..", "d/.wh..."] {
+        let (_tmp, dest) = scratch();
+        fs::create_dir_all(dest.join("d")).unwrap();
+        fs::write(dest.join("d/keep"), b"k").unwrap();
+        let tar = Layer::new().file(name, b"").tar();
+        assert_unsafe(unpack(&tar, &dest), name);
+        // nothing of the staging area was touched
+        assert_eq!(fs::read(dest.join("d/keep")).unwrap(), b"k", "{name}");
+    }
+}
