@@ -20,10 +20,10 @@ const MAX_JSON: u64 = 64 << 20;
 const MAX_LINK_HOPS: usize = 16;
 const MAX_INDEX_DEPTH: usize = 4;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -40,6 +40,10 @@ pub(crate) struct PendingImage {
     pub created: Option<String>,
     /// The OCI manifest (hex digest, bytes); docker-save archives have none.
     pub manifest: Option<(String, Vec<u8>)>,
+    /// Hex digest of the image index the manifest was chosen from (pulls only).
+    pub index: Option<String>,
+    /// Repositories the image was pulled from by digest (no tag to record).
+    pub repos: Vec<String>,
     pub layers: Vec<PendingLayer>,
 }
 
@@ -380,6 +384,8 @@ impl Archive {
                 created: parsed.created().clone(),
                 config,
                 manifest: None,
+                index: None,
+                repos: Vec::new(),
                 layers,
             });
         }
@@ -443,6 +449,8 @@ impl Archive {
                 created: parsed.created().clone(),
                 config,
                 manifest: Some((manifest_hex, manifest_bytes)),
+                index: None,
+                repos: Vec::new(),
                 layers,
             });
         }

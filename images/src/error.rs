@@ -93,6 +93,68 @@ pub enum Error {
     #[error("image store index {}: {reason}", path.display())]
     Index { path: PathBuf, reason: String },
 
+    /// The registry has no such repository.
+    #[error("pull {reference}: repository {repository} not found in registry {registry}")]
+    UnknownRepository {
+        reference: String,
+        repository: String,
+        registry: String,
+    },
+
+    /// The repository has no such tag or digest.
+    #[error("pull {reference}: manifest {wanted} not found in {repository} (registry {registry})")]
+    UnknownManifest {
+        reference: String,
+        wanted: String,
+        repository: String,
+        registry: String,
+    },
+
+    /// The registry refused the credentials, or wants some.
+    #[error(
+        "pull {reference}: access denied by registry {registry} ({reason}); log in with `minirun login {registry}`"
+    )]
+    Unauthorized {
+        reference: String,
+        registry: String,
+        reason: String,
+    },
+
+    /// An image index without a manifest for the wanted platform.
+    #[error("pull {reference}: no image for platform {wanted}; the registry has: {}", .available.join(", "))]
+    NoPlatform {
+        reference: String,
+        wanted: String,
+        available: Vec<String>,
+    },
+
+    #[error("TLS with registry {registry} failed: {reason}")]
+    Tls { registry: String, reason: String },
+
+    #[error("registry {registry} is unreachable: {reason}")]
+    Unreachable { registry: String, reason: String },
+
+    /// Any other answer of a registry the pull cannot use.
+    #[error("pull {reference} from registry {registry}: {reason}")]
+    Registry {
+        reference: String,
+        registry: String,
+        reason: String,
+    },
+
+    /// Content from a registry does not hash (or size) to what its descriptor says.
+    #[error("pull {reference}: {object}: digest mismatch: expected {expected}, got {actual}")]
+    PullDigestMismatch {
+        reference: String,
+        object: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// A credentials file, credential helper or certificate directory is unusable.
+    #[error("{what}: {reason}")]
+    Credentials { what: String, reason: String },
+
     #[error("image {image}: layer sha256:{layer} is missing from the store ({})", path.display())]
     MissingLayer {
         image: String,

@@ -34,9 +34,11 @@
 //! Nothing relies on a single minirun process.
 
 mod archive;
+pub mod auth;
 mod digest;
 mod error;
 mod fsutil;
+mod pull;
 mod reference;
 mod rootfs;
 mod store;
@@ -45,6 +47,10 @@ mod testutil;
 mod unpack;
 
 pub use error::{Error, Result};
+pub use pull::{
+    check_login, NoProgress, Platform, PullEvent, PullOptions, PullProgress, Pulled, DEFAULT_CONCURRENT_DOWNLOADS,
+};
+pub use reference::{registry_domain, registry_of};
 pub use rootfs::{ensure_dir_in_rootfs, release_rootfs};
 pub use store::{Image, ImageSummary, Store};
 pub use unpack::{unpack_layer, Compression, UnpackStats};

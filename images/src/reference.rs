@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 pub(crate) const DEFAULT_TAG: &str = "latest";
 const DOCKER_HUB: &str = "docker.io";
 const LEGACY_DOCKER_HUB: &str = "index.docker.io";
+const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 const OFFICIAL_PREFIX: &str = "library/";
 const MAX_NAME_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;
@@ -86,6 +87,64 @@ impl Reference {
     /// `repository:tag`, with the default tag when none was given.
     pub fn tagged(&self) -> String {
         format!("{}:{}", self.repository, self.tag.as_deref().unwrap_or(DEFAULT_TAG))
+    }
+
+    /// Where the repository lives: its registry and its path there.
+    pub fn remote(&self) -> Remote {
+        let (domain, path) = match split_domain(&self.repository) {
+            (Some(domain), path) => (domain.to_string(), path.to_string()),
+            (None, path) if path.contains('/') => (DOCKER_HUB.to_string(), path.to_string()),
+            (None, path) => (DOCKER_HUB.to_string(), format!("{OFFICIAL_PREFIX}{path}")),
+        };
+        let host = match domain.as_str() {
+            DOCKER_HUB => DOCKER_HUB_REGISTRY.to_string(),
+            _ => domain.clone(),
+        };
+        Remote { domain, host, path }
+    }
+
+    /// The full name as docker prints it on pull: `docker.io/library/busybox:latest`,
+    /// `localhost:5000/app@sha256:...`.
+    pub fn full(&self) -> String {
+        let remote = self.remote();
+        let mut s = format!("{}/{}", remote.domain, remote.path);
+        if let Some(tag) = &self.tag {
+            s.push_str(&format!(":{tag}"));
+        }
+        match &self.digest {
+            Some(digest) => s.push_str(&format!("@{digest}")),
+            None if self.tag.is_none() => s.push_str(&format!(":{DEFAULT_TAG}")),
+            None => {}
+        }
+        s
+    }
+}
+
+/// The registry `reference` names (`docker.io` for `busybox`, `localhost:5000`
+/// for `localhost:5000/app`): the key of its credentials.
+pub fn registry_of(reference: &str) -> Result<String> {
+    Ok(Reference::parse(reference)?.remote().domain)
+}
+
+/// A repository's registry and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Remote {
+    /// The registry's name as users write it (`docker.io`, `localhost:5000`):
+    /// the key of credentials and of `certs.d` directories.
+    pub domain: String,
+    /// The host (and port) to connect to (`registry-1.docker.io` for docker.io).
+    pub host: String,
+    /// The repository inside the registry (`library/busybox`).
+    pub path: String,
+}
+
+/// The registry host of docker.io (domain or a credentials key like `https://index.docker.io/v1/`).
+pub fn registry_domain(name: &str) -> String {
+    let bare = name.trim_start_matches("https://").trim_start_matches("http://");
+    let host = bare.split('/').next().unwrap_or(bare);
+    match host {
+        LEGACY_DOCKER_HUB | DOCKER_HUB_REGISTRY | DOCKER_HUB => DOCKER_HUB.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -241,6 +300,52 @@ mod tests {
             );
             assert!(err.to_string().contains(&format!("{s:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn remotes_follow_docker_normalization() {
+        let remote = |s: &str| {
+            let r = Reference::parse(s).unwrap();
+            let m = r.remote();
+            (m.domain, m.host, m.path, r.full())
+        };
+        let hub = |path: &str, full: &str| {
+            (
+                "docker.io".to_string(),
+                "registry-1.docker.io".to_string(),
+                path.to_string(),
+                full.to_string(),
+            )
+        };
+        assert_eq!(
+            remote("busybox"),
+            hub("library/busybox", "docker.io/library/busybox:latest")
+        );
+        assert_eq!(
+            remote("docker.io/library/busybox:1.36"),
+            hub("library/busybox", "docker.io/library/busybox:1.36")
+        );
+        assert_eq!(
+            remote("index.docker.io/user/app"),
+            hub("user/app", "docker.io/user/app:latest")
+        );
+        let hex = "b".repeat(64);
+        let (domain, host, path, full) = remote(&format!("localhost:5000/a/b@sha256:{hex}"));
+        assert_eq!(
+            (domain.as_str(), host.as_str(), path.as_str()),
+            ("localhost:5000", "localhost:5000", "a/b")
+        );
+        assert_eq!(full, format!("localhost:5000/a/b@sha256:{hex}"));
+        assert_eq!(remote("ghcr.io/org/app:1.2").2, "org/app");
+    }
+
+    #[test]
+    fn credential_keys_name_their_registry() {
+        assert_eq!(registry_domain("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(registry_domain("registry-1.docker.io"), "docker.io");
+        assert_eq!(registry_domain("docker.io"), "docker.io");
+        assert_eq!(registry_domain("https://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(registry_domain("ghcr.io"), "ghcr.io");
     }
 
     #[test]

@@ -72,6 +72,12 @@ struct ImageRecord {
     /// Hex digest of the OCI manifest, when the image came with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     manifest: Option<String>,
+    /// Hex digest of the image index (manifest list) it was pulled through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index: Option<String>,
+    /// Repositories it was pulled from by digest: `repo@sha256:...` finds it there.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    repos: BTreeSet<String>,
     /// diff_id hexes, bottom first.
     layers: Vec<String>,
     #[serde(default)]
@@ -132,8 +138,11 @@ impl Index {
                         .images
                         .iter()
                         .find(|(id, record)| {
-                            (id.as_str() == hex || record.manifest.as_deref() == Some(hex))
-                                && self.refs_of(id).iter().any(|t| split_tagged(t).0 == r.repository)
+                            (id.as_str() == hex
+                                || record.manifest.as_deref() == Some(hex)
+                                || record.index.as_deref() == Some(hex))
+                                && (record.repos.contains(&r.repository)
+                                    || self.refs_of(id).iter().any(|t| split_tagged(t).0 == r.repository))
                         })
                         .map(|(id, _)| (id.clone(), None))
                         .ok_or_else(not_found);
@@ -217,7 +226,7 @@ impl Store {
         self.root.join("index.json")
     }
 
-    fn blob_path(&self, hex: &str) -> PathBuf {
+    pub(crate) fn blob_path(&self, hex: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(hex)
     }
 
@@ -298,7 +307,7 @@ impl Store {
     /// Remove leftovers of interrupted loads and removals: staging dirs, and
     /// layers or blobs that no index entry mentions. Skipped (not waited for)
     /// while any other store operation runs.
-    fn collect_garbage(&self) -> Result<()> {
+    pub(crate) fn collect_garbage(&self) -> Result<()> {
         let Some(_gc) = self.try_lock_exclusive(GC_LOCK)? else {
             return Ok(());
         };
@@ -309,7 +318,12 @@ impl Store {
             remove_path(&path)?;
         }
         let index = self.read_index()?;
-        let manifests: BTreeSet<&str> = index.images.values().filter_map(|i| i.manifest.as_deref()).collect();
+        let manifests: BTreeSet<&str> = index
+            .images
+            .values()
+            .flat_map(|i| [i.manifest.as_deref(), i.index.as_deref()])
+            .flatten()
+            .collect();
         let sweep = |dir: PathBuf, keep: &dyn Fn(&str) -> bool| -> Result<()> {
             for entry in fs::read_dir(&dir).ctx("read directory", &dir)? {
                 let entry = entry.ctx("read directory", &dir)?;
@@ -412,8 +426,9 @@ impl Store {
         }
         for (hex, _) in images.iter().flat_map(PendingImage::blobs) {
             let target = self.blob_path(hex);
-            if !target.exists() {
-                fs::rename(staging.join("blobs").join(hex), &target).ctx("move into place", &target)?;
+            let from = staging.join("blobs").join(hex);
+            if !target.exists() && from.exists() {
+                fs::rename(&from, &target).ctx("move into place", &target)?;
                 moved_blobs = true;
             }
         }
@@ -426,10 +441,24 @@ impl Store {
         }
         let mut loaded = Vec::new();
         for image in images {
+            // The same image loaded or pulled again keeps what earlier ones recorded
+            // (the digests it was pulled by, the repositories it came from).
+            let previous = index.images.remove(&image.id);
+            let mut repos: BTreeSet<String> = image.repos.iter().cloned().collect();
+            repos.extend(previous.iter().flat_map(|p| p.repos.iter().cloned()));
             index.images.insert(
                 image.id.clone(),
                 ImageRecord {
-                    manifest: image.manifest.as_ref().map(|(hex, _)| hex.clone()),
+                    manifest: image
+                        .manifest
+                        .as_ref()
+                        .map(|(hex, _)| hex.clone())
+                        .or_else(|| previous.as_ref().and_then(|p| p.manifest.clone())),
+                    index: image
+                        .index
+                        .clone()
+                        .or_else(|| previous.as_ref().and_then(|p| p.index.clone())),
+                    repos,
                     layers: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
                     created: image.created.clone(),
                 },
@@ -542,6 +571,7 @@ impl Store {
             let record = index.images.remove(&id).expect("looked up above");
             doomed.push(self.blob_path(&id));
             doomed.extend(record.manifest.iter().map(|m| self.blob_path(m)));
+            doomed.extend(record.index.iter().map(|m| self.blob_path(m)));
             lines.push(format!("Deleted: {}", sha256_ref(&id)));
             let in_use: BTreeSet<String> = index.layers_in_use().into_iter().map(String::from).collect();
             for layer in record.layers {
@@ -549,6 +579,13 @@ impl Store {
                     doomed.push(self.layer_path(&layer));
                     lines.push(format!("Deleted: {}", sha256_ref(&layer)));
                 }
+            }
+            // Layers of pulls that were interrupted and never retried: kept
+            // for the next pull until now, when no pull runs (gc.lock).
+            let orphans: Vec<String> = index.layers.keys().filter(|l| !in_use.contains(*l)).cloned().collect();
+            for layer in orphans {
+                index.layers.remove(&layer);
+                doomed.push(self.layer_path(&layer));
             }
         }
         // The index stops naming things before they go; a crash in between
@@ -558,6 +595,107 @@ impl Store {
             remove_path(&path)?;
         }
         Ok(lines)
+    }
+}
+
+impl Store {
+    /// True if the layer with this diff_id (hex) is unpacked in the store.
+    pub(crate) fn has_layer(&self, diff_id: &str) -> Result<bool> {
+        Ok(self.read_index()?.layers.contains_key(diff_id) && self.layer_path(diff_id).is_dir())
+    }
+
+    /// True if the image (config hex) and all its layers are in the store.
+    pub(crate) fn has_image(&self, id: &str) -> Result<bool> {
+        let index = self.read_index()?;
+        Ok(index.images.get(id).is_some_and(|record| {
+            record
+                .layers
+                .iter()
+                .all(|l| index.layers.contains_key(l) && self.layer_path(l).is_dir())
+        }))
+    }
+
+    /// Unpack one layer blob read from `reader` and commit it to the store on
+    /// its own, so that an interrupted pull keeps it for the next one. The
+    /// blob is checked against `blob_hex` (and `size`), the tar against
+    /// `diff_id`; on a mismatch nothing is stored. The caller holds gc.lock
+    /// (shared). Returns the compression found and the unpacked size.
+    pub(crate) fn add_layer(
+        &self,
+        reader: impl io::Read + Send,
+        blob_hex: &str,
+        size: u64,
+        diff_id: &str,
+        mismatch: &dyn Fn(String, String, String) -> Error,
+    ) -> Result<u64> {
+        let tmp_dir = self.tmp_dir();
+        let staging = tempfile::Builder::new()
+            .prefix("pull-")
+            .tempdir_in(&tmp_dir)
+            .ctx("create a directory in", &tmp_dir)?;
+        let dest = staging.path().join("layer");
+        let mut blob = HashReader::new(reader);
+        let stats = unpack_layer(&mut blob, &dest)?;
+        let len = blob.len();
+        let (hex, _) = blob.finish();
+        if hex != blob_hex || len != size {
+            return Err(mismatch(
+                format!("layer {} ({size} bytes)", sha256_ref(blob_hex)),
+                sha256_ref(blob_hex),
+                format!("{} ({len} bytes)", sha256_ref(&hex)),
+            ));
+        }
+        if stats.diff_id != sha256_ref(diff_id) {
+            return Err(mismatch(
+                format!(
+                    "layer {} (uncompressed, against the config's diff_id)",
+                    sha256_ref(blob_hex)
+                ),
+                sha256_ref(diff_id),
+                stats.diff_id,
+            ));
+        }
+        let staging_fd = crate::fsutil::open_dir(staging.path()).ctx("open", staging.path())?;
+        rustix::fs::syncfs(&staging_fd).ctx("sync file system of", staging.path())?;
+        let _index_lock = self.lock(INDEX_LOCK, LockMode::Exclusive)?;
+        let mut index = self.read_index()?;
+        let target = self.layer_path(diff_id);
+        if !target.exists() {
+            fs::rename(&dest, &target).ctx("move into place", &target)?;
+            sync_dir(&self.layer_path(""))?;
+        }
+        index
+            .layers
+            .entry(diff_id.to_string())
+            .or_insert(LayerRecord { size: stats.file_bytes });
+        self.write_index(&index)?;
+        Ok(stats.file_bytes)
+    }
+
+    /// Record a pulled image whose layers are all in the store: its config
+    /// and manifest become blobs, its references point at it.
+    pub(crate) fn commit_pulled(&self, image: &PendingImage) -> Result<Vec<String>> {
+        let tmp_dir = self.tmp_dir();
+        let staging = tempfile::Builder::new()
+            .prefix("pull-")
+            .tempdir_in(&tmp_dir)
+            .ctx("create a directory in", &tmp_dir)?;
+        let blobs_dir = staging.path().join("blobs");
+        fs::create_dir(&blobs_dir).ctx("create directory", &blobs_dir)?;
+        let mut wrote = false;
+        for (hex, bytes) in image.blobs() {
+            if !self.blob_path(hex).exists() {
+                let p = blobs_dir.join(hex);
+                let mut f = File::create(&p).ctx("create", &p)?;
+                io::Write::write_all(&mut f, bytes).ctx("write", &p)?;
+                f.sync_all().ctx("sync", &p)?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            sync_dir(&blobs_dir)?;
+        }
+        self.commit(std::slice::from_ref(image), &BTreeMap::new(), staging.path())
     }
 }
 

@@ -115,6 +115,8 @@ impl Env {
         S: AsRef<OsStr>,
     {
         let mut c = Command::new(minirun_bin());
+        // `run` never pulls unless a test asks: no test reaches a real registry.
+        c.env("MINIRUN_PULL", "never");
         c.arg("--root").arg(&self.root).arg("--data-root").arg(&self.data_root);
         c.args(args);
         c

@@ -269,6 +269,8 @@ impl Sandbox {
         S: AsRef<OsStr>,
     {
         let mut c = Command::new("nsenter");
+        // `run` never pulls here: no test reaches a real registry.
+        c.env("MINIRUN_PULL", "never");
         c.arg(format!("--net={}", self.host_netns().display()))
             .arg(minirun_bin())
             .arg("--root")

@@ -84,9 +84,15 @@ pub enum Command {
     /// List containers created from bundles and images (runc list)
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load images from a docker-save archive or an OCI layout (dir, .tar, .tar.gz)
     Load(LoadArgs),
+    /// Pull an image from a registry
+    Pull(PullArgs),
+    /// Log in to a registry (credentials go to docker's config.json or --authfile)
+    Login(LoginArgs),
+    /// Log out of a registry
+    Logout(LogoutArgs),
     /// List images
     Images,
     /// Remove images
@@ -156,6 +162,69 @@ pub struct LoadArgs {
     /// Archive or directory to load
     #[arg(short, long)]
     pub input: PathBuf,
+}
+
+/// How to reach a registry: flags as podman names them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryOpts {
+    /// Verify the registry's TLS certificate (--tls-verify=false: accept any, and plain HTTP)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub tls_verify: Option<bool>,
+    /// Directory with the registry's CA certificates (*.crt), instead of certs.d/HOST:PORT
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials file (podman's auth.json or docker's config.json format)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub registry: RegistryOpts,
+    /// Platform of the image in a multi-platform index: os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Print only the image's full name
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// NAME[:TAG|@DIGEST]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub registry: RegistryOpts,
+    /// User name
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry (HOST[:PORT]); default docker.io
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Credentials file (podman's auth.json or docker's config.json format)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Registry (HOST[:PORT]); default docker.io
+    pub server: Option<String>,
+}
+
+/// `run --pull`: when to pull the image (docker's policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull when the image is not in the store
+    #[default]
+    Missing,
+    /// Pull every time
+    Always,
+    /// Never pull: fail when the image is not in the store
+    Never,
 }
 
 #[derive(Debug, Args)]
@@ -416,6 +485,17 @@ pub struct RunArgs {
     /// Another name peers on a user-defined network resolve to this container
     #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
     pub network_alias: Vec<String>,
+    /// Pull the image: missing (default), always, never
+    #[arg(long, value_enum, env = "MINIRUN_PULL", default_value_t = PullPolicy::Missing, value_name = "POLICY")]
+    pub pull: PullPolicy,
+    /// Platform to pull: os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Pull without progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryOpts,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

@@ -11,11 +11,13 @@ mod inspect;
 mod kill;
 mod list;
 mod load;
+mod login;
 mod logs;
 mod network;
 mod pause;
 mod port;
 mod ps;
+mod pull;
 mod resume;
 mod rm;
 mod rmi;
@@ -136,6 +138,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::List(a) => list::run(&env, &a),
         Command::Run(a) => run::run(&env, &a).map_err(|e| with_exit_code(e, 125)),
         Command::Load(a) => load::run(&env, &a),
+        Command::Pull(a) => pull::run(&env, &a),
+        Command::Login(a) => login::login(&a),
+        Command::Logout(a) => login::logout(&a),
         Command::Images => images::run(&env),
         Command::Rmi(a) => rmi::run(&env, &a),
         Command::Ps(a) => ps::run(&env, &a),

@@ -64,7 +64,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     }
     let mut ports = minirun_net::parse_publish_all(&a.publish)?;
     let store = ctx.store()?;
-    let image = store.resolve(image_ref)?;
+    let image = super::pull::for_run(&store, image_ref, a)?;
     if a.publish_all {
         let exposed = image
             .config
