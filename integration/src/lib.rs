@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod registry;
 pub mod sandbox;
 
 /// The minirun binary of this workspace, built (debug) on first use.
@@ -138,6 +139,12 @@ impl Env {
     /// Runs minirun feeding `input` on its stdin.
     pub fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
         self.run_inner(self.cmd(args), Some(input))
+    }
+
+    /// Runs a command made by [`Env::cmd`] (and changed: environment, ...),
+    /// feeding `input` on its stdin when given.
+    pub fn run_cmd(&self, cmd: Command, input: Option<&[u8]>) -> Run {
+        self.run_inner(cmd, input)
     }
 
     fn run_inner(&self, mut cmd: Command, input: Option<&[u8]>) -> Run {
