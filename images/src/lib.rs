@@ -41,6 +41,7 @@ mod fsutil;
 mod pull;
 mod reference;
 mod rootfs;
+mod save;
 mod store;
 #[cfg(test)]
 mod testutil;

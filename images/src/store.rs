@@ -599,6 +599,24 @@ impl Store {
 }
 
 impl Store {
+    pub(crate) fn tmp_path(&self) -> PathBuf {
+        self.tmp_dir()
+    }
+
+    /// Point `tagged` (`name:tag`) at image `id`.
+    pub(crate) fn set_ref(&self, tagged: &str, id: &str) -> Result<()> {
+        let _gc = self.lock(GC_LOCK, LockMode::Shared)?;
+        let _index_lock = self.lock(INDEX_LOCK, LockMode::Exclusive)?;
+        let mut index = self.read_index()?;
+        if !index.images.contains_key(id) {
+            return Err(Error::NotFound {
+                reference: sha256_ref(id),
+            });
+        }
+        index.refs.insert(tagged.to_string(), id.to_string());
+        self.write_index(&index)
+    }
+
     /// True if the layer with this diff_id (hex) is unpacked in the store.
     pub(crate) fn has_layer(&self, diff_id: &str) -> Result<bool> {
         Ok(self.read_index()?.layers.contains_key(diff_id) && self.layer_path(diff_id).is_dir())

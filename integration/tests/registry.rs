@@ -588,3 +588,70 @@ fn credential_helpers_are_asked() {
     cmd.env("PATH", path);
     env.run_cmd(cmd, None).ok();
 }
+
+// ---------------------------------------------------------------------------
+// tag and save
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tag_and_save_write_an_archive_others_load() {
+    let env = Env::new();
+    let reg = Registry::start(Options::default());
+    let out = env.path().join("w.tar");
+    build_image_with_layers(
+        &out,
+        "w:latest",
+        ImageFormat::DockerArchive,
+        &[
+            vec![file("etc/keep", "keep\n")],
+            vec![LayerEntry::Whiteout {
+                path: "var/www/index.html".into(),
+            }],
+        ],
+    )
+    .unwrap();
+    reg.push(&docker_archive(&out), "w:v1", &[]);
+    let image = format!("{}/w:v1", reg.addr);
+    pull(&env, &image, &["-q"]).ok();
+    mr(&env, &["tag", &image, "saved/w:2"]).ok();
+    mr(&env, &["tag", "nosuch:1", "x:1"]).fails_with("nosuch:1");
+    mr(&env, &["tag", &image, "Bad Name"]).fails_with("\"Bad Name\"");
+    let images = mr(&env, &["images"]).ok().stdout;
+    assert!(images.contains("saved/w "), "{images}");
+
+    let saved = env.path().join("saved.tar");
+    mr(&env, &["save", "-o", saved.to_str().unwrap(), "saved/w:2"]).ok();
+    let inspect: Value = serde_json::from_str(&tool(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", saved.display())),
+    ))
+    .unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3, "{inspect:#}");
+    // skopeo checks every layer against the config's diff_ids while copying
+    tool(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .arg(format!("docker-archive:{}", saved.display()))
+            .arg(format!("oci:{}:w", env.path().join("copied").display())),
+    );
+    // and minirun loads it elsewhere: whiteouts survive the round trip
+    let other = Env::new();
+    let r = other.run(["load", "-i", saved.to_str().unwrap()]).ok();
+    assert_eq!(r.stdout, "Loaded image: saved/w:2\n");
+    let out = other
+        .run([
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "saved/w:2",
+            "sh",
+            "-c",
+            "cat /etc/keep; test -e /var/www/index.html || echo deleted",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(out, "keep\ndeleted\n");
+    mr(&env, &["save", "-o", saved.to_str().unwrap(), "nosuch:2"]).fails_with("nosuch:2");
+}

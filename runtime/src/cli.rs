@@ -93,6 +93,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry
     Logout(LogoutArgs),
+    /// Give an image another name: tag SOURCE TARGET
+    Tag(TagArgs),
+    /// Write images to a docker-save archive (docker load and podman load read it)
+    Save(SaveArgs),
     /// List images
     Images,
     /// Remove images
@@ -225,6 +229,23 @@ pub enum PullPolicy {
     Always,
     /// Never pull: fail when the image is not in the store
     Never,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Image (name, id or digest)
+    pub source: String,
+    /// New name: NAME[:TAG]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of standard output
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -22,9 +22,11 @@ mod resume;
 mod rm;
 mod rmi;
 mod run;
+mod save;
 mod start;
 mod state;
 mod stop;
+mod tag;
 mod update;
 mod wait;
 
@@ -141,6 +143,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Pull(a) => pull::run(&env, &a),
         Command::Login(a) => login::login(&a),
         Command::Logout(a) => login::logout(&a),
+        Command::Tag(a) => tag::run(&env, &a),
+        Command::Save(a) => save::run(&env, &a),
         Command::Images => images::run(&env),
         Command::Rmi(a) => rmi::run(&env, &a),
         Command::Ps(a) => ps::run(&env, &a),
