@@ -539,7 +539,7 @@ impl Session<'_> {
         let diff_id = layer.diff_id.clone();
         let reference = self.full.clone();
         let blob_hex = hex.clone();
-        std::thread::Builder::new()
+        let unpacker = std::thread::Builder::new()
             .name("minirun-unpack".into())
             .spawn(move || {
                 let reader = ChannelReader {
@@ -581,6 +581,8 @@ impl Session<'_> {
         let result = done_rx
             .await
             .map_err(|_| self.bad(format!("unpacking layer {digest} panicked")))?;
+        // It has sent its result: it is returning. No thread outlives the pull.
+        let _ = unpacker.join();
         if let Some(e) = transport {
             return Err(e);
         }
@@ -870,6 +872,7 @@ impl Store {
                 manifest.layers().len()
             )));
         }
+        let present = self.present_layers()?;
         let mut layers = Vec::new();
         let mut missing = Vec::new();
         for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
@@ -893,7 +896,7 @@ impl Store {
                 blob: Some((hex.to_string(), Some(desc.size()))),
                 diff_id: diff_hex.to_string(),
             };
-            if self.has_layer(diff_hex)? || missing.iter().any(|(l, _): &(PendingLayer, u64)| l.diff_id == diff_hex) {
+            if present.contains(diff_hex) || missing.iter().any(|(l, _): &(PendingLayer, u64)| l.diff_id == diff_hex) {
                 if !missing.iter().any(|(l, _): &(PendingLayer, u64)| l.diff_id == diff_hex) {
                     progress.event(PullEvent::LayerExists { digest: &digest });
                 }

@@ -617,9 +617,14 @@ impl Store {
         self.write_index(&index)
     }
 
-    /// True if the layer with this diff_id (hex) is unpacked in the store.
-    pub(crate) fn has_layer(&self, diff_id: &str) -> Result<bool> {
-        Ok(self.read_index()?.layers.contains_key(diff_id) && self.layer_path(diff_id).is_dir())
+    /// The layers (diff_id hex) unpacked in the store.
+    pub(crate) fn present_layers(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .read_index()?
+            .layers
+            .into_keys()
+            .filter(|d| self.layer_path(d).is_dir())
+            .collect())
     }
 
     /// True if the image (config hex) and all its layers are in the store.

@@ -167,6 +167,8 @@ impl Reporter for Lines {
 /// docker's terminal view: a bar per layer and a summary line.
 struct Bars {
     multi: MultiProgress,
+    /// The bars are done: lines go below them.
+    finished: std::sync::atomic::AtomicBool,
     state: Mutex<BarState>,
     stream: Stream,
 }
@@ -185,6 +187,7 @@ impl Bars {
         };
         Bars {
             multi: MultiProgress::with_draw_target(target),
+            finished: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(BarState::default()),
             stream,
         }
@@ -259,12 +262,13 @@ impl PullProgress for Bars {
 
 impl Reporter for Bars {
     fn line(&self, text: &str) {
-        if self.multi.println(text).is_err() {
+        if self.finished.load(std::sync::atomic::Ordering::Relaxed) || self.multi.println(text).is_err() {
             write_line(self.stream, text);
         }
     }
 
     fn finish(&self) {
+        self.finished.store(true, std::sync::atomic::Ordering::Relaxed);
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for (_, bar) in &state.layers {
             if !bar.is_finished() {
