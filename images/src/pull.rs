@@ -251,6 +251,18 @@ fn chain_text(e: &dyn std::error::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
+/// The innermost cause of an error (reqwest wraps it in "error sending
+/// request for url (...)" and "client error (Connect)").
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last.replace('\n', " ")
+}
+
 /// One pull: what it is about, and its client.
 struct Session<'a> {
     /// None for a login check.
@@ -292,7 +304,7 @@ impl Session<'_> {
         };
         match e {
             OciDistributionError::RequestError(ref re) => {
-                let text = chain_text(re);
+                let text = root_cause(re);
                 let lower = text.to_ascii_lowercase();
                 if ["certificate", "tls", "handshake", "corrupt message"]
                     .iter()

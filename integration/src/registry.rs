@@ -154,7 +154,8 @@ impl Registry {
             let addr = format!("127.0.0.1:{port}");
             let mut config = format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    \
-                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                 rootdirectory: {}\n  delete:\n    enabled: true\nvalidation:\n  manifests:\n    urls:\n      \
+                 allow:\n        - ^https?://\nhttp:\n  addr: {addr}\n",
                 dir.path().join("storage").display()
             );
             if let Some(pki) = &pki {
@@ -260,6 +261,59 @@ impl Registry {
         f
     }
 
+    /// Upload `data` as a blob of `repo` (plain HTTP, no auth); its `sha256:` digest.
+    pub fn upload_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = format!("sha256:{}", rootfs_fixtures::sha256_hex(data));
+        let dir = self.dir.path().join("uploads");
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(&digest[7..]);
+        fs::write(&file, data).unwrap();
+        let location = curl(&[
+            "-sS",
+            "-X",
+            "POST",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%header{location}",
+            &format!("http://{}/v2/{repo}/blobs/uploads/", self.addr),
+        ]);
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = if location.starts_with('/') {
+            format!("http://{}{location}{sep}digest={digest}", self.addr)
+        } else {
+            format!("{location}{sep}digest={digest}")
+        };
+        curl(&[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &url,
+        ]);
+        digest
+    }
+
+    /// Put a manifest under `repo:tag`.
+    pub fn put_manifest(&self, repo: &str, tag: &str, media_type: &str, manifest: &[u8]) {
+        let file = self.dir.path().join("uploads/manifest.json");
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, manifest).unwrap();
+        curl(&[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("http://{}/v2/{repo}/manifests/{tag}", self.addr),
+        ]);
+    }
+
     /// `skopeo copy [extra] SRC docker://ADDR/DEST`; panics on failure.
     pub fn push(&self, src: &str, dest: &str, extra: &[&str]) {
         let mut cmd = Command::new("skopeo");
@@ -282,6 +336,18 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `curl ARGS`: its stdout; panics on failure.
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl").args(args).output().expect("cannot run curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Polls until the registry accepts connections; false if it died first.

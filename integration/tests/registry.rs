@@ -655,3 +655,58 @@ fn tag_and_save_write_an_archive_others_load() {
     assert_eq!(out, "keep\ndeleted\n");
     mr(&env, &["save", "-o", saved.to_str().unwrap(), "nosuch:2"]).fails_with("nosuch:2");
 }
+
+#[test]
+fn uncompressed_layers_pull_and_foreign_layers_are_skipped() {
+    let env = Env::new();
+    let reg = Registry::start(Options::default());
+    // the fixture's docker archive holds the layer as an uncompressed tar
+    let tar = archive(&env, "u", &[("etc/u", "uncompressed\n")]);
+    let unpacked = env.path().join("u-archive");
+    fs::create_dir_all(&unpacked).unwrap();
+    tool(Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(&unpacked));
+    let manifest: Value = serde_json::from_slice(&fs::read(unpacked.join("manifest.json")).unwrap()).unwrap();
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(unpacked.join(manifest[0]["Config"].as_str().unwrap())).unwrap()).unwrap();
+    let mut layers = Vec::new();
+    for path in manifest[0]["Layers"].as_array().unwrap() {
+        let data = fs::read(unpacked.join(path.as_str().unwrap())).unwrap();
+        let digest = reg.upload_blob("u", &data);
+        layers.push(
+            json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": digest, "size": data.len()}),
+        );
+    }
+    // a foreign layer: listed, never in the registry, not to be fetched
+    let foreign = format!("sha256:{}", "f".repeat(64));
+    layers.push(json!({
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "digest": foreign, "size": 1234, "urls": ["https://foreign.invalid/layer"]
+    }));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(format!("sha256:{}", "e".repeat(64))));
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = reg.upload_blob("u", &config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    });
+    reg.put_manifest(
+        "u",
+        "v1",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let image = format!("{}/u:v1", reg.addr);
+    let r = pull(&env, &image, &[]).ok();
+    assert!(
+        r.stdout
+            .contains(&format!("{}: Skipped foreign layer", &foreign[7..19])),
+        "{r:#?}"
+    );
+    assert_eq!(r.stdout.matches(": Pull complete").count(), 2, "{r:#?}");
+    assert_eq!(run_rm(&env, &image, &["cat", "/etc/u"]), "uncompressed\n");
+}
