@@ -193,6 +193,49 @@ fn is_loopback(domain: &str) -> bool {
     host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
 }
 
+/// For a loopback registry: does it answer plain HTTP as a registry? One
+/// `GET /v2/` without credentials over a bare TCP connection, before any
+/// client exists. It spares the failed TLS handshake (tens of ms: the
+/// registry answers a ClientHello only after a delayed ACK) that would
+/// otherwise come first on every pull from a plain-HTTP local registry.
+fn loopback_speaks_plain_http(domain: &str) -> bool {
+    use std::io::Write as _;
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let Some((_, port)) = domain
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return false;
+    };
+    let host = domain[..domain.len() - port.len() - 1]
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let Some(addr) = (host, port.parse::<u16>().unwrap_or(0))
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.find(|a| a.ip().is_loopback()))
+    else {
+        return false;
+    };
+    let timeout = Duration::from_secs(2);
+    let Ok(mut conn) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(timeout));
+    let _ = conn.set_write_timeout(Some(timeout));
+    if conn
+        .write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {domain}\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = Vec::with_capacity(1024);
+    let _ = conn.take(1024).read_to_end(&mut head);
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    head.starts_with("http/1.") && head.contains("docker-distribution-api-version")
+}
+
 /// The CA certificates for `domain`: `*.crt` in `cert_dir`, else in the
 /// `certs.d/<domain>` directories of podman and docker. Client certificates
 /// (`*.cert`, `*.key`) are reported, not used: oci-client cannot present one.
@@ -641,11 +684,17 @@ async fn connect<'a>(
         })
     };
     let full = reference.full();
+    let plain = !insecure && is_loopback(&remote.domain) && loopback_speaks_plain_http(&remote.domain);
     let mut session = Session {
         store,
         full: full.clone(),
         remote: remote.clone(),
-        client: make_client(ClientProtocol::Https).map_err(|e| Error::Registry {
+        client: make_client(if plain {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        })
+        .map_err(|e| Error::Registry {
             reference: full.clone(),
             registry: remote.domain.clone(),
             reason: chain_text(&e),
@@ -668,9 +717,11 @@ async fn connect<'a>(
         Ok(token) => token,
         Err(e) => {
             let https_error = session.classify(e, "/v2/");
+            tracing::debug!(registry = %remote.domain, plain, error = %https_error, "version check failed");
             // Plain HTTP where allowed, unless a certificate was the problem
             // (a TLS registry whose certificate we do not trust stays an error).
             let retry = may_fall_back
+                && !plain
                 && match &https_error {
                     Error::Tls { reason, .. } => insecure || !reason.to_ascii_lowercase().contains("certificate"),
                     Error::Unreachable { .. } => true,

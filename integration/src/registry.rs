@@ -129,6 +129,7 @@ pub struct Registry {
     pub token_server: Option<TokenServer>,
     /// The user and password the registry accepts, if it wants some.
     pub creds: Option<(String, String)>,
+    markers: std::sync::atomic::AtomicUsize,
 }
 
 impl Registry {
@@ -212,6 +213,7 @@ impl Registry {
                     pki,
                     token_server,
                     creds,
+                    markers: Default::default(),
                 };
             }
             let _ = child.kill();
@@ -236,10 +238,43 @@ impl Registry {
 
     /// Blob GETs the registry answered so far (requests for layers and configs).
     pub fn blob_gets(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:") && !l.contains("level="))
-            .count()
+        self.gets("/blobs/sha256:")
+    }
+
+    /// Manifest GETs the registry answered so far.
+    pub fn manifest_gets(&self) -> usize {
+        self.gets("/manifests/")
+    }
+
+    /// GETs under /v2/ whose path has `part`, counted in the access log once
+    /// every earlier request is in it: the registry logs a request when its
+    /// handler returns, which may be just after the client got the answer,
+    /// so a marker request is sent and waited for first.
+    fn gets(&self, part: &str) -> usize {
+        let marker = format!(
+            "/v2/log-marker-{}/tags/list",
+            self.markers.fetch_add(1, Ordering::SeqCst)
+        );
+        let _ = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-k"])
+            .arg(format!(
+                "{}://{}{marker}",
+                if self.pki.is_some() { "https" } else { "http" },
+                self.addr
+            ))
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(&marker) {
+                return log
+                    .lines()
+                    .filter(|l| l.contains("\"GET /v2/") && l.contains(part) && !l.contains("level="))
+                    .count();
+            }
+            assert!(Instant::now() < deadline, "the registry never logged {marker}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Where the registry keeps blob `hex`.

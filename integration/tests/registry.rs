@@ -116,14 +116,6 @@ fn no_images(env: &Env) -> bool {
         && count(&names, "blobs/") == 0
 }
 
-/// Manifest GETs the registry answered so far.
-fn manifest_gets(reg: &Registry) -> usize {
-    reg.log()
-        .lines()
-        .filter(|l| l.contains("\"GET /v2/") && l.contains("/manifests/") && !l.contains("level="))
-        .count()
-}
-
 fn tool(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
@@ -414,7 +406,7 @@ fn run_pull_policies() {
     };
 
     run("never").fails_with(&image);
-    assert_eq!(manifest_gets(&reg), 0);
+    assert_eq!(reg.manifest_gets(), 0);
     let r = run("missing").ok();
     assert_eq!(
         r.stdout, "p\n",
@@ -424,14 +416,14 @@ fn run_pull_policies() {
         r.stderr.contains(&format!("Unable to find image '{image}' locally")),
         "{r:#?}"
     );
-    let gets = manifest_gets(&reg);
+    let gets = reg.manifest_gets();
     assert!(gets >= 1);
     assert_eq!(run("missing").ok().stderr, "", "present: no pull");
-    assert_eq!(manifest_gets(&reg), gets);
+    assert_eq!(reg.manifest_gets(), gets);
     let blobs = reg.blob_gets();
     let r = run("always").ok();
     assert!(r.stderr.contains("Image is up to date"), "{r:#?}");
-    assert!(manifest_gets(&reg) > gets);
+    assert!(reg.manifest_gets() > gets);
     assert_eq!(reg.blob_gets(), blobs);
     // -q: no progress at all
     assert_eq!(
@@ -490,6 +482,10 @@ fn check_login_flow(env: &Env, reg: &Registry) {
 
     let r = login(env, a, PASSWORD, &["--debug"]).ok();
     assert_eq!(r.stdout, "Login Succeeded\n");
+    assert!(
+        !r.stderr.contains(PASSWORD),
+        "login --debug printed the password: {r:#?}"
+    );
     let stored: Value = serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
     assert!(stored["auths"][a]["auth"].is_string(), "{stored:#}");
     let r = pull(env, &image, &["--debug"]).ok();
