@@ -13,6 +13,15 @@ use anyhow::{Context, Result};
 
 use super::poll;
 
+/// What [`FileLock::try_existing`] found.
+pub enum TryLock {
+    Locked(FileLock),
+    /// Someone else holds it.
+    Held,
+    /// There is no lock file.
+    Missing,
+}
+
 /// An exclusive lock on a file, released when dropped.
 #[derive(Debug)]
 pub struct FileLock {
@@ -42,6 +51,21 @@ impl FileLock {
         match file.try_lock() {
             Ok(()) => Ok(Some(Self { file })),
             Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
+    /// Like [`Self::try_exclusive`], but never makes the file: a lock file
+    /// that is gone belongs to something being removed.
+    pub fn try_existing(path: &Path) -> Result<TryLock> {
+        let file = match OpenOptions::new().write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TryLock::Missing),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(TryLock::Locked(Self { file })),
+            Err(TryLockError::WouldBlock) => Ok(TryLock::Held),
             Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
     }
