@@ -139,6 +139,9 @@ pub struct NetworkCreateArgs {
     /// Driver: only bridge
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
+    /// Driver option KEY=VALUE: mtu=N (also com.docker.network.driver.mtu=N)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
     pub name: String,
 }
 
