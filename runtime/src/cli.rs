@@ -313,10 +313,62 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// OCI LinuxResources as JSON: a file, or `-` for stdin
+    /// OCI LinuxResources as JSON: a file, or `-` for stdin (the other options are then ignored)
     #[arg(short, long, value_name = "FILE|-")]
-    pub resources: PathBuf,
+    pub resources: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: UpdateFlags,
     pub id: String,
+}
+
+/// runc update's resource options (used when --resources is not given).
+#[derive(Debug, Args, Default)]
+pub struct UpdateFlags {
+    /// Block IO weight (10-1000)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period, in microseconds
+    #[arg(long, value_name = "N")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota per period, in microseconds (-1: none)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst, in microseconds
+    #[arg(long, value_name = "N")]
+    pub cpu_burst: Option<u64>,
+    /// CPU realtime period, in microseconds
+    #[arg(long, value_name = "N")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime per period, in microseconds
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "N")]
+    pub cpu_share: Option<u64>,
+    /// CPUs to use (0-3,7)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (0-3,7)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with k, m, g; -1: none)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit (bytes, or with k, m, g)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (bytes, or with k, m, g; -1: none)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of processes (0 or -1: none)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema: refused, minirun has no RDT support
+    #[arg(long, value_name = "SCHEMA", hide = true)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema: refused, minirun has no RDT support
+    #[arg(long, value_name = "SCHEMA", hide = true)]
+    pub mem_bw_schema: Option<String>,
 }
 
 #[derive(Debug, Args)]

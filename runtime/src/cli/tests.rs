@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("minirun").chain(args.iter().copied())).unwrap()
@@ -40,12 +41,36 @@ fn engine_calls_parse() {
     let Some(Command::Update(u)) = cli.command else {
         panic!()
     };
-    assert_eq!((u.resources.to_str(), u.id.as_str()), (Some("-"), "c"));
+    assert_eq!((u.resources.as_deref(), u.id.as_str()), (Some(Path::new("-")), "c"));
     // podman
     let Some(Command::Update(u)) = parse(&["update", "--resources=/tmp/r", "c"]).command else {
         panic!()
     };
-    assert_eq!(u.resources, PathBuf::from("/tmp/r"));
+    assert_eq!(u.resources, Some(PathBuf::from("/tmp/r")));
+    // runc's options instead of --resources
+    let Some(Command::Update(u)) = parse(&[
+        "update",
+        "--memory",
+        "64m",
+        "--cpu-quota",
+        "-1",
+        "--pids-limit",
+        "5",
+        "c",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            u.resources,
+            u.flags.memory.as_deref(),
+            u.flags.cpu_quota,
+            u.flags.pids_limit
+        ),
+        (None, Some("64m"), Some(-1), Some(5))
+    );
     assert!(matches!(parse(&["pause", "c"]).command, Some(Command::Pause(_))));
     assert!(matches!(parse(&["resume", "c"]).command, Some(Command::Resume(_))));
     let v = parse(&["--version"]);
