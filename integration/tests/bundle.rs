@@ -767,3 +767,167 @@ fn resources_are_applied_at_create_and_by_update() {
     env.run(["delete", "--force", "res"]).ok();
     assert!(cgroup_dirs("/minirun/res").is_empty());
 }
+
+/// Sub-cgroups made by a test under a container's cgroup, removed when it
+/// ends (before the container: libcontainer removes its cgroup non-recursively).
+struct SubCgroups(Vec<std::path::PathBuf>);
+
+impl SubCgroups {
+    /// `sub` under `cgroup` in every hierarchy holding the container's cgroup.
+    fn make(cgroup: &str, sub: &str) -> SubCgroups {
+        let mut made = SubCgroups(Vec::new());
+        let rel = cgroup.trim_start_matches('/');
+        let mut roots = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+        roots.extend(fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()));
+        for root in roots {
+            let dir = root.join(rel);
+            if dir.join("cgroup.procs").exists() {
+                fs::create_dir(dir.join(sub)).unwrap();
+                made.0.push(dir.join(sub));
+            }
+        }
+        assert!(!made.0.is_empty(), "no cgroup {cgroup}");
+        made
+    }
+}
+
+impl Drop for SubCgroups {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            // a cgroup directory: rmdir, never a recursive removal
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// A field of /proc/self/status as the container's `grep` printed it.
+fn status_field(out: &str, field: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {out:?}"))
+        .trim()
+        .to_string()
+}
+
+/// Issue 13: runc's exec options (containerd and podman pass them) on
+/// `exec ID COMMAND...`, built on the container's own process: --cap, --env,
+/// --cwd, --user, --additional-gids, --no-new-privs, --cgroup (also with
+/// --process), --ignore-paused; --apparmor and --process-label refused where
+/// they cannot work.
+#[test]
+fn exec_takes_runc_process_options() {
+    let env = Env::new();
+    let b = env.bundle("flags", &["sleep", "60"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false)
+    });
+    env.run(["create", "--bundle", b.to_str().unwrap(), "fl"]).ok();
+    env.run(["start", "fl"]).ok();
+    let status = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend(extra);
+        args.extend(["fl", "cat", "/proc/self/status"]);
+        env.run(args).ok().stdout
+    };
+    const NET_ADMIN: u64 = 1 << 12;
+    let cap_eff = |out: &str| u64::from_str_radix(&status_field(out, "CapEff"), 16).unwrap();
+    let plain = status(&[]);
+    assert_eq!(cap_eff(&plain) & NET_ADMIN, 0, "{plain}");
+    assert_eq!(status_field(&plain, "NoNewPrivs"), "0");
+    let out = status(&["--cap", "CAP_NET_ADMIN"]);
+    assert_eq!(cap_eff(&out) & NET_ADMIN, NET_ADMIN, "{out}");
+    let out = status(&["--no-new-privs"]);
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+
+    let r = env
+        .run([
+            "exec",
+            "--env",
+            "GREETING=hi",
+            "-e",
+            "OTHER=x",
+            "--cwd",
+            "/tmp",
+            "fl",
+            "sh",
+            "-c",
+            "echo $GREETING $OTHER; pwd",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "hi x\n/tmp\n");
+    let r = env
+        .run([
+            "exec",
+            "--user",
+            "1000:1000",
+            "--additional-gids",
+            "10",
+            "-g",
+            "20",
+            "fl",
+            "id",
+        ])
+        .ok();
+    let id = r.stdout.trim();
+    assert!(id.starts_with("uid=1000 gid=1000"), "{id}");
+    let groups = id.split("groups=").nth(1).unwrap_or_else(|| panic!("{id}"));
+    assert!(groups.contains("10") && groups.contains("20"), "{id}");
+    env.run(["exec", "--cap", "CAP_FLYING", "fl", "true"])
+        .fails_with("CAP_FLYING");
+
+    // --cgroup: an existing sub-cgroup of the container's, also with --process
+    let _subs = SubCgroups::make("/minirun/fl", "sub");
+    let r = env
+        .run(["exec", "--cgroup", "sub", "fl", "cat", "/proc/self/cgroup"])
+        .ok();
+    assert!(r.stdout.contains("/minirun/fl/sub\n"), "{}", r.stdout);
+    let process = env.path().join("cg.json");
+    fs::write(
+        &process,
+        json!({"user": {"uid": 0, "gid": 0}, "args": ["cat", "/proc/self/cgroup"], "env": ["PATH=/bin"], "cwd": "/"})
+            .to_string(),
+    )
+    .unwrap();
+    let r = env
+        .run(["exec", "--process", process.to_str().unwrap(), "--cgroup", "/sub", "fl"])
+        .ok();
+    assert!(r.stdout.contains("/minirun/fl/sub\n"), "{}", r.stdout);
+    env.run(["exec", "--cgroup", "nosuch", "fl", "true"])
+        .fails_with("nosuch");
+    env.run(["exec", "--cgroup", "../..", "fl", "true"]).fails_with("../..");
+
+    if !Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+        env.run(["exec", "--apparmor", "docker-default", "fl", "true"])
+            .fails_with("AppArmor is not enabled");
+    }
+    env.run([
+        "exec",
+        "--process-label",
+        "system_u:system_r:container_t:s0",
+        "fl",
+        "true",
+    ])
+    .fails_with("SELinux");
+    // empty values are unset, as in runc
+    env.run(["exec", "--apparmor", "", "--process-label", "", "fl", "true"])
+        .ok();
+
+    // --ignore-paused: accepted on a paused container, the process runs once resumed
+    env.run(["pause", "fl"]).ok();
+    env.run(["exec", "fl", "true"]).fails_with("paused");
+    let mut child = env.spawn(&["exec", "--ignore-paused", "fl", "echo", "after-resume"]);
+    env.run(["resume", "fl"]).ok();
+    let deadline = std::time::Instant::now() + 10 * SECOND;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("exec --ignore-paused never ended after resume");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after-resume\n");
+    drop(_subs);
+    env.run(["delete", "--force", "fl"]).ok();
+    assert!(cgroup_dirs("/minirun/fl").is_empty());
+}

@@ -198,12 +198,14 @@ pub struct ExecArgs {
     /// Set an environment variable
     #[arg(short, long = "env")]
     pub env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(short, long)]
+    /// Working directory inside the container (runc: --cwd)
+    #[arg(short, long, visible_alias = "cwd")]
     pub workdir: Option<String>,
     /// User (name|uid[:group|gid])
     #[arg(short, long)]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub runc: ExecRuncOpts,
     /// Do not wait for the process (runc exec --detach)
     #[arg(short, long)]
     pub detach: bool,
@@ -223,6 +225,43 @@ pub struct ExecArgs {
     /// The command and its arguments (not with --process)
     #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
+}
+
+/// runc exec's options besides the docker-style ones (see `commands/exec_opts.rs`).
+#[derive(Debug, Args, Default)]
+pub struct ExecRuncOpts {
+    /// Add a capability to the process's bounding, effective and permitted sets (CAP_NET_ADMIN)
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Add a supplementary group id
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process (refused on a host without AppArmor)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process (refused: minirun applies no SELinux labels)
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Run the process in this existing sub-cgroup of the container's cgroup
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
+    /// Exec even if the container is paused (the process runs once it is resumed)
+    #[arg(long)]
+    pub ignore_paused: bool,
+}
+
+impl ExecRuncOpts {
+    /// Whether any option that changes the process itself is given.
+    pub fn changes_process(&self) -> bool {
+        !self.cap.is_empty()
+            || !self.additional_gids.is_empty()
+            || self.no_new_privs
+            || self.apparmor.is_some()
+            || self.process_label.is_some()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -156,3 +156,49 @@ fn network_create_flags() {
     };
     assert_eq!((r.net.as_deref(), r.dns.len()), (Some("appnet"), 1));
 }
+
+#[test]
+fn runc_exec_options() {
+    let Some(Command::Exec(e)) = parse(&[
+        "exec",
+        "--cap",
+        "CAP_NET_ADMIN",
+        "-c",
+        "SYS_PTRACE",
+        "-g",
+        "10",
+        "--additional-gids",
+        "20",
+        "--cwd",
+        "/tmp",
+        "--no-new-privs",
+        "--ignore-paused",
+        "--cgroup",
+        "sub",
+        "--apparmor",
+        "p",
+        "--process-label",
+        "l",
+        "-u",
+        "1000:1000",
+        "c",
+        "id",
+        "-a",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(e.runc.cap, ["CAP_NET_ADMIN", "SYS_PTRACE"]);
+    assert_eq!(e.runc.additional_gids, [10, 20]);
+    assert_eq!(
+        (e.workdir.as_deref(), e.user.as_deref()),
+        (Some("/tmp"), Some("1000:1000"))
+    );
+    assert!(e.runc.no_new_privs && e.runc.ignore_paused && e.runc.changes_process());
+    assert_eq!(e.runc.cgroup, ["sub"]);
+    assert_eq!(
+        (e.container.as_str(), e.command.as_slice()),
+        ("c", &["id".to_string(), "-a".into()][..])
+    );
+}

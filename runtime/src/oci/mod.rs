@@ -18,7 +18,7 @@ use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 
-pub use cgroup::manager as cgroup_manager;
+pub use cgroup::{manager as cgroup_manager, sub_cgroup_exists};
 pub use errors::libcontainer_message;
 pub use state::{status_name, OciState};
 
