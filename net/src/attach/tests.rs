@@ -460,6 +460,7 @@ fn step_costs() {
             prefix_len: 24,
             gateway: net.gateway,
             mac: link::mac_for_ip(ip),
+            mtu: None,
         };
         link::connect_container(&cfg).unwrap();
         lap("veth+addr+route", &mut t);

@@ -4,6 +4,7 @@
 mod create;
 mod delete;
 mod exec;
+mod exec_opts;
 mod features;
 mod gc;
 mod images;

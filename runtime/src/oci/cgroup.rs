@@ -66,3 +66,30 @@ pub fn remove_for(spec: &Spec, id: &str, systemd: bool) {
         let _ = manager.remove();
     }
 }
+
+/// Whether the sub-cgroup `sub` (relative) of the cgroup at `cgroup_path`
+/// exists, in every v1 hierarchy libcontainer moves a process into, or in
+/// the v2 tree.
+pub fn sub_cgroup_exists(cgroup_path: &std::path::Path, sub: &str) -> bool {
+    use libcgroups::common::{get_cgroup_setup, CgroupSetup};
+    use libcgroups::v1::{util::get_subsystem_mount_point, ControllerType as C};
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path).join(sub);
+    match get_cgroup_setup() {
+        Ok(CgroupSetup::Unified) => std::path::Path::new(libcgroups::common::DEFAULT_CGROUP_ROOT)
+            .join(rel)
+            .is_dir(),
+        _ => [
+            C::Cpu,
+            C::CpuAcct,
+            C::CpuSet,
+            C::Devices,
+            C::Memory,
+            C::Pids,
+            C::Blkio,
+            C::Freezer,
+        ]
+        .iter()
+        .filter_map(|c| get_subsystem_mount_point(c).ok())
+        .all(|m| m.join(&rel).is_dir()),
+    }
+}

@@ -3,6 +3,7 @@
 
 mod cgroup;
 mod errors;
+mod resources;
 mod state;
 
 use std::fs;
@@ -17,7 +18,7 @@ use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 
-pub use cgroup::manager as cgroup_manager;
+pub use cgroup::{manager as cgroup_manager, sub_cgroup_exists};
 pub use errors::libcontainer_message;
 pub use state::{status_name, OciState};
 
@@ -178,6 +179,9 @@ impl StateRoot {
     pub fn create_with_stdio(&self, req: &CreateRequest, stdio: Stdio) -> Result<Container> {
         valid_id(req.id)?;
         crate::spec::check_exec_size(req.spec)?;
+        if let Some(r) = req.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            resources::check(r).with_context(|| format!("cannot create container \"{}\"", req.id))?;
+        }
         let _lock = self.lock_id(req.id)?;
         if self.container_dir(req.id).exists() {
             bail!("container \"{}\" already exists", req.id);
@@ -237,6 +241,10 @@ impl StateRoot {
         let mut container = built
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot create container \"{}\"", req.id))?;
+        if let Err(e) = self.apply_missing_resources(&container, req.spec) {
+            let _ = container.delete(true);
+            return Err(e.context(format!("cannot create container \"{}\"", req.id)));
+        }
         // libcontainer re-reads the spec from the bundle for exec (a tenant
         // joins the cgroup the spec names), so the bundle it records is the
         // prepared copy, kept with the state; `state` reports the user's.
@@ -249,6 +257,19 @@ impl StateRoot {
         container.state.bundle = dir;
         container.save()?;
         Ok(container)
+    }
+
+    /// What libcgroups left out of the spec's resources (see [`resources`]).
+    fn apply_missing_resources(&self, container: &Container, spec: &Spec) -> Result<()> {
+        let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+            return Ok(());
+        };
+        let cgroup_path = container
+            .spec()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .context("cannot read the container's config")?
+            .cgroup_path;
+        resources::apply_missing(&cgroup_path, r)
     }
 
     pub fn start(&self, id: &str) -> Result<Container> {
@@ -331,38 +352,43 @@ impl StateRoot {
             .with_context(|| format!("cannot resume container \"{}\"", container.id()))
     }
 
-    /// runc update --resources: applies new cgroup limits to a container
-    /// that has not ended. Device rules are not changed by an update (as in
-    /// runc); only the fields present in `resources` are written.
+    /// runc update: applies new cgroup limits to a container that has not
+    /// ended. Device rules are not changed by an update (as in runc); only the
+    /// fields present in `resources` are written, and the OOM killer stays as
+    /// it is unless `memory.disableOOMKiller` is given.
     pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
         use libcgroups::common::{CgroupManager, ControllerOpt};
         let container = self.load(id)?;
         if container.status() == ContainerStatus::Stopped {
             bail!("cannot update container \"{}\": container not running", container.id());
         }
+        let failed = || format!("cannot update container \"{}\"", container.id());
         let mut resources = resources.clone();
         resources.set_devices(None);
+        resources::check(&resources).with_context(failed)?;
         let cgroup_path = container
             .spec()
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot read the config of container \"{}\"", container.id()))?
             .cgroup_path;
-        let manager = cgroup::manager(container.id(), cgroup_path, container.systemd())
+        let manager = cgroup::manager(container.id(), cgroup_path.clone(), container.systemd())
             .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
+        // libcgroups writes memory.oom_control whenever memory is given
+        let disable_oom_killer = resources
+            .memory()
+            .as_ref()
+            .and_then(|m| m.disable_oom_killer())
+            .unwrap_or_else(|| resources::oom_killer_disabled(&cgroup_path));
         manager
             .apply(&ControllerOpt {
                 resources: &resources,
-                disable_oom_killer: false,
+                disable_oom_killer,
                 oom_score_adj: None,
                 freezer_state: None,
             })
-            .map_err(|e| {
-                anyhow!(
-                    "cannot update container \"{}\": {}",
-                    container.id(),
-                    libcontainer_message(&e)
-                )
-            })
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(failed)?;
+        resources::apply_missing(&cgroup_path, &resources).with_context(failed)
     }
 
     /// runc delete. With --force an unknown id is not an error (engines
