@@ -94,6 +94,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Attach to a running container's terminal (detach: Ctrl-P Ctrl-Q), or follow the output of one without
+    Attach(AttachArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout
     Stop(StopArgs),
     /// Remove containers
@@ -220,6 +222,17 @@ pub struct ExecArgs {
     /// The command and its arguments (not with --process)
     #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Keys that detach, docker's syntax: `ctrl-p,ctrl-q` (the default), `ctrl-a,x`, `ctrl-@`...
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Do not relay our input to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +394,9 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal
     #[arg(short, long)]
     pub tty: bool,
+    /// Keys that detach from `-it`, docker's syntax: `ctrl-p,ctrl-q` (the default), `ctrl-a,x`, `ctrl-@`...
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,

@@ -1,6 +1,7 @@
 //! One file per verb. `dispatch` hands each parsed command to its verb;
 //! every verb gets the [`Env`] of this invocation.
 
+mod attach;
 mod create;
 mod delete;
 mod exec;
@@ -81,6 +82,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => features::run(),
         Command::Logs(a) => logs::run(&env, &a),
         Command::Exec(a) => exec::run(&env, &a),
+        Command::Attach(a) => attach::run(&env, &a),
         Command::Stop(a) => stop::run(&env, &a),
         Command::Rm(a) => rm::run(&env, &a),
         Command::Inspect(a) => inspect::run(&env, &a),
