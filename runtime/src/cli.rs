@@ -81,7 +81,7 @@ pub enum Command {
     /// List containers created from bundles and images (runc list)
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load images from a docker-save archive or an OCI layout (dir, .tar, .tar.gz)
     Load(LoadArgs),
     /// List images

@@ -56,7 +56,8 @@ fn follow(ctx: &Ctx, r: &Record, pid: Option<Pid>) -> Result<u8> {
     let mut file = File::open(ctx.dir(&r.id).join("container.log"))
         .with_context(|| format!("container \"{}\" keeps no log to attach to", r.name))?;
     file.seek(SeekFrom::End(0))?;
-    let forwarder = pid.map(SignalForwarder::start).transpose()?;
+    // none when the process is gone already (it ended before we attached)
+    let forwarder = pid.and_then(|p| SignalForwarder::start_pidfd(p).ok());
     let copied = super::logs::copy(ctx, r, file, true);
     if let Some(f) = forwarder {
         f.stop();

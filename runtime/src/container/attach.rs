@@ -135,11 +135,7 @@ impl Server {
     fn serve(&self, n: u64, mut from: UnixStream, mut to_pty: File) {
         while let Ok(Some((kind, payload))) = read_frame(&mut from) {
             match kind {
-                STDIN => {
-                    if to_pty.write_all(&payload).is_err() {
-                        break;
-                    }
-                }
+                STDIN if to_pty.write_all(&payload).is_err() => break,
                 RESIZE if payload.len() == 4 => WindowSize {
                     rows: u16::from_be_bytes([payload[0], payload[1]]),
                     cols: u16::from_be_bytes([payload[2], payload[3]]),
@@ -261,7 +257,8 @@ pub fn attach(ctx: &Ctx, id: &str, pid: Option<Pid>, opts: ClientOpts) -> Result
             }
         });
     }
-    let forwarder = pid.map(SignalForwarder::start).transpose()?;
+    // none when the process is gone already (it ended before we attached)
+    let forwarder = pid.and_then(|p| SignalForwarder::start_pidfd(p).ok());
     let ended = relay_output(conn, &detached);
     if let Some(f) = forwarder {
         f.stop();
