@@ -423,4 +423,26 @@ fn attach_to_a_container_without_a_terminal_follows_its_output() {
         "not the log's end: {text:?} of {log:?}"
     );
     env.run(["rm", "nt"]).ok();
+
+    // with --rm the record is gone at the end: the monitor reports the code
+    env.run([
+        "run", "-d", "--rm", "--net", "none", "--name", "nt-rm", "busybox", "sh", "-c", script,
+    ])
+    .ok();
+    let out = tempfile::NamedTempFile::new_in(env.path()).unwrap();
+    let mut cli = Proc(
+        env.cmd(["attach", "nt-rm"])
+            .stdin(Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("attach to print a tick", 30 * SECOND, || {
+        fs::read_to_string(out.path()).unwrap().contains("tick-")
+    });
+    env.run(["exec", "nt-rm", "touch", "/tmp/go"]).ok();
+    assert_eq!(cli.exit_within(30 * SECOND), 4);
+    assert!(fs::read_to_string(out.path()).unwrap().ends_with("after\n"));
+    assert_nothing_made(&env);
 }

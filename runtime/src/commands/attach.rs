@@ -8,7 +8,8 @@
 //! A container without a terminal has no stdin to attach to (its monitor
 //! gave it /dev/null): `attach` follows its output from now on, as its log
 //! records it (stdout and stderr interleaved, on our stdout), until it ends,
-//! and exits with its exit code. In both cases SIGINT, SIGTERM and SIGHUP
+//! and exits with its exit code, which its monitor reports on the attach
+//! socket (also with `--rm`). No detach keys then: Ctrl-C is forwarded. In both cases SIGINT, SIGTERM and SIGHUP
 //! we receive go to the container's process, as docker's `--sig-proxy`.
 
 use std::fs::File;
@@ -51,27 +52,40 @@ pub fn run(env: &Env, a: &AttachArgs) -> Result<u8> {
     }
 }
 
-/// Follows the log of a container without a terminal from its current end.
+/// Follows the log of a container without a terminal from its current end;
+/// its exit code comes from its monitor (or, without one, from its record).
 fn follow(ctx: &Ctx, r: &Record, pid: Option<Pid>) -> Result<u8> {
     let mut file = File::open(ctx.dir(&r.id).join("container.log"))
         .with_context(|| format!("container \"{}\" keeps no log to attach to", r.name))?;
+    // connected before the end, so the monitor reports the exit to us
+    let monitor = attach::watch_exit(ctx, &r.id);
     file.seek(SeekFrom::End(0))?;
     // none when the process is gone already (it ended before we attached)
     let forwarder = pid.and_then(|p| SignalForwarder::start_pidfd(p).ok());
     let copied = super::logs::copy(ctx, r, file, true);
+    let reported = match monitor {
+        Some(conn) => attach::wait_exit(conn),
+        None => Ok(None),
+    };
     if let Some(f) = forwarder {
         f.stop();
     }
     copied?;
-    // its monitor records the exit code right after the end
+    if let Some(code) = reported? {
+        return Ok(code);
+    }
+    // no monitor (killed): once the exit is recorded
     let mut code = None;
     poll::until(Duration::from_secs(30), || {
         code = ctx.load(&r.id).ok().map(|now| now.exit_code);
-        // removed (--rm) or recorded
         !matches!(code, Some(None))
     });
     match code {
         Some(Some(c)) => Ok(c as u8),
-        _ => bail!("container \"{}\" ended, but no exit code was recorded", r.name),
+        None => bail!(
+            "container \"{}\" ended and was removed before its exit code was read",
+            r.name
+        ),
+        Some(None) => bail!("container \"{}\" ended, but no exit code was recorded", r.name),
     }
 }

@@ -103,8 +103,9 @@ struct Shared {
 
 impl Server {
     /// Accepts clients on a thread; what they type and their window sizes
-    /// go to `master`.
-    pub fn start(listener: UnixListener, master: &File) -> Result<Self> {
+    /// go to `master`, the pty of a container with a terminal (without one,
+    /// clients only learn the exit code).
+    pub fn start(listener: UnixListener, master: Option<&File>) -> Result<Self> {
         let server = Self {
             inner: Arc::new(Shared {
                 clients: Mutex::new(Vec::new()),
@@ -112,12 +113,13 @@ impl Server {
                 first: Condvar::new(),
             }),
         };
-        let master = master.try_clone()?;
+        let master = master.map(File::try_clone).transpose()?;
         let s = server.clone();
         std::thread::spawn(move || {
             for (n, conn) in listener.incoming().enumerate() {
                 let Ok(conn) = conn else { continue };
-                let (Ok(reader), Ok(to_pty)) = (conn.try_clone(), master.try_clone()) else {
+                let (Ok(reader), Ok(to_pty)) = (conn.try_clone(), master.as_ref().map(File::try_clone).transpose())
+                else {
                     continue;
                 };
                 let _ = conn.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
@@ -132,8 +134,11 @@ impl Server {
     }
 
     /// What one client sends, until it detaches.
-    fn serve(&self, n: u64, mut from: UnixStream, mut to_pty: File) {
+    fn serve(&self, n: u64, mut from: UnixStream, to_pty: Option<File>) {
         while let Ok(Some((kind, payload))) = read_frame(&mut from) {
+            let Some(mut to_pty) = to_pty.as_ref() else {
+                continue;
+            };
             match kind {
                 STDIN if to_pty.write_all(&payload).is_err() => break,
                 RESIZE if payload.len() == 4 => WindowSize {
@@ -272,6 +277,18 @@ pub fn attach(ctx: &Ctx, id: &str, pid: Option<Pid>, opts: ClientOpts) -> Result
             None => bail!("lost the connection to the monitor of container {id} before it reported an exit code"),
         },
     }
+}
+
+/// Connects to the monitor of a container without a terminal, only to
+/// learn its exit code with [`wait_exit`]; None when it has no attach socket.
+pub fn watch_exit(ctx: &Ctx, id: &str) -> Option<UnixStream> {
+    connect(&ctx.dir(id)).ok()
+}
+
+/// The exit code the monitor reports on `conn` once the container ended
+/// and was torn down; None when the connection ends without one.
+pub fn wait_exit(conn: UnixStream) -> Result<Option<u8>> {
+    relay_output(conn, &AtomicBool::new(false))
 }
 
 /// Copies the container's output to our stdout; its exit code, None when

@@ -84,7 +84,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     let dir = ctx.dir(&id);
     let started = (|| {
         // bound before the start, so a client may connect as soon as it runs
-        let listener = record.tty.then(|| attach::listen(&dir)).transpose()?;
+        let listener = attach::listen(&dir)?;
         let started = launch::create_and_start(
             ctx,
             &Launch {
@@ -93,10 +93,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
             },
             stdio,
         )?;
-        let server = match (&started.master, listener) {
-            (Some(m), Some(l)) => Some(attach::Server::start(l, m)?),
-            _ => None,
-        };
+        let server = attach::Server::start(listener, started.master.as_ref())?;
         anyhow::Ok((started, server))
     })();
     let (started, server) = match started {
@@ -118,14 +115,12 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         let mut log = log;
         let server = server.clone();
         std::thread::spawn(move || {
-            if let Some(s) = server.as_ref().filter(|_| attached) {
-                s.wait_first_client(FIRST_CLIENT_WAIT);
+            if attached {
+                server.wait_first_client(FIRST_CLIENT_WAIT);
             }
             tty::pump(&mut m, |chunk| {
                 let _ = log.write_all(chunk);
-                if let Some(s) = &server {
-                    s.output(chunk);
-                }
+                server.output(chunk);
                 true
             })
         })
@@ -140,8 +135,6 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     if record.auto_remove {
         let _ = teardown::remove(ctx, &id);
     }
-    if let Some(s) = server {
-        s.finish(code);
-    }
+    server.finish(code);
     0
 }
