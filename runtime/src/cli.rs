@@ -84,7 +84,7 @@ pub enum Command {
     /// List containers created from bundles and images (runc list)
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load images from a docker-save archive or an OCI layout (dir, .tar, .tar.gz)
     Load(LoadArgs),
     /// List images
@@ -97,6 +97,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Attach to a running container's terminal (detach: Ctrl-P Ctrl-Q), or follow the output of one without
+    Attach(AttachArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout
     Stop(StopArgs),
     /// Remove containers
@@ -265,6 +267,17 @@ impl ExecRuncOpts {
             || self.apparmor.is_some()
             || self.process_label.is_some()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Keys that detach, docker's syntax: `ctrl-p,ctrl-q` (the default), `ctrl-a,x`, `ctrl-@`...
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Do not relay our input to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -489,6 +502,9 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal
     #[arg(short, long)]
     pub tty: bool,
+    /// Keys that detach from `-it`, docker's syntax: `ctrl-p,ctrl-q` (the default), `ctrl-a,x`, `ctrl-@`...
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,

@@ -209,3 +209,21 @@ fn runc_exec_options() {
         ("c", &["id".to_string(), "-a".into()][..])
     );
 }
+
+#[test]
+fn attach_and_detach_keys_flags() {
+    let Some(Command::Attach(a)) = parse(&["attach", "--detach-keys", "ctrl-a,x", "--no-stdin", "web"]).command else {
+        panic!("not attach")
+    };
+    assert_eq!(
+        (a.detach_keys.as_deref(), a.no_stdin, a.container.as_str()),
+        (Some("ctrl-a,x"), true, "web")
+    );
+    let Some(Command::Run(r)) = parse(&["run", "-it", "--detach-keys", "ctrl-@", "busybox", "sh"]).command else {
+        panic!()
+    };
+    assert_eq!(
+        (r.interactive, r.tty, r.detach_keys.as_deref()),
+        (true, true, Some("ctrl-@"))
+    );
+}

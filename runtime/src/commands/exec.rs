@@ -19,6 +19,7 @@ use crate::oci::{libcontainer_message, sub_cgroup_exists};
 use crate::{tty, wait};
 
 pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
+    tty::check_input_is_terminal(a.interactive, a.tty)?;
     let ctx = env.ctx();
     let id = match ctx.resolve(&a.container) {
         // an exited container made from an image has no libcontainer state left

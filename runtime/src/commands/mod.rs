@@ -1,6 +1,7 @@
 //! One file per verb. `dispatch` hands each parsed command to its verb;
 //! every verb gets the [`Env`] of this invocation.
 
+mod attach;
 mod create;
 mod delete;
 mod exec;
@@ -92,6 +93,9 @@ impl std::error::Error for ExitCodeError {}
 /// found, 126 when it cannot be run, `otherwise` for minirun's own errors
 /// (docker run: 125).
 fn with_exit_code(e: anyhow::Error, otherwise: u8) -> anyhow::Error {
+    if e.downcast_ref::<ExitCodeError>().is_some() {
+        return e;
+    }
     let msg = format!("{e:#}");
     let code = if msg.contains("executable file not found")
         || (msg.contains("no such file or directory") && msg.contains("exec: "))
@@ -143,6 +147,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => features::run(),
         Command::Logs(a) => logs::run(&env, &a),
         Command::Exec(a) => exec::run(&env, &a).map_err(|e| with_exit_code(e, 1)),
+        Command::Attach(a) => attach::run(&env, &a),
         Command::Stop(a) => stop::run(&env, &a),
         Command::Rm(a) => rm::run(&env, &a),
         Command::Inspect(a) => inspect::run(&env, &a),

@@ -44,6 +44,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         auto_remove: false,
         detached: true,
         tty: false,
+        interactive: false,
         net: "none".into(),
         volumes: vec![],
         phase,

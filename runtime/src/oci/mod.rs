@@ -427,7 +427,7 @@ impl StateRoot {
         if !force && container.status() == ContainerStatus::Running {
             bail!("container \"{id}\" is running: stop it first or use --force");
         }
-        if let Ok(config) = libcontainer::config::YoukiConfig::load(&self.container_dir(&id)) {
+        if let Ok(config) = libcontainer::config::YoukiConfig::load(self.container_dir(&id)) {
             cgroup::remove_nested(&config.cgroup_path);
         }
         container

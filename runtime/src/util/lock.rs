@@ -91,10 +91,13 @@ impl FileLock {
         }
     }
 
-    /// Keeps the lock held by whoever else shares this open file (a forked
-    /// child) after this process is gone: it is neither unlocked nor closed here.
+    /// Leaves the lock to whoever else shares this open file (a forked
+    /// child): our descriptor is closed without unlocking, so the lock goes
+    /// when the sharer ends, even while this process lives on.
     pub fn leak(self) {
-        std::mem::forget(self);
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the file is moved out exactly once and `this` is never dropped.
+        drop(unsafe { std::ptr::read(&this.file) });
     }
 }
 
