@@ -396,7 +396,14 @@ fn exit_codes_and_error_lines_are_dockers() {
             .contains(&sb.inspect("web")["Id"].as_str().unwrap().to_string()),
         "{r:#?}"
     );
-    sb.run(["rm", "-f", "web"]).ok();
+    // rm of several: every one is tried, the failures reported, exit 1
+    sb.run([
+        "run", "-d", "--net", "none", "--name", "web2", "busybox", "sleep", "600",
+    ])
+    .ok();
+    let r = sb.run(["rm", "-f", "web", "nosuch", "web2"]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "web\nweb2\n"), "{r:#?}");
+    r.fails_with("\"nosuch\" does not exist");
     assert_all_gone(&sb, &BTreeSet::new(), "exit codes");
 }
 

@@ -74,6 +74,29 @@ impl Env {
     }
 }
 
+/// Runs `verb` on every container the user named, as docker's `rm` and
+/// `stop` do: each one done is printed as given, each failure reported (in
+/// the user's words) without stopping the others; 1 if any failed.
+pub fn each_container(
+    env: &Env,
+    ctx: &crate::container::Ctx,
+    wanted: &[String],
+    mut verb: impl FnMut(&str) -> Result<()>,
+) -> Result<u8> {
+    let mut failed = 0;
+    for c in wanted {
+        let id = ctx.resolve(c).map(|r| r.id).unwrap_or_default();
+        match as_named(verb(c), &id, c) {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                crate::logging::report_error(&env.global, &e);
+                failed += 1;
+            }
+        }
+    }
+    Ok(u8::from(failed > 0))
+}
+
 /// An error that ends minirun with its own exit code rather than 1.
 #[derive(Debug)]
 pub struct ExitCodeError {
@@ -113,7 +136,7 @@ fn with_exit_code(e: anyhow::Error, otherwise: u8) -> anyhow::Error {
 /// name they gave, not an id they never saw.
 pub fn as_named<T>(result: Result<T>, id: &str, wanted: &str) -> Result<T> {
     result.map_err(|e| match format!("{e:#}") {
-        msg if id != wanted && msg.contains(id) => anyhow::anyhow!(msg.replace(id, wanted)),
+        msg if !id.is_empty() && id != wanted && msg.contains(id) => anyhow::anyhow!(msg.replace(id, wanted)),
         _ => e,
     })
 }
