@@ -15,31 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use minirun_integration::{Env, Run};
-use rootfs_fixtures::{build_image, ImageFormat};
+use minirun_integration::{wait_until, Env, Run};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// An env with `busybox:latest` loaded.
-fn with_busybox() -> Env {
-    let env = Env::new();
-    let tar = env.path().join("busybox.tar");
-    build_image(&tar, "busybox:latest", ImageFormat::DockerArchive).expect("cannot build the busybox image fixture");
-    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
-    env
-}
-
-#[track_caller]
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A child process killed (and reaped) if the test ends before it does.
 struct Proc(Child);
@@ -226,7 +204,7 @@ fn marker(word: &str, n: u32) -> (String, String) {
 
 #[test]
 fn it_needs_a_terminal_and_i_alone_passes_the_end_of_input() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     // docker's refusal, before anything is made (it used to never return)
     let r = run_piped(
         &env,
@@ -274,7 +252,7 @@ fn it_needs_a_terminal_and_i_alone_passes_the_end_of_input() {
 
 #[test]
 fn window_size_changes_reach_run_t_and_exec_t() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let mut t = Pty::new(24, 80);
     let mut cli = t.spawn(env.cmd(["run", "--rm", "--net", "none", "-it", "busybox", "sh"]));
     t.send(b"stty size\r");
@@ -307,7 +285,7 @@ fn window_size_changes_reach_run_t_and_exec_t() {
 
 #[test]
 fn detach_keys_leave_the_container_running_and_attach_comes_back() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let mut t = Pty::new(24, 80);
     let mut cli = t.spawn(env.cmd(["run", "--net", "none", "-it", "--name", "dk", "busybox", "sh"]));
     let (cmd, out) = marker("one", 1);
@@ -380,7 +358,7 @@ fn detach_keys_leave_the_container_running_and_attach_comes_back() {
 
 #[test]
 fn signals_to_an_attached_cli_reach_the_container() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let mut t = Pty::new(24, 80);
     let script = "trap 'echo got-term; exit 9' TERM; echo ready-$((1+1)); while true; do sleep 0.1; done";
     let mut cli = t.spawn(env.cmd(["run", "--rm", "--net", "none", "-it", "busybox", "sh", "-c", script]));
@@ -393,17 +371,20 @@ fn signals_to_an_attached_cli_reach_the_container() {
     assert_nothing_made(&env);
 }
 
-#[test]
-fn attach_to_a_container_without_a_terminal_follows_its_output() {
-    let env = with_busybox();
+/// Starts `run -d NAME` of a script that ticks until /tmp/go exists, then
+/// prints "after" and exits 4; attaches to it, releases it once attach shows
+/// a tick, and returns what attach printed once it ended with the code 4.
+fn attach_to_ticking(env: &Env, name: &str, rm: bool) -> String {
     let script = "i=0; while [ ! -e /tmp/go ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done; echo after; exit 4";
-    env.run([
-        "run", "-d", "--net", "none", "--name", "nt", "busybox", "sh", "-c", script,
-    ])
-    .ok();
+    let mut args = vec!["run", "-d", "--net", "none", "--name", name];
+    if rm {
+        args.push("--rm");
+    }
+    args.extend(["busybox", "sh", "-c", script]);
+    env.run(args).ok();
     let out = tempfile::NamedTempFile::new_in(env.path()).unwrap();
     let mut cli = Proc(
-        env.cmd(["attach", "nt"])
+        env.cmd(["attach", name])
             .stdin(Stdio::null())
             .stdout(out.reopen().unwrap())
             .stderr(Stdio::inherit())
@@ -413,36 +394,24 @@ fn attach_to_a_container_without_a_terminal_follows_its_output() {
     wait_until("attach to print a tick", 30 * SECOND, || {
         fs::read_to_string(out.path()).unwrap().contains("tick-")
     });
-    env.run(["exec", "nt", "touch", "/tmp/go"]).ok();
+    env.run(["exec", name, "touch", "/tmp/go"]).ok();
     assert_eq!(cli.exit_within(30 * SECOND), 4);
     let text = fs::read_to_string(out.path()).unwrap();
     assert!(text.ends_with("after\n"), "{text:?}");
+    text
+}
+
+#[test]
+fn attach_to_a_container_without_a_terminal_follows_its_output() {
+    let env = Env::with_busybox();
+    let text = attach_to_ticking(&env, "nt", false);
     let log = env.run(["logs", "nt"]).ok().stdout;
     assert!(
         log.ends_with(&text) && log.len() > text.len(),
         "not the log's end: {text:?} of {log:?}"
     );
     env.run(["rm", "nt"]).ok();
-
     // with --rm the record is gone at the end: the monitor reports the code
-    env.run([
-        "run", "-d", "--rm", "--net", "none", "--name", "nt-rm", "busybox", "sh", "-c", script,
-    ])
-    .ok();
-    let out = tempfile::NamedTempFile::new_in(env.path()).unwrap();
-    let mut cli = Proc(
-        env.cmd(["attach", "nt-rm"])
-            .stdin(Stdio::null())
-            .stdout(out.reopen().unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("attach to print a tick", 30 * SECOND, || {
-        fs::read_to_string(out.path()).unwrap().contains("tick-")
-    });
-    env.run(["exec", "nt-rm", "touch", "/tmp/go"]).ok();
-    assert_eq!(cli.exit_within(30 * SECOND), 4);
-    assert!(fs::read_to_string(out.path()).unwrap().ends_with("after\n"));
+    attach_to_ticking(&env, "nt-rm", true);
     assert_nothing_made(&env);
 }
