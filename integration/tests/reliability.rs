@@ -377,6 +377,10 @@ fn exit_codes_and_error_lines_are_dockers() {
     let r = sb.run(["run", "--rm", "--net", "none", "no-such-image"]);
     assert_eq!(r.code, 125, "{r:#?}");
     r.fails_with("no-such-image");
+    // a usage error of run is minirun's own too
+    let r = sb.run(["run", "--no-such-flag", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    assert!(r.stderr.contains("--no-such-flag"), "{r:#?}");
     // the container's own code passes through
     assert_eq!(
         sb.run(["run", "--rm", "--net", "none", "busybox", "sh", "-c", "exit 3"])
