@@ -165,7 +165,7 @@ impl StateRoot {
     /// A container by its exact id (see [`Self::exact`]).
     pub fn load(&self, id: &str) -> Result<Container> {
         let id = self.exact(id)?;
-        Container::load(self.container_dir(&id)).with_context(|| format!("cannot load the state of container \"{id}\""))
+        load_state(&self.container_dir(&id)).with_context(|| format!("cannot load the state of container \"{id}\""))
     }
 
     /// Creates a container; on failure nothing of it stays under the root or
@@ -443,7 +443,7 @@ impl StateRoot {
     /// killed. Only for containers known to be abandoned.
     pub fn destroy_abandoned(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
-        let deleted = Container::load(dir.clone())
+        let deleted = load_state(&dir)
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .and_then(|mut c| c.delete(true).map_err(|e| anyhow!(libcontainer_message(&e))));
         if let Err(e) = deleted {
@@ -471,7 +471,7 @@ impl StateRoot {
             .map(|c| c.cgroup_path)
             .unwrap_or_else(|_| crate::spec::default_cgroup_path(id));
         cgroup::kill_once(id, cgroup, self.systemd);
-        if let Some(pid) = Container::load(dir).ok().and_then(|c| c.pid()) {
+        if let Some(pid) = load_state(&dir).ok().and_then(|c| c.pid()) {
             if proc::is_running(pid.as_raw()) {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
@@ -530,7 +530,7 @@ impl StateRoot {
             };
             let bundle = PathBuf::from(String::from_utf8_lossy(&bundle).into_owned());
             if bundle.parent() == Some(containers_dir.as_path()) {
-                let status = Container::load(entry.path()).ok().map(|c| c.status());
+                let status = load_state(&entry.path()).ok().map(|c| c.status());
                 out.push((id, status));
             }
         }
@@ -545,7 +545,7 @@ impl StateRoot {
         let mut out = Vec::new();
         for id in self.ids()? {
             // A container deleted while we list is simply not listed.
-            if let Ok(c) = Container::load(self.container_dir(&id)) {
+            if let Ok(c) = load_state(&self.container_dir(&id)) {
                 out.push(OciState::of(&c));
             }
         }
@@ -554,6 +554,25 @@ impl StateRoot {
 }
 
 /// Signal names (TERM, SIGTERM, term) and numbers (15).
+/// A container's state from its directory. libcontainer rewrites
+/// `state.json` in place (truncate, then write) whenever the status changes,
+/// so a `start`, `kill` or `resume` running at the same time can show us an
+/// empty or half-written file: that is read again for a moment, not taken
+/// for a broken container.
+fn load_state(dir: &Path) -> std::result::Result<Container, libcontainer::error::LibcontainerError> {
+    let mut result = Container::load(dir.to_path_buf());
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while let Err(e) = &result {
+        let torn = e.to_string().contains("failed to parse container state file");
+        if !torn || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        result = Container::load(dir.to_path_buf());
+    }
+    result
+}
+
 pub fn parse_signal(s: &str) -> Result<Signal> {
     match s.parse::<i32>() {
         Ok(n) => Signal::try_from(n).map_err(|_| anyhow!("invalid signal \"{s}\"")),
