@@ -225,6 +225,30 @@ impl Env {
     }
 }
 
+impl Env {
+    /// A new environment with `busybox:latest` loaded (from the fixture
+    /// archive built once per test process).
+    pub fn with_busybox() -> Self {
+        let env = Self::new();
+        let r = env.run(["load", "-i", sandbox::busybox_tar().to_str().unwrap()]).ok();
+        assert_eq!(r.stdout, "Loaded image: busybox:latest\n");
+        env
+    }
+}
+
+/// Polls `f` until it holds, failing the test after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Default for Env {
     fn default() -> Self {
         Self::new()

@@ -577,3 +577,362 @@ fn systemd_cgroup_flag_and_slice_style_cgroups_path() {
     );
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
+
+/// A block device of this host for per-device limits: (major, minor, its
+/// active I/O scheduler), the first with a request queue.
+fn block_device() -> Option<(i64, i64, String)> {
+    let mut names: Vec<_> = fs::read_dir("/sys/block").ok()?.flatten().map(|e| e.path()).collect();
+    names.sort();
+    names.into_iter().find_map(|p| {
+        let sched = fs::read_to_string(p.join("queue/scheduler")).ok()?;
+        let active = sched.split_whitespace().find(|s| s.starts_with('['))?;
+        let (major, minor) = fs::read_to_string(p.join("dev"))
+            .ok()?
+            .trim()
+            .split_once(':')
+            .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))?;
+        Some((major, minor, active.trim_matches(['[', ']']).to_string()))
+    })
+}
+
+/// Issue 13: every field of linux.resources this cgroup v1 host supports is
+/// in the container's cgroup after create (disableOOMKiller included), and
+/// `update` changes them, by JSON and by runc's options, leaving the OOM
+/// killer as it was unless told.
+#[test]
+fn resources_are_applied_at_create_and_by_update() {
+    if !Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists() {
+        eprintln!("skipped: this host has no cgroup v1 memory controller, and the test reads v1 files");
+        return;
+    }
+    let env = Env::new();
+    let blkio = Path::new("/sys/fs/cgroup/blkio");
+    // BFQ (or CFQ) makes the per-cgroup weight; the throttles need only a device
+    let weight = fs::read_dir(blkio).unwrap().flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with("blkio.bfq.") || n.starts_with("blkio.weight")
+    });
+    let device = block_device();
+    let (major, minor, sched) = device.clone().unwrap_or((0, 0, String::new()));
+    let b = env.bundle("res", &["sleep", "60"], |c| {
+        let r = &mut c["linux"]["resources"];
+        r["memory"] = json!({"limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20,
+                             "swappiness": 10, "disableOOMKiller": true});
+        r["cpu"] = json!({"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
+                          "cpus": "0", "mems": "0"});
+        r["pids"] = json!({"limit": 50});
+        let mut io = json!({});
+        if weight {
+            io["weight"] = json!(300);
+        }
+        if device.is_some() {
+            io["throttleReadBpsDevice"] = json!([{"major": major, "minor": minor, "rate": 1048576}]);
+            io["throttleWriteIOPSDevice"] = json!([{"major": major, "minor": minor, "rate": 100}]);
+        }
+        if sched == "bfq" {
+            io["weightDevice"] = json!([{"major": major, "minor": minor, "weight": 200}]);
+        }
+        r["blockIO"] = io;
+    });
+    if !weight {
+        eprintln!("blkio weight not checked: this kernel has neither CFQ nor BFQ weights");
+    }
+    if device.is_none() {
+        eprintln!("blkio throttles not checked: no block device with a request queue");
+    }
+    if sched != "bfq" {
+        eprintln!("blkio weightDevice not checked: no block device has BFQ active (weights are BFQ's)");
+    }
+    env.run(["create", "--bundle", b.to_str().unwrap(), "res"]).ok();
+    let read = |controller: &str, file: &str| {
+        let p = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("minirun/res")
+            .join(file);
+        fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    };
+    let oom_disabled = || read("memory", "memory.oom_control").contains("oom_kill_disable 1");
+    let weight_file = if blkio.join("blkio.weight").exists() {
+        "blkio.weight"
+    } else {
+        "blkio.bfq.weight"
+    };
+    let dev = format!("{major}:{minor}");
+
+    assert_eq!(read("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(read("memory", "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
+    assert_eq!(
+        read("memory", "memory.memsw.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(read("memory", "memory.swappiness"), "10");
+    assert!(oom_disabled(), "{}", read("memory", "memory.oom_control"));
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu", "cpu.cfs_burst_us"), "10000");
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(read("cpuset", "cpuset.mems"), "0");
+    assert_eq!(read("pids", "pids.max"), "50");
+    if weight {
+        assert!(
+            read("blkio", weight_file).ends_with("300"),
+            "{}",
+            read("blkio", weight_file)
+        );
+    }
+    if device.is_some() {
+        assert_eq!(
+            read("blkio", "blkio.throttle.read_bps_device"),
+            format!("{dev} 1048576")
+        );
+        assert_eq!(read("blkio", "blkio.throttle.write_iops_device"), format!("{dev} 100"));
+    }
+    if sched == "bfq" {
+        assert!(read("blkio", "blkio.bfq.weight_device").contains(&format!("{dev} 200")));
+    }
+    env.run(["start", "res"]).ok();
+
+    // runc's options: memory given, so libcgroups rewrites memory.oom_control;
+    // the OOM killer stays disabled
+    let all_cpus = fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.effective_cpus").unwrap();
+    let all_cpus = all_cpus.trim();
+    let mut args = vec![
+        "update",
+        "--memory",
+        "80m",
+        "--cpu-share",
+        "1024",
+        "--cpu-quota",
+        "20000",
+        "--cpuset-cpus",
+        all_cpus,
+        "--pids-limit",
+        "60",
+    ];
+    if weight {
+        args.extend(["--blkio-weight", "500"]);
+    }
+    args.push("res");
+    env.run(args).ok();
+    assert_eq!(read("memory", "memory.limit_in_bytes"), (80u64 << 20).to_string());
+    assert!(oom_disabled(), "{}", read("memory", "memory.oom_control"));
+    assert_eq!(read("cpu", "cpu.shares"), "1024");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(read("cpuset", "cpuset.cpus"), all_cpus);
+    assert_eq!(read("pids", "pids.max"), "60");
+    if weight {
+        assert!(
+            read("blkio", weight_file).ends_with("500"),
+            "{}",
+            read("blkio", weight_file)
+        );
+    }
+    // the unchanged ones stay
+    assert_eq!(
+        read("memory", "memory.memsw.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+
+    // JSON: the OOM killer back on, a new throttle and burst alone
+    let mut update = json!({"memory": {"disableOOMKiller": false}, "cpu": {"burst": 5000}});
+    if device.is_some() {
+        update["blockIO"] = json!({"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 2097152}]});
+    }
+    env.run_with_stdin(&["update", "-r", "-", "res"], update.to_string().as_bytes())
+        .ok();
+    assert!(!oom_disabled(), "{}", read("memory", "memory.oom_control"));
+    assert_eq!(read("cpu", "cpu.cfs_burst_us"), "5000");
+    if device.is_some() {
+        assert_eq!(
+            read("blkio", "blkio.throttle.read_bps_device"),
+            format!("{dev} 2097152")
+        );
+    }
+    assert_eq!(read("memory", "memory.limit_in_bytes"), (80u64 << 20).to_string());
+
+    // what this cgroup version cannot do is refused, and changes nothing
+    env.run_with_stdin(
+        &["update", "-r", "-", "res"],
+        br#"{"unified": {"memory.high": "1000000"}, "pids": {"limit": 7}}"#,
+    )
+    .fails_with("unified");
+    assert_eq!(read("pids", "pids.max"), "60");
+    env.run(["update", "--memory", "lots", "res"]).fails_with("--memory");
+
+    env.run(["delete", "--force", "res"]).ok();
+    assert!(cgroup_dirs("/minirun/res").is_empty());
+}
+
+/// Sub-cgroups made by a test under a container's cgroup, removed when it
+/// ends (before the container: libcontainer removes its cgroup non-recursively).
+struct SubCgroups(Vec<std::path::PathBuf>);
+
+impl SubCgroups {
+    /// `sub` under `cgroup` in every hierarchy holding the container's cgroup.
+    fn make(cgroup: &str, sub: &str) -> SubCgroups {
+        let mut made = SubCgroups(Vec::new());
+        let rel = cgroup.trim_start_matches('/');
+        let mut roots = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+        roots.extend(fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()));
+        for root in roots {
+            let dir = root.join(rel);
+            if dir.join("cgroup.procs").exists() {
+                fs::create_dir(dir.join(sub)).unwrap();
+                made.0.push(dir.join(sub));
+            }
+        }
+        assert!(!made.0.is_empty(), "no cgroup {cgroup}");
+        made
+    }
+}
+
+impl Drop for SubCgroups {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            // a cgroup directory: rmdir, never a recursive removal
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// A field of /proc/self/status as the container's `grep` printed it.
+fn status_field(out: &str, field: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {out:?}"))
+        .trim()
+        .to_string()
+}
+
+/// Issue 13: runc's exec options (containerd and podman pass them) on
+/// `exec ID COMMAND...`, built on the container's own process: --cap, --env,
+/// --cwd, --user, --additional-gids, --no-new-privs, --cgroup (also with
+/// --process), --ignore-paused; --apparmor and --process-label refused where
+/// they cannot work.
+#[test]
+fn exec_takes_runc_process_options() {
+    let env = Env::new();
+    let b = env.bundle("flags", &["sleep", "60"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false)
+    });
+    env.run(["create", "--bundle", b.to_str().unwrap(), "fl"]).ok();
+    env.run(["start", "fl"]).ok();
+    let status = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend(extra);
+        args.extend(["fl", "cat", "/proc/self/status"]);
+        env.run(args).ok().stdout
+    };
+    const NET_ADMIN: u64 = 1 << 12;
+    let cap_eff = |out: &str| u64::from_str_radix(&status_field(out, "CapEff"), 16).unwrap();
+    let plain = status(&[]);
+    assert_eq!(cap_eff(&plain) & NET_ADMIN, 0, "{plain}");
+    assert_eq!(status_field(&plain, "NoNewPrivs"), "0");
+    let out = status(&["--cap", "CAP_NET_ADMIN"]);
+    assert_eq!(cap_eff(&out) & NET_ADMIN, NET_ADMIN, "{out}");
+    let out = status(&["--no-new-privs"]);
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+
+    let r = env
+        .run([
+            "exec",
+            "--env",
+            "GREETING=hi",
+            "-e",
+            "OTHER=x",
+            "--cwd",
+            "/tmp",
+            "fl",
+            "sh",
+            "-c",
+            "echo $GREETING $OTHER; pwd",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "hi x\n/tmp\n");
+    let r = env
+        .run([
+            "exec",
+            "--user",
+            "1000:1000",
+            "--additional-gids",
+            "10",
+            "-g",
+            "20",
+            "fl",
+            "id",
+        ])
+        .ok();
+    let id = r.stdout.trim();
+    assert!(id.starts_with("uid=1000 gid=1000"), "{id}");
+    let groups = id.split("groups=").nth(1).unwrap_or_else(|| panic!("{id}"));
+    assert!(groups.contains("10") && groups.contains("20"), "{id}");
+    env.run(["exec", "--cap", "CAP_FLYING", "fl", "true"])
+        .fails_with("CAP_FLYING");
+
+    // --cgroup: an existing sub-cgroup of the container's, also with --process
+    let _subs = SubCgroups::make("/minirun/fl", "sub");
+    let r = env
+        .run(["exec", "--cgroup", "sub", "fl", "cat", "/proc/self/cgroup"])
+        .ok();
+    assert!(r.stdout.contains("/minirun/fl/sub\n"), "{}", r.stdout);
+    let process = env.path().join("cg.json");
+    fs::write(
+        &process,
+        json!({"user": {"uid": 0, "gid": 0}, "args": ["cat", "/proc/self/cgroup"], "env": ["PATH=/bin"], "cwd": "/"})
+            .to_string(),
+    )
+    .unwrap();
+    let r = env
+        .run(["exec", "--process", process.to_str().unwrap(), "--cgroup", "/sub", "fl"])
+        .ok();
+    assert!(r.stdout.contains("/minirun/fl/sub\n"), "{}", r.stdout);
+    env.run(["exec", "--cgroup", "nosuch", "fl", "true"])
+        .fails_with("nosuch");
+    env.run(["exec", "--cgroup", "../..", "fl", "true"]).fails_with("../..");
+
+    if !Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+        env.run(["exec", "--apparmor", "docker-default", "fl", "true"])
+            .fails_with("AppArmor is not enabled");
+    }
+    env.run([
+        "exec",
+        "--process-label",
+        "system_u:system_r:container_t:s0",
+        "fl",
+        "true",
+    ])
+    .fails_with("SELinux");
+    // empty values are unset, as in runc
+    env.run(["exec", "--apparmor", "", "--process-label", "", "fl", "true"])
+        .ok();
+
+    // --ignore-paused: accepted on a paused container, the process runs once resumed
+    env.run(["pause", "fl"]).ok();
+    env.run(["exec", "fl", "true"]).fails_with("paused");
+    let mut child = env.spawn(&["exec", "--ignore-paused", "fl", "echo", "after-resume"]);
+    env.run(["resume", "fl"]).ok();
+    let deadline = std::time::Instant::now() + 10 * SECOND;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("exec --ignore-paused never ended after resume");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after-resume\n");
+    // delete removes the nested cgroup too (libcgroups alone would fail on it)
+    env.run(["delete", "--force", "fl"]).ok();
+    assert!(
+        cgroup_dirs("/minirun/fl").is_empty(),
+        "{:?}",
+        cgroup_dirs("/minirun/fl")
+    );
+    drop(_subs);
+}

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use minirun_integration::{Env, Run};
+use minirun_integration::{wait_until, Env, Run};
 use minirun_net::paths::{attachments_dir, netns_dir, netns_path, record_path, STATE_DIR};
 use rootfs_fixtures::{build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML};
 use serde_json::Value;
@@ -32,15 +32,6 @@ fn fixture(env: &Env, reference: &str, format: ImageFormat) -> PathBuf {
     let out = env.path().join("fixtures").join(name);
     build_image(&out, reference, format).expect("cannot build the busybox image fixture");
     out
-}
-
-/// An env with `busybox:latest` loaded from a docker-save archive.
-fn with_busybox() -> Env {
-    let env = Env::new();
-    let tar = fixture(&env, "busybox:latest", ImageFormat::DockerArchive);
-    let r = env.run(["load", "-i", tar.to_str().unwrap()]).ok();
-    assert_eq!(r.stdout, "Loaded image: busybox:latest\n");
-    env
 }
 
 /// `minirun load -i PATH`.
@@ -221,18 +212,6 @@ fn ps_rows(env: &Env, all: bool, needle: &str) -> Vec<String> {
         assert!(header.contains(col), "ps header lacks {col}: {r:#?}");
     }
     lines.filter(|l| l.contains(needle)).map(str::to_string).collect()
-}
-
-#[track_caller]
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The state letter of /proc/PID/stat (R, S, Z, ...), None when gone.
@@ -531,7 +510,7 @@ fn parallel_loads_do_not_corrupt_the_store() {
 
 #[test]
 fn rmi_of_an_image_in_use_is_refused() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     // an exited (not removed) container still uses its image, as in docker
     let r = run(&env, &["--name", "user", "busybox", "true"]);
     assert_eq!(r.code, 0, "{r:#?}");
@@ -617,7 +596,7 @@ fn whiteouts_across_two_layers_seen_from_a_container() {
 
 #[test]
 fn escape_attempts_are_rejected_at_load_and_nothing_is_stored() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let marker = format!("minirun-escape-{}", std::process::id());
     let m = |s: &str| format!("{s}-{marker}");
     let cases: Vec<(String, Vec<LayerEntry>)> = vec![
@@ -788,7 +767,7 @@ fn symlinks_and_hardlinks_inside_the_layer_are_fine() {
 
 #[test]
 fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let rows = images(&env);
     let store = store_snapshot(&env);
     let check_nothing = |what: &str| {
@@ -925,7 +904,7 @@ fn corrupt_truncated_and_wrong_digest_archives_store_nothing() {
 
 #[test]
 fn unknown_image_for_run_leaves_nothing() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     run(&env, &["--name", "ghost", "no-such-image:1", "true"]).fails_with("no-such-image:1");
     run(&env, &["-d", "--name", "ghost", "no-such-image", "true"]).fails_with("no-such-image");
     run(&env, &["--rm", "ghost/sub:latest", "true"]).fails_with("ghost/sub:latest");
@@ -955,7 +934,7 @@ fn unknown_image_for_run_leaves_nothing() {
 
 #[test]
 fn run_rm_leaves_nothing_even_when_the_process_fails() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let r = env.run(["run", "--rm", "--net", "none", "busybox", "echo", "hi"]).ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("hi\n", ""));
     assert_no_containers(&env);
@@ -1001,7 +980,7 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
 
 #[test]
 fn detached_web_server_through_ps_exec_inspect_stop_rm() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let start = Instant::now();
     let id = run_d(&env, &["--name", "web", "busybox", "httpd", "-f", "-p", "80"]);
     assert!(start.elapsed() < 10 * SECOND, "run -d took {:?}", start.elapsed());
@@ -1153,7 +1132,7 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
 
 #[test]
 fn unknown_containers_are_named_in_errors() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     for verb in [
         &["logs"][..],
         &["logs", "-f"],
@@ -1185,7 +1164,7 @@ fn unknown_containers_are_named_in_errors() {
 
 #[test]
 fn logs_of_detached_containers() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let id = run_d(&env, &["--name", "lg", "busybox", "sh", "-c", "echo out; echo err >&2"]);
     wait_until("lg to exit", 20 * SECOND, || {
         ps_rows(&env, true, "lg").iter().any(|r| r.contains("Exited (0)"))
@@ -1247,7 +1226,7 @@ fn logs_of_detached_containers() {
 
 #[test]
 fn run_flags_env_workdir_user_entrypoint_hostname() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     // default environment: PATH and HOSTNAME (= hostname), no TERM without -t
     let out = run_rm(
         &env,
@@ -1374,7 +1353,7 @@ fn run_flags_env_workdir_user_entrypoint_hostname() {
 
 #[test]
 fn run_t_gives_a_terminal_and_term() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let out = run_rm(
         &env,
         &[
@@ -1404,7 +1383,7 @@ fn run_t_gives_a_terminal_and_term() {
 
 #[test]
 fn read_only_root() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let rw = env.path().join("vol-rw");
     fs::create_dir_all(&rw).unwrap();
     let v_rw = format!("{}:/mnt/rw", rw.display());
@@ -1439,7 +1418,7 @@ fn read_only_root() {
 #[test]
 fn a_working_directory_the_image_lacks_is_created() {
     // as docker does: -w /new/dir makes the directory in the container's layer
-    let env = with_busybox();
+    let env = Env::with_busybox();
     assert_eq!(
         run_rm(&env, &["-w", "/made/for/me", "busybox", "pwd"]),
         "/made/for/me\n"
@@ -1457,7 +1436,7 @@ fn a_working_directory_the_image_lacks_is_created() {
 
 #[test]
 fn exec_in_an_exited_container_says_it_is_not_running() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     run(&env, &["--name", "done", "busybox", "true"]).ok();
     let r = env.run(["exec", "done", "true"]).fails_with("not running");
     assert!(!r.stderr.contains("does not exist"), "{r:#?}");
@@ -1466,7 +1445,7 @@ fn exec_in_an_exited_container_says_it_is_not_running() {
 
 #[test]
 fn volumes_read_write_and_read_only() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let rw = env.path().join("vol-rw");
     let ro = env.path().join("vol-ro");
     fs::create_dir_all(&rw).unwrap();
@@ -1544,7 +1523,7 @@ fn volumes_read_write_and_read_only() {
 
 #[test]
 fn kernel_filesystems_capabilities_and_masked_paths_are_dockers() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let script = "awk '{for (i = 7; i < NF; i++) if ($i == \"-\") {print $5, $(i+1); break}}' /proc/self/mountinfo; echo --; grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb)' /proc/self/status; \
                   echo --; wc -c < /proc/keys; wc -c < /proc/timer_list; ls -A /sys/firmware | wc -l; \
                   echo x > /proc/sys/kernel/hostname 2>/dev/null && echo procsys-writable || echo procsys-ro";
@@ -1618,7 +1597,7 @@ fn kernel_filesystems_capabilities_and_masked_paths_are_dockers() {
 
 #[test]
 fn ten_parallel_runs_of_the_same_image() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let results: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..10)
             .map(|i| {
@@ -1706,7 +1685,7 @@ fn monitor_of(env: &Env, id: &str) -> i64 {
 
 #[test]
 fn killing_the_monitor_leaves_the_container_manageable() {
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let id = run_d(&env, &["--name", "orphan", "busybox", "sleep", "300"]);
     let monitor = monitor_of(&env, &id);
     let pid = meta(&env, &id)["pid"].as_i64().unwrap();
@@ -1732,7 +1711,7 @@ fn killing_the_monitor_leaves_the_container_manageable() {
 fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     // Nobody waits for it any more, so its real exit status is lost; like
     // docker (which reports 255 when the shim is gone), minirun says 255.
-    let env = with_busybox();
+    let env = Env::with_busybox();
     let id = run_d(
         &env,
         &[

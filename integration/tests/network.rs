@@ -549,3 +549,62 @@ fn etc_files_and_mtu_follow_the_container_and_the_host() {
         parts[3]
     );
 }
+
+/// The MTU of a link in the sandbox host namespace (`ip -o link show LINK`).
+fn host_link_mtu(sb: &Sandbox, link: &str) -> u32 {
+    let out = sb.host_cmd("ip").args(["-o", "link", "show", link]).output().unwrap();
+    assert!(out.status.success(), "{link}: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace().skip_while(|w| *w != "mtu");
+    words
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mtu in {text:?}"))
+}
+
+/// Runs `sleep` in a detached container on `net`, after a container on the same network
+/// that has already gone (so the bridge was emptied, which makes the kernel reset its MTU
+/// to 1500); returns (eth0's MTU inside, the host-side veth's MTU, the bridge's MTU).
+fn mtus_after_the_bridge_emptied(sb: &Sandbox, net: &str, name: &str) -> (u32, u32, u32) {
+    sb.run(["run", "--rm", "--net", net, "busybox", "true"]).ok();
+    sb.run(["run", "-d", "--net", net, "--name", name, "busybox", "sleep", "60"])
+        .ok();
+    sb.wait_status(name, "running", 10 * SECOND);
+    let inside = sb.run(["exec", name, "cat", "/sys/class/net/eth0/mtu"]).ok();
+    let settings = &sb.inspect(name)["NetworkSettings"];
+    let veth = settings["veth_host"].as_str().unwrap().to_string();
+    let bridge = settings["bridge"].as_str().unwrap().to_string();
+    (
+        inside.stdout.trim().parse().unwrap(),
+        host_link_mtu(sb, &veth),
+        host_link_mtu(sb, &bridge),
+    )
+}
+
+/// Issue 13: every veth takes the uplink's MTU (or the network's `--opt mtu=N`), whatever
+/// the bridge's MTU is at the time; the bridge gets it back too.
+#[test]
+fn veths_take_the_uplink_or_network_mtu_after_the_bridge_emptied() {
+    let sb = Sandbox::new();
+    let out = Command::new("ip")
+        .args(["-n", &sb.host_ns, "link", "set", UPLINK, "mtu", "1400"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        mtus_after_the_bridge_emptied(&sb, "bridge", "second"),
+        (1400, 1400, 1400)
+    );
+
+    sb.run(["network", "create", "--opt", "mtu=1300", "small"]).ok();
+    let inspect = sb.run(["network", "inspect", "small"]).ok();
+    let inspect: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(inspect[0]["MTU"], 1300, "{inspect:#}");
+    assert_eq!(mtus_after_the_bridge_emptied(&sb, "small", "third"), (1300, 1300, 1300));
+    sb.run(["network", "create", "-o", "mtu=40", "tiny"]).fails_with("mtu");
+    sb.run(["network", "create", "-o", "color=red", "odd"])
+        .fails_with("color=red");
+
+    sb.run(["rm", "-f", "second", "third"]).ok();
+    sb.assert_net_clean("after the MTU containers");
+}

@@ -377,6 +377,10 @@ fn exit_codes_and_error_lines_are_dockers() {
     let r = sb.run(["run", "--rm", "--net", "none", "no-such-image"]);
     assert_eq!(r.code, 125, "{r:#?}");
     r.fails_with("no-such-image");
+    // a usage error of run is minirun's own too
+    let r = sb.run(["run", "--no-such-flag", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    assert!(r.stderr.contains("--no-such-flag"), "{r:#?}");
     // the container's own code passes through
     assert_eq!(
         sb.run(["run", "--rm", "--net", "none", "busybox", "sh", "-c", "exit 3"])
@@ -396,7 +400,14 @@ fn exit_codes_and_error_lines_are_dockers() {
             .contains(&sb.inspect("web")["Id"].as_str().unwrap().to_string()),
         "{r:#?}"
     );
-    sb.run(["rm", "-f", "web"]).ok();
+    // rm of several: every one is tried, the failures reported, exit 1
+    sb.run([
+        "run", "-d", "--net", "none", "--name", "web2", "busybox", "sleep", "600",
+    ])
+    .ok();
+    let r = sb.run(["rm", "-f", "web", "nosuch", "web2"]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "web\nweb2\n"), "{r:#?}");
+    r.fails_with("\"nosuch\" does not exist");
     assert_all_gone(&sb, &BTreeSet::new(), "exit codes");
 }
 

@@ -284,6 +284,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
                 prefix_len: net.prefix_len(),
                 gateway: net.gateway,
                 mac: link::mac_for_ip(ip),
+                mtu: net.mtu,
             };
             match link::connect_container(&cfg) {
                 Ok(_) => break,

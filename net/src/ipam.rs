@@ -139,6 +139,7 @@ mod tests {
             subnet: s,
             gateway: s.nth(1).unwrap(),
             icc: true,
+            mtu: None,
         }
     }
     fn alive(_: &str) -> bool {

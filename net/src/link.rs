@@ -215,9 +215,11 @@ pub struct BridgeState {
     pub created: bool,
 }
 
-/// Bridge `name` exists, is up and carries `gateway/prefix_len`. When it has to be created,
-/// its MTU is `mtu` or, when `None`, the uplink's. Concurrent callers are fine (EEXIST is
-/// success).
+/// Bridge `name` exists, is up, carries `gateway/prefix_len` and has the MTU its containers
+/// get: `mtu` (the network's `--opt mtu=N`) or, when `None`, the uplink's. An existing bridge
+/// whose MTU differs gets it back: the kernel resets an emptied bridge to 1500, so the
+/// bridge's current MTU is never what decides. Concurrent callers are fine (EEXIST is
+/// success, and they all want the same MTU).
 pub(crate) async fn ensure_bridge_async(
     h: &Handle,
     name: &str,
@@ -225,14 +227,14 @@ pub(crate) async fn ensure_bridge_async(
     prefix_len: u8,
     mtu: Option<u32>,
 ) -> Result<BridgeState> {
+    let mtu = match mtu {
+        Some(m) => m,
+        None => uplink_mtu_async(h).await?,
+    };
     let mut created = false;
     let link = match get_link(h, name).await? {
         Some(l) => l,
         None => {
-            let mtu = match mtu {
-                Some(m) => m,
-                None => uplink_mtu_async(h).await?,
-            };
             match h
                 .link()
                 .add(LinkBridge::new(name).mtu(mtu).up().build())
@@ -268,6 +270,14 @@ pub(crate) async fn ensure_bridge_async(
         Err(e) if rtnl_errno(&e) == Some(libc::EEXIST) => {}
         Err(e) => return Err(Error::nl(name, "add gateway address")(e)),
     }
+    if link.mtu != Some(mtu) {
+        // set explicitly, the kernel no longer adjusts the bridge's MTU to its ports'
+        h.link()
+            .change(LinkUnspec::new_with_index(link.index).mtu(mtu).build())
+            .execute()
+            .await
+            .map_err(Error::nl(name, "set mtu"))?;
+    }
     if !link.up {
         h.link()
             .change(LinkUnspec::new_with_index(link.index).up().build())
@@ -277,7 +287,7 @@ pub(crate) async fn ensure_bridge_async(
     }
     Ok(BridgeState {
         index: link.index,
-        mtu: link.mtu.unwrap_or(DEFAULT_MTU),
+        mtu,
         created,
     })
 }
@@ -347,6 +357,8 @@ pub struct VethConfig<'a> {
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     pub mac: [u8; 6],
+    /// The network's MTU (`--opt mtu=N`); `None`: the uplink's. Both veth ends get it.
+    pub mtu: Option<u32>,
 }
 
 /// Errors from [`connect_container`]: which step, and whether the veth exists now.
@@ -389,7 +401,7 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
     })?;
     let fd = netns_file.as_raw_fd();
     let res = with_rtnl_pair(c.netns, |host, ns| async move {
-        let bridge = ensure_bridge_async(&host, c.bridge, c.gateway, c.prefix_len, None).await?;
+        let bridge = ensure_bridge_async(&host, c.bridge, c.gateway, c.prefix_len, c.mtu).await?;
         let idx = create_veth(&host, c, &bridge, fd).await?;
         let inner = async {
             host.link()

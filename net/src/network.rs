@@ -30,6 +30,10 @@ pub struct NetworkConfig {
     /// Inter-container communication on this bridge (`--icc=false` sets it false).
     #[serde(default = "yes")]
     pub icc: bool,
+    /// MTU of the bridge and of every container's veth (`--opt mtu=N`); absent: the
+    /// uplink's at each attach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 impl NetworkConfig {
@@ -46,7 +50,12 @@ pub struct NetworkOptions {
     pub bridge: Option<String>,
     /// `Some(false)` = `--icc=false`.
     pub icc: Option<bool>,
+    /// `--opt mtu=N`.
+    pub mtu: Option<u32>,
 }
+
+/// The MTUs a network may be given: IPv4's minimum up to the largest a veth takes.
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
 pub fn networks_dir(data_root: &Path) -> PathBuf {
     data_root.join("networks")
@@ -237,6 +246,16 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
         subnet,
         gateway,
         icc: opts.icc.unwrap_or(true),
+        mtu: match opts.mtu {
+            Some(m) if !MTU_RANGE.contains(&m) => {
+                return Err(net_err(format!(
+                    "mtu {m} is out of range ({}-{})",
+                    MTU_RANGE.start(),
+                    MTU_RANGE.end()
+                )))
+            }
+            m => m,
+        },
     };
     write_json(&config_path(data_root, name), &cfg, "network definition")?;
     Ok(cfg)

@@ -107,6 +107,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Attach to a running container's terminal (detach: Ctrl-P Ctrl-Q), or follow the output of one without
+    Attach(AttachArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the timeout
     Stop(StopArgs),
     /// Remove containers
@@ -152,6 +154,9 @@ pub struct NetworkCreateArgs {
     /// Driver: only bridge
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
+    /// Driver option KEY=VALUE: mtu=N (also com.docker.network.driver.mtu=N)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
     pub name: String,
 }
 
@@ -288,12 +293,14 @@ pub struct ExecArgs {
     /// Set an environment variable
     #[arg(short, long = "env")]
     pub env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(short, long)]
+    /// Working directory inside the container (runc: --cwd)
+    #[arg(short, long, visible_alias = "cwd")]
     pub workdir: Option<String>,
     /// User (name|uid[:group|gid])
     #[arg(short, long)]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub runc: ExecRuncOpts,
     /// Do not wait for the process (runc exec --detach)
     #[arg(short, long)]
     pub detach: bool,
@@ -313,6 +320,54 @@ pub struct ExecArgs {
     /// The command and its arguments (not with --process)
     #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
+}
+
+/// runc exec's options besides the docker-style ones (see `commands/exec_opts.rs`).
+#[derive(Debug, Args, Default)]
+pub struct ExecRuncOpts {
+    /// Add a capability to the process's bounding, effective and permitted sets (CAP_NET_ADMIN)
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Add a supplementary group id
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process (refused on a host without AppArmor)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process (refused: minirun applies no SELinux labels)
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Run the process in this existing sub-cgroup of the container's cgroup
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
+    /// Exec even if the container is paused (the process runs once it is resumed)
+    #[arg(long)]
+    pub ignore_paused: bool,
+}
+
+impl ExecRuncOpts {
+    /// Whether any option that changes the process itself is given.
+    pub fn changes_process(&self) -> bool {
+        !self.cap.is_empty()
+            || !self.additional_gids.is_empty()
+            || self.no_new_privs
+            || self.apparmor.is_some()
+            || self.process_label.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Keys that detach, docker's syntax: `ctrl-p,ctrl-q` (the default), `ctrl-a,x`, `ctrl-@`...
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Do not relay our input to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -414,10 +469,62 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// OCI LinuxResources as JSON: a file, or `-` for stdin
+    /// OCI LinuxResources as JSON: a file, or `-` for stdin (the other options are then ignored)
     #[arg(short, long, value_name = "FILE|-")]
-    pub resources: PathBuf,
+    pub resources: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: UpdateFlags,
     pub id: String,
+}
+
+/// runc update's resource options (used when --resources is not given).
+#[derive(Debug, Args, Default)]
+pub struct UpdateFlags {
+    /// Block IO weight (10-1000)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period, in microseconds
+    #[arg(long, value_name = "N")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota per period, in microseconds (-1: none)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst, in microseconds
+    #[arg(long, value_name = "N")]
+    pub cpu_burst: Option<u64>,
+    /// CPU realtime period, in microseconds
+    #[arg(long, value_name = "N")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime per period, in microseconds
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "N")]
+    pub cpu_share: Option<u64>,
+    /// CPUs to use (0-3,7)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (0-3,7)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with k, m, g; -1: none)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit (bytes, or with k, m, g)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (bytes, or with k, m, g; -1: none)
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of processes (0 or -1: none)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema: refused, minirun has no RDT support
+    #[arg(long, value_name = "SCHEMA", hide = true)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema: refused, minirun has no RDT support
+    #[arg(long, value_name = "SCHEMA", hide = true)]
+    pub mem_bw_schema: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -485,6 +592,9 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal
     #[arg(short, long)]
     pub tty: bool,
+    /// Keys that detach from `-it`, docker's syntax: `ctrl-p,ctrl-q` (the default), `ctrl-a,x`, `ctrl-@`...
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,

@@ -1,5 +1,6 @@
 //! Waiting for a container's init process and forwarding signals to it.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
@@ -29,6 +30,37 @@ impl SignalForwarder {
                     tracing::debug!(?sig, %pid, "forwarding signal");
                     let _ = kill(pid, sig);
                 }
+            }
+        });
+        Ok(Self { handle, thread })
+    }
+
+    /// For a process that is not our child (an attached container's init):
+    /// through a pidfd opened now, so that no signal reaches another process
+    /// that reused the pid after it ended.
+    pub fn start_pidfd(pid: Pid) -> Result<Self> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("cannot open process {pid}"));
+        }
+        // SAFETY: the descriptor was just returned to us.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut signals = Signals::new(FORWARDED).context("cannot install signal handlers")?;
+        let handle = signals.handle();
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                tracing::debug!(sig, %pid, "forwarding signal");
+                // SAFETY: pidfd_send_signal on our pidfd; no siginfo.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd.as_raw_fd(),
+                        sig,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
             }
         });
         Ok(Self { handle, thread })

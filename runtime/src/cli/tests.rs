@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("minirun").chain(args.iter().copied())).unwrap()
@@ -40,12 +41,36 @@ fn engine_calls_parse() {
     let Some(Command::Update(u)) = cli.command else {
         panic!()
     };
-    assert_eq!((u.resources.to_str(), u.id.as_str()), (Some("-"), "c"));
+    assert_eq!((u.resources.as_deref(), u.id.as_str()), (Some(Path::new("-")), "c"));
     // podman
     let Some(Command::Update(u)) = parse(&["update", "--resources=/tmp/r", "c"]).command else {
         panic!()
     };
-    assert_eq!(u.resources, PathBuf::from("/tmp/r"));
+    assert_eq!(u.resources, Some(PathBuf::from("/tmp/r")));
+    // runc's options instead of --resources
+    let Some(Command::Update(u)) = parse(&[
+        "update",
+        "--memory",
+        "64m",
+        "--cpu-quota",
+        "-1",
+        "--pids-limit",
+        "5",
+        "c",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            u.resources,
+            u.flags.memory.as_deref(),
+            u.flags.cpu_quota,
+            u.flags.pids_limit
+        ),
+        (None, Some("64m"), Some(-1), Some(5))
+    );
     assert!(matches!(parse(&["pause", "c"]).command, Some(Command::Pause(_))));
     assert!(matches!(parse(&["resume", "c"]).command, Some(Command::Resume(_))));
     let v = parse(&["--version"]);
@@ -137,4 +162,68 @@ fn network_create_flags() {
         panic!()
     };
     assert_eq!((r.net.as_deref(), r.dns.len()), (Some("appnet"), 1));
+}
+
+#[test]
+fn runc_exec_options() {
+    let Some(Command::Exec(e)) = parse(&[
+        "exec",
+        "--cap",
+        "CAP_NET_ADMIN",
+        "-c",
+        "SYS_PTRACE",
+        "-g",
+        "10",
+        "--additional-gids",
+        "20",
+        "--cwd",
+        "/tmp",
+        "--no-new-privs",
+        "--ignore-paused",
+        "--cgroup",
+        "sub",
+        "--apparmor",
+        "p",
+        "--process-label",
+        "l",
+        "-u",
+        "1000:1000",
+        "c",
+        "id",
+        "-a",
+    ])
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(e.runc.cap, ["CAP_NET_ADMIN", "SYS_PTRACE"]);
+    assert_eq!(e.runc.additional_gids, [10, 20]);
+    assert_eq!(
+        (e.workdir.as_deref(), e.user.as_deref()),
+        (Some("/tmp"), Some("1000:1000"))
+    );
+    assert!(e.runc.no_new_privs && e.runc.ignore_paused && e.runc.changes_process());
+    assert_eq!(e.runc.cgroup, ["sub"]);
+    assert_eq!(
+        (e.container.as_str(), e.command.as_slice()),
+        ("c", &["id".to_string(), "-a".into()][..])
+    );
+}
+
+#[test]
+fn attach_and_detach_keys_flags() {
+    let Some(Command::Attach(a)) = parse(&["attach", "--detach-keys", "ctrl-a,x", "--no-stdin", "web"]).command else {
+        panic!("not attach")
+    };
+    assert_eq!(
+        (a.detach_keys.as_deref(), a.no_stdin, a.container.as_str()),
+        (Some("ctrl-a,x"), true, "web")
+    );
+    let Some(Command::Run(r)) = parse(&["run", "-it", "--detach-keys", "ctrl-@", "busybox", "sh"]).command else {
+        panic!()
+    };
+    assert_eq!(
+        (r.interactive, r.tty, r.detach_keys.as_deref()),
+        (true, true, Some("ctrl-@"))
+    );
 }

@@ -1,6 +1,7 @@
 //! `exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] NAME COMMAND...` (docker),
 //! and runc's `exec --process FILE [--detach] [--pid-file F]
-//! [--console-socket S] ID`.
+//! [--console-socket S] ID` and `exec [--cap C] [-g GID] [--cwd DIR] ... ID
+//! COMMAND...` (see [`super::exec_opts`]).
 
 use std::fs::File;
 
@@ -10,14 +11,15 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::Env;
+use super::{exec_opts, Env};
 use crate::cli::ExecArgs;
 use crate::container::{launch, Ctx};
 use crate::imagespec;
-use crate::oci::libcontainer_message;
+use crate::oci::{libcontainer_message, sub_cgroup_exists};
 use crate::{tty, wait};
 
 pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
+    tty::check_input_is_terminal(a.interactive, a.tty)?;
     let ctx = env.ctx();
     let id = match ctx.resolve(&a.container) {
         // an exited container made from an image has no libcontainer state left
@@ -28,8 +30,24 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         Err(_) => env.state.resolve(&a.container)?,
     };
     let container = env.state.load(&id)?;
-    if container.status() != ContainerStatus::Running {
-        bail!("cannot exec in container \"{}\": container not running", a.container);
+    match container.status() {
+        ContainerStatus::Running => {}
+        ContainerStatus::Paused if a.runc.ignore_paused => {}
+        ContainerStatus::Paused => bail!(
+            "cannot exec in container \"{}\": container is paused (--ignore-paused execs anyway)",
+            a.container
+        ),
+        _ => bail!("cannot exec in container \"{}\": container not running", a.container),
+    }
+    let sub_cgroup = exec_opts::sub_cgroup(&a.runc.cgroup)?;
+    if let Some(sub) = &sub_cgroup {
+        let cgroup = container
+            .spec()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))?
+            .cgroup_path;
+        if !sub_cgroup_exists(&cgroup, sub) {
+            bail!("--cgroup {sub}: no such sub-cgroup of {}", cgroup.display());
+        }
     }
     if a.process.is_none() && a.command.is_empty() {
         bail!("exec needs a command (or --process FILE)");
@@ -38,7 +56,12 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
     // docker-style exec: the container's own process settings with the
     // command, terminal, env, cwd and user changed, as a process.json
     let generated = match &a.process {
-        Some(_) => None,
+        Some(_) => {
+            if a.runc.changes_process() || !a.env.is_empty() || a.workdir.is_some() || a.user.is_some() {
+                tracing::warn!("exec --process: the process options are ignored, the file gives the process (as runc)");
+            }
+            None
+        }
         None => Some(process_file(&ctx, &container, &id, a)?),
     };
     let process = a
@@ -71,6 +94,8 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
     let tenant = builder
         .as_tenant()
         .with_process(process.as_ref())
+        .with_ignore_paused(a.runc.ignore_paused)
+        .with_sub_cgroup(sub_cgroup)
         // libcontainer takes a console socket only for a detached process
         .with_detach(a.detach || console_path.is_some());
     let pid = tenant
@@ -108,13 +133,17 @@ fn process_file(ctx: &Ctx, container: &Container, id: &str, a: &ExecArgs) -> Res
         process.set_cwd(w.into());
     }
     if let Some(u) = &a.user {
-        let (uid, gid, extra) = imagespec::resolve_user(u, &ctx.dir(id).join("rootfs"))?;
+        // the spec's root is absolute (prepared at create), for images and bundles alike
+        let rootfs = spec.root().as_ref().map(|r| r.path().clone());
+        let rootfs = rootfs.unwrap_or_else(|| ctx.dir(id).join("rootfs"));
+        let (uid, gid, extra) = imagespec::resolve_user(u, &rootfs)?;
         let mut user = process.user().clone();
         user.set_uid(uid);
         user.set_gid(gid);
         user.set_additional_gids(Some(extra));
         process.set_user(user);
     }
+    exec_opts::apply(&a.runc, &mut process)?;
     let file = tempfile::Builder::new()
         .prefix("exec-")
         .suffix(".json")

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use super::Env;
 use crate::cli::LogsArgs;
-use crate::container::Status;
+use crate::container::{Ctx, Record, Status};
 
 pub fn run(env: &Env, a: &LogsArgs) -> Result<u8> {
     let ctx = env.ctx();
@@ -23,7 +23,12 @@ pub fn run(env: &Env, a: &LogsArgs) -> Result<u8> {
             a.container
         );
     }
-    let mut file = File::open(&path)?;
+    copy(&ctx, &r, File::open(&path)?, a.follow)
+}
+
+/// Copies the log from where `file` stands to our stdout; with `follow`,
+/// until the container no longer runs.
+pub(super) fn copy(ctx: &Ctx, r: &Record, mut file: File, follow: bool) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -34,7 +39,7 @@ pub fn run(env: &Env, a: &LogsArgs) -> Result<u8> {
         }
         out.flush()?;
         let now = ctx.load(&r.id).unwrap_or_else(|_| r.clone());
-        if !a.follow || !matches!(ctx.status(&now), Status::Running | Status::Created) {
+        if !follow || !matches!(ctx.status(&now), Status::Running | Status::Created) {
             // one last read for what was written just before the end
             let pos = file.stream_position()?;
             file.seek(SeekFrom::Start(pos))?;

@@ -1,9 +1,11 @@
 //! One file per verb. `dispatch` hands each parsed command to its verb;
 //! every verb gets the [`Env`] of this invocation.
 
+mod attach;
 mod create;
 mod delete;
 mod exec;
+mod exec_opts;
 mod features;
 mod gc;
 mod images;
@@ -76,6 +78,29 @@ impl Env {
     }
 }
 
+/// Runs `verb` on every container the user named, as docker's `rm` and
+/// `stop` do: each one done is printed as given, each failure reported (in
+/// the user's words) without stopping the others; 1 if any failed.
+pub fn each_container(
+    env: &Env,
+    ctx: &crate::container::Ctx,
+    wanted: &[String],
+    mut verb: impl FnMut(&str) -> Result<()>,
+) -> Result<u8> {
+    let mut failed = 0;
+    for c in wanted {
+        let id = ctx.resolve(c).map(|r| r.id).unwrap_or_default();
+        match as_named(verb(c), &id, c) {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                crate::logging::report_error(&env.global, &e);
+                failed += 1;
+            }
+        }
+    }
+    Ok(u8::from(failed > 0))
+}
+
 /// An error that ends minirun with its own exit code rather than 1.
 #[derive(Debug)]
 pub struct ExitCodeError {
@@ -95,6 +120,9 @@ impl std::error::Error for ExitCodeError {}
 /// found, 126 when it cannot be run, `otherwise` for minirun's own errors
 /// (docker run: 125).
 fn with_exit_code(e: anyhow::Error, otherwise: u8) -> anyhow::Error {
+    if e.downcast_ref::<ExitCodeError>().is_some() {
+        return e;
+    }
     let msg = format!("{e:#}");
     let code = if msg.contains("executable file not found")
         || (msg.contains("no such file or directory") && msg.contains("exec: "))
@@ -112,7 +140,7 @@ fn with_exit_code(e: anyhow::Error, otherwise: u8) -> anyhow::Error {
 /// name they gave, not an id they never saw.
 pub fn as_named<T>(result: Result<T>, id: &str, wanted: &str) -> Result<T> {
     result.map_err(|e| match format!("{e:#}") {
-        msg if id != wanted && msg.contains(id) => anyhow::anyhow!(msg.replace(id, wanted)),
+        msg if !id.is_empty() && id != wanted && msg.contains(id) => anyhow::anyhow!(msg.replace(id, wanted)),
         _ => e,
     })
 }
@@ -151,6 +179,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => features::run(),
         Command::Logs(a) => logs::run(&env, &a),
         Command::Exec(a) => exec::run(&env, &a).map_err(|e| with_exit_code(e, 1)),
+        Command::Attach(a) => attach::run(&env, &a),
         Command::Stop(a) => stop::run(&env, &a),
         Command::Rm(a) => rm::run(&env, &a),
         Command::Inspect(a) => inspect::run(&env, &a),

@@ -11,7 +11,7 @@ use crate::container::launch::{self, NetRequest};
 use crate::container::{run, valid_name, Ctx};
 use crate::imagespec::{self, RunConfig, Volume};
 use crate::oci::valid_id;
-use crate::spec;
+use crate::{spec, tty};
 
 pub fn run(env: &Env, a: &RunArgs) -> Result<u8> {
     seal_self()?;
@@ -23,6 +23,10 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<u8> {
 }
 
 fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
+    if !a.detach {
+        tty::check_input_is_terminal(a.interactive, a.tty)?;
+    }
+    let detach_keys = tty::parse_detach_keys(a.detach_keys.as_deref().unwrap_or(tty::DEFAULT_DETACH_KEYS))?;
     let (image_ref, command) = a.args.split_first().expect("clap requires one argument");
     let mut env = Vec::new();
     for f in &a.env_file {
@@ -109,6 +113,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             auto_remove: a.rm,
             detach: a.detach,
             interactive: a.interactive,
+            detach_keys,
         },
     )
 }

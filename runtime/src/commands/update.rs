@@ -1,16 +1,27 @@
-//! `update --resources FILE|- ID` (runc): new cgroup limits.
+//! `update [--resources FILE|-] [--memory SIZE] [--cpu-share N] ... ID` (runc):
+//! new cgroup limits, from OCI LinuxResources JSON or, without it, runc's
+//! options.
 
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use libcontainer::oci_spec::runtime::LinuxResources;
+use anyhow::{bail, Context, Result};
+use libcontainer::oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
 use super::Env;
-use crate::cli::UpdateArgs;
+use crate::cli::{UpdateArgs, UpdateFlags};
 
 pub fn run(env: &Env, a: &UpdateArgs) -> Result<u8> {
-    env.state.update(&a.id, &read_resources(&a.resources)?)?;
+    let resources = match &a.resources {
+        Some(from) => {
+            if from_flags(&a.flags)? != LinuxResources::default() {
+                tracing::warn!("update: --resources is given, so the other resource options are ignored (as runc)");
+            }
+            read_resources(from)?
+        }
+        None => from_flags(&a.flags)?,
+    };
+    env.state.update(&a.id, &resources)?;
     Ok(0)
 }
 
@@ -26,4 +37,111 @@ fn read_resources(from: &Path) -> Result<LinuxResources> {
         std::fs::read(from).with_context(|| format!("cannot read resources from {}", from.display()))?
     };
     serde_json::from_slice(&text).with_context(|| format!("invalid resources JSON in {}", from.display()))
+}
+
+/// The resources runc's update options name; the others stay absent.
+fn from_flags(f: &UpdateFlags) -> Result<LinuxResources> {
+    if f.l3_cache_schema.is_some() || f.mem_bw_schema.is_some() {
+        bail!("--l3-cache-schema and --mem-bw-schema need Intel RDT, which minirun does not support");
+    }
+    let mut r = LinuxResources::default();
+    if let Some(w) = f.blkio_weight {
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    let mut cpu = LinuxCpu::default();
+    cpu.set_period(f.cpu_period)
+        .set_quota(f.cpu_quota)
+        .set_burst(f.cpu_burst)
+        .set_realtime_period(f.cpu_rt_period)
+        .set_realtime_runtime(f.cpu_rt_runtime)
+        .set_shares(f.cpu_share)
+        .set_cpus(f.cpuset_cpus.clone())
+        .set_mems(f.cpuset_mems.clone());
+    if cpu != LinuxCpu::default() {
+        r.set_cpu(Some(cpu));
+    }
+    let size = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| parse_size(s).with_context(|| format!("invalid --{flag} \"{s}\"")))
+            .transpose()
+    };
+    let mut memory = LinuxMemory::default();
+    memory
+        .set_limit(size("memory", &f.memory)?)
+        .set_reservation(size("memory-reservation", &f.memory_reservation)?)
+        .set_swap(size("memory-swap", &f.memory_swap)?);
+    if memory != LinuxMemory::default() {
+        r.set_memory(Some(memory));
+    }
+    if let Some(limit) = f.pids_limit {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(limit);
+        r.set_pids(Some(pids));
+    }
+    Ok(r)
+}
+
+/// A size in bytes: a number with an optional k, m, g or t (powers of 1024,
+/// an optional trailing b, any case), or -1 for no limit.
+fn parse_size(s: &str) -> Result<i64> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        Some('t') => (&lower[..lower.len() - 1], 40),
+        _ => (lower, 0),
+    };
+    let n: i64 = digits
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0)
+        .context("expected bytes, or a number with k, m, g or t")?;
+    n.checked_mul(1 << shift).context("too large")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("80m").unwrap(), 80 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("512kb").unwrap(), 512 << 10);
+        assert_eq!(parse_size("-1").unwrap(), -1);
+        for bad in ["", "m", "-2", "ten", "1x", "99999999999t"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_given_options_become_resources() {
+        assert_eq!(from_flags(&UpdateFlags::default()).unwrap(), LinuxResources::default());
+        let r = from_flags(&UpdateFlags {
+            memory: Some("64m".into()),
+            cpu_share: Some(512),
+            pids_limit: Some(10),
+            ..Default::default()
+        })
+        .unwrap();
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"memory": {"limit": 67108864}, "cpu": {"shares": 512}, "pids": {"limit": 10}})
+        );
+        let rdt = UpdateFlags {
+            l3_cache_schema: Some("L3:0=f".into()),
+            ..Default::default()
+        };
+        assert!(from_flags(&rdt).is_err());
+    }
 }

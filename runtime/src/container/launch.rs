@@ -30,6 +30,8 @@ pub struct Launch<'a> {
     pub network: Option<&'a Attachment>,
     /// `--dns`: the responder's upstreams.
     pub dns: &'a [IpAddr],
+    /// The size the relayed terminal gets before the process starts.
+    pub window: Option<tty::WindowSize>,
 }
 
 /// A container whose process runs, with its pty master if minirun relays
@@ -73,6 +75,9 @@ pub fn create_and_start(ctx: &Ctx, l: &Launch, stdio: Stdio) -> Result<Started> 
         return Err(undo(anyhow!("container was removed while it was being started")));
     }
     let master = console.map(|c| c.master()).transpose().map_err(undo)?;
+    if let (Some(m), Some(ws)) = (&master, l.window) {
+        ws.apply(m.as_fd());
+    }
     // The resolver listens before the process runs (libcontainer's fork is
     // behind us, so its threads may start).
     let dns_server = match l.network {
@@ -108,11 +113,14 @@ pub fn console_dir() -> Result<tempfile::TempDir> {
         .context("cannot create a directory for the console socket")
 }
 
-/// A terminal in the foreground: ours in raw mode, relayed both ways.
+/// A terminal in the foreground (`exec -t`): ours in raw mode, relayed both
+/// ways, its size copied again at each SIGWINCH.
 pub fn attach_terminal(mut master: File, interactive: bool, pid: Pid) -> Result<u8> {
     let stdin = std::io::stdin();
     let _raw = tty::RawMode::enter(stdin.as_fd());
     tty::copy_window_size(stdin.as_fd(), master.as_fd());
+    let resized = master.try_clone()?;
+    let _resize = tty::ResizeWatch::start(move || tty::copy_window_size(std::io::stdin().as_fd(), resized.as_fd()))?;
     if interactive {
         tty::pump_input(&master)?;
     }

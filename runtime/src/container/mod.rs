@@ -4,6 +4,7 @@
 //! down however they end. libcontainer and minirun-net are reached only
 //! through the [`engine::Engine`] and [`network::Network`] seams, which unit tests fake.
 
+pub mod attach;
 pub mod engine;
 pub mod launch;
 mod monitor;

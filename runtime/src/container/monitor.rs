@@ -1,17 +1,21 @@
-//! The monitor of `run -d`: a process forked from the CLI that outlives it
-//! (docker's shim). It creates and starts the container with its output
-//! going to the log, tells the CLI it runs (or why not), then waits for it,
-//! records the exit and tears it down.
+//! The monitor of `run -d` and of every `run -t`: a process forked from the
+//! CLI that outlives it (docker's shim, podman's conmon). It creates and
+//! starts the container with its output going to the log, tells the CLI it
+//! runs (or why not), then waits for it, records the exit and tears it down.
+//! With a terminal it holds the pty master and serves the attach socket
+//! ([`super::attach`]): a foreground `run -t` and `attach` are its clients.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use libcontainer::oci_spec::runtime::Spec;
 use nix::unistd::ForkResult;
 
-use super::launch;
+use super::attach;
+use super::launch::{self, Launch};
 use super::record::{Record, UNKNOWN_EXIT};
 use super::run::image_launch;
 use super::store::Ctx;
@@ -20,9 +24,14 @@ use crate::oci::Stdio;
 use crate::util::proc::ProcessIdentity;
 use crate::{tty, wait};
 
+/// How long the monitor of a foreground `run -t` holds the output back
+/// while its CLI connects to the attach socket.
+const FIRST_CLIENT_WAIT: Duration = Duration::from_secs(30);
+
 /// Forks the monitor; returns once it reports the container running (the
-/// inner result: whether it does).
-pub fn spawn(ctx: &Ctx, record: &mut Record, spec: &Spec) -> Result<Result<()>> {
+/// inner result: whether it does). With `attached` (a foreground `run -t`)
+/// the terminal's output waits for the CLI to attach.
+pub fn spawn(ctx: &Ctx, record: &mut Record, spec: &Spec, attached: bool) -> Result<Result<()>> {
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
     let log_path = ctx.dir(&record.id).join("container.log");
     let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
@@ -41,15 +50,17 @@ pub fn spawn(ctx: &Ctx, record: &mut Record, spec: &Spec) -> Result<Result<()>> 
         }
         ForkResult::Child => {
             drop(rd);
-            let code = monitor(ctx, record, spec, log, wr);
+            let code = monitor(ctx, record, spec, log, wr, attached);
             std::process::exit(code);
         }
     }
 }
 
 /// The monitor's life; returns its own exit code.
-fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: OwnedFd) -> i32 {
+fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: OwnedFd, attached: bool) -> i32 {
     let _ = nix::unistd::setsid();
+    // the pty starts with the size of the terminal `run` was typed in
+    let window = tty::WindowSize::of(std::io::stdin().as_fd());
     // Leave the CLI's stdio (it may be a pipe someone reads to EOF).
     if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
         for fd in 0..3 {
@@ -71,8 +82,21 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         _ => Stdio::default(),
     };
     let dir = ctx.dir(&id);
-    let started = launch::create_and_start(ctx, &image_launch(record, &dir, spec), stdio);
-    let started = match started {
+    let started = (|| {
+        // bound before the start, so a client may connect as soon as it runs
+        let listener = attach::listen(&dir)?;
+        let started = launch::create_and_start(
+            ctx,
+            &Launch {
+                window,
+                ..image_launch(record, &dir, spec)
+            },
+            stdio,
+        )?;
+        let server = attach::Server::start(listener, started.master.as_ref())?;
+        anyhow::Ok((started, server))
+    })();
+    let (started, server) = match started {
         Ok(s) => s,
         Err(e) => {
             // undo everything, then tell the CLI why
@@ -89,7 +113,17 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     drop(report);
     let output = started.master.map(|mut m| {
         let mut log = log;
-        std::thread::spawn(move || tty::pump_output(&mut m, &mut log))
+        let server = server.clone();
+        std::thread::spawn(move || {
+            if attached {
+                server.wait_first_client(FIRST_CLIENT_WAIT);
+            }
+            tty::pump(&mut m, |chunk| {
+                let _ = log.write_all(chunk);
+                server.output(chunk);
+                true
+            })
+        })
     });
     let code = wait::wait_exit(started.pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
     // the real code, recorded at once: until teardown has, `ps` would
@@ -99,9 +133,12 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     if let Some(t) = output {
         let _ = t.join();
     }
+    // no new client; those attached learn the code once all is torn down
+    let _ = std::fs::remove_file(dir.join(attach::SOCKET));
     let _ = teardown::teardown(ctx, &id, Some(code));
     if record.auto_remove || ctx.removal_requested(&id) {
         let _ = teardown::remove(ctx, &id);
     }
+    server.finish(code);
     0
 }

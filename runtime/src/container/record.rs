@@ -39,6 +39,9 @@ pub struct Record {
     pub auto_remove: bool,
     pub detached: bool,
     pub tty: bool,
+    /// `-i`: `attach` relays the user's input to its terminal.
+    #[serde(default)]
+    pub interactive: bool,
     pub net: String,
     pub volumes: Vec<MountInfo>,
     pub phase: Phase,

@@ -14,7 +14,7 @@ use minirun_net::{Attachment, NetMode};
 use super::launch::{self, Launch, NetRequest};
 use super::record::{now, MountInfo, Phase, Record, UNKNOWN_EXIT};
 use super::store::{random_id, Ctx};
-use super::{monitor, teardown};
+use super::{attach, monitor, teardown};
 use crate::imagespec::{self, RunConfig, SpecInputs};
 use crate::oci::{CreateRequest, Stdio};
 use crate::util::proc::ProcessIdentity;
@@ -35,6 +35,8 @@ pub struct ImageRun {
     pub auto_remove: bool,
     pub detach: bool,
     pub interactive: bool,
+    /// Parsed `--detach-keys` (with `-it`).
+    pub detach_keys: Vec<u8>,
 }
 
 /// Everything a run acquires, released in reverse unless disarmed.
@@ -110,6 +112,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         auto_remove: req.auto_remove,
         detached: req.detach,
         tty: req.run.tty,
+        interactive: req.interactive,
         net: req.net.mode.to_string(),
         volumes: req
             .run
@@ -181,16 +184,28 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     spec.save(dir.join("config.json"))
         .context("cannot write the container's spec")?;
 
-    // Start it: in the background under a monitor, or here.
-    if req.detach {
-        let started = monitor::spawn(ctx, &mut record, &spec)?;
+    // Start it: under a monitor (detached, or with a terminal, which the
+    // monitor holds so the user may detach and attach again), or here.
+    if req.detach || req.run.tty {
+        let started = monitor::spawn(ctx, &mut record, &spec, !req.detach)?;
         setup.armed = false;
         // The monitor inherited this lock (the same open file) and holds it
-        // for the container's life: exit without unlocking it.
+        // for the container's life: let go of it without unlocking it.
         lock.leak();
         started?;
-        println!("{id}");
-        return Ok(0);
+        if req.detach {
+            println!("{id}");
+            return Ok(0);
+        }
+        let pid = ctx.load(&id)?.pid.map(nix::unistd::Pid::from_raw);
+        let opts = attach::ClientOpts {
+            stdin: req.interactive,
+            detach_keys: req.detach_keys,
+        };
+        return match attach::attach(ctx, &id, pid, opts)? {
+            attach::Ended::Exited(code) => Ok(code),
+            attach::Ended::Detached => Ok(0),
+        };
     }
     let stdin = if req.interactive {
         None
@@ -227,6 +242,7 @@ pub fn image_launch<'a>(record: &'a Record, dir: &'a Path, spec: &'a Spec) -> La
         own_tty: record.tty,
         network: record.network.as_ref(),
         dns: &record.dns,
+        window: None,
     }
 }
 
@@ -286,6 +302,7 @@ pub fn bundle(ctx: &Ctx, create: CreateRequest, net: Option<NetRequest>, dns: &[
         own_tty: false,
         network: attachment.as_ref(),
         dns,
+        window: None,
     };
     let code = launch::create_and_start(ctx, &l, Stdio::default()).and_then(|s| launch::wait_attached(s, true));
     if code.is_err() || !keep {

@@ -117,6 +117,12 @@ impl Ctx {
         FileLock::exclusive(&self.lock_path(id))
     }
 
+    /// The container's lock if nobody holds it, without making a lock file
+    /// in a directory that is being removed.
+    pub fn try_lock_existing(&self, id: &str) -> Result<lock::TryLock> {
+        FileLock::try_existing(&self.lock_path(id))
+    }
+
     /// The container's lock if nobody holds it.
     pub fn try_lock(&self, id: &str) -> Result<Option<FileLock>> {
         FileLock::try_exclusive(&self.lock_path(id))
@@ -209,6 +215,17 @@ impl Ctx {
                 Err(e) => return Err(e).context("cannot reserve a container name"),
             }
         }
+    }
+
+    /// The name reserved for `id` when its record is gone: the entry of the
+    /// names directory that is a hard link to the container's `id` file.
+    pub fn name_of(&self, id: &str) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let target = fs::metadata(self.dir(id).join("id")).ok()?;
+        fs::read_dir(self.names_dir()).ok()?.flatten().find_map(|e| {
+            let m = e.metadata().ok()?;
+            (m.ino() == target.ino() && m.dev() == target.dev()).then(|| e.file_name().to_string_lossy().into_owned())
+        })
     }
 
     /// Whether a name is taken (checked before anything is made).

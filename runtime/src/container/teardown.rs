@@ -9,7 +9,7 @@ use libcontainer::container::ContainerStatus;
 
 use super::record::{Phase, Record, Status};
 use super::store::{is_container_dir, Ctx};
-use crate::util::lock::FileLock;
+use crate::util::lock::{FileLock, TryLock};
 use crate::util::poll;
 
 /// After the process ended: record the exit, delete libcontainer's state
@@ -59,18 +59,19 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
     }
 }
 
-/// Deletes what is left of a torn-down container: its directory and name.
+/// Deletes what is left of a torn-down container: its name and directory.
 pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
-    let name = ctx.load(id).map(|r| r.name).ok();
     let dir = ctx.dir(id);
-    if dir.exists() && is_container_dir(ctx, &dir) {
-        // meta.json first: a removal cut short is then an unfinished
-        // directory, which gc removes
-        let _ = fs::remove_file(dir.join("meta.json"));
-        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
+    let name = ctx.load(id).map(|r| r.name).ok().or_else(|| ctx.name_of(id));
+    // meta.json first: a removal cut short is then an unfinished directory,
+    // which gc removes (and the name with it); then the name, so that it is
+    // free once this returns even if the directory resists
+    let _ = fs::remove_file(dir.join("meta.json"));
     if let Some(name) = name.filter(|n| !n.is_empty()) {
         let _ = fs::remove_file(ctx.names_dir().join(name));
+    }
+    if dir.exists() && is_container_dir(ctx, &dir) {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     Ok(())
 }
@@ -257,14 +258,24 @@ fn take_over(ctx: &Ctx, r: &Record, wanted: &str, kill: bool) -> Result<Option<F
         if kill {
             ctx.engine.terminate(&r.id);
         }
-        match ctx.try_lock(&r.id) {
-            Ok(Some(l)) => {
+        match ctx.try_lock_existing(&r.id) {
+            Ok(TryLock::Locked(l)) => {
                 lock = Some(l);
                 return true;
             }
-            Ok(None) => {}
-            // removed between the two looks
-            Err(_) if !ctx.dir(&r.id).exists() => return true,
+            Ok(TryLock::Held) => {}
+            // being removed by its holder (never make a new lock file there:
+            // we would "hold" a lock nobody else sees); done once it is gone
+            Ok(TryLock::Missing) if !ctx.dir(&r.id).exists() => return true,
+            Ok(TryLock::Missing) => {
+                if started.elapsed() >= HOLDER_GRACE {
+                    // whoever removed it died halfway: finish as gc would
+                    if let Err(e) = remove(ctx, &r.id) {
+                        error = Some(e);
+                    }
+                    return true;
+                }
+            }
             Err(e) => {
                 error = Some(e);
                 return true;

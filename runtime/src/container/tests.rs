@@ -22,6 +22,8 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
     let ctx = &fx.ctx;
     let id = random_id().unwrap();
     fs::create_dir_all(ctx.dir(&id)).unwrap();
+    // as run makes it: the lock file right after the directory
+    fs::File::create(ctx.dir(&id).join("lock")).unwrap();
     let name = ctx.reserve_name(Some(name), &id).unwrap();
     let net = NetRequest {
         mode: NetMode::None,
@@ -42,6 +44,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         auto_remove: false,
         detached: true,
         tty: false,
+        interactive: false,
         net: "none".into(),
         volumes: vec![],
         phase,
@@ -294,4 +297,16 @@ fn run_collects_orphaned_networks_first() {
     teardown::gc_quick(&fx.ctx);
     assert!(fx.net.calls.borrow().contains(&"gc".to_string()));
     assert!(fx.net.held.borrow().is_empty());
+}
+
+#[test]
+fn remove_frees_the_name_even_when_the_record_is_already_gone() {
+    let fx = Fixture::new();
+    let r = record(&fx, "half", Phase::Exited);
+    // a remover that died after deleting meta.json
+    fs::remove_file(fx.ctx.dir(&r.id).join("meta.json")).unwrap();
+    assert_eq!(fx.ctx.name_of(&r.id).as_deref(), Some("half"));
+    teardown::remove(&fx.ctx, &r.id).unwrap();
+    assert!(!fx.ctx.names_dir().join("half").exists());
+    assert!(!fx.ctx.dir(&r.id).exists());
 }

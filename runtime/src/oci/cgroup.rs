@@ -66,3 +66,74 @@ pub fn remove_for(spec: &Spec, id: &str, systemd: bool) {
         let _ = manager.remove();
     }
 }
+
+/// Whether the sub-cgroup `sub` (relative) of the cgroup at `cgroup_path`
+/// exists, in every v1 hierarchy libcontainer moves a process into, or in
+/// the v2 tree.
+pub fn sub_cgroup_exists(cgroup_path: &std::path::Path, sub: &str) -> bool {
+    use libcgroups::common::{get_cgroup_setup, CgroupSetup};
+    use libcgroups::v1::{util::get_subsystem_mount_point, ControllerType as C};
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path).join(sub);
+    match get_cgroup_setup() {
+        Ok(CgroupSetup::Unified) => std::path::Path::new(libcgroups::common::DEFAULT_CGROUP_ROOT)
+            .join(rel)
+            .is_dir(),
+        _ => [
+            C::Cpu,
+            C::CpuAcct,
+            C::CpuSet,
+            C::Devices,
+            C::Memory,
+            C::Pids,
+            C::Blkio,
+            C::Freezer,
+        ]
+        .iter()
+        .filter_map(|c| get_subsystem_mount_point(c).ok())
+        .all(|m| m.join(&rel).is_dir()),
+    }
+}
+
+/// Removes the cgroups nested below a container's (made by a process in it,
+/// or by `exec --cgroup`), deepest first, SIGKILLing what they hold:
+/// libcgroups removes only the container's own directory, which fails
+/// while any child exists. cgroupfs paths only (a systemd `slice:prefix:name`
+/// is systemd's to clean up).
+pub fn remove_nested(cgroup_path: &std::path::Path) {
+    let rel = cgroup_path.to_string_lossy();
+    if rel.contains(':') || rel.trim_matches('/').is_empty() {
+        return;
+    }
+    let base = std::path::Path::new("/sys/fs/cgroup");
+    let roots: Vec<PathBuf> = if base.join("cgroup.controllers").exists() {
+        vec![base.to_path_buf()]
+    } else {
+        std::fs::read_dir(base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    for root in roots {
+        let dir = root.join(rel.trim_start_matches('/'));
+        if dir.is_dir() {
+            remove_children(&dir);
+        }
+    }
+}
+
+fn remove_children(dir: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for child in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+        let path = child.path();
+        remove_children(&path);
+        poll::until(Duration::from_secs(2), || {
+            let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            std::fs::remove_dir(&path).is_ok() || !path.exists()
+        });
+    }
+}

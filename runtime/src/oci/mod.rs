@@ -3,6 +3,7 @@
 
 mod cgroup;
 mod errors;
+mod resources;
 mod state;
 
 use std::fs;
@@ -17,7 +18,7 @@ use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 
-pub use cgroup::manager as cgroup_manager;
+pub use cgroup::{manager as cgroup_manager, sub_cgroup_exists};
 pub use errors::libcontainer_message;
 pub use state::{status_name, OciState};
 
@@ -164,7 +165,7 @@ impl StateRoot {
     /// A container by its exact id (see [`Self::exact`]).
     pub fn load(&self, id: &str) -> Result<Container> {
         let id = self.exact(id)?;
-        Container::load(self.container_dir(&id)).with_context(|| format!("cannot load the state of container \"{id}\""))
+        load_state(&self.container_dir(&id)).with_context(|| format!("cannot load the state of container \"{id}\""))
     }
 
     /// Creates a container; on failure nothing of it stays under the root or
@@ -178,6 +179,9 @@ impl StateRoot {
     pub fn create_with_stdio(&self, req: &CreateRequest, stdio: Stdio) -> Result<Container> {
         valid_id(req.id)?;
         crate::spec::check_exec_size(req.spec)?;
+        if let Some(r) = req.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            resources::check(r).with_context(|| format!("cannot create container \"{}\"", req.id))?;
+        }
         let _lock = self.lock_id(req.id)?;
         if self.container_dir(req.id).exists() {
             bail!("container \"{}\" already exists", req.id);
@@ -237,6 +241,10 @@ impl StateRoot {
         let mut container = built
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot create container \"{}\"", req.id))?;
+        if let Err(e) = self.apply_missing_resources(&container, req.spec) {
+            let _ = container.delete(true);
+            return Err(e.context(format!("cannot create container \"{}\"", req.id)));
+        }
         // libcontainer re-reads the spec from the bundle for exec (a tenant
         // joins the cgroup the spec names), so the bundle it records is the
         // prepared copy, kept with the state; `state` reports the user's.
@@ -249,6 +257,19 @@ impl StateRoot {
         container.state.bundle = dir;
         container.save()?;
         Ok(container)
+    }
+
+    /// What libcgroups left out of the spec's resources (see [`resources`]).
+    fn apply_missing_resources(&self, container: &Container, spec: &Spec) -> Result<()> {
+        let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+            return Ok(());
+        };
+        let cgroup_path = container
+            .spec()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .context("cannot read the container's config")?
+            .cgroup_path;
+        resources::apply_missing(&cgroup_path, r)
     }
 
     pub fn start(&self, id: &str) -> Result<Container> {
@@ -331,38 +352,43 @@ impl StateRoot {
             .with_context(|| format!("cannot resume container \"{}\"", container.id()))
     }
 
-    /// runc update --resources: applies new cgroup limits to a container
-    /// that has not ended. Device rules are not changed by an update (as in
-    /// runc); only the fields present in `resources` are written.
+    /// runc update: applies new cgroup limits to a container that has not
+    /// ended. Device rules are not changed by an update (as in runc); only the
+    /// fields present in `resources` are written, and the OOM killer stays as
+    /// it is unless `memory.disableOOMKiller` is given.
     pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
         use libcgroups::common::{CgroupManager, ControllerOpt};
         let container = self.load(id)?;
         if container.status() == ContainerStatus::Stopped {
             bail!("cannot update container \"{}\": container not running", container.id());
         }
+        let failed = || format!("cannot update container \"{}\"", container.id());
         let mut resources = resources.clone();
         resources.set_devices(None);
+        resources::check(&resources).with_context(failed)?;
         let cgroup_path = container
             .spec()
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot read the config of container \"{}\"", container.id()))?
             .cgroup_path;
-        let manager = cgroup::manager(container.id(), cgroup_path, container.systemd())
+        let manager = cgroup::manager(container.id(), cgroup_path.clone(), container.systemd())
             .map_err(|e| anyhow!("cannot open the cgroup of container \"{}\": {e}", container.id()))?;
+        // libcgroups writes memory.oom_control whenever memory is given
+        let disable_oom_killer = resources
+            .memory()
+            .as_ref()
+            .and_then(|m| m.disable_oom_killer())
+            .unwrap_or_else(|| resources::oom_killer_disabled(&cgroup_path));
         manager
             .apply(&ControllerOpt {
                 resources: &resources,
-                disable_oom_killer: false,
+                disable_oom_killer,
                 oom_score_adj: None,
                 freezer_state: None,
             })
-            .map_err(|e| {
-                anyhow!(
-                    "cannot update container \"{}\": {}",
-                    container.id(),
-                    libcontainer_message(&e)
-                )
-            })
+            .map_err(|e| anyhow!(libcontainer_message(&e)))
+            .with_context(failed)?;
+        resources::apply_missing(&cgroup_path, &resources).with_context(failed)
     }
 
     /// runc delete. With --force an unknown id is not an error (engines
@@ -401,6 +427,9 @@ impl StateRoot {
         if !force && container.status() == ContainerStatus::Running {
             bail!("container \"{id}\" is running: stop it first or use --force");
         }
+        if let Ok(config) = libcontainer::config::YoukiConfig::load(self.container_dir(&id)) {
+            cgroup::remove_nested(&config.cgroup_path);
+        }
         container
             .delete(force)
             .map_err(|e| anyhow!(libcontainer_message(&e)))
@@ -414,7 +443,7 @@ impl StateRoot {
     /// killed. Only for containers known to be abandoned.
     pub fn destroy_abandoned(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
-        let deleted = Container::load(dir.clone())
+        let deleted = load_state(&dir)
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .and_then(|mut c| c.delete(true).map_err(|e| anyhow!(libcontainer_message(&e))));
         if let Err(e) = deleted {
@@ -442,7 +471,7 @@ impl StateRoot {
             .map(|c| c.cgroup_path)
             .unwrap_or_else(|_| crate::spec::default_cgroup_path(id));
         cgroup::kill_once(id, cgroup, self.systemd);
-        if let Some(pid) = Container::load(dir).ok().and_then(|c| c.pid()) {
+        if let Some(pid) = load_state(&dir).ok().and_then(|c| c.pid()) {
             if proc::is_running(pid.as_raw()) {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
@@ -501,7 +530,7 @@ impl StateRoot {
             };
             let bundle = PathBuf::from(String::from_utf8_lossy(&bundle).into_owned());
             if bundle.parent() == Some(containers_dir.as_path()) {
-                let status = Container::load(entry.path()).ok().map(|c| c.status());
+                let status = load_state(&entry.path()).ok().map(|c| c.status());
                 out.push((id, status));
             }
         }
@@ -516,7 +545,7 @@ impl StateRoot {
         let mut out = Vec::new();
         for id in self.ids()? {
             // A container deleted while we list is simply not listed.
-            if let Ok(c) = Container::load(self.container_dir(&id)) {
+            if let Ok(c) = load_state(&self.container_dir(&id)) {
                 out.push(OciState::of(&c));
             }
         }
@@ -525,6 +554,25 @@ impl StateRoot {
 }
 
 /// Signal names (TERM, SIGTERM, term) and numbers (15).
+/// A container's state from its directory. libcontainer rewrites
+/// `state.json` in place (truncate, then write) whenever the status changes,
+/// so a `start`, `kill` or `resume` running at the same time can show us an
+/// empty or half-written file: that is read again for a moment, not taken
+/// for a broken container.
+fn load_state(dir: &Path) -> std::result::Result<Container, libcontainer::error::LibcontainerError> {
+    let mut result = Container::load(dir.to_path_buf());
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while let Err(e) = &result {
+        let torn = e.to_string().contains("failed to parse container state file");
+        if !torn || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        result = Container::load(dir.to_path_buf());
+    }
+    result
+}
+
 pub fn parse_signal(s: &str) -> Result<Signal> {
     match s.parse::<i32>() {
         Ok(n) => Signal::try_from(n).map_err(|_| anyhow!("invalid signal \"{s}\"")),

@@ -13,6 +13,15 @@ use anyhow::{Context, Result};
 
 use super::poll;
 
+/// What [`FileLock::try_existing`] found.
+pub enum TryLock {
+    Locked(FileLock),
+    /// Someone else holds it.
+    Held,
+    /// There is no lock file.
+    Missing,
+}
+
 /// An exclusive lock on a file, released when dropped.
 #[derive(Debug)]
 pub struct FileLock {
@@ -46,6 +55,21 @@ impl FileLock {
         }
     }
 
+    /// Like [`Self::try_exclusive`], but never makes the file: a lock file
+    /// that is gone belongs to something being removed.
+    pub fn try_existing(path: &Path) -> Result<TryLock> {
+        let file = match OpenOptions::new().write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(TryLock::Missing),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(TryLock::Locked(Self { file })),
+            Err(TryLockError::WouldBlock) => Ok(TryLock::Held),
+            Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
     /// The lock on `path`, waiting at most `timeout`; None if it stayed taken.
     pub fn within(path: &Path, timeout: Duration) -> Result<Option<Self>> {
         let mut found = None;
@@ -67,10 +91,13 @@ impl FileLock {
         }
     }
 
-    /// Keeps the lock held by whoever else shares this open file (a forked
-    /// child) after this process is gone: it is neither unlocked nor closed here.
+    /// Leaves the lock to whoever else shares this open file (a forked
+    /// child): our descriptor is closed without unlocking, so the lock goes
+    /// when the sharer ends, even while this process lives on.
     pub fn leak(self) {
-        std::mem::forget(self);
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the file is moved out exactly once and `this` is never dropped.
+        drop(unsafe { std::ptr::read(&this.file) });
     }
 }
 

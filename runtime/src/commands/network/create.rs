@@ -1,4 +1,4 @@
-//! `network create [--subnet CIDR] [--gateway IP] [--icc=false] NAME`
+//! `network create [--subnet CIDR] [--gateway IP] [--icc=false] [-o mtu=N] NAME`
 
 use std::net::Ipv4Addr;
 
@@ -42,11 +42,31 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
     if subnet.is_none() {
         network::ensure_default_network(&ctx.data_root)?;
     }
+    let mut mtu = None;
+    for o in &a.opt {
+        match o.split_once('=') {
+            Some(("mtu" | "com.docker.network.driver.mtu", v)) => {
+                let m: u32 = v
+                    .parse()
+                    .map_err(|_| anyhow!("invalid mtu \"{v}\": expected a number"))?;
+                if !network::MTU_RANGE.contains(&m) {
+                    bail!(
+                        "invalid mtu {m}: expected {}-{}",
+                        network::MTU_RANGE.start(),
+                        network::MTU_RANGE.end()
+                    );
+                }
+                mtu = Some(m);
+            }
+            _ => bail!("network option \"{o}\" is not supported (only mtu=N)"),
+        }
+    }
     let opts = NetworkOptions {
         subnet,
         gateway,
         bridge: None,
         icc: a.icc,
+        mtu,
     };
     Ok(network::create_network(&ctx.data_root, &a.name, &opts)?)
 }

@@ -39,6 +39,7 @@ fn inspect(ctx: &Ctx, n: &NetworkConfig, records: &[Attachment]) -> serde_json::
         "Subnet": n.subnet.to_string(),
         "Gateway": n.gateway.to_string(),
         "ICC": n.icc,
+        "MTU": n.mtu,
         "Default": n.name == minirun_net::mode::DEFAULT_NETWORK,
         "Containers": containers,
     })
