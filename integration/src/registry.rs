@@ -622,3 +622,95 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A TCP proxy in front of a registry that holds every connection's answer
+/// once it has passed `limit` bytes, until [`StallingProxy::release`]: a
+/// pull through it gets its small blobs and hangs in the middle of a large
+/// one, for as long as the test wants.
+pub struct StallingProxy {
+    pub addr: String,
+    released: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// Connections being held right now.
+    pub holding: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StallingProxy {
+    pub fn start(upstream: &str, limit: u64) -> StallingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let released = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let holding = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (upstream, r2, h2, s2) = (upstream.to_string(), released.clone(), holding.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                let (released, holding) = (r2.clone(), h2.clone());
+                std::thread::spawn(move || {
+                    let mut passed = 0u64;
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        passed += n as u64;
+                        if passed > limit {
+                            let (lock, cond) = &*released;
+                            let mut done = lock.lock().unwrap();
+                            if !*done {
+                                holding.fetch_add(1, Ordering::SeqCst);
+                                while !*done {
+                                    done = cond.wait(done).unwrap();
+                                }
+                                holding.fetch_sub(1, Ordering::SeqCst);
+                            }
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        StallingProxy {
+            addr,
+            released,
+            holding,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Let every held answer go on.
+    pub fn release(&self) {
+        let (lock, cond) = &*self.released;
+        *lock.lock().unwrap() = true;
+        cond.notify_all();
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.release();
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

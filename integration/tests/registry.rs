@@ -706,3 +706,76 @@ fn uncompressed_layers_pull_and_foreign_layers_are_skipped() {
     assert_eq!(r.stdout.matches(": Pull complete").count(), 2, "{r:#?}");
     assert_eq!(run_rm(&env, &image, &["cat", "/etc/u"]), "uncompressed\n");
 }
+
+#[test]
+fn a_killed_pull_records_no_image_and_the_next_reuses_its_layers() {
+    let env = Env::new();
+    let reg = Registry::start(Options::default());
+    // busybox (~1 MB compressed) and 8 MB that do not compress
+    let mut noise = vec![0u8; 8 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let out = env.path().join("k.tar");
+    build_image_with_layers(
+        &out,
+        "k:latest",
+        ImageFormat::DockerArchive,
+        &[vec![LayerEntry::File {
+            path: "noise".into(),
+            content: noise,
+            mode: 0o644,
+        }]],
+    )
+    .unwrap();
+    reg.push(&docker_archive(&out), "k:v1", &[]);
+    let proxy = minirun_integration::registry::StallingProxy::start(&reg.addr, 3 << 20);
+    let through_proxy = format!("{}/k:v1", proxy.addr);
+
+    let mut cmd = env.cmd(["pull", "-q", &through_proxy]);
+    cmd.env("DOCKER_CONFIG", docker_config_dir(&env))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // the small layer committed (in index.json, not only moved into place)
+    // while the big one hangs in the proxy
+    let committed = || {
+        let (_, index) = store_contents(&env);
+        index["layers"].as_object().map_or(0, |l| l.len()) == 1
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(committed() && proxy.holding.load(std::sync::atomic::Ordering::SeqCst) > 0) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended before it could be interrupted"
+        );
+        assert!(std::time::Instant::now() < deadline, "the small layer never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    proxy.release();
+    let (names, index) = store_contents(&env);
+    assert!(
+        index["images"].as_object().is_none_or(|i| i.is_empty())
+            && index["refs"].as_object().is_none_or(|r| r.is_empty()),
+        "a killed pull recorded an image: {index:#}"
+    );
+    assert_eq!(count(&names, "layers/"), 1, "{names:?}");
+
+    // the next pull (straight to the registry) fetches the config and the big layer only
+    let image = format!("{}/k:v1", reg.addr);
+    let before = reg.blob_gets();
+    let r = pull(&env, &image, &[]).ok();
+    assert_eq!(r.stdout.matches("Already exists").count(), 1, "{r:#?}");
+    assert_eq!(reg.blob_gets(), before + 2);
+    let (names, _) = store_contents(&env);
+    assert_eq!(count(&names, "tmp/"), 0, "the killed pull's staging is gone: {names:?}");
+    assert_eq!(run_rm(&env, &image, &["sh", "-c", "wc -c < /noise"]).trim(), "8388608");
+}
