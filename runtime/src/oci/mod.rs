@@ -554,6 +554,11 @@ impl StateRoot {
 }
 
 /// Signal names (TERM, SIGTERM, term) and numbers (15).
+/// Whether libcontainer failed on a state.json caught while being rewritten.
+pub fn is_torn_state(e: &dyn std::error::Error) -> bool {
+    e.to_string().contains("failed to parse container state file")
+}
+
 /// A container's state from its directory. libcontainer rewrites
 /// `state.json` in place (truncate, then write) whenever the status changes,
 /// so a `start`, `kill` or `resume` running at the same time can show us an
@@ -563,8 +568,7 @@ fn load_state(dir: &Path) -> std::result::Result<Container, libcontainer::error:
     let mut result = Container::load(dir.to_path_buf());
     let deadline = std::time::Instant::now() + Duration::from_millis(500);
     while let Err(e) = &result {
-        let torn = e.to_string().contains("failed to parse container state file");
-        if !torn || std::time::Instant::now() >= deadline {
+        if !is_torn_state(e) || std::time::Instant::now() >= deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
