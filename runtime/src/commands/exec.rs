@@ -82,24 +82,38 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         .console_socket
         .clone()
         .or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
-    let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
-        .with_root_path(env.state.path())?
-        .with_pid_file(a.pid_file.as_ref())?
-        .with_console_socket(console_path.as_ref())
-        .with_preserved_fds(a.preserve_fds)
-        .validate_id()?;
-    if !a.interactive && a.process.is_none() && console_path.is_none() {
-        builder = builder.with_stdin(File::open("/dev/null")?);
+    let build = || -> Result<_> {
+        let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
+            .with_root_path(env.state.path())?
+            .with_pid_file(a.pid_file.as_ref())?
+            .with_console_socket(console_path.as_ref())
+            .with_preserved_fds(a.preserve_fds)
+            .validate_id()?;
+        if !a.interactive && a.process.is_none() && console_path.is_none() {
+            builder = builder.with_stdin(File::open("/dev/null")?);
+        }
+        let tenant = builder
+            .as_tenant()
+            .with_process(process.as_ref())
+            .with_ignore_paused(a.runc.ignore_paused)
+            .with_sub_cgroup(sub_cgroup.clone())
+            // libcontainer takes a console socket only for a detached process
+            .with_detach(a.detach || console_path.is_some());
+        Ok(tenant.build())
+    };
+    // libcontainer reads the state first thing, before anything is made: a
+    // state.json being rewritten by a concurrent resume/start/kill is read
+    // again (see oci::load_state), everything else is an error at once
+    let mut built = build()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while let Err(e) = &built {
+        if !crate::oci::is_torn_state(e) || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        built = build()?;
     }
-    let tenant = builder
-        .as_tenant()
-        .with_process(process.as_ref())
-        .with_ignore_paused(a.runc.ignore_paused)
-        .with_sub_cgroup(sub_cgroup)
-        // libcontainer takes a console socket only for a detached process
-        .with_detach(a.detach || console_path.is_some());
-    let pid = tenant
-        .build()
+    let pid = built
         .map_err(|e| anyhow!(libcontainer_message(&e)))
         .with_context(|| format!("cannot exec in container \"{}\"", a.container))?;
     if a.detach {
