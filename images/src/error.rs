@@ -172,17 +172,21 @@ fn near_entry(near: &Option<PathBuf>) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// `e` and its sources, joined with ": ": the text anyhow's `{:#}` prints.
-/// For messages this crate makes itself (logs, tests).
+/// `e` and its sources on one line, joined with ": " (the text anyhow's
+/// `{:#}` prints), leaving out a source whose text the previous one already
+/// contains (foreign errors often repeat their cause). For messages this
+/// crate makes itself (logs, tests, errors from other crates' errors).
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
+    let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let text = s.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
         source = s.source();
     }
-    text
+    parts.join(": ").replace('\n', " ")
 }
 
 /// Attach an operation and a path to an `io::Result`.

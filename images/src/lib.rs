@@ -35,6 +35,7 @@
 
 mod archive;
 pub mod auth;
+mod chunks;
 mod digest;
 mod error;
 mod fsutil;

@@ -13,7 +13,7 @@
 use crate::archive::{PendingImage, PendingLayer, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use crate::auth::Credentials;
 use crate::digest::{sha256_hex, sha256_of, sha256_ref};
-use crate::error::{Error, Result};
+use crate::error::{chain, Error, Result};
 use crate::reference::{Reference, Remote};
 use crate::store::{LockMode, Store, GC_LOCK};
 use futures_util::StreamExt as _;
@@ -280,18 +280,10 @@ fn ca_certificates(domain: &str, cert_dir: Option<&Path>) -> Result<Vec<Certific
     Ok(certs)
 }
 
-/// The text of an error and its sources, on one line.
-fn chain_text(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.last().is_some_and(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ").replace('\n', " ")
+/// The first line of what a server said, at most 200 characters: enough to
+/// say why, never a whole HTML page.
+fn first_line(text: &str) -> String {
+    text.trim().lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 /// The innermost cause of an error (reqwest wraps it in "error sending
@@ -366,15 +358,7 @@ impl Session<'_> {
             }
             OciDistributionError::UnauthorizedError { .. } => unauthorized("unauthorized".into()),
             OciDistributionError::AuthenticationFailure(reason) => {
-                let reason = reason
-                    .trim()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(200)
-                    .collect::<String>();
-                unauthorized(format!("authentication failed: {reason}"))
+                unauthorized(format!("authentication failed: {}", first_line(&reason)))
             }
             OciDistributionError::RegistryError { ref envelope, .. } => {
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
@@ -416,26 +400,19 @@ impl Session<'_> {
             }
             OciDistributionError::ImageManifestNotFoundError(_) => unknown_manifest(),
             OciDistributionError::ServerError { code: 404, .. } => unknown_manifest(),
-            OciDistributionError::ServerError { code: 401 | 403, .. } => unauthorized(format!("HTTP {}", 403)),
+            OciDistributionError::ServerError {
+                code: code @ (401 | 403),
+                ..
+            } => unauthorized(format!("HTTP {code}")),
             OciDistributionError::ServerError { code, ref message, .. } => Error::Registry {
                 reference,
                 registry,
-                reason: format!(
-                    "HTTP {code}: {}",
-                    message
-                        .trim()
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                ),
+                reason: format!("HTTP {code}: {}", first_line(message)),
             },
             other => Error::Registry {
                 reference,
                 registry,
-                reason: chain_text(&other),
+                reason: chain(&other),
             },
         }
     }
@@ -512,7 +489,7 @@ impl Session<'_> {
 
     /// A broken blob stream: oci-client's own digest check, or the transport.
     fn stream_error(&self, digest: &str, e: io::Error) -> Error {
-        let text = chain_text(&e);
+        let text = chain(&e);
         if text.to_ascii_lowercase().contains("digest") {
             self.mismatch(format!("blob {digest}"), digest.to_string(), text)
         } else {
@@ -588,7 +565,7 @@ impl Session<'_> {
             .await
             .map_err(|e| self.classify(e, &digest))?;
         self.progress.event(PullEvent::LayerStart { digest: &digest, size });
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(16);
+        let (tx, reader) = crate::chunks::channel(16);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let store = self.store.expect("pulls have a store").clone();
         let diff_id = layer.diff_id.clone();
@@ -597,10 +574,6 @@ impl Session<'_> {
         let unpacker = std::thread::Builder::new()
             .name("minirun-unpack".into())
             .spawn(move || {
-                let reader = ChannelReader {
-                    rx,
-                    current: bytes::Bytes::new(),
-                };
                 let mismatch = |object, expected, actual| Error::PullDigestMismatch {
                     reference: reference.clone(),
                     object,
@@ -697,7 +670,7 @@ async fn connect<'a>(
         .map_err(|e| Error::Registry {
             reference: full.clone(),
             registry: remote.domain.clone(),
-            reason: chain_text(&e),
+            reason: chain(&e),
         })?,
         auth,
         progress,
@@ -731,7 +704,7 @@ async fn connect<'a>(
                 return Err(https_error);
             }
             tracing::debug!(registry = %remote.domain, "no TLS; using plain HTTP");
-            session.client = make_client(ClientProtocol::Http).map_err(|e| session.bad(chain_text(&e)))?;
+            session.client = make_client(ClientProtocol::Http).map_err(|e| session.bad(chain(&e)))?;
             session
                 .client
                 .auth(&probe, &session.auth, RegistryOperation::Pull)
@@ -810,27 +783,6 @@ fn pick<'d>(manifests: &'d [Descriptor], platform: &Platform) -> std::result::Re
         available.push("no platforms listed".into());
     }
     Err(available)
-}
-
-/// A blocking reader over chunks sent from the async side.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
-    current: bytes::Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
 }
 
 impl Store {

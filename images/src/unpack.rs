@@ -138,7 +138,7 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
     // the file creation here: tar xzf overlaps them the same way (gzip is
     // its own process).
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        let (tx, reader) = crate::chunks::channel(4);
         let producer = scope.spawn(move || {
             let mut tar_stream = HashReader::new(decoder);
             loop {
@@ -147,13 +147,13 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
                     Ok(0) => break,
                     Ok(n) => {
                         buf.truncate(n);
-                        if tx.send(Ok(buf)).is_err() {
+                        if tx.blocking_send(Ok(buf.into())).is_err() {
                             break; // the unpacker stopped reading
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        let _ = tx.blocking_send(Err(e));
                         break;
                     }
                 }
@@ -161,7 +161,7 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
             tar_stream
         });
         let outcome = {
-            let mut buffered = BufReader::with_capacity(IO_BUF, ChannelReader::new(rx));
+            let mut buffered = BufReader::with_capacity(IO_BUF, reader);
             match unpacker.run(&mut buffered) {
                 outcome @ (Ok(()) | Err(Error::Stream { .. })) => {
                     // Hash what follows the end-of-archive marker too: a diff_id
@@ -198,41 +198,6 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<UnpackStats
             compression,
         })
     })
-}
-
-/// Reads the buffers the decompression thread sends, in order.
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl ChannelReader {
-    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
-        Self {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.cur = chunk?;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0), // the sender is done: end of stream
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
 
 fn split_parent(rel: &Path) -> (&Path, &OsStr) {

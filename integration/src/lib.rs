@@ -236,6 +236,19 @@ impl Env {
     }
 }
 
+/// Runs a helper program (skopeo, umoci, openssl...) and returns its stdout,
+/// failing the test with its stderr if it fails.
+#[track_caller]
+pub fn tool(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `f` until it holds, failing the test after `timeout`.
 #[track_caller]
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

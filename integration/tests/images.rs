@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use minirun_integration::{wait_until, Env, Run};
+use minirun_integration::{tool, wait_until, Env, Run};
 use minirun_net::paths::{attachments_dir, netns_dir, netns_path, record_path, STATE_DIR};
 use rootfs_fixtures::{build_image, build_image_with_layers, ImageFormat, LayerEntry, DEFAULT_PATH, INDEX_HTML};
 use serde_json::Value;
@@ -253,16 +253,6 @@ fn find_named(dir: &Path, needle: &str, found: &mut Vec<PathBuf>) {
             find_named(&p, needle, found);
         }
     }
-}
-
-fn tool(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn file(path: &str, content: &str) -> LayerEntry {

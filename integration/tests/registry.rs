@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use minirun_integration::registry::{Auth, Options, Registry};
-use minirun_integration::{Env, Run};
+use minirun_integration::{tool, Env, Run};
 use rootfs_fixtures::{build_image_with_layers, ImageFormat, LayerEntry};
 use serde_json::{json, Value};
 
@@ -114,16 +114,6 @@ fn no_images(env: &Env) -> bool {
         && index["refs"].as_object().is_none_or(|r| r.is_empty())
         && index["images"].as_object().is_none_or(|r| r.is_empty())
         && count(&names, "blobs/") == 0
-}
-
-fn tool(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 // ---------------------------------------------------------------------------
