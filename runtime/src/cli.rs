@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod security;
+pub use security::SecurityArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "minirun",
@@ -526,6 +529,8 @@ pub struct RunArgs {
     /// Another name peers on a user-defined network resolve to this container
     #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
     pub network_alias: Vec<String>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

@@ -9,6 +9,9 @@ use libcontainer::oci_spec::runtime::Spec;
 use oci_spec::image::ImageConfiguration;
 use serde_json::{json, Value};
 
+pub mod seccomp;
+pub mod security;
+
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// docker's default capability set.
@@ -59,6 +62,8 @@ pub struct RunConfig {
     pub volumes: Vec<Volume>,
     pub tty: bool,
     pub read_only: bool,
+    /// capabilities, seccomp, no_new_privileges, AppArmor, groups
+    pub security: security::Security,
 }
 
 /// `-v HOST:CTR[:ro|rw]`
@@ -301,8 +306,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
     let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(_, hard)| hard)
         .unwrap_or(1024);
-    let caps: Vec<&str> = if uid == 0 { DEFAULT_CAPS.to_vec() } else { Vec::new() };
-    let spec: Value = json!({
+    let mut spec: Value = json!({
         "ociVersion": "1.0.2",
         "root": {"path": inp.rootfs, "readonly": run.read_only},
         "hostname": hostname,
@@ -312,9 +316,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
             "args": args,
             "env": env,
             "cwd": cwd,
-            "capabilities": {"bounding": DEFAULT_CAPS, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": 1024u64.min(nofile_hard)}],
-            "noNewPrivileges": false
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": 1024u64.min(nofile_hard)}]
         },
         "mounts": mounts,
         "linux": {
@@ -325,6 +327,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
+    run.security.apply(&mut spec, uid, inp.rootfs)?;
     let spec: Spec = serde_json::from_value(spec).context("internal error: generated spec is invalid")?;
     Ok(spec)
 }

@@ -4,6 +4,7 @@
 mod cgroup;
 mod errors;
 mod resources;
+pub mod seccomp_bpf;
 mod state;
 
 use std::fs;
@@ -190,11 +191,15 @@ impl StateRoot {
             .prefix(&format!("{SHADOW_PREFIX}{}-", req.id))
             .tempdir_in(&self.root)
             .context("cannot create a private bundle directory")?;
-        req.spec
+        // minirun's image specs: the seccomp filter compiled once and loaded by our executor
+        let fast = seccomp_bpf::prepare(req.spec, &self.root)
+            .with_context(|| format!("cannot create container \"{}\": seccomp filter", req.id))?;
+        fast.as_ref()
+            .map_or(req.spec, |f| &f.spec)
             .save(shadow.path().join("config.json"))
             .context("cannot write the prepared spec")?;
 
-        let result = self.build(req, shadow.path(), stdio);
+        let result = self.build(req, shadow.path(), stdio, fast.map(|f| f.executor));
         if result.is_err() {
             // libcontainer removes its directory and cgroup when the failure
             // happens inside process creation, not when it happens before.
@@ -209,8 +214,18 @@ impl StateRoot {
         result
     }
 
-    fn build(&self, req: &CreateRequest, shadow: &Path, stdio: Stdio) -> Result<Container> {
+    fn build(
+        &self,
+        req: &CreateRequest,
+        shadow: &Path,
+        stdio: Stdio,
+        executor: Option<seccomp_bpf::FilterExecutor>,
+    ) -> Result<Container> {
         let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default());
+        let recorded_differs = executor.is_some();
+        if let Some(e) = executor {
+            base = base.with_executor(e);
+        }
         if let Some(fd) = stdio.stdin {
             base = base.with_stdin(fd);
         }
@@ -250,6 +265,10 @@ impl StateRoot {
         // prepared copy, kept with the state; `state` reports the user's.
         let dir = self.container_dir(req.id);
         fs::rename(shadow.join("config.json"), dir.join("config.json"))?;
+        if recorded_differs {
+            // the spec asked for (with its seccomp and capabilities), not the one launched
+            req.spec.save(dir.join("config.json"))?;
+        }
         fs::write(
             dir.join(ORIGINAL_BUNDLE),
             fs::canonicalize(req.bundle)?.as_os_str().as_encoded_bytes(),
