@@ -61,10 +61,12 @@ pub fn canonical_cap(name: &str) -> Result<String> {
     }
 }
 
-/// Every capability the running kernel knows, in its order.
+/// Every capability the running kernel knows and minirun itself may give
+/// (its bounding set: a sandbox may hold some back), in the kernel's order.
 pub fn all_caps() -> Vec<String> {
     let known = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
-    let mut v: Vec<caps::Capability> = known.into_iter().collect();
+    let ours = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| known.clone());
+    let mut v: Vec<caps::Capability> = known.intersection(&ours).copied().collect();
     v.sort_by_key(|c| c.index());
     v.into_iter().map(|c| c.to_string()).collect()
 }
