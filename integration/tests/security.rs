@@ -287,3 +287,49 @@ fn a_bundles_own_seccomp_is_applied_as_written() {
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stderr.contains("Operation not permitted"), "{r:#?}");
 }
+
+/// Unmounts a test's own mount when the test ends, passed or not.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn read_only_volumes_are_read_only_all_the_way_down() {
+    let (env, dir) = setup();
+    // a scratch tree with a tmpfs mounted inside it
+    let tree = env.path().join("tree");
+    let sub = tree.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cannot mount a tmpfs on {}", sub.display());
+    let _unmount = Unmount(sub.clone());
+    let ro = format!("{}:/data:ro", tree.display());
+    let r = run(&env, &dir, &["-v", &ro], &["touch", "/data/sub/x"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("Read-only file system"), "{r:#?}");
+    let r = run(&env, &dir, &["-v", &ro], &["touch", "/data/y"]);
+    assert!(r.stderr.contains("Read-only file system"), "{r:#?}");
+    assert!(!sub.join("x").exists() && !tree.join("y").exists());
+    // :rw (and no mode) stay writable below too
+    let rw = format!("{}:/data:rw", tree.display());
+    run(&env, &dir, &["-v", &rw], &["touch", "/data/sub/x"]).ok();
+    assert!(sub.join("x").exists());
+
+    // the host's root read-only: every mount below it is (only looked at)
+    let r = run(&env, &dir, &["-v", "/:/host:ro"], &["cat", "/proc/mounts"]).ok();
+    for m in ["/host/proc", "/host/sys", "/host/dev"] {
+        let line = r.stdout.lines().find(|l| l.split(' ').nth(1) == Some(m));
+        if let Some(line) = line {
+            let opts = line.split(' ').nth(3).unwrap();
+            assert!(opts.split(',').any(|o| o == "ro"), "{m} not read-only: {line}");
+        }
+    }
+}

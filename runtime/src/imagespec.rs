@@ -287,8 +287,12 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
         mounts.push(json!({"destination": dest, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
     }
     for v in &run.volumes {
-        let mode = if v.read_only { "ro" } else { "rw" };
-        mounts.push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": ["rbind", "rprivate", mode]}));
+        let mut options = vec!["rbind", "rprivate", if v.read_only { "ro" } else { "rw" }];
+        // read-only all the way down (mounts below the source too), as docker 25+
+        if v.read_only && security::recursive_read_only() {
+            options.push("rro");
+        }
+        mounts.push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": options}));
     }
 
     let mut namespaces = vec![

@@ -227,6 +227,21 @@ impl Security {
     }
 }
 
+/// Whether the kernel has mount_setattr(2) (5.12+), which makes a `:ro`
+/// volume read-only recursively; without it, a warning and plain `ro`.
+pub fn recursive_read_only() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        // SAFETY: an invalid fd and no attributes: the kernel checks and changes nothing
+        let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, -1, c"".as_ptr(), 0, std::ptr::null::<u8>(), 0) };
+        let has = !(rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS));
+        if !has {
+            tracing::warn!("this kernel has no mount_setattr: read-only volumes are not read-only recursively");
+        }
+        has
+    })
+}
+
 /// gids of `--group-add` values: numbers as they are, names from the image's /etc/group.
 fn group_ids(groups: &[String], rootfs: &Path) -> Result<Vec<u32>> {
     let text = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
