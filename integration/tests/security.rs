@@ -333,3 +333,60 @@ fn read_only_volumes_are_read_only_all_the_way_down() {
         }
     }
 }
+
+#[test]
+fn symlinks_in_the_image_resolve_inside_it() {
+    use rootfs_fixtures::{build_image_with_layers, LayerEntry};
+    let env = Env::new();
+    let dir = |path: &str| LayerEntry::Dir {
+        path: path.into(),
+        mode: 0o755,
+    };
+    let link = |path: &str, target: &str| LayerEntry::Symlink {
+        path: path.into(),
+        target: target.into(),
+    };
+    let layer = vec![
+        dir("srv"),
+        dir("srv/data"),
+        dir("opt"),
+        // a volume's destination: absolute and relative links, one to a missing dir
+        link("data", "/srv/data"),
+        link("cache", "srv/cache"),
+        // /etc/hosts elsewhere (an absolute target means the image's /run, never the host's)
+        dir("run"),
+        link("etc/hosts", "/run/hosts"),
+        // the working directory below a link, the last part missing
+        link("work", "/opt"),
+    ];
+    let tar = env.path().join("links.tar");
+    build_image_with_layers(&tar, "links:latest", ImageFormat::DockerArchive, &[layer]).unwrap();
+    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
+    let vol = env.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("f"), "from the host\n").unwrap();
+    let v1 = format!("{}:/data:ro", vol.display());
+    let v2 = format!("{}:/cache", vol.display());
+    let r = env.run([
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--hostname",
+        "linked",
+        "-v",
+        &v1,
+        "-v",
+        &v2,
+        "-w",
+        "/work/app",
+        "links",
+        "sh",
+        "-c",
+        "cat /srv/data/f /srv/cache/f; pwd; grep -c linked /run/hosts",
+    ]);
+    assert_eq!(r.stdout, "from the host\nfrom the host\n/opt/app\n1\n", "{r:#?}");
+    // nothing was made on the host through the links
+    assert!(!Path::new("/run/hosts").exists() || fs::read_to_string("/run/hosts").is_ok_and(|t| !t.contains("linked")));
+    assert!(!Path::new("/srv/cache").exists() || fs::read_dir("/srv/cache").is_ok());
+}

@@ -9,6 +9,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use oci_spec::image::ImageConfiguration;
 use serde_json::{json, Value};
 
+pub mod paths;
 pub mod seccomp;
 pub mod security;
 
@@ -283,8 +284,11 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
-    for (file, dest) in inp.etc_files {
-        mounts.push(json!({"destination": dest, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
+    // destinations through the image's symlinks, resolved inside it (libcontainer refuses symlinks)
+    let dest = |p: &Path| paths::resolve_in_rootfs(inp.rootfs, p);
+    for (file, d) in inp.etc_files {
+        let d = dest(Path::new(d))?;
+        mounts.push(json!({"destination": d, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
     }
     for v in &run.volumes {
         let mut options = vec!["rbind", "rprivate", if v.read_only { "ro" } else { "rw" }];
@@ -292,7 +296,8 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
         if v.read_only && security::recursive_read_only() {
             options.push("rro");
         }
-        mounts.push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": options}));
+        let d = dest(&v.container)?;
+        mounts.push(json!({"destination": d, "type": "bind", "source": v.host, "options": options}));
     }
 
     let mut namespaces = vec![
