@@ -70,7 +70,7 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         .or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
     // the container's seccomp filter, which libcontainer leaves out of exec (runc applies it)
     let filtered = match &process {
-        Some(p) => with_container_filter(&container, p, env.state.path())?,
+        Some(p) => with_container_filter(&container, p, &env.state.seccomp_cache())?,
         None => None,
     };
     let process = filtered.as_ref().map(|(f, _)| f.path().to_path_buf()).or(process);
@@ -128,7 +128,7 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
 fn with_container_filter(
     container: &Container,
     process: &std::path::Path,
-    root: &std::path::Path,
+    cache: &std::path::Path,
 ) -> Result<Option<(tempfile::NamedTempFile, seccomp_bpf::FilterExecutor)>> {
     let spec = Spec::load(container.bundle().join("config.json")).context("cannot read the container's spec")?;
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
@@ -137,7 +137,7 @@ fn with_container_filter(
     let text = std::fs::read(process).with_context(|| format!("cannot read {}", process.display()))?;
     let proc: Process =
         serde_json::from_slice(&text).with_context(|| format!("invalid process {}", process.display()))?;
-    let Some((proc, executor)) = seccomp_bpf::prepare_process(seccomp, &proc, root)? else {
+    let Some((proc, executor)) = seccomp_bpf::prepare_process(seccomp, &proc, cache)? else {
         return Ok(None);
     };
     let file = tempfile::Builder::new()

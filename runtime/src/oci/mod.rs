@@ -78,6 +78,8 @@ pub struct StateRoot {
     /// `--systemd-cgroup`: cgroups of new containers through systemd (cgroup v2
     /// hosts with a `slice:prefix:name` cgroupsPath; elsewhere cgroupfs, as runc).
     systemd: bool,
+    /// Where compiled seccomp filters are kept (`<data-root>/seccomp`; None: `<root>/.seccomp`).
+    seccomp_cache: Option<PathBuf>,
 }
 
 impl StateRoot {
@@ -85,13 +87,27 @@ impl StateRoot {
         fs::create_dir_all(root.join(".locks"))
             .with_context(|| format!("cannot create state root {}", root.display()))?;
         let root = fs::canonicalize(root)?;
-        Ok(Self { root, systemd: false })
+        Ok(Self {
+            root,
+            systemd: false,
+            seccomp_cache: None,
+        })
     }
 
     /// Creates containers with systemd managing their cgroups (`--systemd-cgroup`).
     pub fn with_systemd(mut self, systemd: bool) -> Self {
         self.systemd = systemd;
         self
+    }
+
+    /// Keeps compiled seccomp filters in `dir` (see [`seccomp_bpf`]).
+    pub fn with_seccomp_cache(mut self, dir: PathBuf) -> Self {
+        self.seccomp_cache = Some(dir);
+        self
+    }
+
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.seccomp_cache.clone().unwrap_or_else(|| self.root.join(".seccomp"))
     }
 
     pub fn path(&self) -> &Path {
@@ -166,7 +182,17 @@ impl StateRoot {
     /// A container by its exact id (see [`Self::exact`]).
     pub fn load(&self, id: &str) -> Result<Container> {
         let id = self.exact(id)?;
-        Container::load(self.container_dir(&id)).with_context(|| format!("cannot load the state of container \"{id}\""))
+        // libcontainer rewrites state.json in place (truncate, then write): a
+        // reader in between sees it empty or cut; it is whole again at once
+        let mut loaded = Container::load(self.container_dir(&id));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while matches!(&loaded, Err(e) if e.to_string().contains("failed to parse"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            loaded = Container::load(self.container_dir(&id));
+        }
+        loaded.with_context(|| format!("cannot load the state of container \"{id}\""))
     }
 
     /// Creates a container; on failure nothing of it stays under the root or
@@ -192,7 +218,7 @@ impl StateRoot {
             .tempdir_in(&self.root)
             .context("cannot create a private bundle directory")?;
         // minirun's image specs: the seccomp filter compiled once and loaded by our executor
-        let fast = seccomp_bpf::prepare(req.spec, &self.root)
+        let fast = seccomp_bpf::prepare(req.spec, &self.seccomp_cache())
             .with_context(|| format!("cannot create container \"{}\": seccomp filter", req.id))?;
         fast.as_ref()
             .map_or(req.spec, |f| &f.spec)

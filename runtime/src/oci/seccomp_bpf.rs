@@ -4,7 +4,7 @@
 //! libcontainer compiles `linux.seccomp` with libseccomp in every container's
 //! init: 2 ms for docker's profile on the native architecture alone, 15-25 ms
 //! with x86 and x32 beside x86_64. minirun compiles each resolved profile
-//! once, keeps its BPF under `<root>/.seccomp/<sha256>.bpf` (keyed by the
+//! once, keeps its BPF under `<data-root>/seccomp/<sha256>.bpf` (keyed by the
 //! profile, the architecture and the libseccomp version) and loads it itself:
 //!
 //! - the spec libcontainer gets has no `linux.seccomp`, and CAP_SYS_ADMIN and
@@ -48,7 +48,7 @@ pub struct Prepared {
 
 /// The spec to hand libcontainer and the executor that loads the filter, for
 /// a spec marked with [`ANNOTATION`] that has a filter; None otherwise.
-pub fn prepare(spec: &Spec, root: &Path) -> Result<Option<Prepared>> {
+pub fn prepare(spec: &Spec, cache: &Path) -> Result<Option<Prepared>> {
     let marked = spec
         .annotations()
         .as_ref()
@@ -60,7 +60,7 @@ pub fn prepare(spec: &Spec, root: &Path) -> Result<Option<Prepared>> {
     else {
         return Ok(None);
     };
-    let Some((process, executor)) = prepare_process(seccomp, process, root)? else {
+    let Some((process, executor)) = prepare_process(seccomp, process, cache)? else {
         return Ok(None);
     };
     let mut launch = spec.clone();
@@ -79,12 +79,12 @@ pub fn prepare(spec: &Spec, root: &Path) -> Result<Option<Prepared>> {
 pub fn prepare_process(
     seccomp: &LinuxSeccomp,
     process: &Process,
-    root: &Path,
+    cache: &Path,
 ) -> Result<Option<(Process, FilterExecutor)>> {
     if seccomp.listener_path().is_some() || libcontainer::seccomp::is_notify(seccomp) {
         return Ok(None);
     }
-    let bpf = cached_bpf(seccomp, &root.join(".seccomp"))?;
+    let bpf = cached_bpf(seccomp, cache)?;
     let flags = seccomp.flags().iter().flatten().fold(0, |acc, f| {
         acc | match f {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
