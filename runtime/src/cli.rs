@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod security;
+pub use security::SecurityArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "minirun",
@@ -627,6 +630,8 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub registry: RegistryOpts,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

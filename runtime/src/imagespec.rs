@@ -9,6 +9,10 @@ use libcontainer::oci_spec::runtime::Spec;
 use oci_spec::image::ImageConfiguration;
 use serde_json::{json, Value};
 
+pub mod paths;
+pub mod seccomp;
+pub mod security;
+
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// docker's default capability set.
@@ -59,6 +63,8 @@ pub struct RunConfig {
     pub volumes: Vec<Volume>,
     pub tty: bool,
     pub read_only: bool,
+    /// capabilities, seccomp, no_new_privileges, AppArmor, groups
+    pub security: security::Security,
 }
 
 /// `-v HOST:CTR[:ro|rw]`
@@ -278,12 +284,20 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
-    for (file, dest) in inp.etc_files {
-        mounts.push(json!({"destination": dest, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
+    // destinations through the image's symlinks, resolved inside it (libcontainer refuses symlinks)
+    let dest = |p: &Path| paths::resolve_in_rootfs(inp.rootfs, p);
+    for (file, d) in inp.etc_files {
+        let d = dest(Path::new(d))?;
+        mounts.push(json!({"destination": d, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
     }
     for v in &run.volumes {
-        let mode = if v.read_only { "ro" } else { "rw" };
-        mounts.push(json!({"destination": v.container, "type": "bind", "source": v.host, "options": ["rbind", "rprivate", mode]}));
+        let mut options = vec!["rbind", "rprivate", if v.read_only { "ro" } else { "rw" }];
+        // read-only all the way down (mounts below the source too), as docker 25+
+        if v.read_only && security::recursive_read_only() {
+            options.push("rro");
+        }
+        let d = dest(&v.container)?;
+        mounts.push(json!({"destination": d, "type": "bind", "source": v.host, "options": options}));
     }
 
     let mut namespaces = vec![
@@ -301,8 +315,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
     let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(_, hard)| hard)
         .unwrap_or(1024);
-    let caps: Vec<&str> = if uid == 0 { DEFAULT_CAPS.to_vec() } else { Vec::new() };
-    let spec: Value = json!({
+    let mut spec: Value = json!({
         "ociVersion": "1.0.2",
         "root": {"path": inp.rootfs, "readonly": run.read_only},
         "hostname": hostname,
@@ -312,9 +325,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
             "args": args,
             "env": env,
             "cwd": cwd,
-            "capabilities": {"bounding": DEFAULT_CAPS, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": 1024u64.min(nofile_hard)}],
-            "noNewPrivileges": false
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": 1024u64.min(nofile_hard)}]
         },
         "mounts": mounts,
         "linux": {
@@ -325,6 +336,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
+    run.security.apply(&mut spec, uid, inp.rootfs)?;
     let spec: Spec = serde_json::from_value(spec).context("internal error: generated spec is invalid")?;
     Ok(spec)
 }

@@ -8,14 +8,14 @@ use std::fs::File;
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 
 use super::{exec_opts, Env};
 use crate::cli::ExecArgs;
 use crate::container::{launch, Ctx};
 use crate::imagespec;
-use crate::oci::{libcontainer_message, sub_cgroup_exists};
+use crate::oci::{libcontainer_message, seccomp_bpf, sub_cgroup_exists};
 use crate::{tty, wait};
 
 pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
@@ -68,6 +68,12 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         .process
         .clone()
         .or_else(|| generated.as_ref().map(|f| f.path().to_path_buf()));
+    // the container's seccomp filter, which libcontainer leaves out of exec (runc applies it)
+    let filtered = match &process {
+        Some(p) => with_container_filter(&container, p, &env.state.seccomp_cache())?,
+        None => None,
+    };
+    let process = filtered.as_ref().map(|(f, _)| f.path().to_path_buf()).or(process);
     // -t without a console socket of the caller's: our own, relayed here
     let sock_dir = if a.tty && a.console_socket.is_none() {
         Some(launch::console_dir()?)
@@ -89,6 +95,9 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
             .with_console_socket(console_path.as_ref())
             .with_preserved_fds(a.preserve_fds)
             .validate_id()?;
+        if let Some((_, executor)) = &filtered {
+            builder = builder.with_executor(executor.clone());
+        }
         if !a.interactive && a.process.is_none() && console_path.is_none() {
             builder = builder.with_stdin(File::open("/dev/null")?);
         }
@@ -126,6 +135,31 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
     };
     forwarder.stop();
     code
+}
+
+/// The process file `exec` runs, made ready for the container's seccomp
+/// filter (see `oci::seccomp_bpf`), with the executor that loads it.
+fn with_container_filter(
+    container: &Container,
+    process: &std::path::Path,
+    cache: &std::path::Path,
+) -> Result<Option<(tempfile::NamedTempFile, seccomp_bpf::FilterExecutor)>> {
+    let spec = Spec::load(container.bundle().join("config.json")).context("cannot read the container's spec")?;
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read(process).with_context(|| format!("cannot read {}", process.display()))?;
+    let proc: Process =
+        serde_json::from_slice(&text).with_context(|| format!("invalid process {}", process.display()))?;
+    let Some((proc, executor)) = seccomp_bpf::prepare_process(seccomp, &proc, cache)? else {
+        return Ok(None);
+    };
+    let file = tempfile::Builder::new()
+        .prefix("exec-")
+        .suffix(".json")
+        .tempfile_in(&container.root)?;
+    serde_json::to_writer(&file, &proc)?;
+    Ok(Some((file, executor)))
 }
 
 /// A process.json for `exec`: the container's process with this exec's

@@ -147,7 +147,9 @@ pub fn as_named<T>(result: Result<T>, id: &str, wanted: &str) -> Result<T> {
 
 /// Runs the command; its result is the process's exit code.
 pub fn dispatch(cli: Cli) -> Result<u8> {
-    let state = StateRoot::open(&cli.global.root)?.with_systemd(cli.global.systemd_cgroup);
+    let state = StateRoot::open(&cli.global.root)?
+        .with_systemd(cli.global.systemd_cgroup)
+        .with_seccomp_cache(cli.global.data_root.join("seccomp"));
     let env = Env {
         global: cli.global,
         state,

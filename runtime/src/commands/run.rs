@@ -36,6 +36,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         env.extend(imagespec::expand_env(e)?);
     }
     let volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    let security = imagespec::security::Security::parse(&a.security)?;
     if let Some(name) = &a.name {
         valid_name(name)?;
         if ctx.name_taken(name) {
@@ -91,6 +92,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         volumes,
         tty: a.tty,
         read_only: a.read_only,
+        security,
     };
     let args = imagespec::process_args(&image.config, &config)?;
     run::image(

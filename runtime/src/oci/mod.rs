@@ -5,6 +5,7 @@ mod cgroup;
 mod cleanup;
 mod errors;
 mod resources;
+pub mod seccomp_bpf;
 mod state;
 
 use std::fs;
@@ -80,6 +81,8 @@ pub struct StateRoot {
     /// `--systemd-cgroup`: cgroups of new containers through systemd (cgroup v2
     /// hosts with a `slice:prefix:name` cgroupsPath; elsewhere cgroupfs, as runc).
     systemd: bool,
+    /// Where compiled seccomp filters are kept (`<data-root>/seccomp`; None: `<root>/.seccomp`).
+    seccomp_cache: Option<PathBuf>,
 }
 
 impl StateRoot {
@@ -87,13 +90,27 @@ impl StateRoot {
         fs::create_dir_all(root.join(".locks"))
             .with_context(|| format!("cannot create state root {}", root.display()))?;
         let root = fs::canonicalize(root)?;
-        Ok(Self { root, systemd: false })
+        Ok(Self {
+            root,
+            systemd: false,
+            seccomp_cache: None,
+        })
     }
 
     /// Creates containers with systemd managing their cgroups (`--systemd-cgroup`).
     pub fn with_systemd(mut self, systemd: bool) -> Self {
         self.systemd = systemd;
         self
+    }
+
+    /// Keeps compiled seccomp filters in `dir` (see [`seccomp_bpf`]).
+    pub fn with_seccomp_cache(mut self, dir: PathBuf) -> Self {
+        self.seccomp_cache = Some(dir);
+        self
+    }
+
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.seccomp_cache.clone().unwrap_or_else(|| self.root.join(".seccomp"))
     }
 
     pub fn path(&self) -> &Path {
@@ -193,11 +210,15 @@ impl StateRoot {
             .prefix(&format!("{SHADOW_PREFIX}{}-", req.id))
             .tempdir_in(&self.root)
             .context("cannot create a private bundle directory")?;
-        req.spec
+        // minirun's image specs: the seccomp filter compiled once and loaded by our executor
+        let fast = seccomp_bpf::prepare(req.spec, &self.seccomp_cache())
+            .with_context(|| format!("cannot create container \"{}\": seccomp filter", req.id))?;
+        fast.as_ref()
+            .map_or(req.spec, |f| &f.spec)
             .save(shadow.path().join("config.json"))
             .context("cannot write the prepared spec")?;
 
-        let result = self.build(req, shadow.path(), stdio);
+        let result = self.build(req, shadow.path(), stdio, fast.map(|f| f.executor));
         if result.is_err() {
             // libcontainer removes its directory and cgroup when the failure
             // happens inside process creation, not when it happens before.
@@ -212,8 +233,18 @@ impl StateRoot {
         result
     }
 
-    fn build(&self, req: &CreateRequest, shadow: &Path, stdio: Stdio) -> Result<Container> {
+    fn build(
+        &self,
+        req: &CreateRequest,
+        shadow: &Path,
+        stdio: Stdio,
+        executor: Option<seccomp_bpf::FilterExecutor>,
+    ) -> Result<Container> {
         let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default());
+        let recorded_differs = executor.is_some();
+        if let Some(e) = executor {
+            base = base.with_executor(e);
+        }
         if let Some(fd) = stdio.stdin {
             base = base.with_stdin(fd);
         }
@@ -253,6 +284,10 @@ impl StateRoot {
         // prepared copy, kept with the state; `state` reports the user's.
         let dir = self.container_dir(req.id);
         fs::rename(shadow.join("config.json"), dir.join("config.json"))?;
+        if recorded_differs {
+            // the spec asked for (with its seccomp and capabilities), not the one launched
+            req.spec.save(dir.join("config.json"))?;
+        }
         fs::write(
             dir.join(ORIGINAL_BUNDLE),
             fs::canonicalize(req.bundle)?.as_os_str().as_encoded_bytes(),

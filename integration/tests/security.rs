@@ -1,0 +1,392 @@
+//! Confinement of containers made from images, end to end through the real
+//! binary: the default seccomp profile, custom profiles, capabilities,
+//! --privileged, no-new-privileges, groups; and a bundle's own seccomp.
+//!
+//! Syscalls are tried by `sysprobe` (tests/security/sysprobe.c, built static
+//! with the host's cc and bind-mounted read-only into the containers): it
+//! prints `ok` or the errno's name. Every container uses `--net none`;
+//! nothing here writes outside the test's own directories.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use minirun_integration::{Env, Run};
+use rootfs_fixtures::{build_image, ImageFormat};
+
+/// docker's default capability set as /proc/PID/status shows it.
+const DOCKER_CAPS: &str = "00000000a80425fb";
+
+/// An env with busybox:latest loaded and sysprobe built in its directory.
+fn setup() -> (Env, PathBuf) {
+    let env = Env::new();
+    let tar = env.path().join("busybox.tar");
+    build_image(&tar, "busybox:latest", ImageFormat::DockerArchive).expect("cannot build the busybox image");
+    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
+    let dir = env.path().join("probe");
+    fs::create_dir_all(&dir).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/security/sysprobe.c");
+    let out = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dir.join("sysprobe"))
+        .arg(&src)
+        .output()
+        .expect("cannot run cc (the security tests need cc and libc6-dev)");
+    assert!(out.status.success(), "building sysprobe failed: {out:?}");
+    (env, dir)
+}
+
+/// `run --rm --net none -v PROBE:/probe:ro FLAGS... busybox ARGS...`
+fn run(env: &Env, probe: &Path, flags: &[&str], args: &[&str]) -> Run {
+    let vol = format!("{}:/probe:ro", probe.display());
+    let mut all = vec!["run", "--rm", "--net", "none", "-v", &vol];
+    all.extend_from_slice(flags);
+    all.push("busybox");
+    all.extend_from_slice(args);
+    env.run(all)
+}
+
+/// What sysprobe prints for `what` in a container run with `flags`.
+fn probe(env: &Env, dir: &Path, flags: &[&str], what: &[&str]) -> String {
+    let mut args = vec!["/probe/sysprobe"];
+    args.extend_from_slice(what);
+    let r = run(env, dir, flags, &args);
+    assert!(r.code == 0 || r.code == 1, "sysprobe {what:?} with {flags:?}: {r:#?}");
+    r.stdout.trim().to_string()
+}
+
+/// The value of a /proc/self/status field in a container run with `flags`.
+fn status(env: &Env, dir: &Path, flags: &[&str], field: &str) -> String {
+    let r = run(env, dir, flags, &["cat", "/proc/self/status"]).ok();
+    r.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {r:#?}"))
+        .trim()
+        .to_string()
+}
+
+/// A failed run left nothing: no container directory, no state, no name.
+#[track_caller]
+fn nothing_left(env: &Env) {
+    let list = |p: PathBuf| -> Vec<String> {
+        fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(list(env.data_root.join("containers")), Vec::<String>::new());
+    assert_eq!(list(env.data_root.join("names")), Vec::<String>::new());
+    let state: Vec<String> = env
+        .state_entries()
+        .into_iter()
+        .filter(|e| !e.starts_with('.'))
+        .collect();
+    assert_eq!(state, Vec::<String>::new());
+}
+
+#[test]
+fn default_seccomp_profile_blocks_what_docker_blocks() {
+    let (env, dir) = setup();
+    assert_eq!(status(&env, &dir, &[], "Seccomp"), "2");
+    assert_eq!(status(&env, &dir, &[], "CapEff"), DOCKER_CAPS);
+    assert_eq!(status(&env, &dir, &[], "NoNewPrivs"), "0");
+    let unconfined = ["--security-opt", "seccomp=unconfined"];
+    assert_eq!(status(&env, &dir, &unconfined, "Seccomp"), "0");
+
+    for what in ["add_key", "keyctl", "unshare_user"] {
+        assert_eq!(
+            probe(&env, &dir, &[], &[what]),
+            "EPERM",
+            "{what} under the default profile"
+        );
+        assert_eq!(probe(&env, &dir, &unconfined, &[what]), "ok", "{what} unconfined");
+    }
+    // clone without namespace flags works, with one it does not
+    assert_eq!(probe(&env, &dir, &[], &["fork"]), "ok");
+    assert_eq!(probe(&env, &dir, &[], &["clone_newns"]), "EPERM");
+    // busybox's own unshare, as a user would try it
+    let r = run(&env, &dir, &[], &["unshare", "-U", "true"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("Operation not permitted"), "{r:#?}");
+    run(&env, &dir, &unconfined, &["unshare", "-U", "true"]).ok();
+    // CAP_SYS_ADMIN opens what needs it, as in docker
+    assert_eq!(probe(&env, &dir, &["--cap-add", "SYS_ADMIN"], &["clone_newns"]), "ok");
+
+    // exec'd processes run under the container's filter too (as runc)
+    let vol = format!("{}:/probe:ro", dir.display());
+    let r = env
+        .run(["run", "-d", "--net", "none", "-v", &vol, "busybox", "sleep", "60"])
+        .ok();
+    let id = r.stdout.trim().to_string();
+    let r = env.run(["exec", &id, "/probe/sysprobe", "add_key"]);
+    assert_eq!(r.stdout.trim(), "EPERM", "{r:#?}");
+    let r = env
+        .run(["exec", &id, "grep", "-E", "^(Seccomp|CapEff):", "/proc/self/status"])
+        .ok();
+    assert_eq!(r.stdout, format!("CapEff:\t{DOCKER_CAPS}\nSeccomp:\t2\n"));
+    env.run(["rm", "-f", &id]).ok();
+}
+
+#[test]
+fn seccomp_profile_files() {
+    let (env, dir) = setup();
+    let profile = env.path().join("nomkdir.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let r = run(&env, &dir, &["--security-opt", &opt], &["mkdir", "/x"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("Operation not permitted"), "{r:#?}");
+    // the default profile's blocks are gone with it
+    assert_eq!(probe(&env, &dir, &["--security-opt", &opt], &["add_key"]), "ok");
+    run(&env, &dir, &[], &["mkdir", "/x"]).ok();
+
+    // a profile that does not parse: one line naming the file and the field, nothing left
+    let bad = env.path().join("bad.json");
+    fs::write(
+        &bad,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_EROR"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", bad.display());
+    let r = run(&env, &dir, &["--security-opt", &opt], &["true"]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    r.fails_with(&format!(
+        "invalid seccomp profile {}: syscalls[0].action",
+        bad.display()
+    ));
+    let opt = format!("seccomp={}", env.path().join("missing.json").display());
+    run(&env, &dir, &["--security-opt", &opt], &["true"]).fails_with("missing.json");
+    run(&env, &dir, &["--security-opt", "seccomp"], &["true"]).fails_with("\"seccomp\"");
+    nothing_left(&env);
+}
+
+#[test]
+fn capabilities_added_and_dropped() {
+    let (env, dir) = setup();
+    // as root, CAP_CHOWN and CAP_MKNOD by default
+    assert_eq!(probe(&env, &dir, &[], &["chown", "/etc/passwd"]), "ok");
+    assert_eq!(probe(&env, &dir, &[], &["mknod", "/tmp/n"]), "ok");
+
+    let drop_chown = ["--cap-drop", "chown"];
+    assert_eq!(status(&env, &dir, &drop_chown, "CapEff"), "00000000a80425fa");
+    assert_eq!(probe(&env, &dir, &drop_chown, &["chown", "/etc/passwd"]), "EPERM");
+    assert_eq!(
+        probe(&env, &dir, &["--cap-drop", "CAP_MKNOD"], &["mknod", "/tmp/n"]),
+        "EPERM"
+    );
+
+    let only_mknod = ["--cap-drop", "ALL", "--cap-add", "mknod"];
+    assert_eq!(status(&env, &dir, &only_mknod, "CapEff"), "0000000008000000");
+    assert_eq!(probe(&env, &dir, &only_mknod, &["mknod", "/tmp/n"]), "ok");
+    assert_eq!(probe(&env, &dir, &only_mknod, &["chown", "/etc/passwd"]), "EPERM");
+
+    let net_admin = status(&env, &dir, &["--cap-add", "NET_ADMIN"], "CapEff");
+    assert_eq!(net_admin, "00000000a80435fb", "CAP_NET_ADMIN is bit 12");
+
+    // a user other than root keeps the bounding set, not the effective one
+    assert_eq!(status(&env, &dir, &["-u", "1000"], "CapEff"), "0000000000000000");
+    assert_eq!(status(&env, &dir, &["-u", "1000"], "CapBnd"), DOCKER_CAPS);
+
+    for (flag, bad) in [("--cap-add", "CAP_FLY"), ("--cap-drop", "nope")] {
+        let r = run(&env, &dir, &[flag, bad], &["true"]);
+        assert_eq!(r.code, 125, "{r:#?}");
+        r.fails_with(&format!("{flag}: unknown capability \"{bad}\""));
+    }
+    nothing_left(&env);
+}
+
+#[test]
+fn privileged_and_security_opts() {
+    let (env, dir) = setup();
+    let own_bounding = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .unwrap();
+    let p = ["--privileged"];
+    assert_eq!(status(&env, &dir, &p, "CapEff"), own_bounding);
+    assert_eq!(status(&env, &dir, &p, "Seccomp"), "0");
+    let r = run(&env, &dir, &p, &["cat", "/proc/mounts"]).ok();
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("sysfs /sys sysfs rw,")),
+        "{r:#?}"
+    );
+    assert!(!r.stdout.contains(" /proc/sys "), "no read-only /proc/sys: {r:#?}");
+    assert!(!r.stdout.contains(" /proc/kcore "), "no masked path: {r:#?}");
+    // the host's devices are there (only looked at)
+    let r = run(&env, &dir, &p, &["ls", "/dev"]).ok();
+    let host: Vec<String> = fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_type().is_ok_and(|t| {
+                use std::os::unix::fs::FileTypeExt;
+                t.is_char_device() || t.is_block_device()
+            })
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "console")
+        .collect();
+    for d in &host {
+        assert!(r.stdout.lines().any(|l| l == d), "/dev/{d} missing: {r:#?}");
+    }
+
+    let nnp = ["--security-opt", "no-new-privileges"];
+    assert_eq!(status(&env, &dir, &nnp, "NoNewPrivs"), "1");
+    assert_eq!(status(&env, &dir, &nnp, "Seccomp"), "2");
+    let r = run(
+        &env,
+        &dir,
+        &["-u", "1000:1000", "--group-add", "10", "--group-add", "nogroup"],
+        &["id"],
+    )
+    .ok();
+    assert_eq!(r.stdout, "uid=1000 gid=1000 groups=10,65534(nobody)\n");
+    let r = run(&env, &dir, &["--group-add", "wheel"], &["true"]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    r.fails_with("--group-add wheel");
+
+    if !libcontainer_apparmor_enabled() {
+        run(&env, &dir, &["--security-opt", "apparmor=docker-default"], &["true"])
+            .fails_with("AppArmor is not enabled");
+    }
+    run(&env, &dir, &["--security-opt", "bogus=1"], &["true"]).fails_with("\"bogus=1\"");
+    nothing_left(&env);
+}
+
+fn libcontainer_apparmor_enabled() -> bool {
+    fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
+}
+
+#[test]
+fn a_bundles_own_seccomp_is_applied_as_written() {
+    let env = Env::new();
+    // no linux.seccomp: none at all, as runc
+    let plain = env.bundle("plain", &["grep", "^Seccomp:", "/proc/self/status"], |_| {});
+    let r = env
+        .run(["run", "--bundle", plain.to_str().unwrap(), "sec-bundle-plain-1"])
+        .ok();
+    assert_eq!(r.stdout, "Seccomp:\t0\n");
+    // its own: mkdir blocked, nothing else
+    let own = env.bundle("own", &["mkdir", "/tmp/x"], |c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        });
+    });
+    let r = env.run(["run", "--bundle", own.to_str().unwrap(), "sec-bundle-own-1"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("Operation not permitted"), "{r:#?}");
+}
+
+/// Unmounts a test's own mount when the test ends, passed or not.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn read_only_volumes_are_read_only_all_the_way_down() {
+    let (env, dir) = setup();
+    // a scratch tree with a tmpfs mounted inside it
+    let tree = env.path().join("tree");
+    let sub = tree.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cannot mount a tmpfs on {}", sub.display());
+    let _unmount = Unmount(sub.clone());
+    let ro = format!("{}:/data:ro", tree.display());
+    let r = run(&env, &dir, &["-v", &ro], &["touch", "/data/sub/x"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("Read-only file system"), "{r:#?}");
+    let r = run(&env, &dir, &["-v", &ro], &["touch", "/data/y"]);
+    assert!(r.stderr.contains("Read-only file system"), "{r:#?}");
+    assert!(!sub.join("x").exists() && !tree.join("y").exists());
+    // :rw (and no mode) stay writable below too
+    let rw = format!("{}:/data:rw", tree.display());
+    run(&env, &dir, &["-v", &rw], &["touch", "/data/sub/x"]).ok();
+    assert!(sub.join("x").exists());
+
+    // the host's root read-only: every mount below it is (only looked at)
+    let r = run(&env, &dir, &["-v", "/:/host:ro"], &["cat", "/proc/mounts"]).ok();
+    for m in ["/host/proc", "/host/sys", "/host/dev"] {
+        let line = r.stdout.lines().find(|l| l.split(' ').nth(1) == Some(m));
+        if let Some(line) = line {
+            let opts = line.split(' ').nth(3).unwrap();
+            assert!(opts.split(',').any(|o| o == "ro"), "{m} not read-only: {line}");
+        }
+    }
+}
+
+#[test]
+fn symlinks_in_the_image_resolve_inside_it() {
+    use rootfs_fixtures::{build_image_with_layers, LayerEntry};
+    let env = Env::new();
+    let dir = |path: &str| LayerEntry::Dir {
+        path: path.into(),
+        mode: 0o755,
+    };
+    let link = |path: &str, target: &str| LayerEntry::Symlink {
+        path: path.into(),
+        target: target.into(),
+    };
+    let layer = vec![
+        dir("srv"),
+        dir("srv/data"),
+        dir("opt"),
+        // a volume's destination: absolute and relative links, one to a missing dir
+        link("data", "/srv/data"),
+        link("cache", "srv/cache"),
+        // /etc/hosts elsewhere (an absolute target means the image's /run, never the host's)
+        dir("run"),
+        link("etc/hosts", "/run/hosts"),
+        // the working directory below a link, the last part missing
+        link("work", "/opt"),
+    ];
+    let tar = env.path().join("links.tar");
+    build_image_with_layers(&tar, "links:latest", ImageFormat::DockerArchive, &[layer]).unwrap();
+    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
+    let vol = env.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("f"), "from the host\n").unwrap();
+    let v1 = format!("{}:/data:ro", vol.display());
+    let v2 = format!("{}:/cache", vol.display());
+    let r = env.run([
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--hostname",
+        "linked",
+        "-v",
+        &v1,
+        "-v",
+        &v2,
+        "-w",
+        "/work/app",
+        "links",
+        "sh",
+        "-c",
+        "cat /srv/data/f /srv/cache/f; pwd; grep -c linked /run/hosts",
+    ]);
+    assert_eq!(r.stdout, "from the host\nfrom the host\n/opt/app\n1\n", "{r:#?}");
+    // nothing was made on the host through the links
+    assert!(!Path::new("/run/hosts").exists() || fs::read_to_string("/run/hosts").is_ok_and(|t| !t.contains("linked")));
+    assert!(!Path::new("/srv/cache").exists() || fs::read_dir("/srv/cache").is_ok());
+}
