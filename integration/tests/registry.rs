@@ -505,29 +505,25 @@ fn check_login_flow(env: &Env, reg: &Registry) {
     assert!(!config.exists() || !fs::read_to_string(&config).unwrap().contains(a.as_str()));
 }
 
+/// A registry that wants USER/PASSWORD the way `auth` says.
+fn registry_with(auth: fn(String, String) -> Auth) -> Registry {
+    Registry::start(Options {
+        auth: auth(USER.into(), PASSWORD.into()),
+        ..Default::default()
+    })
+}
+
 #[test]
 fn basic_auth_login_pull_logout() {
     let env = Env::new();
-    let reg = Registry::start(Options {
-        auth: Auth::Basic {
-            user: USER.into(),
-            password: PASSWORD.into(),
-        },
-        ..Default::default()
-    });
+    let reg = registry_with(|user, password| Auth::Basic { user, password });
     check_login_flow(&env, &reg);
 }
 
 #[test]
 fn bearer_token_login_pull_logout() {
     let env = Env::new();
-    let reg = Registry::start(Options {
-        auth: Auth::Token {
-            user: USER.into(),
-            password: PASSWORD.into(),
-        },
-        ..Default::default()
-    });
+    let reg = registry_with(|user, password| Auth::Token { user, password });
     check_login_flow(&env, &reg);
     let requests = reg.token_server.as_ref().unwrap().requests.lock().unwrap().clone();
     assert!(

@@ -171,12 +171,7 @@ impl Session<'_> {
         if desc.size() > MAX_CONFIG {
             return Err(self.bad(format!("{what} {digest} is too large ({} bytes)", desc.size())));
         }
-        let r = self.oci_ref(None);
-        let mut stream = self
-            .client
-            .pull_blob_stream(&r, digest.as_str())
-            .await
-            .map_err(|e| self.classify(e, &digest))?;
+        let mut stream = self.blob_stream(&digest).await?;
         let mut data = Vec::with_capacity(desc.size() as usize);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.stream_error(&digest, e))?;
@@ -266,16 +261,19 @@ impl Session<'_> {
         }
     }
 
+    /// The bytes of blob `digest` as the registry sends them.
+    async fn blob_stream(&self, digest: &str) -> Result<oci_client::client::SizedStream> {
+        self.client
+            .pull_blob_stream(&self.oci_ref(None), digest)
+            .await
+            .map_err(|e| self.classify(e, digest))
+    }
+
     /// Download one layer into the store.
     pub(super) async fn layer(&self, layer: &PendingLayer, size: u64) -> Result<()> {
         let (hex, _) = layer.blob.clone().expect("pulled layers have a digest");
         let digest = sha256_ref(&hex);
-        let r = self.oci_ref(None);
-        let mut stream = self
-            .client
-            .pull_blob_stream(&r, digest.as_str())
-            .await
-            .map_err(|e| self.classify(e, &digest))?;
+        let mut stream = self.blob_stream(&digest).await?;
         self.progress.event(PullEvent::LayerStart { digest: &digest, size });
         let (tx, reader) = crate::chunks::channel(16);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
