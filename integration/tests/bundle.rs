@@ -14,6 +14,12 @@ const SECOND: Duration = Duration::from_secs(1);
 
 fn no_edit(_: &mut Value) {}
 
+/// A container id unique to this test process: bundles get the cgroup
+/// `/minirun/<id>`, which another suite running at the same time must not share.
+fn id(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 #[test]
 fn run_exits_with_the_container_code() {
     let env = Env::new();
@@ -81,45 +87,45 @@ fn create_start_state_kill_delete_cycle() {
     // options after the id work too
     env.run([
         "create",
-        "cyc",
+        id("cyc").as_str(),
         "--bundle",
         b.to_str().unwrap(),
         "--pid-file",
         pid_file.to_str().unwrap(),
     ])
     .ok();
-    let state = env.state("cyc").unwrap();
+    let state = env.state(id("cyc").as_str()).unwrap();
     assert_eq!(state["status"], "created");
-    assert_eq!(state["id"], "cyc");
+    assert_eq!(state["id"], id("cyc").as_str());
     assert_eq!(state["bundle"], b.canonicalize().unwrap().to_str().unwrap());
     let pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     assert_eq!(state["pid"], pid);
     assert!(
-        !cgroup_dirs("/minirun/cyc").is_empty(),
+        !cgroup_dirs(&format!("/minirun/{}", id("cyc"))).is_empty(),
         "no cgroup /minirun/cyc while created"
     );
 
     let list = env.run(["list", "--format", "json"]).ok();
     let list: Value = serde_json::from_str(&list.stdout).unwrap();
-    assert_eq!(list[0]["id"], "cyc");
-    assert_eq!(env.run(["list", "-q"]).ok().stdout, "cyc\n");
+    assert_eq!(list[0]["id"], id("cyc").as_str());
+    assert_eq!(env.run(["list", "-q"]).ok().stdout, format!("{}\n", id("cyc")));
 
-    env.run(["start", "cyc"]).ok();
-    assert_eq!(env.state("cyc").unwrap()["status"], "running");
-    env.run(["start", "cyc"]).fails_with("running");
-    env.run(["delete", "cyc"]).fails_with("running");
+    env.run(["start", id("cyc").as_str()]).ok();
+    assert_eq!(env.state(id("cyc").as_str()).unwrap()["status"], "running");
+    env.run(["start", id("cyc").as_str()]).fails_with("running");
+    env.run(["delete", id("cyc").as_str()]).fails_with("running");
 
-    env.run(["kill", "cyc", "9"]).ok();
-    let state = env.wait_status("cyc", "stopped", 10 * SECOND);
+    env.run(["kill", id("cyc").as_str(), "9"]).ok();
+    let state = env.wait_status(id("cyc").as_str(), "stopped", 10 * SECOND);
     assert_eq!(state["pid"], 0);
 
-    env.run(["delete", "cyc"]).ok();
-    assert!(env.state("cyc").is_none());
+    env.run(["delete", id("cyc").as_str()]).ok();
+    assert!(env.state(id("cyc").as_str()).is_none());
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
     assert!(
-        cgroup_dirs("/minirun/cyc").is_empty(),
+        cgroup_dirs(&format!("/minirun/{}", id("cyc"))).is_empty(),
         "cgroup left: {:?}",
-        cgroup_dirs("/minirun/cyc")
+        cgroup_dirs(&format!("/minirun/{}", id("cyc")))
     );
 }
 
@@ -139,11 +145,12 @@ fn kill_by_name_and_delete_force() {
     env.run(["delete", "t"]).ok();
 
     let b = env.bundle("forever", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "f"]).ok();
-    env.run(["start", "f"]).ok();
-    env.run(["delete", "--force", "f"]).ok();
-    assert!(env.state("f").is_none());
-    assert!(cgroup_dirs("/minirun/f").is_empty());
+    env.run(["create", "--bundle", b.to_str().unwrap(), id("f").as_str()])
+        .ok();
+    env.run(["start", id("f").as_str()]).ok();
+    env.run(["delete", "--force", id("f").as_str()]).ok();
+    assert!(env.state(id("f").as_str()).is_none());
+    assert!(cgroup_dirs(&format!("/minirun/{}", id("f"))).is_empty());
 }
 
 #[test]
@@ -248,19 +255,20 @@ fn bad_input_is_refused_and_leaves_nothing() {
     }
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 
-    env.run(["create", "--bundle", good, "dup"]).ok();
-    env.run(["create", "--bundle", good, "dup"])
-        .fails_with("\"dup\" already exists");
+    env.run(["create", "--bundle", good, id("dup").as_str()]).ok();
+    env.run(["create", "--bundle", good, id("dup").as_str()])
+        .fails_with(&format!("\"{}\" already exists", id("dup")));
     assert_eq!(
-        env.state("dup").unwrap()["status"],
+        env.state(id("dup").as_str()).unwrap()["status"],
         "created",
         "the first dup must survive"
     );
-    env.run(["kill", "dup", "NOSUCHSIG"]).fails_with("\"NOSUCHSIG\"");
-    env.run(["kill", "dup", "99"]).fails_with("\"99\"");
-    env.run(["delete", "--force", "dup"]).ok();
+    env.run(["kill", id("dup").as_str(), "NOSUCHSIG"])
+        .fails_with("\"NOSUCHSIG\"");
+    env.run(["kill", id("dup").as_str(), "99"]).fails_with("\"99\"");
+    env.run(["delete", "--force", id("dup").as_str()]).ok();
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
-    assert!(cgroup_dirs("/minirun/dup").is_empty());
+    assert!(cgroup_dirs(&format!("/minirun/{}", id("dup"))).is_empty());
 }
 
 fn nix_kill(pid: i32, sig: i32) {
@@ -323,8 +331,9 @@ fn the_running_runtime_binary_is_read_only() {
 fn exec_process_file_ps_and_features() {
     let env = Env::new();
     let b = env.bundle("exec", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "ex"]).ok();
-    env.run(["start", "ex"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), id("ex").as_str()])
+        .ok();
+    env.run(["start", id("ex").as_str()]).ok();
     let process = env.path().join("process.json");
     fs::write(
         &process,
@@ -338,11 +347,11 @@ fn exec_process_file_ps_and_features() {
         .unwrap(),
     )
     .unwrap();
-    let r = env.run(["exec", "--process", process.to_str().unwrap(), "ex"]);
+    let r = env.run(["exec", "--process", process.to_str().unwrap(), id("ex").as_str()]);
     assert_eq!((r.code, r.stdout.as_str()), (5, "in-yes\n"), "{r:?}");
 
     // docker-style exec of a bundle container, by command
-    let r = env.run(["exec", "ex", "sh", "-c", "echo $$"]).ok();
+    let r = env.run(["exec", id("ex").as_str(), "sh", "-c", "echo $$"]).ok();
     assert_ne!(r.stdout.trim(), "1", "exec must not be the container's init");
 
     // detached exec writes the pid, and ps lists it with init
@@ -352,14 +361,15 @@ fn exec_process_file_ps_and_features() {
         "--detach",
         "--pid-file",
         pid_file.to_str().unwrap(),
-        "ex",
+        id("ex").as_str(),
         "sleep",
         "30",
     ])
     .ok();
     let exec_pid: i64 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    let init_pid = env.state("ex").unwrap()["pid"].as_i64().unwrap();
-    let ps: Vec<i64> = serde_json::from_str(&env.run(["ps", "--format", "json", "ex"]).ok().stdout).unwrap();
+    let init_pid = env.state(id("ex").as_str()).unwrap()["pid"].as_i64().unwrap();
+    let ps: Vec<i64> =
+        serde_json::from_str(&env.run(["ps", "--format", "json", id("ex").as_str()]).ok().stdout).unwrap();
     assert!(
         ps.contains(&init_pid) && ps.contains(&exec_pid),
         "ps {ps:?} lacks {init_pid} or {exec_pid}"
@@ -373,8 +383,8 @@ fn exec_process_file_ps_and_features() {
         .contains(&json!("network")));
 
     env.run(["exec", "ghost", "true"]).fails_with("\"ghost\"");
-    env.run(["delete", "--force", "ex"]).ok();
-    assert!(cgroup_dirs("/minirun/ex").is_empty());
+    env.run(["delete", "--force", id("ex").as_str()]).ok();
+    assert!(cgroup_dirs(&format!("/minirun/{}", id("ex"))).is_empty());
 }
 
 /// The runc verbs engines call besides the lifecycle: pause/resume,
@@ -384,16 +394,18 @@ fn exec_process_file_ps_and_features() {
 fn pause_resume_update_and_engine_errors() {
     let env = Env::new();
     let b = env.bundle("engine", &["sleep", "60"], no_edit);
-    env.run(["create", "--bundle", b.to_str().unwrap(), "eng"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), id("eng").as_str()])
+        .ok();
     // a signal the process survives leaves a created container created
-    env.run(["kill", "eng", "28"]).ok(); // SIGWINCH
-    assert_eq!(env.state("eng").unwrap()["status"], "created");
-    env.run(["pause", "eng"]).fails_with("container not running");
-    env.run(["start", "eng"]).ok();
+    env.run(["kill", id("eng").as_str(), "28"]).ok(); // SIGWINCH
+    assert_eq!(env.state(id("eng").as_str()).unwrap()["status"], "created");
+    env.run(["pause", id("eng").as_str()])
+        .fails_with("container not running");
+    env.run(["start", id("eng").as_str()]).ok();
 
-    env.run(["pause", "eng"]).ok();
-    assert_eq!(env.state("eng").unwrap()["status"], "paused");
-    if let Some(freezer) = cgroup_dirs("/minirun/eng")
+    env.run(["pause", id("eng").as_str()]).ok();
+    assert_eq!(env.state(id("eng").as_str()).unwrap()["status"], "paused");
+    if let Some(freezer) = cgroup_dirs(&format!("/minirun/{}", id("eng")))
         .into_iter()
         .find(|d| d.starts_with("/sys/fs/cgroup/freezer"))
     {
@@ -402,19 +414,24 @@ fn pause_resume_update_and_engine_errors() {
             "FROZEN"
         );
     }
-    env.run(["kill", "eng", "WINCH"]).ok();
-    assert_eq!(env.state("eng").unwrap()["status"], "paused");
-    env.run(["resume", "eng"]).ok();
-    assert_eq!(env.state("eng").unwrap()["status"], "running");
-    env.run(["resume", "eng"]).fails_with("container not paused");
+    env.run(["kill", id("eng").as_str(), "WINCH"]).ok();
+    assert_eq!(env.state(id("eng").as_str()).unwrap()["status"], "paused");
+    env.run(["resume", id("eng").as_str()]).ok();
+    assert_eq!(env.state(id("eng").as_str()).unwrap()["status"], "running");
+    env.run(["resume", id("eng").as_str()])
+        .fails_with("container not paused");
 
     // update from a file (podman) and from stdin (containerd's shim)
     let resources = env.path().join("resources.json");
     fs::write(&resources, r#"{"pids": {"limit": 42}}"#).unwrap();
-    env.run(["update", &format!("--resources={}", resources.display()), "eng"])
-        .ok();
+    env.run([
+        "update",
+        &format!("--resources={}", resources.display()),
+        id("eng").as_str(),
+    ])
+    .ok();
     let pids_max = |want: &str| {
-        for d in cgroup_dirs("/minirun/eng") {
+        for d in cgroup_dirs(&format!("/minirun/{}", id("eng"))) {
             if d.join("pids.max").exists() {
                 assert_eq!(
                     fs::read_to_string(d.join("pids.max")).unwrap().trim(),
@@ -426,10 +443,13 @@ fn pause_resume_update_and_engine_errors() {
         }
     };
     pids_max("42");
-    env.run_with_stdin(&["update", "--resources", "-", "eng"], br#"{"pids": {"limit": 43}}"#)
-        .ok();
+    env.run_with_stdin(
+        &["update", "--resources", "-", id("eng").as_str()],
+        br#"{"pids": {"limit": 43}}"#,
+    )
+    .ok();
     pids_max("43");
-    env.run_with_stdin(&["update", "--resources", "-", "eng"], b"{not json")
+    env.run_with_stdin(&["update", "--resources", "-", id("eng").as_str()], b"{not json")
         .fails_with("invalid resources JSON");
 
     // exec --preserve-fds: descriptor 3 of the caller reaches the process
@@ -453,7 +473,7 @@ fn pause_resume_update_and_engine_errors() {
         "1",
         "--process",
         process.to_str().unwrap(),
-        "eng",
+        id("eng").as_str(),
     ]);
     {
         use std::os::unix::process::CommandExt;
@@ -476,16 +496,31 @@ fn pause_resume_update_and_engine_errors() {
     assert!(status.success(), "exec --preserve-fds failed: {status}");
     assert_eq!(fs::read_to_string(&out).unwrap(), "through-fd3\n");
 
-    env.run(["kill", "eng", "9"]).ok();
-    env.wait_status("eng", "stopped", 10 * SECOND);
+    env.run(["kill", id("eng").as_str(), "9"]).ok();
+    env.wait_status(id("eng").as_str(), "stopped", 10 * SECOND);
     // what engines match on: runc's words, and one JSON line in the log
     let log = env.path().join("log.json");
     let log_arg = log.to_str().unwrap();
-    env.run(["--log", log_arg, "--log-format", "json", "kill", "eng", "15"])
-        .fails_with("container not running");
+    env.run([
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "kill",
+        id("eng").as_str(),
+        "15",
+    ])
+    .fails_with("container not running");
     env.run(["--log", log_arg, "--log-format", "json", "state", "ghost"])
         .fails_with("does not exist");
-    env.run(["--log", log_arg, "--log-format", "json", "no-such-verb", "eng"]);
+    env.run([
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "no-such-verb",
+        id("eng").as_str(),
+    ]);
     let errors: Vec<Value> = fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -513,17 +548,28 @@ fn pause_resume_update_and_engine_errors() {
         );
     }
 
-    env.run(["delete", "eng"]).ok();
-    env.run(["delete", "eng"]).fails_with("does not exist");
-    // runc's verbs take exact ids: a gone "eng" is not "eng10" by prefix
-    env.run(["create", "--bundle", b.to_str().unwrap(), "eng10"]).ok();
-    env.run(["state", "eng"]).fails_with("\"eng\" does not exist");
-    env.run(["kill", "eng", "9"]).fails_with("\"eng\" does not exist");
-    env.run(["delete", "--force", "eng"]).ok();
-    assert_eq!(env.state("eng10").unwrap()["status"], "created");
-    env.run(["delete", "eng10"]).ok();
+    env.run(["delete", id("eng").as_str()]).ok();
+    env.run(["delete", id("eng").as_str()]).fails_with("does not exist");
+    // runc's verbs take exact ids: a gone "eng-PID" is not "eng-PID10" by prefix
+    env.run([
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        format!("{}10", id("eng")).as_str(),
+    ])
+    .ok();
+    env.run(["state", id("eng").as_str()])
+        .fails_with(&format!("\"{}\" does not exist", id("eng")));
+    env.run(["kill", id("eng").as_str(), "9"])
+        .fails_with(&format!("\"{}\" does not exist", id("eng")));
+    env.run(["delete", "--force", id("eng").as_str()]).ok();
+    assert_eq!(
+        env.state(format!("{}10", id("eng")).as_str()).unwrap()["status"],
+        "created"
+    );
+    env.run(["delete", format!("{}10", id("eng")).as_str()]).ok();
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
-    assert!(cgroup_dirs("/minirun/eng").is_empty());
+    assert!(cgroup_dirs(&format!("/minirun/{}", id("eng"))).is_empty());
 
     let version = env.run(["--version"]).ok();
     assert!(
@@ -540,40 +586,47 @@ fn pause_resume_update_and_engine_errors() {
 #[test]
 fn systemd_cgroup_flag_and_slice_style_cgroups_path() {
     let env = Env::new();
-    let b = env.bundle("sd", &["cat", "/proc/self/cgroup"], |c| {
-        c["linux"]["cgroupsPath"] = "system.slice:minirun-it:sd".into();
+    let b = env.bundle(id("sd").as_str(), &["cat", "/proc/self/cgroup"], |c| {
+        c["linux"]["cgroupsPath"] = format!("system.slice:minirun-it:{}", id("sd")).into();
     });
     let features: Value = serde_json::from_str(&env.run(["features"]).ok().stdout).unwrap();
     assert_eq!(features["linux"]["cgroup"]["systemd"], true, "{features:#}");
     let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let r = env.run(["--systemd-cgroup", "run", "--bundle", b.to_str().unwrap(), "sd"]);
+    let r = env.run([
+        "--systemd-cgroup",
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        id("sd").as_str(),
+    ]);
     match (unified, Path::new("/run/systemd/system").exists()) {
         (true, false) => {
             assert_ne!(r.code, 0, "{r:#?}");
             assert!(
-                r.stderr.contains("\"sd\""),
+                r.stderr.contains(&format!("\"{}\"", id("sd"))),
                 "the error does not name the container: {r:#?}"
             );
         }
         (true, true) => {
             assert_eq!(r.code, 0, "{r:#?}");
             assert!(
-                r.stdout.contains("system.slice/minirun-it-sd.scope"),
+                r.stdout
+                    .contains(&format!("system.slice/minirun-it-{}.scope", id("sd"))),
                 "not in its systemd scope: {r:#?}"
             );
         }
         (false, _) => {
             assert_eq!(r.code, 0, "{r:#?}");
             assert!(
-                r.stdout.contains(":/system.slice:minirun-it:sd"),
+                r.stdout.contains(&format!(":/system.slice:minirun-it:{}", id("sd"))),
                 "not in its cgroupfs cgroup: {r:#?}"
             );
         }
     }
     assert!(
-        cgroup_dirs("system.slice:minirun-it:sd").is_empty(),
+        cgroup_dirs(&format!("system.slice:minirun-it:{}", id("sd"))).is_empty(),
         "cgroup left: {:?}",
-        cgroup_dirs("system.slice:minirun-it:sd")
+        cgroup_dirs(&format!("system.slice:minirun-it:{}", id("sd")))
     );
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
@@ -614,7 +667,7 @@ fn resources_are_applied_at_create_and_by_update() {
     });
     let device = block_device();
     let (major, minor, sched) = device.clone().unwrap_or((0, 0, String::new()));
-    let b = env.bundle("res", &["sleep", "60"], |c| {
+    let b = env.bundle(id("res").as_str(), &["sleep", "60"], |c| {
         let r = &mut c["linux"]["resources"];
         r["memory"] = json!({"limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20,
                              "swappiness": 10, "disableOOMKiller": true});
@@ -643,11 +696,12 @@ fn resources_are_applied_at_create_and_by_update() {
     if sched != "bfq" {
         eprintln!("blkio weightDevice not checked: no block device has BFQ active (weights are BFQ's)");
     }
-    env.run(["create", "--bundle", b.to_str().unwrap(), "res"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), id("res").as_str()])
+        .ok();
     let read = |controller: &str, file: &str| {
         let p = Path::new("/sys/fs/cgroup")
             .join(controller)
-            .join("minirun/res")
+            .join(format!("minirun/{}", id("res")))
             .join(file);
         fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -694,7 +748,7 @@ fn resources_are_applied_at_create_and_by_update() {
     if sched == "bfq" {
         assert!(read("blkio", "blkio.bfq.weight_device").contains(&format!("{dev} 200")));
     }
-    env.run(["start", "res"]).ok();
+    env.run(["start", id("res").as_str()]).ok();
 
     // runc's options: memory given, so libcgroups rewrites memory.oom_control;
     // the OOM killer stays disabled
@@ -716,7 +770,8 @@ fn resources_are_applied_at_create_and_by_update() {
     if weight {
         args.extend(["--blkio-weight", "500"]);
     }
-    args.push("res");
+    let res = id("res");
+    args.push(&res);
     env.run(args).ok();
     assert_eq!(read("memory", "memory.limit_in_bytes"), (80u64 << 20).to_string());
     assert!(oom_disabled(), "{}", read("memory", "memory.oom_control"));
@@ -743,8 +798,11 @@ fn resources_are_applied_at_create_and_by_update() {
     if device.is_some() {
         update["blockIO"] = json!({"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 2097152}]});
     }
-    env.run_with_stdin(&["update", "-r", "-", "res"], update.to_string().as_bytes())
-        .ok();
+    env.run_with_stdin(
+        &["update", "-r", "-", id("res").as_str()],
+        update.to_string().as_bytes(),
+    )
+    .ok();
     assert!(!oom_disabled(), "{}", read("memory", "memory.oom_control"));
     assert_eq!(read("cpu", "cpu.cfs_burst_us"), "5000");
     if device.is_some() {
@@ -757,15 +815,16 @@ fn resources_are_applied_at_create_and_by_update() {
 
     // what this cgroup version cannot do is refused, and changes nothing
     env.run_with_stdin(
-        &["update", "-r", "-", "res"],
+        &["update", "-r", "-", id("res").as_str()],
         br#"{"unified": {"memory.high": "1000000"}, "pids": {"limit": 7}}"#,
     )
     .fails_with("unified");
     assert_eq!(read("pids", "pids.max"), "60");
-    env.run(["update", "--memory", "lots", "res"]).fails_with("--memory");
+    env.run(["update", "--memory", "lots", id("res").as_str()])
+        .fails_with("--memory");
 
-    env.run(["delete", "--force", "res"]).ok();
-    assert!(cgroup_dirs("/minirun/res").is_empty());
+    env.run(["delete", "--force", id("res").as_str()]).ok();
+    assert!(cgroup_dirs(&format!("/minirun/{}", id("res"))).is_empty());
 }
 
 /// Sub-cgroups made by a test under a container's cgroup, removed when it
@@ -820,12 +879,14 @@ fn exec_takes_runc_process_options() {
     let b = env.bundle("flags", &["sleep", "60"], |c| {
         c["process"]["noNewPrivileges"] = json!(false)
     });
-    env.run(["create", "--bundle", b.to_str().unwrap(), "fl"]).ok();
-    env.run(["start", "fl"]).ok();
+    env.run(["create", "--bundle", b.to_str().unwrap(), id("fl").as_str()])
+        .ok();
+    env.run(["start", id("fl").as_str()]).ok();
+    let fl = id("fl");
     let status = |extra: &[&str]| {
         let mut args = vec!["exec"];
         args.extend(extra);
-        args.extend(["fl", "cat", "/proc/self/status"]);
+        args.extend([fl.as_str(), "cat", "/proc/self/status"]);
         env.run(args).ok().stdout
     };
     const NET_ADMIN: u64 = 1 << 12;
@@ -847,7 +908,7 @@ fn exec_takes_runc_process_options() {
             "OTHER=x",
             "--cwd",
             "/tmp",
-            "fl",
+            id("fl").as_str(),
             "sh",
             "-c",
             "echo $GREETING $OTHER; pwd",
@@ -863,23 +924,27 @@ fn exec_takes_runc_process_options() {
             "10",
             "-g",
             "20",
-            "fl",
+            id("fl").as_str(),
             "id",
         ])
         .ok();
-    let id = r.stdout.trim();
-    assert!(id.starts_with("uid=1000 gid=1000"), "{id}");
-    let groups = id.split("groups=").nth(1).unwrap_or_else(|| panic!("{id}"));
-    assert!(groups.contains("10") && groups.contains("20"), "{id}");
-    env.run(["exec", "--cap", "CAP_FLYING", "fl", "true"])
+    let ids = r.stdout.trim();
+    assert!(ids.starts_with("uid=1000 gid=1000"), "{ids}");
+    let groups = ids.split("groups=").nth(1).unwrap_or_else(|| panic!("{ids}"));
+    assert!(groups.contains("10") && groups.contains("20"), "{ids}");
+    env.run(["exec", "--cap", "CAP_FLYING", id("fl").as_str(), "true"])
         .fails_with("CAP_FLYING");
 
     // --cgroup: an existing sub-cgroup of the container's, also with --process
-    let _subs = SubCgroups::make("/minirun/fl", "sub");
+    let _subs = SubCgroups::make(&format!("/minirun/{}", id("fl")), "sub");
     let r = env
-        .run(["exec", "--cgroup", "sub", "fl", "cat", "/proc/self/cgroup"])
+        .run(["exec", "--cgroup", "sub", id("fl").as_str(), "cat", "/proc/self/cgroup"])
         .ok();
-    assert!(r.stdout.contains("/minirun/fl/sub\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("/minirun/{}/sub\n", id("fl"))),
+        "{}",
+        r.stdout
+    );
     let process = env.path().join("cg.json");
     fs::write(
         &process,
@@ -888,34 +953,54 @@ fn exec_takes_runc_process_options() {
     )
     .unwrap();
     let r = env
-        .run(["exec", "--process", process.to_str().unwrap(), "--cgroup", "/sub", "fl"])
+        .run([
+            "exec",
+            "--process",
+            process.to_str().unwrap(),
+            "--cgroup",
+            "/sub",
+            id("fl").as_str(),
+        ])
         .ok();
-    assert!(r.stdout.contains("/minirun/fl/sub\n"), "{}", r.stdout);
-    env.run(["exec", "--cgroup", "nosuch", "fl", "true"])
+    assert!(
+        r.stdout.contains(&format!("/minirun/{}/sub\n", id("fl"))),
+        "{}",
+        r.stdout
+    );
+    env.run(["exec", "--cgroup", "nosuch", id("fl").as_str(), "true"])
         .fails_with("nosuch");
-    env.run(["exec", "--cgroup", "../..", "fl", "true"]).fails_with("../..");
+    env.run(["exec", "--cgroup", "../..", id("fl").as_str(), "true"])
+        .fails_with("../..");
 
     if !Path::new("/sys/module/apparmor/parameters/enabled").exists() {
-        env.run(["exec", "--apparmor", "docker-default", "fl", "true"])
+        env.run(["exec", "--apparmor", "docker-default", id("fl").as_str(), "true"])
             .fails_with("AppArmor is not enabled");
     }
     env.run([
         "exec",
         "--process-label",
         "system_u:system_r:container_t:s0",
-        "fl",
+        id("fl").as_str(),
         "true",
     ])
     .fails_with("SELinux");
     // empty values are unset, as in runc
-    env.run(["exec", "--apparmor", "", "--process-label", "", "fl", "true"])
-        .ok();
+    env.run([
+        "exec",
+        "--apparmor",
+        "",
+        "--process-label",
+        "",
+        id("fl").as_str(),
+        "true",
+    ])
+    .ok();
 
     // --ignore-paused: accepted on a paused container, the process runs once resumed
-    env.run(["pause", "fl"]).ok();
-    env.run(["exec", "fl", "true"]).fails_with("paused");
-    let mut child = env.spawn(&["exec", "--ignore-paused", "fl", "echo", "after-resume"]);
-    env.run(["resume", "fl"]).ok();
+    env.run(["pause", id("fl").as_str()]).ok();
+    env.run(["exec", id("fl").as_str(), "true"]).fails_with("paused");
+    let mut child = env.spawn(&["exec", "--ignore-paused", id("fl").as_str(), "echo", "after-resume"]);
+    env.run(["resume", id("fl").as_str()]).ok();
     let deadline = std::time::Instant::now() + 10 * SECOND;
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
@@ -928,11 +1013,11 @@ fn exec_takes_runc_process_options() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "after-resume\n");
     // delete removes the nested cgroup too (libcgroups alone would fail on it)
-    env.run(["delete", "--force", "fl"]).ok();
+    env.run(["delete", "--force", id("fl").as_str()]).ok();
     assert!(
-        cgroup_dirs("/minirun/fl").is_empty(),
+        cgroup_dirs(&format!("/minirun/{}", id("fl"))).is_empty(),
         "{:?}",
-        cgroup_dirs("/minirun/fl")
+        cgroup_dirs(&format!("/minirun/{}", id("fl")))
     );
     drop(_subs);
 }
