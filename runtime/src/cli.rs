@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod security;
-pub use security::SecurityArgs;
+pub use security::{HostArgs, MountArgs, SecurityArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -586,8 +586,9 @@ pub struct RunArgs {
     /// Container hostname (default: the first 12 characters of the id)
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
-    /// Bind-mount a host path: HOST:CONTAINER[:ro|rw]
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind-mount a host path: HOST:CONTAINER[:OPTIONS], options ro|rw, z|Z,
+    /// shared|slave|private|rshared|rslave|rprivate, nocopy (comma-separated)
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
     pub volume: Vec<String>,
     /// Keep stdin open
     #[arg(short, long)]
@@ -632,6 +633,10 @@ pub struct RunArgs {
     pub registry: RegistryOpts,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub mounts: MountArgs,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,
