@@ -32,8 +32,7 @@ fn mount_options(env: &Env, flags: &[&str], dest: &str) -> Vec<String> {
     let line = r
         .stdout
         .lines()
-        .filter(|l| l.split(' ').nth(1) == Some(dest))
-        .last()
+        .rfind(|l| l.split(' ').nth(1) == Some(dest))
         .unwrap_or_else(|| panic!("no mount at {dest}: {r:#?}"));
     line.split(' ').nth(3).unwrap().split(',').map(String::from).collect()
 }
@@ -57,6 +56,22 @@ fn nothing_left(env: &Env) {
         .filter(|e| !e.starts_with('.'))
         .collect();
     assert_eq!(state, Vec::<String>::new());
+    // no address leased on any network
+    for e in fs::read_dir(env.data_root.join("networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().ends_with(".leases.json") {
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            assert!(
+                !text
+                    .split('"')
+                    .any(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())),
+                "a lease is left: {text}"
+            );
+        }
+    }
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(env.path().to_str().unwrap()),
