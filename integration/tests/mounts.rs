@@ -217,8 +217,8 @@ fn bad_mounts_name_the_value_and_leave_nothing() {
             "/nonexistent/minirun",
         ),
         (
-            vec!["--mount".into(), "type=volume,source=data,target=/x".into()],
-            "not supported yet",
+            vec!["--mount".into(), "type=volume,target=/x".into()],
+            "anonymous volumes are not supported yet",
         ),
         (
             vec![
@@ -248,4 +248,78 @@ fn bad_mounts_name_the_value_and_leave_nothing() {
         !Path::new("/nonexistent/minirun").exists(),
         "--mount never creates a bind source"
     );
+}
+
+#[test]
+fn named_volumes() {
+    let env = setup();
+    assert_eq!(env.run(["volume", "create", "made"]).ok().stdout, "made\n");
+    let r = env.run(["volume", "inspect", "made"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["Driver"], "local");
+    let data = PathBuf::from(v[0]["Mountpoint"].as_str().unwrap());
+    assert!(data.starts_with(&env.data_root) && data.is_dir());
+
+    // first mount: made if missing, filled from the image; then its own content
+    let r = sh(
+        &env,
+        &["-v", "conf:/etc"],
+        "test -f /etc/passwd && echo copied; echo mine > /etc/mine",
+    )
+    .ok();
+    assert_eq!(r.stdout, "copied\n");
+    let r = sh(
+        &env,
+        &["--mount", "type=volume,source=conf,target=/data,readonly"],
+        "cat /data/mine; touch /data/x || echo ro",
+    )
+    .ok();
+    assert_eq!(r.stdout, "mine\nro\n");
+    // nocopy: left empty
+    let r = sh(&env, &["-v", "empty:/etc:nocopy"], "ls /etc | grep -c passwd").ok_or_empty();
+    assert_eq!(r, "0");
+    let r = env.run(["volume", "ls", "-q"]).ok();
+    assert_eq!(r.stdout, "conf\nempty\nmade\n");
+
+    // in use by a container (even stopped) it stays
+    let id = env
+        .run(["run", "-d", "--net", "none", "-v", "made:/m", "busybox", "true"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    env.run(["wait", &id]).ok();
+    let r = env.run(["volume", "rm", "made"]);
+    assert!(
+        r.code != 0 && r.stderr.contains("volume is in use") && r.stderr.contains(&id),
+        "{r:#?}"
+    );
+    env.run(["rm", &id]).ok();
+    env.run(["volume", "rm", "made", "conf", "empty"]).ok();
+    assert!(!data.exists());
+    let r = env.run(["volume", "rm", "made"]);
+    assert!(r.code != 0 && r.stderr.contains("no such volume: made"), "{r:#?}");
+    env.run(["volume", "rm", "-f", "made"]).ok();
+
+    for bad in ["-v", "--mount"] {
+        let spec = if bad == "-v" {
+            "b@d:/x".to_string()
+        } else {
+            "type=volume,src=b@d,dst=/x".to_string()
+        };
+        let r = env.run(["run", "--rm", "--net", "none", bad, &spec, "busybox", "true"]);
+        assert!(r.code == 125 && r.stderr.contains("\"b@d\""), "{r:#?}");
+    }
+    nothing_left(&env);
+}
+
+trait OkOrEmpty {
+    fn ok_or_empty(self) -> String;
+}
+
+impl OkOrEmpty for Run {
+    /// stdout trimmed, whatever the exit code (`grep -c` exits 1 on 0 matches)
+    fn ok_or_empty(self) -> String {
+        self.stdout.trim().to_string()
+    }
 }

@@ -394,10 +394,12 @@ mod tests {
                 propagation: "rprivate",
                 create_source: true,
                 recursive: true,
+                named: None,
+                copy: true,
             }
         );
         assert!(!"/a:/b".parse::<Volume>().unwrap().read_only);
-        for bad in ["/a", "rel:/b", "/a:b", "/a:/b:xx", "/a:/b:ro:z", "/a:/"] {
+        for bad in ["/a", "r/el:/b", "/a:b", "/a:/b:xx", "/a:/b:ro:z", "/a:/"] {
             let err = bad.parse::<Volume>().unwrap_err().to_string();
             assert!(err.contains(&format!("\"{bad}\"")), "{bad}: {err}");
         }

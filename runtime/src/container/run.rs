@@ -104,9 +104,20 @@ pub fn release_ipc_shm(dir: &Path) {
     }
 }
 
+/// A name for `volume create` without one: 64 hex digits, as docker.
+pub fn random_volume_name() -> Result<String> {
+    random_id()
+}
+
 /// Runs a container from an image; attached it returns the container's exit
 /// code, detached 0 once the process runs (its id printed).
 pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
+    // named volumes: made on first use (and kept, as docker, if the run fails)
+    for v in req.run.volumes.iter_mut() {
+        if let Some(name) = &v.named {
+            v.host = super::volumes::ensure(ctx, name)?.0.mountpoint;
+        }
+    }
     for v in req.run.volumes.iter().filter(|v| v.create_source && !v.host.exists()) {
         fs::create_dir_all(&v.host).with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
     }
@@ -173,6 +184,11 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     // read-only for --read-only (the spec's root.readonly), as runc does.
     let rootfs = req.store.prepare_rootfs(&req.image, &dir, false)?;
     setup.rootfs = true;
+    // an empty named volume gets what the image has at its destination
+    for v in req.run.volumes.iter().filter(|v| v.named.is_some() && v.copy) {
+        let inside = imagespec::paths::resolve_in_rootfs(&rootfs, &v.container)?;
+        super::volumes::copy_up(&rootfs.join(inside.strip_prefix("/").unwrap_or(&inside)), &v.host)?;
+    }
     if req.run.host.ipc == imagespec::host::IpcMode::Shareable {
         req.run.joins.shm = Some(mount_ipc_shm(&dir, req.run.shm_size)?);
     }

@@ -20,6 +20,11 @@ pub struct Volume {
     pub create_source: bool,
     /// `--mount ...,bind-nonrecursive`: the mounts below the source are left out
     pub recursive: bool,
+    /// a named volume (`-v NAME:/path`, `--mount type=volume`): `host` is
+    /// its directory once `container::volumes` made or found it
+    pub named: Option<String>,
+    /// a named volume left empty is filled from the image (not with `nocopy`)
+    pub copy: bool,
 }
 
 impl Volume {
@@ -31,8 +36,30 @@ impl Volume {
             propagation: "rprivate",
             create_source: true,
             recursive: true,
+            named: None,
+            copy: true,
         }
     }
+
+    fn named(name: &str, container: &str) -> Volume {
+        Volume {
+            named: Some(name.to_string()),
+            create_source: false,
+            ..Volume::bind("", container)
+        }
+    }
+}
+
+/// docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_volume_name(name: &str) -> Result<()> {
+    let mut b = name.bytes();
+    let first_ok = b.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || name.len() < 2 || !b.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
+        bail!(
+            "\"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+        );
+    }
+    Ok(())
 }
 
 /// A tmpfs: `--tmpfs PATH[:OPTS]` or `--mount type=tmpfs,...`, its options
@@ -74,11 +101,13 @@ impl std::str::FromStr for Volume {
             [h, c, m] => (*h, *c, Some(*m)),
             _ => bail!("invalid volume \"{spec}\": expected HOST:CONTAINER[:OPTIONS]"),
         };
-        if !host.starts_with('/') {
-            bail!("invalid volume \"{spec}\": the host path must be absolute (named volumes are not supported yet)");
-        }
         check_destination("volume", spec, ctr)?;
-        let mut v = Volume::bind(host, ctr);
+        let mut v = if host.starts_with('/') {
+            Volume::bind(host, ctr)
+        } else {
+            valid_volume_name(host).map_err(|e| anyhow!("invalid volume \"{spec}\": {e}"))?;
+            Volume::named(host, ctr)
+        };
         let (mut rw_seen, mut label_seen, mut prop_seen, mut copy_seen) = (false, false, false, false);
         for opt in mode.map(|m| m.split(',').collect::<Vec<_>>()).unwrap_or_default() {
             let seen = match opt {
@@ -92,7 +121,10 @@ impl std::str::FromStr for Volume {
                     );
                     &mut label_seen
                 }
-                "nocopy" => &mut copy_seen,
+                "nocopy" => {
+                    v.copy = false;
+                    &mut copy_seen
+                }
                 p => match propagation(p) {
                     Some(p) => {
                         v.propagation = p;
@@ -274,6 +306,7 @@ pub fn parse_mount(spec: &str) -> Result<UserMount> {
     let mut recursive = true;
     let (mut size, mut mode): (Option<u64>, Option<u32>) = (None, None);
     let (mut bind_opt, mut tmpfs_opt, mut volume_opt) = (None, None, None);
+    let mut copy = true;
     for field in csv_fields(spec).map_err(|e| err(e.to_string()))? {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
@@ -314,8 +347,18 @@ pub fn parse_mount(spec: &str) -> Result<UserMount> {
                         .ok_or_else(|| err(format!("invalid value for {key}: {value}")))?,
                 );
             }
-            "volume-nocopy" | "volume-driver" | "volume-label" | "volume-opt" | "volume-subpath" => {
-                volume_opt = Some(key.clone())
+            "volume-nocopy" => {
+                volume_opt = Some(key.clone());
+                copy = !parse_bool(&key, &value).map_err(|e| err(e.to_string()))?;
+            }
+            "volume-driver" => {
+                volume_opt = Some(key.clone());
+                if value != "local" {
+                    return Err(err(format!("volume-driver \"{value}\": only the local driver exists")));
+                }
+            }
+            "volume-label" | "volume-opt" | "volume-subpath" => {
+                return Err(err(format!("{key} is not supported yet")));
             }
             _ => return Err(err(format!("unexpected key '{key}' in '{field}'"))),
         }
@@ -372,9 +415,18 @@ pub fn parse_mount(spec: &str) -> Result<UserMount> {
             }
             Ok(UserMount::Tmpfs(tmpfs(&target, &user).map_err(|e| err(e.to_string()))?))
         }
-        "volume" => Err(err(
-            "type=volume: named volumes are not supported yet (use type=bind with a host path, or type=tmpfs)".into(),
-        )),
+        "volume" => {
+            mix(&bind_opt, "bind")?;
+            mix(&tmpfs_opt, "tmpfs")?;
+            let name = source.filter(|s| !s.is_empty()).ok_or_else(|| {
+                err("anonymous volumes are not supported yet: give the volume a name with source=NAME".into())
+            })?;
+            valid_volume_name(&name).map_err(|e| err(e.to_string()))?;
+            let mut v = Volume::named(&name, &target);
+            v.read_only = read_only;
+            v.copy = copy;
+            Ok(UserMount::Bind(v))
+        }
         other => Err(err(format!(
             "invalid mount type \"{other}\": expected bind, tmpfs or volume"
         ))),
@@ -444,6 +496,8 @@ mod tests {
     fn volume_options() {
         let v: Volume = "/a:/b:ro,rshared,Z,nocopy".parse().unwrap();
         assert!(v.read_only && v.propagation == "rshared" && v.create_source);
+        let v: Volume = "data:/b:nocopy".parse().unwrap();
+        assert!(v.named.as_deref() == Some("data") && !v.copy && !v.create_source);
         let v: Volume = "/a:/b:rw".parse().unwrap();
         assert!(!v.read_only && v.propagation == "rprivate");
         for bad in [
@@ -502,6 +556,9 @@ mod tests {
                     .to_vec()
             })
         );
+        let m = parse_mount("type=volume,src=data,dst=/v,volume-nocopy,ro").unwrap();
+        let UserMount::Bind(v) = m else { panic!() };
+        assert!(v.named.as_deref() == Some("data") && !v.copy && v.read_only);
         let m = parse_mount(&format!("\"type=bind\",\"source={src}\",target=/q")).unwrap();
         assert!(matches!(m, UserMount::Bind(_)));
         for (bad, says) in [
@@ -514,8 +571,13 @@ mod tests {
             ),
             ("type=tmpfs,target=/y,bind-propagation=shared", "cannot mix 'bind-*'"),
             ("type=tmpfs,target=/y,tmpfs-mode=9", "tmpfs-mode: 9"),
-            ("type=volume,source=v,target=/y", "not supported yet"),
-            ("target=/y", "not supported yet"),
+            ("type=volume,target=/y", "anonymous volumes are not supported yet"),
+            ("target=/y", "anonymous volumes"),
+            ("type=volume,source=-x,target=/y", "\"-x\""),
+            (
+                "type=volume,source=vv,target=/y,volume-opt=a=b",
+                "volume-opt is not supported yet",
+            ),
             ("type=weird,target=/y", "\"weird\""),
             ("type=tmpfs,target=/y,novalue", "invalid field 'novalue'"),
         ] {
