@@ -23,7 +23,7 @@ pub fn run(env: &Env, cmd: VolumeCmd) -> Result<u8> {
         VolumeCmd::Ls { quiet } => {
             let all = volumes::list(&ctx)?;
             if !quiet {
-                println!("{:<10}{}", "DRIVER", "VOLUME NAME");
+                println!("{:<10}VOLUME NAME", "DRIVER");
             }
             for v in all {
                 if quiet {
