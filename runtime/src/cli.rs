@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod security;
-pub use security::SecurityArgs;
+pub use security::{HostArgs, MountArgs, SecurityArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -127,6 +127,41 @@ pub enum Command {
     /// Manage networks: create, ls, inspect, rm
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage named volumes: create, ls, inspect, rm
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume (a random name if none is given); print its name
+    Create {
+        name: Option<String>,
+        /// Driver: only local
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only names
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print volumes as JSON
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses
+    #[command(alias = "remove")]
+    Rm {
+        /// No error for a volume that does not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -586,8 +621,9 @@ pub struct RunArgs {
     /// Container hostname (default: the first 12 characters of the id)
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
-    /// Bind-mount a host path: HOST:CONTAINER[:ro|rw]
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind-mount a host path or a named volume: HOST|NAME:CONTAINER[:OPTIONS], options ro|rw, z|Z,
+    /// shared|slave|private|rshared|rslave|rprivate, nocopy (comma-separated)
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
     pub volume: Vec<String>,
     /// Keep stdin open
     #[arg(short, long)]
@@ -632,6 +668,10 @@ pub struct RunArgs {
     pub registry: RegistryOpts,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub mounts: MountArgs,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

@@ -227,3 +227,44 @@ fn attach_and_detach_keys_flags() {
         (true, true, Some("ctrl-@"))
     );
 }
+
+#[test]
+fn run_takes_docker_device_namespace_and_mount_flags() {
+    let cli = parse(&[
+        "run",
+        "--device",
+        "/dev/fuse",
+        "--device-cgroup-rule",
+        "c 1:3 rwm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--ipc",
+        "shareable",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--tmpfs",
+        "/run:size=1m",
+        "--mount",
+        "type=tmpfs,target=/t",
+        "--shm-size",
+        "128m",
+        "busybox",
+        "sh",
+    ]);
+    let Some(Command::Run(r)) = cli.command else {
+        panic!("not run")
+    };
+    assert_eq!(r.host.device, ["/dev/fuse"]);
+    assert_eq!(r.host.device_cgroup_rule, ["c 1:3 rwm"]);
+    assert_eq!(r.host.sysctl, ["net.ipv4.ip_forward=1"]);
+    assert_eq!(
+        (r.host.ipc.as_deref(), r.host.pid.as_deref(), r.host.uts.as_deref()),
+        (Some("shareable"), Some("host"), Some("host"))
+    );
+    assert_eq!(r.mounts.tmpfs, ["/run:size=1m"]);
+    assert_eq!(r.mounts.mount, ["type=tmpfs,target=/t"]);
+    assert_eq!(r.mounts.shm_size.as_deref(), Some("128m"));
+    assert_eq!(r.args, ["busybox", "sh"]);
+}

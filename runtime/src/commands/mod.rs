@@ -30,6 +30,7 @@ mod state;
 mod stop;
 mod tag;
 mod update;
+mod volume;
 mod wait;
 
 use anyhow::{bail, Context, Result};
@@ -188,6 +189,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Port(a) => port::run(&env, &a),
         Command::Gc => gc::run(&env),
         Command::Network(cmd) => network::run(&env, cmd),
+        Command::Volume(cmd) => volume::run(&env, cmd),
     }
 }
 

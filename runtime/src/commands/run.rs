@@ -9,6 +9,8 @@ use super::{seal_self, Env};
 use crate::cli::{BundleOpts, RunArgs};
 use crate::container::launch::{self, NetRequest};
 use crate::container::{run, valid_name, Ctx};
+use crate::imagespec::host::{Host, NsMode};
+use crate::imagespec::mounts::{self, UserMount};
 use crate::imagespec::{self, RunConfig, Volume};
 use crate::oci::valid_id;
 use crate::{spec, tty};
@@ -35,7 +37,20 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     for e in &a.env {
         env.extend(imagespec::expand_env(e)?);
     }
-    let volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    let mut volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    let mut tmpfs = a
+        .mounts
+        .tmpfs
+        .iter()
+        .map(|t| mounts::parse_tmpfs(t))
+        .collect::<Result<Vec<_>>>()?;
+    for m in &a.mounts.mount {
+        match mounts::parse_mount(m)? {
+            UserMount::Bind(v) => volumes.push(v),
+            UserMount::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
+    let shm_size = a.mounts.shm_size.as_deref().map(mounts::parse_shm_size).transpose()?;
     let security = imagespec::security::Security::parse(&a.security)?;
     if let Some(name) = &a.name {
         valid_name(name)?;
@@ -54,6 +69,15 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     }
     let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse()?;
     launch::check_network_exists(ctx, &mode)?;
+    let host = Host::parse(&a.host, mode == NetMode::Host)?;
+    let mut hostname = a.hostname.clone();
+    if host.uts == NsMode::Host {
+        if hostname.is_some() {
+            bail!("conflicting options: hostname and the UTS mode (--uts host)");
+        }
+        hostname = Some(nix::unistd::gethostname()?.to_string_lossy().into_owned());
+    }
+    let joins = launch::join_namespaces(ctx, &host)?;
     for alias in &a.network_alias {
         if !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
             bail!("--network-alias {alias}: aliases exist only on user-defined networks, not --net {mode}");
@@ -88,8 +112,12 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
-        hostname: a.hostname.clone(),
+        hostname,
         volumes,
+        tmpfs,
+        shm_size,
+        host,
+        joins,
         tty: a.tty,
         read_only: a.read_only,
         security,

@@ -13,6 +13,7 @@ mod record;
 pub mod run;
 mod store;
 pub mod teardown;
+pub mod volumes;
 
 #[cfg(test)]
 mod fakes;

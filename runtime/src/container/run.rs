@@ -61,6 +61,7 @@ impl Drop for Setup<'_> {
             }
         }
         let dir = self.ctx.dir(&self.id);
+        release_ipc_shm(&dir);
         if self.rootfs {
             let _ = minirun_images::release_rootfs(&dir);
         }
@@ -73,10 +74,51 @@ impl Drop for Setup<'_> {
     }
 }
 
+/// Where a `--ipc shareable` container's /dev/shm is mounted on the host
+/// (below its directory), for itself and the containers that join it: a
+/// mount of another mount namespace cannot be bound, so it lives in the
+/// host's, as docker does.
+pub const IPC_SHM: &str = "ipc-shm";
+
+/// Mounts a shareable container's /dev/shm at `dir`/ipc-shm (private, in the
+/// host's mount namespace; released by [`release_ipc_shm`]).
+fn mount_ipc_shm(dir: &Path, size: Option<u64>) -> Result<PathBuf> {
+    use nix::mount::{mount, MsFlags};
+    let at = dir.join(IPC_SHM);
+    fs::create_dir_all(&at).with_context(|| format!("cannot create {}", at.display()))?;
+    let data = format!("mode=1777,size={}", size.unwrap_or(64 << 20));
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("shm"), &at, Some("tmpfs"), flags, Some(data.as_str()))
+        .with_context(|| format!("cannot mount the shareable /dev/shm at {}", at.display()))?;
+    let _ = mount(None::<&str>, &at, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>);
+    Ok(at)
+}
+
+/// Unmounts what [`mount_ipc_shm`] mounted, if anything; before a directory
+/// is removed (joiners may still use the tmpfs: it lives on in their mounts).
+pub fn release_ipc_shm(dir: &Path) {
+    let at = dir.join(IPC_SHM);
+    if at.exists() {
+        let _ = nix::mount::umount2(&at, nix::mount::MntFlags::MNT_DETACH);
+        let _ = fs::remove_dir(&at);
+    }
+}
+
+/// A name for `volume create` without one: 64 hex digits, as docker.
+pub fn random_volume_name() -> Result<String> {
+    random_id()
+}
+
 /// Runs a container from an image; attached it returns the container's exit
 /// code, detached 0 once the process runs (its id printed).
 pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
-    for v in &req.run.volumes {
+    // named volumes: made on first use (and kept, as docker, if the run fails)
+    for v in req.run.volumes.iter_mut() {
+        if let Some(name) = &v.named {
+            v.host = super::volumes::ensure(ctx, name)?.0.mountpoint;
+        }
+    }
+    for v in req.run.volumes.iter().filter(|v| v.create_source && !v.host.exists()) {
         fs::create_dir_all(&v.host).with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
     }
     teardown::gc_quick(ctx);
@@ -142,6 +184,14 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     // read-only for --read-only (the spec's root.readonly), as runc does.
     let rootfs = req.store.prepare_rootfs(&req.image, &dir, false)?;
     setup.rootfs = true;
+    // an empty named volume gets what the image has at its destination
+    for v in req.run.volumes.iter().filter(|v| v.named.is_some() && v.copy) {
+        let inside = imagespec::paths::resolve_in_rootfs(&rootfs, &v.container)?;
+        super::volumes::copy_up(&rootfs.join(inside.strip_prefix("/").unwrap_or(&inside)), &v.host)?;
+    }
+    if req.run.host.ipc == imagespec::host::IpcMode::Shareable {
+        req.run.joins.shm = Some(mount_ipc_shm(&dir, req.run.shm_size)?);
+    }
     let mode = req.net.mode.clone();
     req.net.hostname = Some(hostname.clone());
     let mut aliases = vec![name.clone(), minirun_net::etc::default_hostname(&id)];

@@ -34,6 +34,7 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
             Err(e) => errors.push(format!("network: {e:#}")),
         }
     }
+    super::run::release_ipc_shm(&ctx.dir(id));
     if let Err(e) = minirun_images::release_rootfs(&ctx.dir(id)) {
         errors.push(format!("rootfs: {e:#}"));
     }
@@ -71,6 +72,7 @@ pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
         let _ = fs::remove_file(ctx.names_dir().join(name));
     }
     if dir.exists() && is_container_dir(ctx, &dir) {
+        super::run::release_ipc_shm(&dir);
         fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     Ok(())
@@ -153,6 +155,7 @@ fn gc_unfinished(ctx: &Ctx) -> Result<Vec<String>> {
                 continue;
             }
             if let Ok(Some(_lock)) = ctx.try_lock(&id) {
+                super::run::release_ipc_shm(&entry.path());
                 fs::remove_dir_all(entry.path())?;
                 cleaned.push(id);
             }
