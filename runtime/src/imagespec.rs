@@ -10,6 +10,7 @@ use oci_spec::image::ImageConfiguration;
 use serde_json::{json, Value};
 
 pub mod paths;
+pub mod resources;
 pub mod seccomp;
 pub mod security;
 
@@ -65,6 +66,12 @@ pub struct RunConfig {
     pub read_only: bool,
     /// capabilities, seccomp, no_new_privileges, AppArmor, groups
     pub security: security::Security,
+    /// `linux.resources` from docker's resource flags (issue 15)
+    pub resources: serde_json::Map<String, Value>,
+    /// `--ulimit`s as OCI rlimits
+    pub ulimits: Vec<Value>,
+    /// `--init`: the directory of minirun's init ([`crate::init::prepare`])
+    pub init_dir: Option<PathBuf>,
 }
 
 /// `-v HOST:CTR[:ro|rw]`
@@ -336,6 +343,10 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
+    resources::apply(&mut spec, &run.resources, &run.ulimits);
+    if let Some(dir) = &run.init_dir {
+        crate::init::apply(&mut spec, dir)?;
+    }
     run.security.apply(&mut spec, uid, inp.rootfs)?;
     let spec: Spec = serde_json::from_value(spec).context("internal error: generated spec is invalid")?;
     Ok(spec)

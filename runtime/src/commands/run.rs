@@ -68,8 +68,15 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         }
     }
     let mut ports = minirun_net::parse_publish_all(&a.publish)?;
+    // issue 15's flags, checked before the image is pulled
+    let (spec_flags, mut flags) = super::run_flags::parse(a, Default::default())?;
     let store = ctx.store()?;
     let image = super::pull::for_run(&store, image_ref, a)?;
+    if let Some(labels) = image.config.config().as_ref().and_then(|c| c.labels().clone()) {
+        for (k, v) in labels {
+            flags.labels.entry(k).or_insert(v);
+        }
+    }
     if a.publish_all {
         let exposed = image
             .config
@@ -79,6 +86,8 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             .unwrap_or_default();
         let mut all = a.publish.clone();
         all.extend(exposed.iter().map(|p| p.to_string()));
+        // --expose too
+        all.extend(flags.exposed_ports.iter().cloned());
         ports = minirun_net::parse_publish_all(&all)?;
     }
     let join_netns = launch::join_netns(ctx, &mode)?;
@@ -93,6 +102,13 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         tty: a.tty,
         read_only: a.read_only,
         security,
+        resources: spec_flags.resources,
+        ulimits: spec_flags.ulimits,
+        init_dir: if a.docker.init {
+            Some(crate::init::prepare(&ctx.data_root)?)
+        } else {
+            None
+        },
     };
     let args = imagespec::process_args(&image.config, &config)?;
     run::image(
@@ -116,6 +132,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             detach: a.detach,
             interactive: a.interactive,
             detach_keys,
+            flags,
         },
     )
 }

@@ -21,7 +21,9 @@ pub fn run(env: &Env, a: &UpdateArgs) -> Result<u8> {
         }
         None => from_flags(&a.flags)?,
     };
-    env.state.update(&a.id, &resources)?;
+    // an image container by name or id prefix too (docker update)
+    let (id, _) = env.resolve_shared(&a.id)?;
+    env.state.update(&id, &resources)?;
     Ok(0)
 }
 
@@ -50,9 +52,27 @@ fn from_flags(f: &UpdateFlags) -> Result<LinuxResources> {
         b.set_weight(Some(w));
         r.set_block_io(Some(b));
     }
+    // docker's --cpus: a quota per 100 ms period
+    let (period, quota) = match &f.cpus {
+        Some(c) => {
+            if f.cpu_period.is_some() || f.cpu_quota.is_some() {
+                bail!("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set (--cpus {c})");
+            }
+            let nano = crate::imagespec::resources::parse_cpus(c)?;
+            if nano < 0 {
+                bail!("invalid --cpus {c}: must not be negative");
+            }
+            let period = crate::imagespec::resources::CPU_PERIOD;
+            match nano {
+                0 => (Some(period), Some(-1)),
+                n => (Some(period), Some((n as u64 * period / 1_000_000_000) as i64)),
+            }
+        }
+        None => (f.cpu_period, f.cpu_quota),
+    };
     let mut cpu = LinuxCpu::default();
-    cpu.set_period(f.cpu_period)
-        .set_quota(f.cpu_quota)
+    cpu.set_period(period)
+        .set_quota(quota)
         .set_burst(f.cpu_burst)
         .set_realtime_period(f.cpu_rt_period)
         .set_realtime_runtime(f.cpu_rt_runtime)

@@ -142,7 +142,7 @@ fn stop_signals_the_container_and_tears_it_down() {
     let fx = Fixture::new();
     let mut r = record(&fx, "sleeper", Phase::Creating);
     let _started = start(&fx, &mut r, "sleep 30");
-    teardown::stop(&fx.ctx, "sleeper", Duration::from_secs(5)).unwrap();
+    teardown::stop(&fx.ctx, "sleeper", Some(Duration::from_secs(5))).unwrap();
     assert!(fx.engine.calls.borrow().contains(&format!("kill {} SIGTERM", r.id)));
     let after = fx.ctx.load(&r.id).unwrap();
     assert_eq!(after.phase, Phase::Exited);

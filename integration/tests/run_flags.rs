@@ -1,0 +1,168 @@
+//! docker's run flags of issue 15, end to end through the real binary:
+//! resources read back from the container's cgroup files and
+//! /proc/PID/limits, `update` with docker's spellings, restart policies,
+//! --init, stop signal and timeout, health checks, /etc files, labels,
+//! --cidfile and -a. Containers use `--net none` unless a network is the
+//! point.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use minirun_integration::{wait_until, Env};
+use rootfs_fixtures::{build_image, ImageFormat};
+use serde_json::Value;
+
+/// An env with busybox:latest loaded.
+fn setup() -> Env {
+    let env = Env::new();
+    let tar = env.path().join("busybox.tar");
+    build_image(&tar, "busybox:latest", ImageFormat::DockerArchive).expect("cannot build the busybox image");
+    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
+    env
+}
+
+/// `run -d --net none FLAGS... busybox ARGS...`: the container's full id.
+fn run_d(env: &Env, flags: &[&str], args: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--net", "none"];
+    a.extend_from_slice(flags);
+    a.push("busybox");
+    a.extend_from_slice(args);
+    env.run(&a).ok().stdout.trim().to_string()
+}
+
+fn meta(env: &Env, id: &str) -> Value {
+    let p = env.data_root.join("containers").join(id).join("meta.json");
+    serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A cgroup file of container `id`: `v1` in controller `ctrl` on cgroup
+/// v1 (or hybrid), `v2` on the unified hierarchy.
+fn cg(id: &str, ctrl: &str, v1: &str, v2_file: &str) -> String {
+    let p: PathBuf = if v2() {
+        Path::new("/sys/fs/cgroup/minirun").join(id).join(v2_file)
+    } else {
+        Path::new("/sys/fs/cgroup").join(ctrl).join("minirun").join(id).join(v1)
+    };
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+fn pid_of(env: &Env, id: &str) -> i32 {
+    meta(env, id)["pid"].as_i64().expect("no pid") as i32
+}
+
+/// `/proc/PID/limits`' soft and hard columns for a limit.
+fn limit(pid: i32, name: &str) -> (String, String) {
+    let text = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not in {text}"));
+    let cols: Vec<&str> = line[name.len()..].split_whitespace().collect();
+    (cols[0].to_string(), cols[1].to_string())
+}
+
+#[test]
+fn resource_flags_reach_the_cgroup_and_rlimits() {
+    let env = setup();
+    let id = run_d(
+        &env,
+        &[
+            "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m", "--oom-kill-disable",
+            "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "--cpuset-mems", "0",
+            "--pids-limit", "42", "--ulimit", "nofile=100:200", "--ulimit", "nproc=50",
+        ],
+        &["sleep", "300"],
+    );
+    if v2() {
+        assert_eq!(cg(&id, "", "", "memory.max"), (64u64 << 20).to_string());
+        assert_eq!(cg(&id, "", "", "memory.low"), (32u64 << 20).to_string());
+        assert_eq!(cg(&id, "", "", "cpu.max"), "50000 100000");
+        assert_eq!(cg(&id, "", "", "pids.max"), "42");
+    } else {
+        assert_eq!(cg(&id, "memory", "memory.limit_in_bytes", ""), (64u64 << 20).to_string());
+        assert_eq!(cg(&id, "memory", "memory.memsw.limit_in_bytes", ""), (128u64 << 20).to_string());
+        assert_eq!(cg(&id, "memory", "memory.soft_limit_in_bytes", ""), (32u64 << 20).to_string());
+        assert!(cg(&id, "memory", "memory.oom_control", "").contains("oom_kill_disable 1"));
+        assert_eq!(cg(&id, "cpu", "cpu.cfs_quota_us", ""), "50000");
+        assert_eq!(cg(&id, "cpu", "cpu.cfs_period_us", ""), "100000");
+        assert_eq!(cg(&id, "cpu", "cpu.shares", ""), "512");
+        assert_eq!(cg(&id, "pids", "pids.max", ""), "42");
+    }
+    assert_eq!(cg(&id, "cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
+    assert_eq!(cg(&id, "cpuset", "cpuset.mems", "cpuset.mems"), "0");
+    let pid = pid_of(&env, &id);
+    assert_eq!(limit(pid, "Max open files"), ("100".into(), "200".into()));
+    assert_eq!(limit(pid, "Max processes"), ("50".into(), "50".into()));
+
+    // docker update, by name prefix of the id, with docker's spellings
+    env.run(["update", "-m", "96m", "--memory-swap", "192m", "--cpus", "1.5", "--cpu-shares", "256", "--pids-limit", "77", &id[..12]])
+        .ok();
+    if v2() {
+        assert_eq!(cg(&id, "", "", "memory.max"), (96u64 << 20).to_string());
+        assert_eq!(cg(&id, "", "", "cpu.max"), "150000 100000");
+        assert_eq!(cg(&id, "", "", "pids.max"), "77");
+    } else {
+        assert_eq!(cg(&id, "memory", "memory.limit_in_bytes", ""), (96u64 << 20).to_string());
+        assert_eq!(cg(&id, "memory", "memory.memsw.limit_in_bytes", ""), (192u64 << 20).to_string());
+        assert_eq!(cg(&id, "cpu", "cpu.cfs_quota_us", ""), "150000");
+        assert_eq!(cg(&id, "cpu", "cpu.shares", ""), "256");
+        assert_eq!(cg(&id, "pids", "pids.max", ""), "77");
+    }
+    env.run(["rm", "-f", &id]).ok();
+}
+
+#[test]
+fn a_memory_limit_alone_gives_as_much_swap_and_named_containers_update() {
+    let env = setup();
+    let id = run_d(&env, &["--name", "capped", "-m", "50m"], &["sleep", "300"]);
+    if !v2() {
+        assert_eq!(cg(&id, "memory", "memory.memsw.limit_in_bytes", ""), (100u64 << 20).to_string());
+    }
+    env.run(["update", "--cpus", "0.25", "capped"]).ok();
+    if v2() {
+        assert_eq!(cg(&id, "", "", "cpu.max"), "25000 100000");
+    } else {
+        assert_eq!(cg(&id, "cpu", "cpu.cfs_quota_us", ""), "25000");
+    }
+    env.run(["rm", "-f", "capped"]).ok();
+}
+
+#[test]
+fn bad_resource_values_are_refused_by_name() {
+    let env = setup();
+    let bad: &[(&[&str], &str)] = &[
+        (&["-m", "12zb"], "12zb"),
+        (&["-m", "1m"], "Minimum memory limit allowed is 6MB"),
+        (&["--memory-swap", "64m"], "always set the Memory limit"),
+        (&["-m", "64m", "--memory-swap", "32m"], "larger than memory limit"),
+        (&["--cpus", "abc"], "\"abc\""),
+        (&["--cpus", "500"], "Range of CPUs is from 0.01"),
+        (&["--cpuset-cpus", "0-x"], "0-x"),
+        (&["--cpuset-cpus", "999"], "999"),
+        (&["--blkio-weight", "5"], "Range of blkio weight is from 10 to 1000"),
+        (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
+        (&["--ulimit", "nofile=10:5"], "nofile=10:5"),
+        (&["--restart", "sometimes"], "sometimes"),
+        (&["--restart", "always", "--rm"], "Conflicting options: --restart and --rm"),
+        (&["--stop-signal", "SIGNOPE"], "SIGNOPE"),
+        (&["--health-interval", "3x"], "3x"),
+        (&["--add-host", "nohost"], "nohost"),
+        (&["--mac-address", "zz:11"], "zz:11"),
+        (&["-a", "stdfoo"], "stdfoo"),
+    ];
+    for (flags, needle) in bad {
+        let mut a = vec!["run", "--net", "none"];
+        if !flags.contains(&"--rm") {
+            a.push("--rm");
+        }
+        a.extend_from_slice(flags);
+        a.extend(["busybox", "true"]);
+        env.run(&a).fails_with(needle);
+    }
+    assert!(fs::read_dir(env.data_root.join("containers")).map(|d| d.count() == 0).unwrap_or(true));
+}
