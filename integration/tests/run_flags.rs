@@ -166,3 +166,139 @@ fn bad_resource_values_are_refused_by_name() {
     }
     assert!(fs::read_dir(env.data_root.join("containers")).map(|d| d.count() == 0).unwrap_or(true));
 }
+
+/// Polls `f` until it holds (or panics after `secs`).
+fn eventually(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    wait_until(what, Duration::from_secs(secs), f);
+}
+
+fn ps_line(env: &Env, name: &str) -> String {
+    let out = env.run(["ps", "-a"]).ok().stdout;
+    out.lines().find(|l| l.ends_with(name)).unwrap_or_default().to_string()
+}
+
+#[test]
+fn on_failure_restarts_with_back_off_up_to_its_count() {
+    let env = setup();
+    let vol = env.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let v = format!("{}:/out", vol.display());
+    let id = run_d(
+        &env,
+        &["--name", "flaky", "--restart", "on-failure:2", "-v", &v],
+        &["sh", "-c", "echo ran >> /out/runs; exit 3"],
+    );
+    eventually("three runs and an exit", 20, || {
+        meta(&env, &id)["phase"] == "exited"
+    });
+    let runs = fs::read_to_string(vol.join("runs")).unwrap();
+    assert_eq!(runs.lines().count(), 3, "{runs}");
+    let m = meta(&env, &id);
+    assert_eq!(m["restart_count"], 2);
+    assert_eq!(m["exit_code"], 3);
+    assert_eq!(m["restart_policy"]["Name"], "on-failure");
+    assert!(ps_line(&env, "flaky").contains("Exited (3)"), "{}", ps_line(&env, "flaky"));
+    // a clean exit is not a failure
+    let ok = run_d(&env, &["--restart", "on-failure", "-v", &v], &["sh", "-c", "echo ok >> /out/ok"]);
+    eventually("the clean exit", 20, || meta(&env, &ok)["phase"] == "exited");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(fs::read_to_string(vol.join("ok")).unwrap().lines().count(), 1);
+    assert_eq!(meta(&env, &ok)["restart_count"], 0);
+}
+
+#[test]
+fn always_shows_restarting_and_stop_and_rm_end_it() {
+    let env = setup();
+    let vol = env.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let v = format!("{}:/out", vol.display());
+    let id = run_d(
+        &env,
+        &["--name", "phoenix", "--restart", "always", "-v", &v],
+        &["sh", "-c", "echo ran >> /out/runs; sleep 0.3; exit 1"],
+    );
+    // the back-off doubles from 100 ms: a wait between runs shows in ps
+    eventually("ps showing Restarting", 30, || ps_line(&env, "phoenix").contains("Restarting (1)"));
+    env.run(["stop", "-t", "1", "phoenix"]).ok();
+    let m = meta(&env, &id);
+    assert_eq!(m["phase"], "exited", "{m:#}");
+    assert!(m["restart_count"].as_u64().unwrap() >= 1, "{m:#}");
+    let runs = fs::read_to_string(vol.join("runs")).unwrap().lines().count();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fs::read_to_string(vol.join("runs")).unwrap().lines().count(), runs, "restarted after stop");
+    assert!(ps_line(&env, "phoenix").contains("Exited"), "{}", ps_line(&env, "phoenix"));
+
+    let again = run_d(&env, &["--name", "phoenix2", "--restart", "unless-stopped"], &["sh", "-c", "sleep 0.2; exit 2"]);
+    eventually("a restart", 20, || meta(&env, &again)["restart_count"].as_u64().unwrap_or(0) >= 1);
+    let start = Instant::now();
+    env.run(["rm", "-f", "phoenix2"]).ok();
+    assert!(start.elapsed() < Duration::from_secs(8), "rm -f took {:?}", start.elapsed());
+    assert!(!env.data_root.join("containers").join(&again).exists());
+}
+
+#[test]
+fn init_is_pid_1_reaps_forwards_and_exits_with_the_code() {
+    let env = setup();
+    // PID 1 is minirun's init; the command is its child
+    let r = env.run(["run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$"]).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].contains("__init -- sh -c"), "{r:?}");
+    assert_ne!(lines[1], "1", "{r:?}");
+    // exit codes pass through
+    let r = env.run(["run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "exit 5"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    // orphans are re-parented to the init (not to the shell) and reaped: no zombie is left
+    let r = env
+        .run([
+            "run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c",
+            "(sleep 0.2 &); (sleep 0.2 &); sleep 1; cat /proc/[0-9]*/stat | grep -c ') Z' || true",
+        ])
+        .ok();
+    assert_eq!(r.stdout.trim(), "0", "{r:?}");
+    // signals are forwarded: stop's SIGTERM reaches the shell's trap
+    let id = run_d(&env, &["--init"], &["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"]);
+    env.run(["stop", &id]).ok();
+    assert_eq!(meta(&env, &id)["exit_code"], 7);
+}
+
+#[test]
+fn stop_signal_and_stop_timeout() {
+    let env = setup();
+    let id = run_d(&env, &["--stop-signal", "USR1"], &["sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.1; done"]);
+    env.run(["stop", &id]).ok();
+    assert_eq!(meta(&env, &id)["exit_code"], 9);
+    let id = run_d(&env, &["--stop-timeout", "1"], &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]);
+    let start = Instant::now();
+    env.run(["stop", &id]).ok();
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(6), "stop took {took:?}");
+    assert_eq!(meta(&env, &id)["exit_code"], 137);
+}
+
+#[test]
+fn health_checks_go_starting_healthy_unhealthy() {
+    let env = setup();
+    let id = run_d(
+        &env,
+        &[
+            "--name", "doc", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms", "--health-retries", "2",
+            "--health-timeout", "5s",
+        ],
+        &["sh", "-c", "sleep 1; touch /tmp/ok; sleep 300"],
+    );
+    assert_eq!(meta(&env, &id)["health"]["Status"], "starting");
+    assert!(ps_line(&env, "doc").contains("(health: starting)"), "{}", ps_line(&env, "doc"));
+    eventually("healthy", 30, || meta(&env, &id)["health"]["Status"] == "healthy");
+    assert!(ps_line(&env, "doc").contains("(healthy)"), "{}", ps_line(&env, "doc"));
+    env.run(["exec", "doc", "rm", "/tmp/ok"]).ok();
+    eventually("unhealthy", 30, || meta(&env, &id)["health"]["Status"] == "unhealthy");
+    let m = meta(&env, &id);
+    assert!(m["health"]["FailingStreak"].as_u64().unwrap() >= 2, "{m:#}");
+    assert!(ps_line(&env, "doc").contains("(unhealthy)"));
+    assert_eq!(m["healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "test -e /tmp/ok"]));
+    env.run(["rm", "-f", "doc"]).ok();
+    // --no-healthcheck: none
+    let id = run_d(&env, &["--no-healthcheck"], &["sleep", "300"]);
+    assert!(meta(&env, &id)["health"].is_null());
+    env.run(["rm", "-f", &id]).ok();
+}

@@ -110,8 +110,13 @@ pub fn prepare(data_root: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     fs::copy("/proc/self/exe", tmp.join("minirun")).context("cannot copy minirun for --init")?;
     for lib in loaded_libraries()? {
-        let name = lib.file_name().context("library without a name")?;
-        fs::copy(&lib, tmp.join(name)).with_context(|| format!("cannot copy {} for --init", lib.display()))?;
+        let name = lib.file_name().context("library without a name")?.to_string_lossy().into_owned();
+        fs::copy(&lib, tmp.join(&name)).with_context(|| format!("cannot copy {} for --init", lib.display()))?;
+        // the loader looks for the soname (libseccomp.so.2), the map names
+        // the file (libseccomp.so.2.5.4)
+        if let Some(soname) = soname(&name).filter(|s| *s != name) {
+            fs::copy(&lib, tmp.join(soname))?;
+        }
     }
     for e in fs::read_dir(&tmp)?.flatten() {
         fs::set_permissions(e.path(), fs::Permissions::from_mode(0o755))?;
@@ -142,6 +147,14 @@ fn loaded_libraries() -> Result<Vec<PathBuf>> {
         bail!("--init: cannot find minirun's dynamic loader");
     }
     Ok(libs)
+}
+
+/// `libX.so.N` of a file `libX.so.N.M.K`.
+fn soname(file: &str) -> Option<String> {
+    let i = file.find(".so.")?;
+    let (base, ver) = file.split_at(i + 4);
+    let major = ver.split('.').next()?;
+    Some(format!("{base}{major}"))
 }
 
 fn is_loader(p: &Path) -> bool {

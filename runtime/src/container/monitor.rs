@@ -110,13 +110,18 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     record.mark_running(started.pid.as_raw());
     record.monitor_pid = Some(std::process::id() as i32);
     save(ctx, record);
+    let meta = dir.join("meta.json");
+    // health `starting` before `run -d` returns
+    if record.run_flags.healthcheck.is_some() {
+        health::reset(&meta);
+    }
     let _ = write!(report, "ok");
     drop(report);
-    let meta = dir.join("meta.json");
-    let checker = record.run_flags.healthcheck.clone().map(|cfg| {
-        health::reset(&meta);
-        health::Checker::start(cfg, meta.clone(), id.clone(), globals(ctx))
-    });
+    let checker = record
+        .run_flags
+        .healthcheck
+        .clone()
+        .map(|cfg| health::Checker::start(cfg, meta.clone(), id.clone(), globals(ctx)));
     let mut started = started;
     let mut delay = None;
     let code = loop {
