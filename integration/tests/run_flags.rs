@@ -302,3 +302,74 @@ fn health_checks_go_starting_healthy_unhealthy() {
     assert!(meta(&env, &id)["health"].is_null());
     env.run(["rm", "-f", &id]).ok();
 }
+
+mod network {
+    use minirun_integration::sandbox::Sandbox;
+
+    /// `run -d --net NET FLAGS... busybox sleep 300`.
+    fn run_d(sb: &Sandbox, flags: &[&str]) -> String {
+        let mut a = vec!["run", "-d"];
+        a.extend_from_slice(flags);
+        a.extend(["busybox", "sleep", "300"]);
+        sb.run(a).ok().stdout.trim().to_string()
+    }
+
+    fn sh(sb: &Sandbox, name: &str, script: &str) -> String {
+        sb.run(["exec", name, "sh", "-c", script]).ok().stdout
+    }
+
+    #[test]
+    fn fixed_address_mac_hosts_and_resolv_conf() {
+        let sb = Sandbox::new();
+        sb.run(["network", "create", "--subnet", "10.77.0.0/24", "fixnet"]).ok();
+        run_d(
+            &sb,
+            &[
+                "--net", "fixnet", "--name", "a", "--ip", "10.77.0.50", "--mac-address", "02:42:0a:4d:00:99",
+                "--add-host", "db.example:192.0.2.7", "--add-host", "gw:host-gateway", "--dns-search", "corp.example",
+                "--dns-search", "lab.example", "--dns-option", "ndots:2",
+            ],
+        );
+        let out = sh(&sb, "a", "ip -4 addr show eth0; cat /sys/class/net/eth0/address; cat /etc/hosts /etc/resolv.conf");
+        assert!(out.contains("inet 10.77.0.50/24"), "{out}");
+        assert!(out.contains("02:42:0a:4d:00:99"), "{out}");
+        assert!(out.contains("192.0.2.7\tdb.example"), "{out}");
+        assert!(out.contains("10.77.0.1\tgw"), "{out}");
+        assert!(out.contains("search corp.example lab.example"), "{out}");
+        assert!(out.contains("options ndots:2"), "{out}");
+        assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+        assert_eq!(sb.ip_of("a").to_string(), "10.77.0.50");
+
+        // taken, outside the subnet, the gateway, or on the default network: refused
+        let fails = |flags: &[&str], needle: &str| {
+            let mut a = vec!["run", "--rm"];
+            a.extend_from_slice(flags);
+            a.extend(["busybox", "true"]);
+            sb.run(a).fails_with(needle);
+        };
+        fails(&["--net", "fixnet", "--ip", "10.77.0.50"], "Address already in use");
+        fails(&["--net", "fixnet", "--ip", "10.78.0.5"], "10.78.0.5");
+        fails(&["--net", "fixnet", "--ip", "10.77.0.1"], "Address already in use");
+        fails(&["--ip", "10.77.0.60"], "user defined networks only");
+        fails(&["--net", "none", "--mac-address", "02:42:00:00:00:01"], "mac-address");
+
+        // the lease goes with the container
+        sb.run(["rm", "-f", "a"]).ok();
+        run_d(&sb, &["--net", "fixnet", "--name", "b", "--ip", "10.77.0.50"]);
+        assert_eq!(sb.ip_of("b").to_string(), "10.77.0.50");
+        sb.run(["rm", "-f", "b"]).ok();
+    }
+
+    #[test]
+    fn expose_is_recorded_and_published_with_big_p() {
+        let sb = Sandbox::new();
+        let id = run_d(&sb, &["--name", "ex", "--expose", "7000", "--expose", "7100-7101/udp", "-P"]);
+        let ports = sb.ports("ex");
+        for p in ["7000/tcp", "7100/udp", "7101/udp", "80/tcp"] {
+            assert!(ports.iter().any(|l| l.starts_with(&format!("{p} -> "))), "{p} not in {ports:?}");
+        }
+        let m = sb.meta(&id);
+        assert_eq!(m["exposed_ports"], serde_json::json!(["7000/tcp", "7100/udp", "7101/udp"]));
+        sb.run(["rm", "-f", "ex"]).ok();
+    }
+}

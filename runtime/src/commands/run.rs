@@ -67,11 +67,16 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
         }
     }
+    if a.docker.ip.is_some() && !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
+        bail!("user specified IP address is supported on user defined networks only (--ip with --net {mode})");
+    }
+    let mac = super::run_flags::mac(&a.docker, &mode)?;
     let mut ports = minirun_net::parse_publish_all(&a.publish)?;
     // issue 15's flags, checked before the image is pulled
     let (spec_flags, mut flags) = super::run_flags::parse(a, Default::default())?;
     let store = ctx.store()?;
     let image = super::pull::for_run(&store, image_ref, a)?;
+    flags.healthcheck = crate::container::health::config(&a.docker, super::run_flags::image_healthcheck(ctx, &image.id))?;
     if let Some(labels) = image.config.config().as_ref().and_then(|c| c.labels().clone()) {
         for (k, v) in labels {
             flags.labels.entry(k).or_insert(v);
@@ -126,6 +131,8 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
                 hostname: None,
                 aliases: a.network_alias.clone(),
                 join_netns,
+                ip: a.docker.ip,
+                mac,
             },
             dns: a.dns.clone(),
             auto_remove: a.rm,
@@ -166,6 +173,8 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
                 hostname: None,
                 aliases: Vec::new(),
                 join_netns,
+                ip: None,
+                mac: None,
             })
         }
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),

@@ -44,7 +44,11 @@ pub fn parse(a: &RunArgs, image_labels: BTreeMap<String, String>) -> Result<(Spe
     if let Some(s) = &f.stop_signal {
         parse_signal(s).with_context(|| format!("invalid --stop-signal \"{s}\""))?;
     }
+    // checked here; the image's own check is merged in once it is known
     let healthcheck = health::config(f, None)?;
+    if restart_policy.restarts() && !a.detach && !a.tty {
+        bail!("--restart {}: minirun restarts only containers it supervises: add -d (or -t)", restart_policy.name);
+    }
     let mut labels = image_labels;
     for file in &f.label_file {
         let text = fs::read_to_string(file).with_context(|| format!("open {}: no such file or directory", file.display()))?;
@@ -129,4 +133,36 @@ pub fn parse(a: &RunArgs, image_labels: BTreeMap<String, String>) -> Result<(Spe
         ..Default::default()
     };
     Ok((SpecFlags { resources: res, ulimits }, record))
+}
+
+/// docker's `config.Healthcheck` of an image (OCI's image config has no
+/// such field, so it is read from the config blob as stored: the image id
+/// is the sha256 of that blob, under `<data-root>/images/blobs/sha256/`).
+pub fn image_healthcheck(ctx: &crate::container::Ctx, image_id: &str) -> Option<health::HealthConfig> {
+    let hex = image_id.trim_start_matches("sha256:");
+    let bytes = fs::read(ctx.data_root.join("images/blobs/sha256").join(hex)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_value(v["config"]["Healthcheck"].clone()).ok()
+}
+
+/// `--mac-address` as bytes; only where minirun makes the interface.
+pub fn mac(f: &crate::cli::RunFlags, mode: &minirun_net::NetMode) -> Result<Option<[u8; 6]>> {
+    let Some(m) = &f.mac_address else {
+        return Ok(None);
+    };
+    let mut out = [0u8; 6];
+    if m.split(':').count() != 6 {
+        bail!("{m} is not a valid mac address");
+    }
+    for (i, part) in m.split(':').enumerate() {
+        let b = u8::from_str_radix(part, 16).ok().filter(|_| part.len() == 2);
+        out[i] = b.with_context(|| format!("{m} is not a valid mac address"))?;
+    }
+    if !matches!(mode, minirun_net::NetMode::Bridge(_)) {
+        bail!("conflicting options: mac-address and the network mode (--net {mode})");
+    }
+    if out[0] & 1 == 1 {
+        bail!("{m} is not a valid mac address: a multicast address");
+    }
+    Ok(Some(out))
 }

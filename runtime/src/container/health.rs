@@ -336,6 +336,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn flags_override_the_images_check() {
+        let image: HealthConfig = serde_json::from_value(serde_json::json!({
+            "Test": ["CMD", "/bin/check"], "Interval": 5_000_000_000u64, "Retries": 4
+        }))
+        .unwrap();
+        let none = crate::cli::RunFlags::default();
+        assert_eq!(config(&none, Some(image.clone())).unwrap().unwrap(), image);
+        assert_eq!(image.argv(), ["/bin/check"]);
+        let flags = crate::cli::RunFlags {
+            health_cmd: Some("true".into()),
+            health_interval: Some("1s".into()),
+            ..Default::default()
+        };
+        let c = config(&flags, Some(image.clone())).unwrap().unwrap();
+        assert_eq!((c.test.clone(), c.interval, c.retries), (vec!["CMD-SHELL".to_string(), "true".into()], 1_000_000_000, 4));
+        assert_eq!(c.argv(), ["/bin/sh", "-c", "true"]);
+        let off = crate::cli::RunFlags {
+            no_healthcheck: true,
+            ..Default::default()
+        };
+        assert!(config(&off, Some(image)).unwrap().is_none());
+        let nothing: HealthConfig = serde_json::from_value(serde_json::json!({"Test": ["NONE"]})).unwrap();
+        assert!(config(&none, Some(nothing)).unwrap().is_none());
+    }
+
+    #[test]
     fn go_durations() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));

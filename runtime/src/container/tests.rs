@@ -31,6 +31,8 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         hostname: None,
         aliases: vec![],
         join_netns: None,
+        ip: None,
+        mac: None,
     };
     let network = Some(launch::attach_network(ctx, &id, net).unwrap());
     let r = Record {
@@ -292,6 +294,8 @@ fn run_collects_orphaned_networks_first() {
         hostname: None,
         aliases: vec![],
         join_netns: None,
+        ip: None,
+        mac: None,
     };
     launch::attach_network(&fx.ctx, "gone", net).unwrap();
     teardown::gc_quick(&fx.ctx);
