@@ -373,3 +373,73 @@ mod network {
         sb.run(["rm", "-f", "ex"]).ok();
     }
 }
+
+#[test]
+fn labels_cidfile_and_attached_streams() {
+    let env = setup();
+    let lf = env.path().join("labels");
+    fs::write(&lf, "# team labels\nteam=core\ntier=back\n").unwrap();
+    let cid = env.path().join("cid");
+    let id = run_d(
+        &env,
+        &["--label", "tier=front", "-l", "solo", "--label-file", lf.to_str().unwrap(), "--cidfile", cid.to_str().unwrap()],
+        &["sleep", "300"],
+    );
+    assert_eq!(fs::read_to_string(&cid).unwrap(), id);
+    let labels = &meta(&env, &id)["labels"];
+    assert_eq!(labels["team"], "core");
+    assert_eq!(labels["tier"], "front", "--label wins over --label-file");
+    assert_eq!(labels["solo"], "");
+    // a cidfile that exists is refused, and nothing is made
+    let before = fs::read_dir(env.data_root.join("containers")).unwrap().count();
+    env.run(["run", "-d", "--net", "none", "--cidfile", cid.to_str().unwrap(), "busybox", "true"])
+        .fails_with("Container ID file found");
+    assert_eq!(fs::read_dir(env.data_root.join("containers")).unwrap().count(), before);
+    env.run(["rm", "-f", &id]).ok();
+
+    // -a: only the streams named
+    let script = "echo to-out; echo to-err >&2";
+    let r = env.run(["run", "--rm", "--net", "none", "-a", "stdout", "busybox", "sh", "-c", script]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("to-out\n", ""), "{r:?}");
+    let r = env.run(["run", "--rm", "--net", "none", "-a", "STDERR", "busybox", "sh", "-c", script]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "to-err\n"), "{r:?}");
+    let r = env
+        .run_with_stdin(&["run", "--rm", "--net", "none", "-a", "stdin", "-a", "stdout", "busybox", "cat"], b"piped\n")
+        .ok();
+    assert_eq!(r.stdout, "piped\n");
+    env.run(["run", "-d", "-a", "stdout", "busybox", "true"]).fails_with("Conflicting options: -a and -d");
+}
+
+#[test]
+fn sig_proxy_false_keeps_signals_from_the_container() {
+    use std::process::Stdio;
+    let env = setup();
+    let script = "trap 'echo got-term; exit 3' TERM; i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; echo done";
+    for (proxy, want) in [("--sig-proxy=true", "got-term"), ("--sig-proxy=false", "")] {
+        let out = env.path().join(format!("out{proxy}"));
+        let mut child = env
+            .cmd(["run", "--rm", "--net", "none", proxy, "busybox", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = nix_kill(child.id() as i32, 15);
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        let text = fs::read_to_string(&out).unwrap();
+        if want.is_empty() {
+            assert!(!text.contains("got-term"), "{proxy}: {text}");
+        } else {
+            assert!(text.contains(want), "{proxy}: {text}");
+        }
+    }
+    // whatever minirun left running ends with the env
+    let _ = env.run(["gc"]);
+}
+
+fn nix_kill(pid: i32, sig: i32) -> i32 {
+    // SAFETY: plain syscall
+    unsafe { libc::kill(pid, sig) }
+}

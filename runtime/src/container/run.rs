@@ -224,20 +224,30 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     }
     let attach = &req.flags.attach;
     let wants = |s: &str| attach.is_empty() || attach.iter().any(|a| a == s);
-    let null = || -> Result<Option<std::os::fd::OwnedFd>> { Ok(Some(File::options().read(true).write(true).open("/dev/null")?.into())) };
+    // a stream not attached goes to a pipe drained here (libcontainer
+    // reopens a /dev/null it is given read-only inside the container)
+    let mut drains = Vec::new();
+    let mut sink = || -> Result<Option<std::os::fd::OwnedFd>> {
+        let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+        drains.push(rd);
+        Ok(Some(wr))
+    };
     let stdin = if req.interactive || attach.iter().any(|a| a == "stdin") {
         None
     } else {
-        null()?
+        Some(File::open("/dev/null")?.into())
     };
-    let stdout = if wants("stdout") { None } else { null()? };
-    let stderr = if wants("stderr") { None } else { null()? };
+    let stdout = if wants("stdout") { None } else { sink()? };
+    let stderr = if wants("stderr") { None } else { sink()? };
     let started = launch::create_and_start(
         ctx,
         &image_launch(&record, &dir, &spec),
         Stdio { stdin, stdout, stderr },
     );
     setup.armed = false;
+    for rd in drains {
+        std::thread::spawn(move || std::io::copy(&mut File::from(rd), &mut std::io::sink()));
+    }
     let sig_proxy = req.flags.sig_proxy != Some(false);
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
