@@ -61,7 +61,10 @@ fn pid_of(env: &Env, id: &str) -> i32 {
 /// `/proc/PID/limits`' soft and hard columns for a limit.
 fn limit(pid: i32, name: &str) -> (String, String) {
     let text = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not in {text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{name} not in {text}"));
     let cols: Vec<&str> = line[name.len()..].split_whitespace().collect();
     (cols[0].to_string(), cols[1].to_string())
 }
@@ -72,9 +75,27 @@ fn resource_flags_reach_the_cgroup_and_rlimits() {
     let id = run_d(
         &env,
         &[
-            "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m", "--oom-kill-disable",
-            "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "--cpuset-mems", "0",
-            "--pids-limit", "42", "--ulimit", "nofile=100:200", "--ulimit", "nproc=50",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--memory-reservation",
+            "32m",
+            "--oom-kill-disable",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--pids-limit",
+            "42",
+            "--ulimit",
+            "nofile=100:200",
+            "--ulimit",
+            "nproc=50",
         ],
         &["sleep", "300"],
     );
@@ -84,9 +105,18 @@ fn resource_flags_reach_the_cgroup_and_rlimits() {
         assert_eq!(cg(&id, "", "", "cpu.max"), "50000 100000");
         assert_eq!(cg(&id, "", "", "pids.max"), "42");
     } else {
-        assert_eq!(cg(&id, "memory", "memory.limit_in_bytes", ""), (64u64 << 20).to_string());
-        assert_eq!(cg(&id, "memory", "memory.memsw.limit_in_bytes", ""), (128u64 << 20).to_string());
-        assert_eq!(cg(&id, "memory", "memory.soft_limit_in_bytes", ""), (32u64 << 20).to_string());
+        assert_eq!(
+            cg(&id, "memory", "memory.limit_in_bytes", ""),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            cg(&id, "memory", "memory.memsw.limit_in_bytes", ""),
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(
+            cg(&id, "memory", "memory.soft_limit_in_bytes", ""),
+            (32u64 << 20).to_string()
+        );
         assert!(cg(&id, "memory", "memory.oom_control", "").contains("oom_kill_disable 1"));
         assert_eq!(cg(&id, "cpu", "cpu.cfs_quota_us", ""), "50000");
         assert_eq!(cg(&id, "cpu", "cpu.cfs_period_us", ""), "100000");
@@ -100,15 +130,34 @@ fn resource_flags_reach_the_cgroup_and_rlimits() {
     assert_eq!(limit(pid, "Max processes"), ("50".into(), "50".into()));
 
     // docker update, by name prefix of the id, with docker's spellings
-    env.run(["update", "-m", "96m", "--memory-swap", "192m", "--cpus", "1.5", "--cpu-shares", "256", "--pids-limit", "77", &id[..12]])
-        .ok();
+    env.run([
+        "update",
+        "-m",
+        "96m",
+        "--memory-swap",
+        "192m",
+        "--cpus",
+        "1.5",
+        "--cpu-shares",
+        "256",
+        "--pids-limit",
+        "77",
+        &id[..12],
+    ])
+    .ok();
     if v2() {
         assert_eq!(cg(&id, "", "", "memory.max"), (96u64 << 20).to_string());
         assert_eq!(cg(&id, "", "", "cpu.max"), "150000 100000");
         assert_eq!(cg(&id, "", "", "pids.max"), "77");
     } else {
-        assert_eq!(cg(&id, "memory", "memory.limit_in_bytes", ""), (96u64 << 20).to_string());
-        assert_eq!(cg(&id, "memory", "memory.memsw.limit_in_bytes", ""), (192u64 << 20).to_string());
+        assert_eq!(
+            cg(&id, "memory", "memory.limit_in_bytes", ""),
+            (96u64 << 20).to_string()
+        );
+        assert_eq!(
+            cg(&id, "memory", "memory.memsw.limit_in_bytes", ""),
+            (192u64 << 20).to_string()
+        );
         assert_eq!(cg(&id, "cpu", "cpu.cfs_quota_us", ""), "150000");
         assert_eq!(cg(&id, "cpu", "cpu.shares", ""), "256");
         assert_eq!(cg(&id, "pids", "pids.max", ""), "77");
@@ -121,7 +170,10 @@ fn a_memory_limit_alone_gives_as_much_swap_and_named_containers_update() {
     let env = setup();
     let id = run_d(&env, &["--name", "capped", "-m", "50m"], &["sleep", "300"]);
     if !v2() {
-        assert_eq!(cg(&id, "memory", "memory.memsw.limit_in_bytes", ""), (100u64 << 20).to_string());
+        assert_eq!(
+            cg(&id, "memory", "memory.memsw.limit_in_bytes", ""),
+            (100u64 << 20).to_string()
+        );
     }
     env.run(["update", "--cpus", "0.25", "capped"]).ok();
     if v2() {
@@ -148,7 +200,10 @@ fn bad_resource_values_are_refused_by_name() {
         (&["--ulimit", "bogus=1"], "invalid ulimit type: bogus"),
         (&["--ulimit", "nofile=10:5"], "nofile=10:5"),
         (&["--restart", "sometimes"], "sometimes"),
-        (&["--restart", "always", "--rm"], "Conflicting options: --restart and --rm"),
+        (
+            &["--restart", "always", "--rm"],
+            "Conflicting options: --restart and --rm",
+        ),
         (&["--stop-signal", "SIGNOPE"], "SIGNOPE"),
         (&["--health-interval", "3x"], "3x"),
         (&["--add-host", "nohost"], "nohost"),
@@ -164,7 +219,9 @@ fn bad_resource_values_are_refused_by_name() {
         a.extend(["busybox", "true"]);
         env.run(&a).fails_with(needle);
     }
-    assert!(fs::read_dir(env.data_root.join("containers")).map(|d| d.count() == 0).unwrap_or(true));
+    assert!(fs::read_dir(env.data_root.join("containers"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true));
 }
 
 /// Polls `f` until it holds (or panics after `secs`).
@@ -188,18 +245,24 @@ fn on_failure_restarts_with_back_off_up_to_its_count() {
         &["--name", "flaky", "--restart", "on-failure:2", "-v", &v],
         &["sh", "-c", "echo ran >> /out/runs; exit 3"],
     );
-    eventually("three runs and an exit", 20, || {
-        meta(&env, &id)["phase"] == "exited"
-    });
+    eventually("three runs and an exit", 20, || meta(&env, &id)["phase"] == "exited");
     let runs = fs::read_to_string(vol.join("runs")).unwrap();
     assert_eq!(runs.lines().count(), 3, "{runs}");
     let m = meta(&env, &id);
     assert_eq!(m["restart_count"], 2);
     assert_eq!(m["exit_code"], 3);
     assert_eq!(m["restart_policy"]["Name"], "on-failure");
-    assert!(ps_line(&env, "flaky").contains("Exited (3)"), "{}", ps_line(&env, "flaky"));
+    assert!(
+        ps_line(&env, "flaky").contains("Exited (3)"),
+        "{}",
+        ps_line(&env, "flaky")
+    );
     // a clean exit is not a failure
-    let ok = run_d(&env, &["--restart", "on-failure", "-v", &v], &["sh", "-c", "echo ok >> /out/ok"]);
+    let ok = run_d(
+        &env,
+        &["--restart", "on-failure", "-v", &v],
+        &["sh", "-c", "echo ok >> /out/ok"],
+    );
     eventually("the clean exit", 20, || meta(&env, &ok)["phase"] == "exited");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(fs::read_to_string(vol.join("ok")).unwrap().lines().count(), 1);
@@ -218,21 +281,41 @@ fn always_shows_restarting_and_stop_and_rm_end_it() {
         &["sh", "-c", "echo ran >> /out/runs; sleep 0.3; exit 1"],
     );
     // the back-off doubles from 100 ms: a wait between runs shows in ps
-    eventually("ps showing Restarting", 30, || ps_line(&env, "phoenix").contains("Restarting (1)"));
+    eventually("ps showing Restarting", 30, || {
+        ps_line(&env, "phoenix").contains("Restarting (1)")
+    });
     env.run(["stop", "-t", "1", "phoenix"]).ok();
     let m = meta(&env, &id);
     assert_eq!(m["phase"], "exited", "{m:#}");
     assert!(m["restart_count"].as_u64().unwrap() >= 1, "{m:#}");
     let runs = fs::read_to_string(vol.join("runs")).unwrap().lines().count();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(fs::read_to_string(vol.join("runs")).unwrap().lines().count(), runs, "restarted after stop");
-    assert!(ps_line(&env, "phoenix").contains("Exited"), "{}", ps_line(&env, "phoenix"));
+    assert_eq!(
+        fs::read_to_string(vol.join("runs")).unwrap().lines().count(),
+        runs,
+        "restarted after stop"
+    );
+    assert!(
+        ps_line(&env, "phoenix").contains("Exited"),
+        "{}",
+        ps_line(&env, "phoenix")
+    );
 
-    let again = run_d(&env, &["--name", "phoenix2", "--restart", "unless-stopped"], &["sh", "-c", "sleep 0.2; exit 2"]);
-    eventually("a restart", 20, || meta(&env, &again)["restart_count"].as_u64().unwrap_or(0) >= 1);
+    let again = run_d(
+        &env,
+        &["--name", "phoenix2", "--restart", "unless-stopped"],
+        &["sh", "-c", "sleep 0.2; exit 2"],
+    );
+    eventually("a restart", 20, || {
+        meta(&env, &again)["restart_count"].as_u64().unwrap_or(0) >= 1
+    });
     let start = Instant::now();
     env.run(["rm", "-f", "phoenix2"]).ok();
-    assert!(start.elapsed() < Duration::from_secs(8), "rm -f took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "rm -f took {:?}",
+        start.elapsed()
+    );
     assert!(!env.data_root.join("containers").join(&again).exists());
 }
 
@@ -240,23 +323,48 @@ fn always_shows_restarting_and_stop_and_rm_end_it() {
 fn init_is_pid_1_reaps_forwards_and_exits_with_the_code() {
     let env = setup();
     // PID 1 is minirun's init; the command is its child
-    let r = env.run(["run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$"]).ok();
+    let r = env
+        .run([
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$",
+        ])
+        .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(lines[0].contains("__init -- sh -c"), "{r:?}");
     assert_ne!(lines[1], "1", "{r:?}");
     // exit codes pass through
-    let r = env.run(["run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "exit 5"]);
+    let r = env.run([
+        "run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c", "exit 5",
+    ]);
     assert_eq!(r.code, 5, "{r:?}");
     // orphans are re-parented to the init (not to the shell) and reaped: no zombie is left
     let r = env
         .run([
-            "run", "--rm", "--net", "none", "--init", "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
             "(sleep 0.2 &); (sleep 0.2 &); sleep 1; cat /proc/[0-9]*/stat | grep -c ') Z' || true",
         ])
         .ok();
     assert_eq!(r.stdout.trim(), "0", "{r:?}");
     // signals are forwarded: stop's SIGTERM reaches the shell's trap
-    let id = run_d(&env, &["--init"], &["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"]);
+    let id = run_d(
+        &env,
+        &["--init"],
+        &["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"],
+    );
     env.run(["stop", &id]).ok();
     assert_eq!(meta(&env, &id)["exit_code"], 7);
 }
@@ -264,14 +372,25 @@ fn init_is_pid_1_reaps_forwards_and_exits_with_the_code() {
 #[test]
 fn stop_signal_and_stop_timeout() {
     let env = setup();
-    let id = run_d(&env, &["--stop-signal", "USR1"], &["sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.1; done"]);
+    let id = run_d(
+        &env,
+        &["--stop-signal", "USR1"],
+        &["sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.1; done"],
+    );
     env.run(["stop", &id]).ok();
     assert_eq!(meta(&env, &id)["exit_code"], 9);
-    let id = run_d(&env, &["--stop-timeout", "1"], &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]);
+    let id = run_d(
+        &env,
+        &["--stop-timeout", "1"],
+        &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+    );
     let start = Instant::now();
     env.run(["stop", &id]).ok();
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(6), "stop took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "stop took {took:?}"
+    );
     assert_eq!(meta(&env, &id)["exit_code"], 137);
 }
 
@@ -281,13 +400,25 @@ fn health_checks_go_starting_healthy_unhealthy() {
     let id = run_d(
         &env,
         &[
-            "--name", "doc", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms", "--health-retries", "2",
-            "--health-timeout", "5s",
+            "--name",
+            "doc",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "--health-timeout",
+            "5s",
         ],
         &["sh", "-c", "sleep 1; touch /tmp/ok; sleep 300"],
     );
     assert_eq!(meta(&env, &id)["health"]["Status"], "starting");
-    assert!(ps_line(&env, "doc").contains("(health: starting)"), "{}", ps_line(&env, "doc"));
+    assert!(
+        ps_line(&env, "doc").contains("(health: starting)"),
+        "{}",
+        ps_line(&env, "doc")
+    );
     eventually("healthy", 30, || meta(&env, &id)["health"]["Status"] == "healthy");
     assert!(ps_line(&env, "doc").contains("(healthy)"), "{}", ps_line(&env, "doc"));
     env.run(["exec", "doc", "rm", "/tmp/ok"]).ok();
@@ -295,7 +426,10 @@ fn health_checks_go_starting_healthy_unhealthy() {
     let m = meta(&env, &id);
     assert!(m["health"]["FailingStreak"].as_u64().unwrap() >= 2, "{m:#}");
     assert!(ps_line(&env, "doc").contains("(unhealthy)"));
-    assert_eq!(m["healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "test -e /tmp/ok"]));
+    assert_eq!(
+        m["healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -e /tmp/ok"])
+    );
     env.run(["rm", "-f", "doc"]).ok();
     // --no-healthcheck: none
     let id = run_d(&env, &["--no-healthcheck"], &["sleep", "300"]);
@@ -325,12 +459,31 @@ mod network {
         run_d(
             &sb,
             &[
-                "--net", "fixnet", "--name", "a", "--ip", "10.77.0.50", "--mac-address", "02:42:0a:4d:00:99",
-                "--add-host", "db.example:192.0.2.7", "--add-host", "gw:host-gateway", "--dns-search", "corp.example",
-                "--dns-search", "lab.example", "--dns-option", "ndots:2",
+                "--net",
+                "fixnet",
+                "--name",
+                "a",
+                "--ip",
+                "10.77.0.50",
+                "--mac-address",
+                "02:42:0a:4d:00:99",
+                "--add-host",
+                "db.example:192.0.2.7",
+                "--add-host",
+                "gw:host-gateway",
+                "--dns-search",
+                "corp.example",
+                "--dns-search",
+                "lab.example",
+                "--dns-option",
+                "ndots:2",
             ],
         );
-        let out = sh(&sb, "a", "ip -4 addr show eth0; cat /sys/class/net/eth0/address; cat /etc/hosts /etc/resolv.conf");
+        let out = sh(
+            &sb,
+            "a",
+            "ip -4 addr show eth0; cat /sys/class/net/eth0/address; cat /etc/hosts /etc/resolv.conf",
+        );
         assert!(out.contains("inet 10.77.0.50/24"), "{out}");
         assert!(out.contains("02:42:0a:4d:00:99"), "{out}");
         assert!(out.contains("192.0.2.7\tdb.example"), "{out}");
@@ -363,13 +516,22 @@ mod network {
     #[test]
     fn expose_is_recorded_and_published_with_big_p() {
         let sb = Sandbox::new();
-        let id = run_d(&sb, &["--name", "ex", "--expose", "7000", "--expose", "7100-7101/udp", "-P"]);
+        let id = run_d(
+            &sb,
+            &["--name", "ex", "--expose", "7000", "--expose", "7100-7101/udp", "-P"],
+        );
         let ports = sb.ports("ex");
         for p in ["7000/tcp", "7100/udp", "7101/udp", "80/tcp"] {
-            assert!(ports.iter().any(|l| l.starts_with(&format!("{p} -> "))), "{p} not in {ports:?}");
+            assert!(
+                ports.iter().any(|l| l.starts_with(&format!("{p} -> "))),
+                "{p} not in {ports:?}"
+            );
         }
         let m = sb.meta(&id);
-        assert_eq!(m["exposed_ports"], serde_json::json!(["7000/tcp", "7100/udp", "7101/udp"]));
+        assert_eq!(
+            m["exposed_ports"],
+            serde_json::json!(["7000/tcp", "7100/udp", "7101/udp"])
+        );
         sb.run(["rm", "-f", "ex"]).ok();
     }
 }
@@ -382,7 +544,16 @@ fn labels_cidfile_and_attached_streams() {
     let cid = env.path().join("cid");
     let id = run_d(
         &env,
-        &["--label", "tier=front", "-l", "solo", "--label-file", lf.to_str().unwrap(), "--cidfile", cid.to_str().unwrap()],
+        &[
+            "--label",
+            "tier=front",
+            "-l",
+            "solo",
+            "--label-file",
+            lf.to_str().unwrap(),
+            "--cidfile",
+            cid.to_str().unwrap(),
+        ],
         &["sleep", "300"],
     );
     assert_eq!(fs::read_to_string(&cid).unwrap(), id);
@@ -392,29 +563,53 @@ fn labels_cidfile_and_attached_streams() {
     assert_eq!(labels["solo"], "");
     // a cidfile that exists is refused, and nothing is made
     let before = fs::read_dir(env.data_root.join("containers")).unwrap().count();
-    env.run(["run", "-d", "--net", "none", "--cidfile", cid.to_str().unwrap(), "busybox", "true"])
-        .fails_with("Container ID file found");
+    env.run([
+        "run",
+        "-d",
+        "--net",
+        "none",
+        "--cidfile",
+        cid.to_str().unwrap(),
+        "busybox",
+        "true",
+    ])
+    .fails_with("Container ID file found");
     assert_eq!(fs::read_dir(env.data_root.join("containers")).unwrap().count(), before);
     env.run(["rm", "-f", &id]).ok();
 
     // -a: only the streams named
     let script = "echo to-out; echo to-err >&2";
-    let r = env.run(["run", "--rm", "--net", "none", "-a", "stdout", "busybox", "sh", "-c", script]).ok();
+    let r = env
+        .run([
+            "run", "--rm", "--net", "none", "-a", "stdout", "busybox", "sh", "-c", script,
+        ])
+        .ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("to-out\n", ""), "{r:?}");
-    let r = env.run(["run", "--rm", "--net", "none", "-a", "STDERR", "busybox", "sh", "-c", script]).ok();
+    let r = env
+        .run([
+            "run", "--rm", "--net", "none", "-a", "STDERR", "busybox", "sh", "-c", script,
+        ])
+        .ok();
     assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "to-err\n"), "{r:?}");
     let r = env
-        .run_with_stdin(&["run", "--rm", "--net", "none", "-a", "stdin", "-a", "stdout", "busybox", "cat"], b"piped\n")
+        .run_with_stdin(
+            &[
+                "run", "--rm", "--net", "none", "-a", "stdin", "-a", "stdout", "busybox", "cat",
+            ],
+            b"piped\n",
+        )
         .ok();
     assert_eq!(r.stdout, "piped\n");
-    env.run(["run", "-d", "-a", "stdout", "busybox", "true"]).fails_with("Conflicting options: -a and -d");
+    env.run(["run", "-d", "-a", "stdout", "busybox", "true"])
+        .fails_with("Conflicting options: -a and -d");
 }
 
 #[test]
 fn sig_proxy_false_keeps_signals_from_the_container() {
     use std::process::Stdio;
     let env = setup();
-    let script = "trap 'echo got-term; exit 3' TERM; i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; echo done";
+    let script =
+        "trap 'echo got-term; exit 3' TERM; i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; echo done";
     for (proxy, want) in [("--sig-proxy=true", "got-term"), ("--sig-proxy=false", "")] {
         let out = env.path().join(format!("out{proxy}"));
         let mut child = env

@@ -126,6 +126,49 @@ pub fn reclaim(data_root: &Path, network: &str, live: &dyn Liveness) -> Result<V
     Ok(gone)
 }
 
+/// [`allocate`] of one given address (`--ip`): it must lie in the subnet,
+/// not be the gateway nor another live container's.
+pub fn allocate_fixed(
+    data_root: &Path,
+    network: &NetworkConfig,
+    container_id: &str,
+    wanted: Ipv4Addr,
+    live: &dyn Liveness,
+) -> Result<Ipv4Addr> {
+    let refuse = |reason: String| Error::Network {
+        network: network.name.clone(),
+        reason,
+    };
+    let subnet = network.subnet;
+    let last = subnet.size().saturating_sub(1) as u32;
+    let usable = (1..last).filter_map(|i| subnet.nth(i)).any(|ip| ip == wanted);
+    if !usable {
+        return Err(refuse(format!(
+            "Invalid address {wanted}: It does not belong to any of this network's subnets ({subnet})"
+        )));
+    }
+    if wanted == network.gateway {
+        return Err(refuse(format!("Address already in use: {wanted} is the gateway")));
+    }
+    let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
+    if !crate::network::config_path(data_root, &network.name).exists() {
+        return Err(Error::NetworkNotFound(network.name.clone()));
+    }
+    let path = leases_path(data_root, &network.name);
+    let mut f = load(&path)?;
+    match f.leases.get(&wanted) {
+        Some(id) if id == container_id => return Ok(wanted),
+        Some(id) if live.is_alive(id) => {
+            return Err(refuse(format!("Address already in use: {wanted}")));
+        }
+        _ => {}
+    }
+    f.leases.retain(|_, id| id != container_id && live.is_alive(id));
+    f.leases.insert(wanted, container_id.to_string());
+    write_json(&path, &f, "lease file")?;
+    Ok(wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,47 +286,4 @@ mod tests {
         assert_eq!(ips.into_iter().collect::<HashSet<_>>(), want);
         assert_eq!(leases(d.path(), "t").unwrap().len(), 20);
     }
-}
-
-/// [`allocate`] of one given address (`--ip`): it must lie in the subnet,
-/// not be the gateway nor another live container's.
-pub fn allocate_fixed(
-    data_root: &Path,
-    network: &NetworkConfig,
-    container_id: &str,
-    wanted: Ipv4Addr,
-    live: &dyn Liveness,
-) -> Result<Ipv4Addr> {
-    let refuse = |reason: String| Error::Network {
-        network: network.name.clone(),
-        reason,
-    };
-    let subnet = network.subnet;
-    let last = subnet.size().saturating_sub(1) as u32;
-    let usable = (1..last).filter_map(|i| subnet.nth(i)).any(|ip| ip == wanted);
-    if !usable {
-        return Err(refuse(format!(
-            "Invalid address {wanted}: It does not belong to any of this network's subnets ({subnet})"
-        )));
-    }
-    if wanted == network.gateway {
-        return Err(refuse(format!("Address already in use: {wanted} is the gateway")));
-    }
-    let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
-    if !crate::network::config_path(data_root, &network.name).exists() {
-        return Err(Error::NetworkNotFound(network.name.clone()));
-    }
-    let path = leases_path(data_root, &network.name);
-    let mut f = load(&path)?;
-    match f.leases.get(&wanted) {
-        Some(id) if id == container_id => return Ok(wanted),
-        Some(id) if live.is_alive(id) => {
-            return Err(refuse(format!("Address already in use: {wanted}")));
-        }
-        _ => {}
-    }
-    f.leases.retain(|_, id| id != container_id && live.is_alive(id));
-    f.leases.insert(wanted, container_id.to_string());
-    write_json(&path, &f, "lease file")?;
-    Ok(wanted)
 }

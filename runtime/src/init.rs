@@ -36,10 +36,7 @@ pub fn run_if_init() -> Option<ExitCode> {
     if cmd.first().map(|a| a.as_bytes()) == Some(b"--") {
         cmd = &cmd[1..];
     }
-    let cmd: Vec<CString> = cmd
-        .iter()
-        .filter_map(|a| CString::new(a.as_bytes()).ok())
-        .collect();
+    let cmd: Vec<CString> = cmd.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
     if cmd.is_empty() {
         eprintln!("minirun-init: no command given");
         return Some(ExitCode::from(1));
@@ -110,7 +107,11 @@ pub fn prepare(data_root: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     fs::copy("/proc/self/exe", tmp.join("minirun")).context("cannot copy minirun for --init")?;
     for lib in loaded_libraries()? {
-        let name = lib.file_name().context("library without a name")?.to_string_lossy().into_owned();
+        let name = lib
+            .file_name()
+            .context("library without a name")?
+            .to_string_lossy()
+            .into_owned();
         fs::copy(&lib, tmp.join(&name)).with_context(|| format!("cannot copy {} for --init", lib.display()))?;
         // the loader looks for the soname (libseccomp.so.2), the map names
         // the file (libseccomp.so.2.5.4)

@@ -76,7 +76,8 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     let (spec_flags, mut flags) = super::run_flags::parse(a, Default::default())?;
     let store = ctx.store()?;
     let image = super::pull::for_run(&store, image_ref, a)?;
-    flags.healthcheck = crate::container::health::config(&a.docker, super::run_flags::image_healthcheck(ctx, &image.id))?;
+    flags.healthcheck =
+        crate::container::health::config(&a.docker, super::run_flags::image_healthcheck(ctx, &image.id))?;
     if let Some(labels) = image.config.config().as_ref().and_then(|c| c.labels().clone()) {
         for (k, v) in labels {
             flags.labels.entry(k).or_insert(v);

@@ -47,12 +47,20 @@ pub fn parse(a: &RunArgs, image_labels: BTreeMap<String, String>) -> Result<(Spe
     // checked here; the image's own check is merged in once it is known
     let healthcheck = health::config(f, None)?;
     if restart_policy.restarts() && !a.detach && !a.tty {
-        bail!("--restart {}: minirun restarts only containers it supervises: add -d (or -t)", restart_policy.name);
+        bail!(
+            "--restart {}: minirun restarts only containers it supervises: add -d (or -t)",
+            restart_policy.name
+        );
     }
     let mut labels = image_labels;
     for file in &f.label_file {
-        let text = fs::read_to_string(file).with_context(|| format!("open {}: no such file or directory", file.display()))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let text =
+            fs::read_to_string(file).with_context(|| format!("open {}: no such file or directory", file.display()))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let (k, v) = line.split_once('=').unwrap_or((line, ""));
             labels.insert(k.to_string(), v.to_string());
         }
@@ -73,7 +81,10 @@ pub fn parse(a: &RunArgs, image_labels: BTreeMap<String, String>) -> Result<(Spe
         }
     }
     if let Some(mac) = &f.mac_address {
-        let ok = mac.split(':').count() == 6 && mac.split(':').all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+        let ok = mac.split(':').count() == 6
+            && mac
+                .split(':')
+                .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
         if !ok {
             bail!("{mac} is not a valid mac address");
         }
@@ -109,7 +120,10 @@ pub fn parse(a: &RunArgs, image_labels: BTreeMap<String, String>) -> Result<(Spe
     }
     if let Some(c) = &f.cidfile {
         if c.exists() {
-            bail!("Container ID file found, make sure the other container isn't running or delete {}", c.display());
+            bail!(
+                "Container ID file found, make sure the other container isn't running or delete {}",
+                c.display()
+            );
         }
     }
     let record = RunFlagsRecord {
@@ -132,7 +146,13 @@ pub fn parse(a: &RunArgs, image_labels: BTreeMap<String, String>) -> Result<(Spe
         cidfile: f.cidfile.clone(),
         ..Default::default()
     };
-    Ok((SpecFlags { resources: res, ulimits }, record))
+    Ok((
+        SpecFlags {
+            resources: res,
+            ulimits,
+        },
+        record,
+    ))
 }
 
 /// docker's `config.Healthcheck` of an image (OCI's image config has no

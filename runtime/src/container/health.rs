@@ -77,9 +77,13 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         let end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        let n: f64 = rest[..end].parse().map_err(|_| anyhow::anyhow!("time: invalid duration \"{s}\""))?;
+        let n: f64 = rest[..end]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("time: invalid duration \"{s}\""))?;
         rest = &rest[end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -194,7 +198,11 @@ pub fn restarting_status(r: &Record, code: i32) -> String {
         .finished_at
         .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0))
+        .map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .num_seconds()
+                .max(0)
+        })
         .unwrap_or(0);
     let ago = match ago {
         0 => "Less than a second".to_string(),
@@ -322,10 +330,7 @@ fn probe(cfg: &HealthConfig, id: &str, globals: &[String]) -> (i32, String) {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return (
-                    -1,
-                    format!("Health check exceeded timeout ({:?})", cfg.timeout()),
-                );
+                return (-1, format!("Health check exceeded timeout ({:?})", cfg.timeout()));
             }
         }
     }
@@ -350,7 +355,10 @@ mod tests {
             ..Default::default()
         };
         let c = config(&flags, Some(image.clone())).unwrap().unwrap();
-        assert_eq!((c.test.clone(), c.interval, c.retries), (vec!["CMD-SHELL".to_string(), "true".into()], 1_000_000_000, 4));
+        assert_eq!(
+            (c.test.clone(), c.interval, c.retries),
+            (vec!["CMD-SHELL".to_string(), "true".into()], 1_000_000_000, 4)
+        );
         assert_eq!(c.argv(), ["/bin/sh", "-c", "true"]);
         let off = crate::cli::RunFlags {
             no_healthcheck: true,

@@ -14,8 +14,8 @@ mod record;
 pub mod restart;
 pub mod run;
 mod run_extras;
-mod stop_opts;
 pub mod run_flags;
+mod stop_opts;
 mod store;
 pub mod teardown;
 

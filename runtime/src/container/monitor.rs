@@ -15,12 +15,12 @@ use libcontainer::oci_spec::runtime::Spec;
 use nix::unistd::ForkResult;
 
 use super::attach;
-use super::{health, restart};
 use super::launch::{self, Launch};
 use super::record::{Record, UNKNOWN_EXIT};
 use super::run::image_launch;
 use super::store::Ctx;
 use super::teardown;
+use super::{health, restart};
 use crate::oci::Stdio;
 use crate::util::proc::ProcessIdentity;
 use crate::{tty, util, wait};

@@ -43,7 +43,9 @@ impl RestartPolicy {
             ("no" | "always" | "unless-stopped", Some(_)) => {
                 bail!("invalid restart policy format: maximum retry count cannot be used with restart policy '{name}'")
             }
-            _ => bail!("invalid restart policy format: unknown policy '{name}' (no, always, unless-stopped, on-failure[:N])"),
+            _ => bail!(
+                "invalid restart policy format: unknown policy '{name}' (no, always, unless-stopped, on-failure[:N])"
+            ),
         };
         Ok(RestartPolicy {
             name: name.to_string(),
@@ -89,7 +91,10 @@ mod tests {
         assert!(p.should_restart(1, 0) && p.should_restart(1, 1) && !p.should_restart(1, 2));
         assert!(!p.should_restart(0, 0));
         assert!(RestartPolicy::parse("always").unwrap().should_restart(0, 99));
-        assert!(RestartPolicy::parse("sometimes").unwrap_err().to_string().contains("sometimes"));
+        assert!(RestartPolicy::parse("sometimes")
+            .unwrap_err()
+            .to_string()
+            .contains("sometimes"));
         assert!(RestartPolicy::parse("always:3").is_err());
         assert!(RestartPolicy::parse("on-failure:x").is_err());
     }

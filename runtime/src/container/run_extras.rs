@@ -41,7 +41,8 @@ pub fn edit_etc_files(dir: &Path, att: &Attachment, hostname: &str, name: &str, 
                     anyhow!("--add-host {h}: host-gateway needs a bridge network (this container has no gateway)")
                 })?)
             } else {
-                ip.parse().with_context(|| format!("invalid IP address in add-host: \"{ip}\""))?
+                ip.parse()
+                    .with_context(|| format!("invalid IP address in add-host: \"{ip}\""))?
             };
             extra.push((host.to_string(), ip));
         }

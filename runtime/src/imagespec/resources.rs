@@ -30,7 +30,11 @@ pub fn parse_ram(s: &str) -> Result<i64> {
         "p" | "pb" | "pib" => 50,
         _ => bail!("invalid size: '{s}'"),
     };
-    let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite()).with_context(|| format!("invalid size: '{s}'"))?;
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .with_context(|| format!("invalid size: '{s}'"))?;
     let bytes = n * (1u64 << shift) as f64;
     if bytes > i64::MAX as f64 {
         bail!("invalid size: '{s}': too large");
@@ -40,12 +44,9 @@ pub fn parse_ram(s: &str) -> Result<i64> {
 
 /// `--cpus`: a decimal number of CPUs, as nano CPUs.
 pub fn parse_cpus(s: &str) -> Result<i64> {
-    let n: f64 = s
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite())
-        .with_context(|| format!("invalid argument \"{s}\" for \"--cpus\" flag: failed to parse {s} as a rational number"))?;
+    let n: f64 = s.trim().parse().ok().filter(|n: &f64| n.is_finite()).with_context(|| {
+        format!("invalid argument \"{s}\" for \"--cpus\" flag: failed to parse {s} as a rational number")
+    })?;
     Ok((n * 1e9).round() as i64)
 }
 
@@ -87,7 +88,10 @@ pub fn resources(a: &ResourceArgs) -> Result<Map<String, Value>> {
         .transpose()?;
     if let Some(l) = limit {
         if l != 0 && l < MIN_MEMORY {
-            bail!("Minimum memory limit allowed is 6MB (--memory {})", a.memory.as_deref().unwrap_or_default());
+            bail!(
+                "Minimum memory limit allowed is 6MB (--memory {})",
+                a.memory.as_deref().unwrap_or_default()
+            );
         }
     }
     let limit = limit.filter(|l| *l > 0);
@@ -103,7 +107,9 @@ pub fn resources(a: &ResourceArgs) -> Result<Map<String, Value>> {
     };
     if let Some(swap) = swap.filter(|s| *s > 0) {
         let Some(l) = limit else {
-            bail!("You should always set the Memory limit when using Memoryswap limit, see usage (--memory-swap {swap})");
+            bail!(
+                "You should always set the Memory limit when using Memoryswap limit, see usage (--memory-swap {swap})"
+            );
         };
         if swap < l {
             bail!("Minimum memoryswap limit should be larger than memory limit, see usage (--memory {l}, --memory-swap {swap})");
@@ -139,10 +145,8 @@ pub fn resources(a: &ResourceArgs) -> Result<Map<String, Value>> {
     if let Some(c) = &a.cpus {
         let nano = parse_cpus(c)?;
         let n = host_cpus();
-        if nano < 10_000_000 || nano > n as i64 * 1_000_000_000 {
-            if nano != 0 {
-                bail!("Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available (--cpus {c})");
-            }
+        if nano != 0 && (nano < 10_000_000 || nano > n as i64 * 1_000_000_000) {
+            bail!("Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available (--cpus {c})");
         }
         if a.cpu_period.is_some() || a.cpu_quota.is_some() {
             bail!("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set (--cpus {c})");
@@ -314,12 +318,27 @@ mod tests {
             })
         };
         let r = m(Some("64m"), Some("128m"), Some("32m")).unwrap();
-        assert_eq!(r["memory"], json!({"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20}));
+        assert_eq!(
+            r["memory"],
+            json!({"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20})
+        );
         assert_eq!(m(Some("64m"), Some("-1"), None).unwrap()["memory"]["swap"], -1);
-        assert!(m(Some("4m"), None, None).unwrap_err().to_string().contains("Minimum memory limit allowed is 6MB"));
-        assert!(m(None, Some("64m"), None).unwrap_err().to_string().contains("always set the Memory limit"));
-        assert!(m(Some("64m"), Some("32m"), None).unwrap_err().to_string().contains("larger than memory limit"));
-        assert!(m(Some("64m"), None, Some("128m")).unwrap_err().to_string().contains("reservation"));
+        assert!(m(Some("4m"), None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("Minimum memory limit allowed is 6MB"));
+        assert!(m(None, Some("64m"), None)
+            .unwrap_err()
+            .to_string()
+            .contains("always set the Memory limit"));
+        assert!(m(Some("64m"), Some("32m"), None)
+            .unwrap_err()
+            .to_string()
+            .contains("larger than memory limit"));
+        assert!(m(Some("64m"), None, Some("128m"))
+            .unwrap_err()
+            .to_string()
+            .contains("reservation"));
     }
 
     #[test]
@@ -329,7 +348,10 @@ mod tests {
             json!({"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200})
         );
         assert_eq!(parse_ulimit("nproc=50").unwrap()["hard"], 50);
-        assert!(parse_ulimit("bogus=1").unwrap_err().to_string().contains("invalid ulimit type: bogus"));
+        assert!(parse_ulimit("bogus=1")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid ulimit type: bogus"));
         assert!(parse_ulimit("nofile=3:2").is_err());
         assert!(parse_ulimit("nofile").unwrap_err().to_string().contains("nofile"));
     }
