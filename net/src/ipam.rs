@@ -198,6 +198,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_address_is_leased_once_and_then_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net("10.89.7.0/24");
+        alloc(d.path(), &n, "first", &alive).unwrap();
+        let want = Ipv4Addr::new(10, 89, 7, 3);
+        assert_eq!(allocate_fixed(d.path(), &n, "f", want, &alive).unwrap(), want);
+        // idempotent for its holder, refused to others while it lives
+        assert_eq!(allocate_fixed(d.path(), &n, "f", want, &alive).unwrap(), want);
+        let err = allocate_fixed(d.path(), &n, "g", want, &alive).unwrap_err().to_string();
+        assert!(err.contains("Address already in use"), "{err}");
+        for bad in [
+            Ipv4Addr::new(10, 89, 8, 3),
+            Ipv4Addr::new(10, 89, 7, 255),
+            Ipv4Addr::new(10, 89, 7, 1),
+        ] {
+            assert!(allocate_fixed(d.path(), &n, "g", bad, &alive).is_err(), "{bad}");
+        }
+        // the dynamic allocator goes around it
+        assert_eq!(alloc(d.path(), &n, "h", &alive).unwrap(), Ipv4Addr::new(10, 89, 7, 4));
+        // a dead holder's address can be taken
+        let dead = |id: &str| id != "f";
+        assert_eq!(allocate_fixed(d.path(), &n, "g", want, &dead).unwrap(), want);
+    }
+
+    #[test]
     fn no_lease_once_the_network_is_gone() {
         let d = tempfile::tempdir().unwrap();
         let n = net("10.89.6.0/24");

@@ -148,6 +148,9 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
 /// runc run: exits with the container's code, 128+N for signal N; with
 /// --net the bundle gets minirun's networking, undone at the end.
 fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
+    if format!("{:?}", a.docker) != format!("{:?}", crate::cli::RunFlags::default()) {
+        bail!("--memory, --cpus, --restart, --init, --health-*, --label and the other docker run flags apply to images, not to run --bundle (set them in the bundle's config.json)");
+    }
     let [id] = a.args.as_slice() else {
         bail!("run --bundle takes exactly one container id, got {:?}", a.args);
     };

@@ -70,6 +70,8 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     }
     let mut report = File::from(report);
     let id = record.id.clone();
+    // a `stop` of an earlier life of this container no longer holds
+    teardown::clear_stop_request(ctx, &id);
     // from now on the monitor is the one setting the container up
     record.creator = ProcessIdentity::current();
     let _ = ctx.save(record);

@@ -221,6 +221,11 @@ fn request_stop(ctx: &Ctx, id: &str) {
     let _ = fs::File::create(ctx.dir(id).join("stopping"));
 }
 
+/// Forgets a `stop` once the container is started again.
+pub fn clear_stop_request(ctx: &Ctx, id: &str) {
+    let _ = fs::remove_file(ctx.dir(id).join("stopping"));
+}
+
 /// Whether `stop` asked for the container's end.
 pub fn stop_requested(ctx: &Ctx, id: &str) -> bool {
     ctx.dir(id).join("stopping").exists()
