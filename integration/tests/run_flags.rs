@@ -281,8 +281,9 @@ fn always_shows_restarting_and_stop_and_rm_end_it() {
         &["sh", "-c", "echo ran >> /out/runs; sleep 0.3; exit 1"],
     );
     // the back-off doubles from 100 ms: a wait between runs shows in ps
-    eventually("ps showing Restarting", 30, || {
-        ps_line(&env, "phoenix").contains("Restarting (1)")
+    eventually("ps showing Restarting after a restart", 30, || {
+        meta(&env, &id)["restart_count"].as_u64().unwrap_or(0) >= 1
+            && ps_line(&env, "phoenix").contains("Restarting (1)")
     });
     env.run(["stop", "-t", "1", "phoenix"]).ok();
     let m = meta(&env, &id);
@@ -505,6 +506,41 @@ mod network {
         fails(&["--net", "fixnet", "--ip", "10.77.0.1"], "Address already in use");
         fails(&["--ip", "10.77.0.60"], "user defined networks only");
         fails(&["--net", "none", "--mac-address", "02:42:00:00:00:01"], "mac-address");
+
+        // a restart keeps the network: same namespace, same fixed address
+        let r = sb
+            .run([
+                "run",
+                "-d",
+                "--net",
+                "fixnet",
+                "--ip",
+                "10.77.0.60",
+                "--restart",
+                "on-failure:1",
+                "busybox",
+                "sh",
+                "-c",
+                "ip -4 addr show eth0 | grep -q 10.77.0.60 && exit 1; exit 0",
+            ])
+            .ok();
+        let rid = r.stdout.trim().to_string();
+        let start = std::time::Instant::now();
+        while sb.meta(&rid)["phase"] != "exited" {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "{:#}",
+                sb.meta(&rid)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let m = sb.meta(&rid);
+        assert_eq!(
+            (m["restart_count"].as_u64(), m["exit_code"].as_i64()),
+            (Some(1), Some(1)),
+            "{m:#}"
+        );
+        sb.run(["rm", &rid]).ok();
 
         // the lease goes with the container
         sb.run(["rm", "-f", "a"]).ok();
