@@ -96,6 +96,8 @@ fn resource_flags_reach_the_cgroup_and_rlimits() {
             "nofile=100:200",
             "--ulimit",
             "nproc=50",
+            "--blkio-weight",
+            "300",
         ],
         &["sleep", "300"],
     );
@@ -122,6 +124,16 @@ fn resource_flags_reach_the_cgroup_and_rlimits() {
         assert_eq!(cg(&id, "cpu", "cpu.cfs_period_us", ""), "100000");
         assert_eq!(cg(&id, "cpu", "cpu.shares", ""), "512");
         assert_eq!(cg(&id, "pids", "pids.max", ""), "42");
+    }
+    if !v2() {
+        // CFQ's blkio.weight, or BFQ's where the kernel has that scheduler
+        let dir = Path::new("/sys/fs/cgroup/blkio/minirun").join(&id);
+        let file = ["blkio.weight", "blkio.bfq.weight"]
+            .into_iter()
+            .find(|f| dir.join(f).exists());
+        if let Some(f) = file {
+            assert_eq!(cg(&id, "blkio", f, ""), "300");
+        }
     }
     assert_eq!(cg(&id, "cpuset", "cpuset.cpus", "cpuset.cpus"), "0");
     assert_eq!(cg(&id, "cpuset", "cpuset.mems", "cpuset.mems"), "0");
