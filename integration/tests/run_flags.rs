@@ -686,3 +686,28 @@ fn nix_kill(pid: i32, sig: i32) -> i32 {
     // SAFETY: plain syscall
     unsafe { libc::kill(pid, sig) }
 }
+
+#[test]
+fn restarts_with_a_health_checker_running() {
+    let env = setup();
+    let id = run_d(
+        &env,
+        &[
+            "--restart",
+            "on-failure:2",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "50ms",
+        ],
+        &["sh", "-c", "sleep 0.5; exit 1"],
+    );
+    eventually("two restarts and an exit", 30, || meta(&env, &id)["phase"] == "exited");
+    let m = meta(&env, &id);
+    assert_eq!(
+        (m["restart_count"].as_u64(), m["exit_code"].as_i64()),
+        (Some(2), Some(1)),
+        "{m:#}"
+    );
+    assert!(!m["health"]["Log"].as_array().unwrap().is_empty(), "{m:#}");
+}

@@ -155,11 +155,12 @@ pub fn config(flags: &crate::cli::RunFlags, image: Option<HealthConfig>) -> Resu
 }
 
 impl HealthConfig {
+    /// The longest one check may take.
+    pub fn timeout(&self) -> Duration {
+        nonzero(self.timeout).unwrap_or(DEFAULT_TIMEOUT)
+    }
     fn interval(&self) -> Duration {
         nonzero(self.interval).unwrap_or(DEFAULT_INTERVAL)
-    }
-    fn timeout(&self) -> Duration {
-        nonzero(self.timeout).unwrap_or(DEFAULT_TIMEOUT)
     }
     fn retries(&self) -> u32 {
         if self.retries == 0 {
@@ -217,36 +218,79 @@ pub fn restarting_status(r: &Record, code: i32) -> String {
 
 /// The checker of one container: a thread of its monitor.
 pub struct Checker {
-    stop: Arc<AtomicBool>,
+    flags: Arc<Flags>,
     thread: std::thread::JoinHandle<()>,
 }
 
+#[derive(Default)]
+struct Flags {
+    stop: AtomicBool,
+    /// The monitor is about to start the process again: park.
+    hold: AtomicBool,
+    /// Parked: between two checks, not running anything.
+    parked: AtomicBool,
+}
+
+/// While it lives, the checker is parked (see [`Checker::pause`]).
+pub struct Paused<'a>(&'a Checker);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.flags.hold.store(false, Ordering::SeqCst);
+    }
+}
+
 impl Checker {
-    /// Starts checking container `id` (its record at `meta`); `exe` and
-    /// `globals` run `minirun exec`.
+    /// Starts checking container `id` (its record at `meta`); `globals`
+    /// are the global flags `minirun exec` needs.
     pub fn start(cfg: HealthConfig, meta: PathBuf, id: String, globals: Vec<String>) -> Checker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || check_loop(&cfg, &meta, &id, &globals, &s));
-        Checker { stop, thread }
+        let flags = Arc::new(Flags::default());
+        let f = flags.clone();
+        let thread = std::thread::spawn(move || check_loop(&cfg, &meta, &id, &globals, &f));
+        Checker { flags, thread }
+    }
+
+    /// Parks the checker between two checks and returns once it is: the
+    /// monitor then starts the process again (libcontainer clones the
+    /// monitor, which no other thread may be allocating in meanwhile). A
+    /// check under way (it fails fast: the container is not running) is
+    /// waited for, at most its timeout.
+    pub fn pause(&self, timeout: Duration) -> Paused<'_> {
+        self.flags.hold.store(true, Ordering::SeqCst);
+        let end = Instant::now() + timeout + Duration::from_secs(1);
+        while !self.flags.parked.load(Ordering::SeqCst) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Paused(self)
     }
 
     pub fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.flags.stop.store(true, Ordering::SeqCst);
         let _ = self.thread.join();
     }
 }
 
-/// Sleeps `d` unless told to stop; whether to go on.
-fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
+/// Sleeps `d` unless told to stop (parked meanwhile when asked); whether to go on.
+fn sleep_unless(f: &Flags, d: Duration) -> bool {
     let end = Instant::now() + d;
-    while Instant::now() < end {
-        if stop.load(Ordering::SeqCst) {
+    loop {
+        if f.stop.load(Ordering::SeqCst) {
             return false;
         }
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+        if f.hold.load(Ordering::SeqCst) {
+            f.parked.store(true, Ordering::SeqCst);
+            while f.hold.load(Ordering::SeqCst) && !f.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            f.parked.store(false, Ordering::SeqCst);
+            continue;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(20)));
     }
-    !stop.load(Ordering::SeqCst)
 }
 
 /// Resets the record's health to `starting` (at each start of the process).
@@ -261,10 +305,10 @@ pub fn reset(meta: &Path) {
     }
 }
 
-fn check_loop(cfg: &HealthConfig, meta: &Path, id: &str, globals: &[String], stop: &AtomicBool) {
+fn check_loop(cfg: &HealthConfig, meta: &Path, id: &str, globals: &[String], flags: &Flags) {
     let started = Instant::now();
     let start_period = nonzero(cfg.start_period).unwrap_or(Duration::ZERO);
-    while sleep_unless(stop, cfg.interval()) {
+    while sleep_unless(flags, cfg.interval()) {
         let start = now();
         let (code, output) = probe(cfg, id, globals);
         let _g = RECORD_WRITE.lock();

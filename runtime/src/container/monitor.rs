@@ -178,7 +178,17 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
             network: None,
             ..image_launch(record, &dir, spec)
         };
-        match launch::create_and_start(ctx, &relaunch, stdio) {
+        // no thread of ours may be busy while libcontainer clones us
+        let timeout = record
+            .run_flags
+            .healthcheck
+            .as_ref()
+            .map(|h| h.timeout())
+            .unwrap_or_default();
+        let paused = checker.as_ref().map(|c| c.pause(timeout));
+        let relaunched = launch::create_and_start(ctx, &relaunch, stdio);
+        drop(paused);
+        match relaunched {
             Ok(s) => {
                 started = s;
                 record.run_flags.restart_count += 1;
