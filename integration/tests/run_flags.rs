@@ -711,3 +711,27 @@ fn restarts_with_a_health_checker_running() {
     );
     assert!(!m["health"]["Log"].as_array().unwrap().is_empty(), "{m:#}");
 }
+
+#[test]
+fn an_update_outlives_a_restart() {
+    let env = setup();
+    let id = run_d(
+        &env,
+        &["--name", "up", "--restart", "always", "--pids-limit", "30"],
+        &["sh", "-c", "sleep 2; exit 1"],
+    );
+    env.run(["update", "--pids-limit", "55", "up"]).ok();
+    assert_eq!(cg(&id, "pids", "pids.max", "pids.max"), "55");
+    eventually("a restart", 30, || {
+        meta(&env, &id)["restart_count"].as_u64().unwrap_or(0) >= 1 && meta(&env, &id)["restarting"] == false
+    });
+    eventually("the new cgroup", 10, || {
+        let p = if v2() {
+            Path::new("/sys/fs/cgroup/minirun").join(&id).join("pids.max")
+        } else {
+            Path::new("/sys/fs/cgroup/pids/minirun").join(&id).join("pids.max")
+        };
+        fs::read_to_string(p).is_ok_and(|v| v.trim() == "55")
+    });
+    env.run(["rm", "-f", "up"]).ok();
+}

@@ -22,9 +22,42 @@ pub fn run(env: &Env, a: &UpdateArgs) -> Result<u8> {
         None => from_flags(&a.flags)?,
     };
     // an image container by name or id prefix too (docker update)
-    let (id, _) = env.resolve_shared(&a.id)?;
+    let (id, from_image) = env.resolve_shared(&a.id)?;
     env.state.update(&id, &resources)?;
+    if from_image {
+        // a restart (--restart) starts the process again from this spec
+        keep_in_spec(&env.ctx().dir(&id).join("config.json"), &resources)?;
+    }
     Ok(0)
+}
+
+/// Merges what an update set into the container's spec (`config.json` in
+/// its directory), field by field, so the limits outlive a restart.
+fn keep_in_spec(path: &Path, resources: &LinuxResources) -> Result<()> {
+    let Ok(text) = std::fs::read(path) else {
+        return Ok(());
+    };
+    let mut spec: serde_json::Value = serde_json::from_slice(&text).context("the container's config.json")?;
+    let new = serde_json::to_value(resources)?;
+    let Some(target) = spec["linux"]["resources"].as_object_mut() else {
+        return Ok(());
+    };
+    for (k, v) in new.as_object().into_iter().flatten() {
+        if k == "devices" || v.is_null() {
+            continue;
+        }
+        match (target.get_mut(k).and_then(|t| t.as_object_mut()), v.as_object()) {
+            (Some(t), Some(fields)) => {
+                for (f, x) in fields {
+                    t.insert(f.clone(), x.clone());
+                }
+            }
+            _ => {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    crate::util::json::write_atomic(path, &spec)
 }
 
 /// OCI LinuxResources JSON from a file or stdin.

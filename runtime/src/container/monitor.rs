@@ -173,10 +173,12 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
             },
             _ => Stdio::default(),
         };
-        // the network, its DNS responder and the root filesystem stay
+        // the network, its DNS responder and the root filesystem stay; the
+        // spec is read again (`update` keeps its limits there)
+        let spec = Spec::load(dir.join("config.json")).unwrap_or_else(|_| spec.clone());
         let relaunch = Launch {
             network: None,
-            ..image_launch(record, &dir, spec)
+            ..image_launch(record, &dir, &spec)
         };
         // no thread of ours may be busy while libcontainer clones us
         let timeout = record
