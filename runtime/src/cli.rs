@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod run_flags;
 mod security;
+pub use run_flags::{ResourceArgs, RunFlags};
 pub use security::{HostArgs, MountArgs, SecurityArgs};
 
 #[derive(Debug, Parser)]
@@ -410,9 +412,9 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after SIGTERM before SIGKILL (default: the container's --stop-timeout, else 10)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -536,9 +538,12 @@ pub struct UpdateFlags {
     /// CPU realtime runtime per period, in microseconds
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(long, value_name = "N")]
+    /// CPU shares (relative weight; docker: --cpu-shares)
+    #[arg(long, visible_alias = "cpu-shares", short = 'c', value_name = "N")]
     pub cpu_share: Option<u64>,
+    /// Number of CPUs, docker's spelling (1.5: a quota of 150000 per 100000 microseconds)
+    #[arg(long, value_name = "DECIMAL")]
+    pub cpus: Option<String>,
     /// CPUs to use (0-3,7)
     #[arg(long, value_name = "LIST")]
     pub cpuset_cpus: Option<String>,
@@ -546,7 +551,7 @@ pub struct UpdateFlags {
     #[arg(long, value_name = "LIST")]
     pub cpuset_mems: Option<String>,
     /// Memory limit (bytes, or with k, m, g; -1: none)
-    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    #[arg(short = 'm', long, value_name = "SIZE", allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Memory soft limit (bytes, or with k, m, g)
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
@@ -672,6 +677,8 @@ pub struct RunArgs {
     pub host: HostArgs,
     #[command(flatten)]
     pub mounts: MountArgs,
+    #[command(flatten)]
+    pub docker: RunFlags,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

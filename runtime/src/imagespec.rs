@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 pub mod host;
 pub mod mounts;
 pub mod paths;
+pub mod resources;
 pub mod seccomp;
 pub mod security;
 
@@ -77,6 +78,12 @@ pub struct RunConfig {
     pub read_only: bool,
     /// capabilities, seccomp, no_new_privileges, AppArmor, groups
     pub security: security::Security,
+    /// `linux.resources` from docker's resource flags (issue 15)
+    pub resources: serde_json::Map<String, Value>,
+    /// `--ulimit`s as OCI rlimits
+    pub ulimits: Vec<Value>,
+    /// `--init`: the directory of minirun's init ([`crate::init::prepare`])
+    pub init_dir: Option<PathBuf>,
 }
 
 /// Parses an --env-file: KEY=VALUE lines, `#` comments and blank lines
@@ -309,6 +316,10 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
     });
     if let Some(p) = mounts::root_propagation(&run.volumes) {
         spec["linux"]["rootfsPropagation"] = json!(p);
+    }
+    resources::apply(&mut spec, &run.resources, &run.ulimits);
+    if let Some(dir) = &run.init_dir {
+        crate::init::apply(&mut spec, dir)?;
     }
     run.security.apply(&mut spec, uid, inp.rootfs)?;
     run.host.apply(&mut spec, &run.joins, run.shm_size)?;

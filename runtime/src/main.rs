@@ -9,6 +9,7 @@ mod commands;
 mod container;
 mod hook;
 mod imagespec;
+mod init;
 mod logging;
 mod oci;
 mod seal;
@@ -26,6 +27,10 @@ use cli::Cli;
 fn main() -> ExitCode {
     // an OCI hook run through minirun (see hook.rs): before anything else
     if let Some(code) = hook::run_if_shim() {
+        return code;
+    }
+    // `--init`: minirun as a container's PID 1 (see init.rs)
+    if let Some(code) = init::run_if_init() {
         return code;
     }
     // Rust starts with SIGPIPE ignored; an ignored disposition survives exec,

@@ -268,3 +268,62 @@ fn run_takes_docker_device_namespace_and_mount_flags() {
     assert_eq!(r.mounts.shm_size.as_deref(), Some("128m"));
     assert_eq!(r.args, ["busybox", "sh"]);
 }
+
+#[test]
+fn docker_run_flags_of_issue_15_parse() {
+    let cli = parse(&[
+        "run",
+        "-m",
+        "1g",
+        "--memory-swap",
+        "-1",
+        "--cpus",
+        "1.5",
+        "-c",
+        "512",
+        "--ulimit",
+        "nofile=1:2",
+        "--restart",
+        "on-failure:3",
+        "--init",
+        "--stop-signal",
+        "USR1",
+        "--stop-timeout",
+        "-1",
+        "--health-cmd",
+        "true",
+        "--no-healthcheck",
+        "--add-host",
+        "a:1.2.3.4",
+        "--ip",
+        "10.0.0.9",
+        "-l",
+        "k=v",
+        "-a",
+        "stdout",
+        "--sig-proxy=false",
+        "busybox",
+        "sh",
+    ]);
+    let Some(Command::Run(r)) = cli.command else {
+        panic!("not run")
+    };
+    let d = &r.docker;
+    assert_eq!(d.resources.memory.as_deref(), Some("1g"));
+    assert_eq!(d.resources.memory_swap.as_deref(), Some("-1"));
+    assert_eq!(d.resources.cpu_shares, Some(512));
+    assert_eq!(d.stop_timeout, Some(-1));
+    assert_eq!(d.sig_proxy, Some(false));
+    assert!(d.init && d.no_healthcheck);
+    assert_eq!(d.attach, ["stdout"]);
+    assert_eq!(r.args, ["busybox", "sh"]);
+    // docker update's spellings
+    let cli = parse(&["update", "-m", "64m", "--cpu-shares", "2", "--cpus", "0.5", "web"]);
+    let Some(Command::Update(u)) = cli.command else {
+        panic!("not update")
+    };
+    assert_eq!(
+        (u.flags.memory.as_deref(), u.flags.cpu_share, u.flags.cpus.as_deref()),
+        (Some("64m"), Some(2), Some("0.5"))
+    );
+}

@@ -24,6 +24,7 @@ mod resume;
 mod rm;
 mod rmi;
 mod run;
+mod run_flags;
 mod save;
 mod start;
 mod state;

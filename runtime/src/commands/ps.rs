@@ -51,7 +51,7 @@ fn containers(env: &Env, all: bool, quiet: bool) -> Result<()> {
     let mut rows = Vec::new();
     for r in ctx.all()? {
         let status = ctx.status(&r);
-        if all || status == Status::Running {
+        if all || status == Status::Running || r.run_flags.restarting {
             rows.push((r, status));
         }
     }
@@ -73,7 +73,13 @@ fn containers(env: &Env, all: bool, quiet: bool) -> Result<()> {
             cmd
         };
         let status = match status {
-            Status::Running => format!("Up since {}", short_time(r.started_at.as_deref())),
+            // issue 15: --restart and health checks
+            Status::Exited(c) if r.run_flags.restarting => crate::container::health::restarting_status(&r, c),
+            Status::Running => format!(
+                "Up since {}{}",
+                short_time(r.started_at.as_deref()),
+                crate::container::health::ps_suffix(&r)
+            ),
             Status::Created => "Created".into(),
             Status::Exited(c) => format!("Exited ({c}) {}", short_time(r.finished_at.as_deref())),
             Status::Dead => "Dead".into(),

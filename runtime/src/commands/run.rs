@@ -91,9 +91,22 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
         }
     }
+    if a.docker.ip.is_some() && !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
+        bail!("user specified IP address is supported on user defined networks only (--ip with --net {mode})");
+    }
+    let mac = super::run_flags::mac(&a.docker, &mode)?;
     let mut ports = minirun_net::parse_publish_all(&a.publish)?;
+    // issue 15's flags, checked before the image is pulled
+    let (spec_flags, mut flags) = super::run_flags::parse(a, Default::default())?;
     let store = ctx.store()?;
     let image = super::pull::for_run(&store, image_ref, a)?;
+    flags.healthcheck =
+        crate::container::health::config(&a.docker, super::run_flags::image_healthcheck(ctx, &image.id))?;
+    if let Some(labels) = image.config.config().as_ref().and_then(|c| c.labels().clone()) {
+        for (k, v) in labels {
+            flags.labels.entry(k).or_insert(v);
+        }
+    }
     if a.publish_all {
         let exposed = image
             .config
@@ -103,6 +116,8 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             .unwrap_or_default();
         let mut all = a.publish.clone();
         all.extend(exposed.iter().map(|p| p.to_string()));
+        // --expose too
+        all.extend(flags.exposed_ports.iter().cloned());
         ports = minirun_net::parse_publish_all(&all)?;
     }
     let join_netns = launch::join_netns(ctx, &mode)?;
@@ -121,6 +136,13 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         tty: a.tty,
         read_only: a.read_only,
         security,
+        resources: spec_flags.resources,
+        ulimits: spec_flags.ulimits,
+        init_dir: if a.docker.init {
+            Some(crate::init::prepare(&ctx.data_root)?)
+        } else {
+            None
+        },
     };
     let args = imagespec::process_args(&image.config, &config)?;
     run::image(
@@ -138,12 +160,15 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
                 hostname: None,
                 aliases: a.network_alias.clone(),
                 join_netns,
+                ip: a.docker.ip,
+                mac,
             },
             dns: a.dns.clone(),
             auto_remove: a.rm,
             detach: a.detach,
             interactive: a.interactive,
             detach_keys,
+            flags,
         },
     )
 }
@@ -151,6 +176,9 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
 /// runc run: exits with the container's code, 128+N for signal N; with
 /// --net the bundle gets minirun's networking, undone at the end.
 fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
+    if format!("{:?}", a.docker) != format!("{:?}", crate::cli::RunFlags::default()) {
+        bail!("--memory, --cpus, --restart, --init, --health-*, --label and the other docker run flags apply to images, not to run --bundle (set them in the bundle's config.json)");
+    }
     let [id] = a.args.as_slice() else {
         bail!("run --bundle takes exactly one container id, got {:?}", a.args);
     };
@@ -177,6 +205,8 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
                 hostname: None,
                 aliases: Vec::new(),
                 join_netns,
+                ip: None,
+                mac: None,
             })
         }
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),

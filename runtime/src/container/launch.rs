@@ -164,6 +164,9 @@ pub struct NetRequest {
     pub aliases: Vec<String>,
     /// The namespace `--net container:X` joins, from [`joinable_netns`].
     pub join_netns: Option<PathBuf>,
+    /// `--ip` and `--mac-address` (issue 15)
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Attaches container `id` to the network it asks for.
@@ -179,6 +182,8 @@ pub fn attach_network(ctx: &Ctx, id: &str, req: NetRequest) -> Result<Attachment
             ports: req.ports,
             hostname: req.hostname,
             aliases: req.aliases,
+            ip: req.ip,
+            mac: req.mac,
         },
         ctx,
     )?;

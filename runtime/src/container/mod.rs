@@ -6,11 +6,16 @@
 
 pub mod attach;
 pub mod engine;
+pub mod health;
 pub mod launch;
 mod monitor;
 pub mod network;
 mod record;
+pub mod restart;
 pub mod run;
+mod run_extras;
+pub mod run_flags;
+mod stop_opts;
 mod store;
 pub mod teardown;
 pub mod volumes;

@@ -13,6 +13,7 @@ use minirun_net::{Attachment, NetMode};
 
 use super::launch::{self, Launch, NetRequest};
 use super::record::{now, MountInfo, Phase, Record, UNKNOWN_EXIT};
+use super::run_flags::RunFlagsRecord;
 use super::store::{random_id, Ctx};
 use super::{attach, monitor, teardown};
 use crate::imagespec::{self, RunConfig, SpecInputs};
@@ -37,6 +38,8 @@ pub struct ImageRun {
     pub interactive: bool,
     /// Parsed `--detach-keys` (with `-it`).
     pub detach_keys: Vec<u8>,
+    /// What issue 15's flags leave in the record.
+    pub flags: RunFlagsRecord,
 }
 
 /// Everything a run acquires, released in reverse unless disarmed.
@@ -47,6 +50,8 @@ struct Setup<'a> {
     dir_made: bool,
     rootfs: bool,
     net: Option<Attachment>,
+    /// `--cidfile`, written by this run
+    cidfile: Option<PathBuf>,
     armed: bool,
 }
 
@@ -70,6 +75,9 @@ impl Drop for Setup<'_> {
         }
         if let Some(name) = &self.name {
             let _ = fs::remove_file(self.ctx.names_dir().join(name));
+        }
+        if let Some(c) = &self.cidfile {
+            let _ = fs::remove_file(c);
         }
     }
 }
@@ -134,6 +142,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         dir_made: false,
         rootfs: false,
         net: None,
+        cidfile: None,
         armed: true,
     };
     let dir = ctx.dir(&id);
@@ -175,8 +184,13 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         exit_code: None,
         dns: req.dns.clone(),
         network: None,
+        run_flags: req.flags.clone(),
     };
     ctx.save(&record)?;
+    if let Some(c) = &req.flags.cidfile {
+        super::run_extras::write_cidfile(c, &id)?;
+        setup.cidfile = Some(c.clone());
+    }
 
     // Root filesystem, network, /etc files, spec. The root filesystem is
     // always writable here: libcontainer mounts /proc, /dev, the /etc files
@@ -202,6 +216,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     record.network = Some(att.clone());
     ctx.save(&record)?;
     let etc_files = write_etc_files(&dir, &att, &hostname, &name, &req.dns)?;
+    super::run_extras::edit_etc_files(&dir, &att, &hostname, &name, &req.flags)?;
     if let NetMode::Container(other) = &mode {
         // It shares the other's namespace, so its resolver too (on a
         // user-defined network: the other's embedded DNS at 127.0.0.11), as
@@ -257,24 +272,41 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
             attach::Ended::Detached => Ok(0),
         };
     }
-    let stdin = if req.interactive {
+    let attach = &req.flags.attach;
+    let wants = |s: &str| attach.is_empty() || attach.iter().any(|a| a == s);
+    // a stream not attached goes to a pipe drained here (libcontainer
+    // reopens a /dev/null it is given read-only inside the container)
+    let mut drains = Vec::new();
+    let mut sink = || -> Result<Option<std::os::fd::OwnedFd>> {
+        let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+        drains.push(rd);
+        Ok(Some(wr))
+    };
+    let stdin = if req.interactive || attach.iter().any(|a| a == "stdin") {
         None
     } else {
         Some(File::open("/dev/null")?.into())
     };
+    let stdout = if wants("stdout") { None } else { sink()? };
+    let stderr = if wants("stderr") { None } else { sink()? };
     let started = launch::create_and_start(
         ctx,
         &image_launch(&record, &dir, &spec),
-        Stdio {
-            stdin,
-            ..Default::default()
-        },
+        Stdio { stdin, stdout, stderr },
     );
     setup.armed = false;
+    for rd in drains {
+        std::thread::spawn(move || std::io::copy(&mut File::from(rd), &mut std::io::sink()));
+    }
+    let sig_proxy = req.flags.sig_proxy != Some(false);
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
         ctx.save(&record)?;
-        launch::wait_attached(s, req.interactive)
+        if sig_proxy {
+            launch::wait_attached(s, req.interactive)
+        } else {
+            crate::wait::wait_exit(s.pid)
+        }
     });
     let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);
     teardown::teardown(ctx, &id, Some(recorded))?;
