@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # minirun benchmarks, run by hand as root (never in CI):
 #
-#   bench/bench.sh [bundle|image|unpack|net|ports|usernet|all]
+#   bench/bench.sh [bundle|image|unpack|net|ports|usernet|ipv6|all]
+#
+# PROFILE=debug measures a debug build (quicker to build; fine for ratios);
+# CARGO_TARGET_DIR is honoured.
 #
 # Every comparison is measured in the same run, on the same machine, and
 # reported as a ratio (or difference) of medians, so the figures don't depend
@@ -17,11 +20,14 @@ OUT=$PWD/bench/out
 mkdir -p "$OUT"
 what=${1:-all}
 
-cargo build --release --quiet -p minirun -p rootfs-fixtures
-cargo build --release --quiet -p minirun-images --example unpack
-MINIRUN=$PWD/target/release/minirun
-FIXTURES=$PWD/target/release/minirun-fixtures
-UNPACK=$PWD/target/release/examples/unpack
+PROFILE=${PROFILE:-release}
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+if [ "$PROFILE" = release ]; then PFLAG=--release; else PFLAG=; fi
+cargo build $PFLAG --quiet -p minirun -p rootfs-fixtures
+[ "$what" = ipv6 ] || cargo build $PFLAG --quiet -p minirun-images --example unpack
+MINIRUN=$TARGET/$PROFILE/minirun
+FIXTURES=$TARGET/$PROFILE/minirun-fixtures
+UNPACK=$TARGET/$PROFILE/examples/unpack
 WORK=$(mktemp -d /tmp/minirun-bench.XXXXXX)
 NS=mrbench$$
 M="$MINIRUN --root $WORK/run --data-root $WORK/data"
@@ -273,6 +279,33 @@ bench_usernet() {
     inhost $M rm -f dnsa dnsb >/dev/null
 }
 
+# Dual stack vs IPv4 only: the same user network twice (one with --ipv6), run --rm
+# busybox true on each, plain and with a published port. The difference is what
+# dual stack adds to bridge setup (veth v6 address + route + sysctls, ip6 elements
+# in the same transaction) and teardown.
+bench_ipv6() {
+    sandbox
+    ip -n "$NS-host" -6 addr add 2001:db8:18::1/64 dev up0 nodad 2>/dev/null || true
+    ip -n "$NS-out" -6 addr add 2001:db8:18::2/64 dev out0 nodad 2>/dev/null || true
+    ip -n "$NS-host" -6 route add default via 2001:db8:18::2 2>/dev/null || true
+    load_busybox
+    inhost $M network create --subnet 10.97.0.0/24 v4only >/dev/null
+    inhost $M network create --ipv6 --subnet 10.98.0.0/24 --subnet fd00:98::/64 dual >/dev/null
+    inhost $M run --rm --net v4only busybox true
+    inhost $M run --rm --net dual busybox true
+    local v4 v6 v4p v6p
+    read -r v4 v6 < <(pair run-v4only "nsenter --net=/run/netns/$NS-host $M run --rm --net v4only busybox true" \
+        run-dual-stack "nsenter --net=/run/netns/$NS-host $M run --rm --net dual busybox true")
+    read -r v4p v6p < <(pair run-v4only-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net v4only -p 18080:80 busybox true" \
+        run-dual-stack-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net dual -p 18080:80 busybox true")
+    echo "run --rm busybox true on a dual-stack vs an IPv4-only user network ($PROFILE build), median of $RUNS (3 alternating rounds):"
+    echo "  IPv4 only               ${v4} ms"
+    echo "  dual stack              ${v6} ms   (+$(calc "$v6-$v4") ms, ratio $(calc "$v6/$v4"))"
+    echo "  IPv4 only  -p 18080:80  ${v4p} ms"
+    echo "  dual stack -p 18080:80  ${v6p} ms   (+$(calc "$v6p-$v4p") ms, ratio $(calc "$v6p/$v4p"))"
+    echo "  (target: dual stack adds <= 1 ms)"
+}
+
 case $what in
     bundle) bench_bundle ;;
     image) bench_image ;;
@@ -280,6 +313,7 @@ case $what in
     net) bench_net ;;
     ports) bench_ports ;;
     usernet) bench_usernet ;;
-    all) bench_bundle; bench_image; bench_unpack; bench_net; bench_ports; bench_usernet ;;
-    *) echo "usage: $0 [bundle|image|unpack|net|ports|usernet|all]" >&2; exit 2 ;;
+    ipv6) bench_ipv6 ;;
+    all) bench_bundle; bench_image; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6 ;;
+    *) echo "usage: $0 [bundle|image|unpack|net|ports|usernet|ipv6|all]" >&2; exit 2 ;;
 esac

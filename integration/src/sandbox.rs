@@ -28,7 +28,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,11 @@ use crate::{minirun_bin, require_root, Env, Run};
 pub const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 /// The outside namespace's address.
 pub const OUT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// IPv6 of the uplink after [`Sandbox::add_ipv6`] (documentation prefix: never routed).
+pub const HOST_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x18, 0, 0, 0, 0, 1);
+/// The outside namespace's IPv6 address (no route back to any container prefix: only
+/// traffic masqueraded to [`HOST_ADDR6`] can be answered).
+pub const OUT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x18, 0, 0, 0, 0, 2);
 /// The host side of the sandbox veth. Deliberately not starting with `mr` (minirun's
 /// veth prefix), so leftover checks cannot confuse the two.
 pub const UPLINK: &str = "uplink0";
@@ -239,6 +244,17 @@ impl Sandbox {
             net_ns_inode(&netns_file(h)),
             "sandbox host namespace is the real one"
         );
+    }
+
+    /// Gives the uplink IPv6 too: 2001:db8:18::1/64 on the host, ::2 outside, the host's
+    /// IPv6 default route via the outside (no DAD: usable at once).
+    pub fn add_ipv6(&self) {
+        let (h, o) = (self.host_ns.as_str(), self.out_ns.as_str());
+        let host_cidr = format!("{HOST_ADDR6}/64");
+        let out_cidr = format!("{OUT_ADDR6}/64");
+        must(Command::new("ip").args(["-n", h, "-6", "addr", "add", &host_cidr, "dev", UPLINK, "nodad"]));
+        must(Command::new("ip").args(["-n", o, "-6", "addr", "add", &out_cidr, "dev", WAN, "nodad"]));
+        must(Command::new("ip").args(["-n", h, "-6", "route", "add", "default", "via", &OUT_ADDR6.to_string()]));
     }
 
     /// Builds the busybox image and loads it (`busybox:latest`, exposes 80/tcp).
@@ -448,9 +464,14 @@ impl Sandbox {
 
     /// `nft -j list table ip minirun` inside the host namespace (None when absent).
     pub fn nft_table(&self) -> Option<Value> {
+        self.nft_table_of("ip")
+    }
+
+    /// `nft -j list table FAMILY minirun` (`ip` or `ip6`) in the host namespace.
+    pub fn nft_table_of(&self, family: &str) -> Option<Value> {
         let out = self
             .host_cmd("nft")
-            .args(["-j", "list", "table", "ip", "minirun"])
+            .args(["-j", "list", "table", family, "minirun"])
             .output()
             .unwrap();
         if !out.status.success() {
@@ -459,17 +480,37 @@ impl Sandbox {
         Some(serde_json::from_slice(&out.stdout).expect("nft -j output is not JSON"))
     }
 
-    /// Every element of the published-port maps, as compact JSON text.
+    /// Every element of the published-port maps of both tables (`ip` and `ip6`), as
+    /// compact JSON text (`ip6 ` before the map name for the IPv6 table).
     pub fn published_elements(&self) -> Vec<String> {
-        let Some(t) = self.nft_table() else {
+        let mut out = Vec::new();
+        for (family, prefix) in [("ip", ""), ("ip6", "ip6 ")] {
+            let Some(t) = self.nft_table_of(family) else {
+                continue;
+            };
+            for obj in t["nftables"].as_array().into_iter().flatten() {
+                let m = &obj["map"];
+                if matches!(m["name"].as_str(), Some("pub_any" | "pub_addr" | "lo_src")) {
+                    for e in m["elem"].as_array().into_iter().flatten() {
+                        out.push(format!("{prefix}{}: {}", m["name"].as_str().unwrap(), e));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Elements of set `name` (`subnets`, `bridges`, `isolate`) in `table FAMILY minirun`.
+    pub fn set_elements(&self, family: &str, name: &str) -> Vec<String> {
+        let Some(t) = self.nft_table_of(family) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for obj in t["nftables"].as_array().into_iter().flatten() {
-            let m = &obj["map"];
-            if matches!(m["name"].as_str(), Some("pub_any" | "pub_addr")) {
-                for e in m["elem"].as_array().into_iter().flatten() {
-                    out.push(format!("{}: {}", m["name"].as_str().unwrap(), e));
+            let s = &obj["set"];
+            if s["name"].as_str() == Some(name) {
+                for e in s["elem"].as_array().into_iter().flatten() {
+                    out.push(e.to_string());
                 }
             }
         }
@@ -483,8 +524,10 @@ impl Sandbox {
             if f.ends_with(".leases.json") {
                 let p = self.env.data_root.join("networks").join(&f);
                 let v: Value = serde_json::from_slice(&fs::read(&p).unwrap_or_default()).unwrap_or(Value::Null);
-                for (ip, id) in v["leases"].as_object().into_iter().flatten() {
-                    leases.push(format!("{f}: {ip} -> {id}"));
+                for key in ["leases", "leases6"] {
+                    for (ip, id) in v[key].as_object().into_iter().flatten() {
+                        leases.push(format!("{f}: {ip} -> {id}"));
+                    }
                 }
             }
         }
@@ -532,7 +575,12 @@ impl Sandbox {
 
     /// Connects from `ns` to `to`, sends `payload`, half-closes, reads the answer to EOF.
     pub fn tcp_request(&self, ns: &Ns, to: SocketAddrV4, payload: &[u8]) -> io::Result<String> {
-        let stream = self.in_ns(ns, move || TcpStream::connect_timeout(&to.into(), CONNECT_TIMEOUT))?;
+        self.tcp_request_to(ns, to.into(), payload)
+    }
+
+    /// [`Sandbox::tcp_request`] to an address of either family.
+    pub fn tcp_request_to(&self, ns: &Ns, to: SocketAddr, payload: &[u8]) -> io::Result<String> {
+        let stream = self.in_ns(ns, move || TcpStream::connect_timeout(&to, CONNECT_TIMEOUT))?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         let mut stream = stream;
@@ -551,9 +599,14 @@ impl Sandbox {
     /// Polls [`Sandbox::http_get`] until the body is the image's index page (a server in a
     /// just-started container may not listen yet); the last error otherwise.
     pub fn http_get_ok(&self, ns: &Ns, to: SocketAddrV4) -> Result<String, String> {
+        self.http_get_ok_to(ns, to.into())
+    }
+
+    /// [`Sandbox::http_get_ok`] to an address of either family.
+    pub fn http_get_ok_to(&self, ns: &Ns, to: SocketAddr) -> Result<String, String> {
         let start = Instant::now();
         loop {
-            let r = self.http_get(ns, to);
+            let r = self.tcp_request_to(ns, to, b"GET / HTTP/1.0\r\n\r\n");
             match &r {
                 Ok(body) if body.contains(rootfs_fixtures::INDEX_HTML) => return Ok(body.clone()),
                 _ if start.elapsed() > Duration::from_secs(10) => return Err(format!("{r:?}")),

@@ -10,7 +10,7 @@
 //! what lets [`gc`] find leftovers of a run that died half-way, and what tells who joined
 //! whose namespace ([`crate::live`]).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,14 @@ pub struct Attachment {
     pub ip: Option<Ipv4Addr>,
     pub prefix_len: Option<u8>,
     pub gateway: Option<Ipv4Addr>,
+    /// Dual-stack networks: the container's IPv6 address, its prefix length and the
+    /// gateway (the bridge's IPv6 address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix_len: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_gateway: Option<Ipv6Addr>,
     /// `02:42:..` style, derived from the address.
     pub mac: Option<String>,
     pub ports: Vec<PortMapping>,
@@ -71,6 +79,9 @@ impl Attachment {
             ip: None,
             prefix_len: None,
             gateway: None,
+            ipv6: None,
+            ipv6_prefix_len: None,
+            ipv6_gateway: None,
             mac: None,
             ports: Vec::new(),
             hostname: req.hostname.clone(),
@@ -80,6 +91,12 @@ impl Attachment {
         }
     }
 
+    /// The firewall elements of this container's published ports: (mapping as the
+    /// firewall lists it, target address), both families.
+    pub fn published_elements(&self) -> Vec<(PortMapping, IpAddr)> {
+        self.ports.iter().flat_map(|m| m.elements(self.ip, self.ipv6)).collect()
+    }
+
     /// The namespace a `container:<this>` request should join (`None`: host networking).
     pub fn joinable_netns(&self) -> Option<&Path> {
         self.netns_path.as_deref()
@@ -87,7 +104,18 @@ impl Attachment {
 
     /// `/etc/hosts` for this container (`name` is the container's name, if any).
     pub fn hosts_file(&self, hostname: &str, name: Option<&str>) -> String {
-        etc::hosts(self.ip, hostname, name, &[])
+        // Docker's form: the own IPv6 address under the same names, after the IPv4 one.
+        let own6: Vec<(String, IpAddr)> = match (self.ipv6, self.ip) {
+            (Some(a), Some(_)) => {
+                let mut names = hostname.to_string();
+                if let Some(n) = name.filter(|n| !n.is_empty() && *n != hostname) {
+                    names = format!("{names} {n}");
+                }
+                vec![(names, IpAddr::V6(a))]
+            }
+            _ => Vec::new(),
+        };
+        etc::hosts(self.ip, hostname, name, &own6)
     }
 
     /// Whether this container's names are served by the embedded DNS responder
@@ -241,13 +269,24 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     let net: NetworkConfig = network::get_network(&req.data_root, network_name)?;
     let fw = Firewall::open()?;
     fw.ensure_skeleton()?;
+    if net.subnet6.is_some() {
+        fw.ensure_skeleton6()?;
+    }
     if !net.icc {
         // create_network checked it; the host may have changed since.
         let state = crate::firewall::check_bridge_nf_call_iptables();
-        if state != BridgeNfCall::Enabled {
+        let state6 = crate::sysctl::bridge_nf_call_ip6tables();
+        let err = if state != BridgeNfCall::Enabled {
+            Some(Error::IccUnavailable { state })
+        } else if net.subnet6.is_some() && state6 != BridgeNfCall::Enabled {
+            Some(Error::Icc6Unavailable { state: state6 })
+        } else {
+            None
+        };
+        if let Some(e) = err {
             return Err(Error::Network {
                 network: net.name.clone(),
-                reason: Error::IccUnavailable { state }.to_string(),
+                reason: e.to_string(),
             });
         }
     }
@@ -260,10 +299,8 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     // Read before the lease lock: under it only `live` is asked.
     let records = list_attachments(&req.runtime_root)?;
     let in_use = |cid: &str| cid == id || in_use_among(cid, &records, live);
-    let ip = match req.ip {
-        Some(wanted) => ipam::allocate_fixed(&req.data_root, &net, id, wanted, &in_use)?,
-        None => ipam::allocate(&req.data_root, &net, id, &in_use)?,
-    };
+    let (ip, ip6) = ipam::allocate_dual(&req.data_root, &net, id, req.ip, &in_use)?;
+    let v6 = net.ipv6().zip(ip6).map(|((s6, gw6), a)| (a, s6.prefix_len(), gw6));
     let mac = req.mac.unwrap_or_else(|| link::mac_for_ip(ip));
     let mut att = Attachment::new(req);
     att.network = Some(net.name.clone());
@@ -271,6 +308,11 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     att.ip = Some(ip);
     att.prefix_len = Some(net.prefix_len());
     att.gateway = Some(net.gateway);
+    if let Some((a, len, gw)) = v6 {
+        att.ipv6 = Some(a);
+        att.ipv6_prefix_len = Some(len);
+        att.ipv6_gateway = Some(gw);
+    }
     att.mac = Some(link::format_mac(&mac));
     att.netns_path = Some(netns_path(&req.runtime_root, id));
     att.netns_owned = true;
@@ -292,6 +334,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
                 prefix_len: net.prefix_len(),
                 gateway: net.gateway,
                 mac,
+                ip6: v6,
                 mtu: net.mtu,
             };
             match link::connect_container(&cfg) {
@@ -305,17 +348,36 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
             }
         }
         // One transaction: the network's elements (if missing) plus every published port.
+        let network_tx = || -> Result<Transaction> {
+            let mut tx = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
+            if let Some(s6) = net.subnet6 {
+                tx.extend(fw.network_tx6(&net.bridge, s6, net.icc)?);
+            }
+            Ok(tx)
+        };
+        if mappings.iter().any(|m| !m.has_v4_side()) && ip6.is_none() {
+            return Err(ctr_err(
+                id,
+                format!(
+                    "an IPv6 host address is published but network {:?} has no IPv6 (network create --ipv6)",
+                    net.name
+                ),
+            ));
+        }
         for attempt in 0.. {
-            let mut tx: Transaction = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
+            let mut tx: Transaction = network_tx()?;
             let new_bridge = Firewall::adds_bridge(&tx, &net.bridge);
-            for m in &mappings {
-                tx.add_published(m, ip);
+            for (m, to) in mappings.iter().flat_map(|m| m.elements(Some(ip), ip6)) {
+                tx.add_published_to(&m, to);
+                if let (IpAddr::V6(_), Some((_, _, gw6))) = (to, v6) {
+                    tx.add_loopback6(&m, gw6);
+                }
             }
             match fw.commit(&tx) {
                 Ok(()) => {
                     if new_bridge {
                         // See Firewall::add_network_icc: close the race of two new networks.
-                        fw.commit(&fw.network_tx(&net.bridge, net.subnet, net.icc)?)?;
+                        fw.commit(&network_tx()?)?;
                     }
                     break;
                 }
@@ -380,7 +442,10 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
         }
     };
     if let (Some(ip), false) = (att.ip, att.ports.is_empty()) {
-        keep(Firewall::open().and_then(|fw| fw.unpublish(&att.ports, ip)));
+        keep(Firewall::open().and_then(|fw| match att.ipv6 {
+            None => fw.unpublish(&att.ports, ip),
+            Some(ip6) => fw.unpublish_dual(&att.ports, Some(ip), Some(ip6)),
+        }));
     }
     if sync_veth {
         if let Some(v) = &att.veth_host {
@@ -459,7 +524,7 @@ pub struct GcReport {
     /// (network, address, container id)
     pub leases_released: Vec<(String, Ipv4Addr, String)>,
     pub veths_deleted: Vec<String>,
-    pub published_removed: Vec<(PortMapping, Ipv4Addr)>,
+    pub published_removed: Vec<(PortMapping, IpAddr)>,
     /// Non-fatal problems (gc goes on after each).
     pub errors: Vec<String>,
 }
@@ -530,11 +595,26 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
         Ok(fw) if fw.table_exists().unwrap_or(false) => match fw.list_published() {
             Ok(all) => {
                 let mut tx = Transaction::new();
+                let owned_by_kept: Vec<(PortMapping, IpAddr)> =
+                    kept.iter().flat_map(|a| a.published_elements()).collect();
                 for (m, ip) in all {
-                    let owned = kept.iter().any(|a| a.ip == Some(ip) && a.ports.contains(&m));
+                    let owned = owned_by_kept.contains(&(m, ip));
                     if !owned {
                         tx.del_published(&m);
                         rep.published_removed.push((m, ip));
+                    }
+                }
+                // `::1` sources of ports no kept container publishes (on [::] or [::1]).
+                if fw.table_exists_in(crate::firewall::Family::V6).unwrap_or(false) {
+                    for (proto, port, _) in fw.list_loopback6().unwrap_or_default() {
+                        let kept_port = owned_by_kept.iter().any(|(m, _)| {
+                            matches!(m.host_ip, Some(IpAddr::V6(a)) if a.is_unspecified() || a.is_loopback())
+                                && m.proto == proto
+                                && m.host_port == port
+                        });
+                        if !kept_port {
+                            tx.del_loopback6(proto, port);
+                        }
                     }
                 }
                 if let Err(e) = fw.commit(&tx) {
@@ -607,6 +687,9 @@ pub fn remove_network(runtime_root: &Path, data_root: &Path, name: &str, live: &
     let fw = Firewall::open()?;
     if fw.table_exists()? {
         fw.remove_network(&net.bridge, net.subnet)?;
+    }
+    if let Some(s6) = net.subnet6 {
+        fw.remove_network6(&net.bridge, s6)?;
     }
     link::delete_bridge(&net.bridge)?;
     remove_file_if_exists(&ipam::leases_path(data_root, name), "lease file")?;

@@ -17,19 +17,20 @@
 //! (the foreground `run` or the detached monitor); they end with it.
 //!
 //! Local names are answered with TTL 0 so nothing caches a container that has stopped.
-//! A local name asked for another type than A gets an empty NOERROR answer (the name
+//! A container on a dual-stack network also has an AAAA record (its IPv6 address).
+//! A local name asked for a type it has no record of gets an empty NOERROR answer (the name
 //! exists, it has no such record), so resolvers asking AAAA first do not wait. Every other
 //! query goes to the upstream servers in turn (UDP for UDP clients, TCP for TCP clients);
 //! when none answers the client gets SERVFAIL at once instead of a timeout of its own.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use simple_dns::rdata::{RData, A};
+use simple_dns::rdata::{RData, A, AAAA};
 use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
 
 use crate::attach::list_attachments;
@@ -62,6 +63,11 @@ impl Directory {
     /// The address of the container called `name` (its name, another alias, or its id) on
     /// this network, if one is attached to it now.
     pub fn lookup(&self, name: &str) -> Option<Ipv4Addr> {
+        self.lookup_dual(name).and_then(|(a, _)| a)
+    }
+
+    /// [`Directory::lookup`] for both families: (IPv4, IPv6) of a container attached now.
+    pub fn lookup_dual(&self, name: &str) -> Option<(Option<Ipv4Addr>, Option<Ipv6Addr>)> {
         let name = name.trim_end_matches('.');
         if name.is_empty() || name.contains('.') {
             return None;
@@ -72,7 +78,8 @@ impl Directory {
             .into_iter()
             .filter(|a| a.network.as_deref() == Some(self.network.as_str()))
             .find(|a| a.container_id == name || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(&name)))
-            .and_then(|a| a.ip)
+            .filter(|a| a.ip.is_some() || a.ipv6.is_some())
+            .map(|a| (a.ip, a.ipv6))
     }
 }
 
@@ -98,7 +105,7 @@ pub fn answer(query: &[u8], dir: &Directory) -> Answer {
     let [question] = q.questions.as_slice() else {
         return Answer::Forward;
     };
-    let Some(ip) = dir.lookup(&question.qname.to_string()) else {
+    let Some((ip, ip6)) = dir.lookup_dual(&question.qname.to_string()) else {
         return Answer::Forward;
     };
     let mut reply = Packet::new_reply(q.id());
@@ -107,12 +114,20 @@ pub fn answer(query: &[u8], dir: &Directory) -> Answer {
         reply.set_flags(PacketFlag::RECURSION_DESIRED);
     }
     reply.questions.push(question.clone());
-    if matches!(question.qtype, QTYPE::TYPE(TYPE::A) | QTYPE::ANY) {
+    if let (QTYPE::TYPE(TYPE::A) | QTYPE::ANY, Some(ip)) = (question.qtype, ip) {
         reply.answers.push(ResourceRecord::new(
             question.qname.clone(),
             CLASS::IN,
             0,
             RData::A(A { address: ip.into() }),
+        ));
+    }
+    if let (QTYPE::TYPE(TYPE::AAAA) | QTYPE::ANY, Some(ip6)) = (question.qtype, ip6) {
+        reply.answers.push(ResourceRecord::new(
+            question.qname.clone(),
+            CLASS::IN,
+            0,
+            RData::AAAA(AAAA { address: ip6.into() }),
         ));
     }
     match reply.build_bytes_vec() {

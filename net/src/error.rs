@@ -90,6 +90,13 @@ pub enum Error {
         crate::sysctl::BRIDGE_NF_CALL_IPTABLES
     )]
     IccUnavailable { state: BridgeNfCall },
+    /// The IPv6 twin of [`Error::IccUnavailable`], for a dual-stack network.
+    #[error(
+        "--icc=false on a dual-stack network needs bridged IPv6 traffic to pass the ip6 forward hook, \
+         but {} is not 1 (load br_netfilter and set net.bridge.bridge-nf-call-ip6tables=1)",
+        crate::sysctl::BRIDGE_NF_CALL_IP6TABLES
+    )]
+    Icc6Unavailable { state: BridgeNfCall },
 
     #[error("address {ip} of network {network:?}: {reason}")]
     Address {

@@ -2,9 +2,14 @@
 //! id}), read-modify-written under an exclusive flock on `<name>.leases.lock`. Lowest free
 //! host address first (network, gateway and broadcast are never handed out). Leases of
 //! containers that the caller's [`Liveness`] says are gone are reclaimed on allocation.
+//!
+//! A dual-stack network's containers also get an IPv6 address, in the same file and under
+//! the same lock (`leases6`): lowest free first from `::2` of the prefix (the network
+//! address, the subnet-router anycast, and the gateway are skipped). Both are taken and
+//! released together.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +22,13 @@ use crate::network::{networks_dir, NetworkConfig};
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct LeaseFile {
     leases: BTreeMap<Ipv4Addr, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    leases6: BTreeMap<Ipv6Addr, String>,
 }
+
+/// How far into a v6 prefix allocation looks for a free address (a /64 holds 2^64; the
+/// lowest free one is always among the first leases + 2).
+const V6_SCAN: u128 = 1 << 20;
 
 pub fn leases_path(data_root: &Path, network: &str) -> PathBuf {
     networks_dir(data_root).join(format!("{network}.leases.json"))
@@ -41,6 +52,35 @@ pub fn allocate(
     container_id: &str,
     live: &dyn Liveness,
 ) -> Result<Ipv4Addr> {
+    Ok(allocate_dual(data_root, network, container_id, None, live)?.0)
+}
+
+/// [`allocate`] for both families: the IPv4 address (`fixed`, `--ip`, when given: it must
+/// lie in the subnet, not be the gateway nor another live container's) and, on a
+/// dual-stack network, the IPv6 one (one lock, one write).
+pub fn allocate_dual(
+    data_root: &Path,
+    network: &NetworkConfig,
+    container_id: &str,
+    fixed: Option<Ipv4Addr>,
+    live: &dyn Liveness,
+) -> Result<(Ipv4Addr, Option<Ipv6Addr>)> {
+    let refuse = |reason: String| Error::Network {
+        network: network.name.clone(),
+        reason,
+    };
+    let subnet = network.subnet;
+    let last = subnet.size().saturating_sub(1) as u32;
+    if let Some(wanted) = fixed {
+        if !(1..last).filter_map(|i| subnet.nth(i)).any(|ip| ip == wanted) {
+            return Err(refuse(format!(
+                "Invalid address {wanted}: It does not belong to any of this network's subnets ({subnet})"
+            )));
+        }
+        if wanted == network.gateway {
+            return Err(refuse(format!("Address already in use: {wanted} is the gateway")));
+        }
+    }
     let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
     // `network rm` deletes the definition under this lock once no lease is left: a lease
     // is only taken while the network still exists.
@@ -49,22 +89,60 @@ pub fn allocate(
     }
     let path = leases_path(data_root, &network.name);
     let mut f = load(&path)?;
+    let has6 = |f: &LeaseFile| {
+        f.leases6
+            .iter()
+            .find(|(_, id)| id.as_str() == container_id)
+            .map(|(ip, _)| *ip)
+    };
     if let Some((ip, _)) = f.leases.iter().find(|(_, id)| id.as_str() == container_id) {
-        return Ok(*ip);
+        if fixed.is_none_or(|w| w == *ip) && (network.subnet6.is_none() || has6(&f).is_some()) {
+            return Ok((*ip, has6(&f)));
+        }
     }
-    f.leases.retain(|_, id| live.is_alive(id));
-    let subnet = network.subnet;
-    let last = subnet.size().saturating_sub(1) as u32;
-    let ip = (1..last)
-        .filter_map(|i| subnet.nth(i))
-        .find(|ip| *ip != network.gateway && !f.leases.contains_key(ip))
-        .ok_or_else(|| Error::SubnetExhausted {
-            network: network.name.clone(),
-            subnet,
-        })?;
+    // a container's own lease of another address than the one it now asks for goes
+    f.leases.retain(|ip, id| {
+        (live.is_alive(id) || id == container_id) && (id != container_id || fixed.is_none_or(|w| w == *ip))
+    });
+    f.leases6.retain(|_, id| live.is_alive(id) || id == container_id);
+    let ip = match (fixed, f.leases.iter().find(|(_, id)| id.as_str() == container_id)) {
+        (_, Some((ip, _))) => *ip,
+        (Some(wanted), None) => {
+            if f.leases.contains_key(&wanted) {
+                return Err(refuse(format!("Address already in use: {wanted}")));
+            }
+            wanted
+        }
+        (None, None) => (1..last)
+            .filter_map(|i| subnet.nth(i))
+            .find(|ip| *ip != network.gateway && !f.leases.contains_key(ip))
+            .ok_or_else(|| Error::SubnetExhausted {
+                network: network.name.clone(),
+                subnet,
+            })?,
+    };
+    let ip6 = match (network.ipv6(), has6(&f)) {
+        (None, _) => None,
+        (Some(_), Some(a)) => Some(a),
+        (Some((s6, gw6)), None) => Some(
+            (2..V6_SCAN)
+                .filter_map(|i| s6.nth(i))
+                .find(|a| *a != gw6 && *a != s6.last() && !f.leases6.contains_key(a))
+                .ok_or_else(|| refuse(format!("no free address left in subnet {s6}")))?,
+        ),
+    };
     f.leases.insert(ip, container_id.to_string());
+    if let Some(a) = ip6 {
+        f.leases6.insert(a, container_id.to_string());
+    }
     write_json(&path, &f, "lease file")?;
-    Ok(ip)
+    Ok((ip, ip6))
+}
+
+/// Current IPv6 leases of `network`: (address, container id), by address.
+pub fn leases6(data_root: &Path, network: &str) -> Result<Vec<(Ipv6Addr, String)>> {
+    let _l = FileLock::exclusive(&lock_path(data_root, network))?;
+    Ok(load(&leases_path(data_root, network))?.leases6.into_iter().collect())
 }
 
 /// Releases the lease of `container_id` in `network`; returns the address it had.
@@ -80,8 +158,12 @@ pub fn release(data_root: &Path, network: &str, container_id: &str) -> Result<Op
         .iter()
         .find(|(_, id)| id.as_str() == container_id)
         .map(|(ip, _)| *ip);
+    let before6 = f.leases6.len();
+    f.leases6.retain(|_, id| id != container_id);
     if let Some(ip) = ip {
         f.leases.remove(&ip);
+    }
+    if ip.is_some() || f.leases6.len() != before6 {
         write_json(&path, &f, "lease file")?;
     }
     Ok(ip)
@@ -117,7 +199,9 @@ pub fn reclaim(data_root: &Path, network: &str, live: &dyn Liveness) -> Result<V
         .filter(|(_, id)| !live.is_alive(id))
         .map(|(a, b)| (*a, b.clone()))
         .collect();
-    if !gone.is_empty() {
+    let before6 = f.leases6.len();
+    f.leases6.retain(|_, id| live.is_alive(id));
+    if !gone.is_empty() || f.leases6.len() != before6 {
         for (ip, _) in &gone {
             f.leases.remove(ip);
         }
@@ -135,38 +219,7 @@ pub fn allocate_fixed(
     wanted: Ipv4Addr,
     live: &dyn Liveness,
 ) -> Result<Ipv4Addr> {
-    let refuse = |reason: String| Error::Network {
-        network: network.name.clone(),
-        reason,
-    };
-    let subnet = network.subnet;
-    let last = subnet.size().saturating_sub(1) as u32;
-    let usable = (1..last).filter_map(|i| subnet.nth(i)).any(|ip| ip == wanted);
-    if !usable {
-        return Err(refuse(format!(
-            "Invalid address {wanted}: It does not belong to any of this network's subnets ({subnet})"
-        )));
-    }
-    if wanted == network.gateway {
-        return Err(refuse(format!("Address already in use: {wanted} is the gateway")));
-    }
-    let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
-    if !crate::network::config_path(data_root, &network.name).exists() {
-        return Err(Error::NetworkNotFound(network.name.clone()));
-    }
-    let path = leases_path(data_root, &network.name);
-    let mut f = load(&path)?;
-    match f.leases.get(&wanted) {
-        Some(id) if id == container_id => return Ok(wanted),
-        Some(id) if live.is_alive(id) => {
-            return Err(refuse(format!("Address already in use: {wanted}")));
-        }
-        _ => {}
-    }
-    f.leases.retain(|_, id| id != container_id && live.is_alive(id));
-    f.leases.insert(wanted, container_id.to_string());
-    write_json(&path, &f, "lease file")?;
-    Ok(wanted)
+    Ok(allocate_dual(data_root, network, container_id, Some(wanted), live)?.0)
 }
 
 #[cfg(test)]
@@ -183,7 +236,59 @@ mod tests {
             gateway: s.nth(1).unwrap(),
             icc: true,
             mtu: None,
+            subnet6: None,
+            gateway6: None,
         }
+    }
+    fn net6(subnet: &str, subnet6: &str) -> NetworkConfig {
+        let s6: crate::Ipv6Net = subnet6.parse().unwrap();
+        NetworkConfig {
+            subnet6: Some(s6),
+            gateway6: s6.nth(1),
+            ..net(subnet)
+        }
+    }
+
+    #[test]
+    fn v6_lowest_free_with_the_v4_lease_and_released_together() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net6("10.89.5.0/24", "fd00:5::/64");
+        let a = |s: &str| -> Option<std::net::Ipv6Addr> { Some(s.parse().unwrap()) };
+        let dual = |id: &str, live: &dyn Liveness| {
+            let p = crate::network::config_path(d.path(), &n.name);
+            if !p.exists() {
+                write_json(&p, &n, "network definition").unwrap();
+            }
+            allocate_dual(d.path(), &n, id, None, live).unwrap()
+        };
+        assert_eq!(dual("a", &alive), (Ipv4Addr::new(10, 89, 5, 2), a("fd00:5::2")));
+        assert_eq!(dual("b", &alive), (Ipv4Addr::new(10, 89, 5, 3), a("fd00:5::3")));
+        assert_eq!(dual("a", &alive).1, a("fd00:5::2"), "idempotent");
+        release(d.path(), "t", "a").unwrap();
+        assert_eq!(
+            leases6(d.path(), "t").unwrap(),
+            vec![("fd00:5::3".parse().unwrap(), "b".to_string())]
+        );
+        assert_eq!(dual("c", &alive).1, a("fd00:5::2"), "freed address reused");
+        // A gateway inside the range is skipped; dead containers' v6 leases are reclaimed.
+        let mut g = net6("10.89.6.0/24", "fd00:6::/64");
+        g.name = "g".into();
+        g.gateway6 = a("fd00:6::2");
+        write_json(&crate::network::config_path(d.path(), "g"), &g, "network definition").unwrap();
+        assert_eq!(
+            allocate_dual(d.path(), &g, "x", None, &alive).unwrap().1,
+            a("fd00:6::3")
+        );
+        assert_eq!(reclaim(d.path(), "g", &|_: &str| false).unwrap().len(), 1);
+        assert!(leases6(d.path(), "g").unwrap().is_empty());
+        // An IPv4-only network hands out no v6 address and writes no leases6.
+        let v4 = net("10.89.7.0/24");
+        let mut v4 = v4;
+        v4.name = "v4".into();
+        write_json(&crate::network::config_path(d.path(), "v4"), &v4, "network definition").unwrap();
+        assert_eq!(allocate_dual(d.path(), &v4, "y", None, &alive).unwrap().1, None);
+        let raw = std::fs::read_to_string(leases_path(d.path(), "v4")).unwrap();
+        assert!(!raw.contains("leases6"), "{raw}");
     }
     fn alive(_: &str) -> bool {
         true

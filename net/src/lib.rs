@@ -48,4 +48,4 @@ pub use live::{in_use, in_use_among, members, members_among, needs_gc, Liveness}
 pub use mode::NetMode;
 pub use network::NetworkConfig;
 pub use ports::{parse_publish, parse_publish_all, PortMapping, PortSpec, Proto};
-pub use subnet::Ipv4Net;
+pub use subnet::{Ipv4Net, Ipv6Net};

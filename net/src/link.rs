@@ -1,11 +1,11 @@
 //! Links, addresses and routes over rtnetlink (never the `ip` tool).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
@@ -220,11 +220,46 @@ pub struct BridgeState {
 /// whose MTU differs gets it back: the kernel resets an emptied bridge to 1500, so the
 /// bridge's current MTU is never what decides. Concurrent callers are fine (EEXIST is
 /// success, and they all want the same MTU).
+/// Adds an IPv6 address without duplicate address detection (a tentative address would
+/// be unusable for a second or more; minirun's IPAM already made it unique). EEXIST is
+/// success.
+async fn add_address6(
+    h: &Handle,
+    index: u32,
+    ip: Ipv6Addr,
+    prefix_len: u8,
+    ifname: &str,
+    what: &'static str,
+) -> Result<()> {
+    let mut req = h.address().add(index, IpAddr::V6(ip), prefix_len);
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if rtnl_errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(Error::nl(ifname, what)(e)),
+    }
+}
+
 pub(crate) async fn ensure_bridge_async(
     h: &Handle,
     name: &str,
     gateway: Ipv4Addr,
     prefix_len: u8,
+    mtu: Option<u32>,
+) -> Result<BridgeState> {
+    ensure_bridge_dual_async(h, name, gateway, prefix_len, None, mtu).await
+}
+
+/// [`ensure_bridge_async`] that also gives the bridge its IPv6 gateway address (`v6`:
+/// address and prefix length) on a dual-stack network.
+pub(crate) async fn ensure_bridge_dual_async(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix_len: u8,
+    v6: Option<(Ipv6Addr, u8)>,
     mtu: Option<u32>,
 ) -> Result<BridgeState> {
     let mtu = match mtu {
@@ -269,6 +304,9 @@ pub(crate) async fn ensure_bridge_async(
         Ok(()) => {}
         Err(e) if rtnl_errno(&e) == Some(libc::EEXIST) => {}
         Err(e) => return Err(Error::nl(name, "add gateway address")(e)),
+    }
+    if let Some((gw6, len6)) = v6 {
+        add_address6(h, link.index, gw6, len6, name, "add IPv6 gateway address").await?;
     }
     if link.mtu != Some(mtu) {
         // set explicitly, the kernel no longer adjusts the bridge's MTU to its ports'
@@ -357,6 +395,9 @@ pub struct VethConfig<'a> {
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     pub mac: [u8; 6],
+    /// Dual stack: the container's IPv6 address, prefix length and gateway (the bridge's
+    /// IPv6 address).
+    pub ip6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
     /// The network's MTU (`--opt mtu=N`); `None`: the uplink's. Both veth ends get it.
     pub mtu: Option<u32>,
 }
@@ -401,7 +442,8 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
     })?;
     let fd = netns_file.as_raw_fd();
     let res = with_rtnl_pair(c.netns, |host, ns| async move {
-        let bridge = ensure_bridge_async(&host, c.bridge, c.gateway, c.prefix_len, c.mtu).await?;
+        let v6 = c.ip6.map(|(_, len, gw)| (gw, len));
+        let bridge = ensure_bridge_dual_async(&host, c.bridge, c.gateway, c.prefix_len, v6, c.mtu).await?;
         let idx = create_veth(&host, c, &bridge, fd).await?;
         let inner = async {
             host.link()
@@ -433,6 +475,22 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                 .execute()
                 .await
                 .map_err(Error::nl(CONTAINER_IFNAME, "add default route"))?;
+            if let Some((ip6, len6, gw6)) = c.ip6 {
+                // This thread is inside the container's namespace now: its /proc/sys/net
+                // is the container's.
+                crate::sysctl::ipv6_no_ra(CONTAINER_IFNAME)?;
+                add_address6(&ns, eth0.index, ip6, len6, CONTAINER_IFNAME, "add IPv6 address").await?;
+                let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
+                    .gateway(gw6)
+                    .output_interface(eth0.index)
+                    .build();
+                ns.route()
+                    .add(route)
+                    .execute()
+                    .await
+                    .map_err(Error::nl(CONTAINER_IFNAME, "add IPv6 default route"))?;
+            }
             Ok::<(), Error>(())
         };
         if let Err(e) = inner.await {
@@ -445,6 +503,11 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
     let bridge = res?;
     crate::sysctl::enable_route_localnet(c.bridge)?;
     crate::sysctl::enable_ip_forward()?;
+    if c.ip6.is_some() {
+        crate::sysctl::ipv6_no_ra(c.bridge)?;
+        crate::sysctl::ipv6_no_ra(c.host_ifname)?;
+        crate::sysctl::enable_ipv6_forwarding(c.bridge)?;
+    }
     Ok(bridge)
 }
 

@@ -1,10 +1,12 @@
 //! Network definitions: `<data_root>/networks/<name>.json` = {name, bridge, subnet, gateway,
-//! icc}. The default network `bridge` (bridge `minirun0`) is created on first use; its
-//! subnet is the first of 10.89.0.0/24, 10.89.1.0/24, ... that overlaps no route of the
-//! caller's (host) network namespace and no other minirun network. (172.17.0.0/16 is
-//! docker's, 10.88.0.0/16 podman's: both avoided.) Creation is serialized by a file lock.
+//! icc, mtu, and for a dual-stack network subnet6, gateway6}. The default network `bridge`
+//! (bridge `minirun0`) is created on first use (or before it, with options, by
+//! [`create_default_network`]); its subnet is the first of 10.89.0.0/24, 10.89.1.0/24, ...
+//! that overlaps no route of the caller's (host) network namespace and no other minirun
+//! network. (172.17.0.0/16 is docker's, 10.88.0.0/16 podman's: both avoided.) Creation is
+//! serialized by a file lock.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::lock::{read_dir_or_empty, read_json, write_json, FileLock};
 use crate::mode::DEFAULT_NETWORK;
-use crate::subnet::Ipv4Net;
+use crate::subnet::{Ipv4Net, Ipv6Net};
 
 /// Bridge of the default network.
 pub const DEFAULT_BRIDGE: &str = "minirun0";
@@ -34,11 +36,21 @@ pub struct NetworkConfig {
     /// uplink's at each attach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// Dual stack (`--ipv6`): the network's IPv6 prefix (a /64 ULA picked from fd00::/8
+    /// when none is given) and its gateway on the bridge. Absent: IPv4 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl NetworkConfig {
     pub fn prefix_len(&self) -> u8 {
         self.subnet.prefix_len()
+    }
+    /// (prefix, gateway) of a dual-stack network.
+    pub fn ipv6(&self) -> Option<(Ipv6Net, Ipv6Addr)> {
+        Some((self.subnet6?, self.gateway6?))
     }
 }
 
@@ -52,6 +64,12 @@ pub struct NetworkOptions {
     pub icc: Option<bool>,
     /// `--opt mtu=N`.
     pub mtu: Option<u32>,
+    /// `--ipv6`: dual stack.
+    pub ipv6: bool,
+    /// An IPv6 `--subnet` (implies `ipv6`); none with `ipv6`: a ULA /64 is picked.
+    pub subnet6: Option<Ipv6Net>,
+    /// An IPv6 `--gateway` (default: the prefix's first address).
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// The MTUs a network may be given: IPv4's minimum up to the largest a veth takes.
@@ -111,6 +129,25 @@ pub fn list_networks(data_root: &Path) -> Result<Vec<NetworkConfig>> {
     Ok(out)
 }
 
+/// The ULA /64 offered to a network `name` that asked for IPv6 without a subnet: `fd` +
+/// a 40-bit global id and the 16-bit subnet id 0, both from a hash of the name (RFC 4193's
+/// "pseudo-random" global id, but reproducible), then the next subnet ids while it overlaps
+/// one of `taken`. Stable: the chosen prefix is saved in the definition.
+pub fn pick_subnet6(name: &str, taken: &[Ipv6Net]) -> Option<Ipv6Net> {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes().chain(*b"minirun") {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let global = (h >> 8) & 0xff_ffff_ffff;
+    (0..=u16::MAX as u128)
+        .map(|sid| {
+            let a = (0xfdu128 << 120) | ((global as u128) << 80) | (sid << 64);
+            Ipv6Net::new(Ipv6Addr::from(a), 64).unwrap()
+        })
+        .find(|c| !taken.iter().any(|t| t.overlaps(c)))
+}
+
 /// Candidate subnets, in order.
 pub fn subnet_pool() -> impl Iterator<Item = Ipv4Net> {
     (0..=255u8).map(|i| Ipv4Net::new(Ipv4Addr::new(10, 89, i, 0), 24).unwrap())
@@ -147,7 +184,8 @@ pub fn get_network(data_root: &Path, name: &str) -> Result<NetworkConfig> {
     load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))
 }
 
-/// Loads or creates the default network `bridge` on `minirun0`.
+/// Loads or creates the default network `bridge` on `minirun0` (IPv4 only; see
+/// [`create_default_network`] for a dual-stack default network).
 pub fn ensure_default_network(data_root: &Path) -> Result<NetworkConfig> {
     if let Some(n) = load_network(data_root, DEFAULT_NETWORK)? {
         return Ok(n);
@@ -166,6 +204,28 @@ pub fn ensure_default_network(data_root: &Path) -> Result<NetworkConfig> {
     )
 }
 
+/// Defines the default network `bridge` (on `minirun0`) with `opts` (docker's daemon
+/// `ipv6`/`fixed-cidr-v6` and `bip`, as `network create --ipv6 [--subnet ..] bridge`).
+/// Only before its first use: once defined (by this or by a first `run`), it stays as it
+/// is; an already defined default network is an error naming it.
+pub fn create_default_network(data_root: &Path, opts: &NetworkOptions) -> Result<NetworkConfig> {
+    let _l = FileLock::exclusive(&lock_path(data_root))?;
+    if let Some(n) = load_network(data_root, DEFAULT_NETWORK)? {
+        return Err(Error::Network {
+            network: n.name,
+            reason: "is already defined (the default network is configured before its first use)".into(),
+        });
+    }
+    create_locked(
+        data_root,
+        DEFAULT_NETWORK,
+        &NetworkOptions {
+            bridge: Some(DEFAULT_BRIDGE.into()),
+            ..opts.clone()
+        },
+    )
+}
+
 /// Creates a user-defined network definition (the bridge itself appears on first attach).
 /// Bridge name defaults to the first free `minirun<N>` (N >= 1). `--icc=false`
 /// (`opts.icc == Some(false)`) fails with [`Error::IccUnavailable`] unless bridged traffic
@@ -176,6 +236,10 @@ pub fn create_network(data_root: &Path, name: &str, opts: &NetworkOptions) -> Re
         let state = crate::firewall::check_bridge_nf_call_iptables();
         if state != crate::sysctl::BridgeNfCall::Enabled {
             return Err(Error::IccUnavailable { state });
+        }
+        let state = crate::sysctl::bridge_nf_call_ip6tables();
+        if (opts.ipv6 || opts.subnet6.is_some()) && state != crate::sysctl::BridgeNfCall::Enabled {
+            return Err(Error::Icc6Unavailable { state });
         }
     }
     let _l = FileLock::exclusive(&lock_path(data_root))?;
@@ -240,7 +304,42 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
             .find(|c| !others.iter().any(|o| &o.bridge == c))
             .unwrap(),
     };
+    let (subnet6, gateway6) = if opts.ipv6 || opts.subnet6.is_some() {
+        let taken6: Vec<Ipv6Net> = others.iter().filter_map(|o| o.subnet6).collect();
+        let s6 = match opts.subnet6 {
+            Some(s) => {
+                if !(48..=120).contains(&s.prefix_len()) {
+                    return Err(Error::InvalidSubnet(s.to_string()));
+                }
+                if let Some(o) = others.iter().find(|o| o.subnet6.is_some_and(|t| t.overlaps(&s))) {
+                    return Err(net_err(format!(
+                        "subnet {s} overlaps network {:?} ({})",
+                        o.name,
+                        o.subnet6.unwrap()
+                    )));
+                }
+                s
+            }
+            None => pick_subnet6(name, &taken6).ok_or_else(|| Error::NoFreeSubnet { network: name.into() })?,
+        };
+        let g6 = match opts.gateway6 {
+            Some(g) => {
+                if !s6.contains(g) || g == s6.network() {
+                    return Err(net_err(format!("gateway {g} is not a host address of subnet {s6}")));
+                }
+                g
+            }
+            None => s6.nth(1).unwrap(),
+        };
+        (Some(s6), Some(g6))
+    } else if opts.gateway6.is_some() {
+        return Err(net_err("an IPv6 gateway needs --ipv6".into()));
+    } else {
+        (None, None)
+    };
     let cfg = NetworkConfig {
+        subnet6,
+        gateway6,
         name: name.into(),
         bridge,
         subnet,
@@ -283,6 +382,13 @@ mod tests {
             .collect();
         assert_eq!(pick_subnet(&taken).unwrap().to_string(), "10.89.2.0/24");
         assert_eq!(pick_subnet(&["10.0.0.0/8".parse().unwrap()]), None);
+        let a = pick_subnet6("v6net", &[]).unwrap();
+        assert_eq!(a, pick_subnet6("v6net", &[]).unwrap(), "stable per name");
+        assert_eq!(a.prefix_len(), 64);
+        assert_eq!(a.network().octets()[0], 0xfd);
+        assert_ne!(a, pick_subnet6("other", &[]).unwrap());
+        let b = pick_subnet6("v6net", &[a]).unwrap();
+        assert!(!b.overlaps(&a) && b.network().segments()[..3] == a.network().segments()[..3]);
         for s in subnet_pool() {
             assert!(!s.overlaps(&"172.17.0.0/16".parse().unwrap()));
             assert!(!s.overlaps(&"10.88.0.0/16".parse().unwrap()));
@@ -366,6 +472,93 @@ mod tests {
         assert!(matches!(get_network(d.path(), "nope"), Err(Error::NetworkNotFound(_))));
         delete_network_definition(d.path(), "a").unwrap();
         assert_eq!(load_network(d.path(), "a").unwrap(), None);
+    }
+
+    #[test]
+    fn dual_stack_definitions() {
+        let d = tempfile::tempdir().unwrap();
+        let v4 = |s: &str| Some(s.parse::<Ipv4Net>().unwrap());
+        let a = create_network(
+            d.path(),
+            "a",
+            &NetworkOptions {
+                subnet: v4("192.168.70.0/24"),
+                ipv6: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (s6, g6) = a.ipv6().unwrap();
+        assert_eq!(s6, pick_subnet6("a", &[]).unwrap(), "auto ULA /64");
+        assert_eq!(g6, s6.nth(1).unwrap());
+        let b = create_network(
+            d.path(),
+            "b",
+            &NetworkOptions {
+                subnet: v4("192.168.71.0/24"),
+                subnet6: Some("fd00:71::/64".parse().unwrap()),
+                gateway6: Some("fd00:71::fe".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (b.subnet6.unwrap().to_string(), b.gateway6.unwrap().to_string()),
+            ("fd00:71::/64".into(), "fd00:71::fe".into())
+        );
+        let e = create_network(
+            d.path(),
+            "c",
+            &NetworkOptions {
+                subnet: v4("192.168.72.0/24"),
+                subnet6: Some("fd00:71::/48".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("overlaps network \"b\""), "{e}");
+        let e = create_network(
+            d.path(),
+            "c",
+            &NetworkOptions {
+                subnet: v4("192.168.72.0/24"),
+                gateway6: Some("fd00:72::1".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("needs --ipv6"), "{e}");
+        // IPv4-only definitions are written as before (no v6 keys).
+        let plain = create_network(
+            d.path(),
+            "plain",
+            &NetworkOptions {
+                subnet: v4("192.168.73.0/24"),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(plain.ipv6(), None);
+        let raw = std::fs::read_to_string(config_path(d.path(), "plain")).unwrap();
+        assert!(!raw.contains("subnet6"), "{raw}");
+        // The default network takes options once, before first use.
+        let def = create_default_network(
+            d.path(),
+            &NetworkOptions {
+                subnet: v4("192.168.74.0/24"),
+                subnet6: Some("fd00:89::/64".parse().unwrap()),
+                ipv6: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (def.bridge.as_str(), def.name.as_str()),
+            (DEFAULT_BRIDGE, DEFAULT_NETWORK)
+        );
+        assert_eq!(ensure_default_network(d.path()).unwrap(), def);
+        let e = create_default_network(d.path(), &NetworkOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("already defined"), "{e}");
     }
 
     #[test]

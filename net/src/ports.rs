@@ -12,11 +12,13 @@
 //! | `80-89` / `IP::80-89` | container range, each with a picked host port |
 //! | `8000-8009:80` | docker's "pick one from range": the **lowest** host port of the range that is free (not used by a host socket, not published) is chosen |
 //!
-//! `0.0.0.0` as IP means "every address" (same as no IP). IPv6 host addresses and `sctp`
-//! are rejected with an error quoting the spec.
+//! `0.0.0.0` as IP means "every address" (same as no IP: both families on a dual-stack
+//! network). An IPv6 host address is written in brackets: `[2001:db8::1]:8080:80`,
+//! `[::1]::80`; `[::]` means every IPv6 address (and no IPv4 one). `sctp` is rejected with
+//! an error quoting the spec.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,8 +63,9 @@ impl fmt::Display for Proto {
 /// One resolved published port: host side fully known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortMapping {
-    /// `None` = every host address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// `None` = every host address (of both families when the container has IPv6);
+    /// `Some(::)` = every IPv6 host address.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     pub proto: Proto,
@@ -74,14 +77,54 @@ impl PortMapping {
     pub fn conflicts_with(&self, other: &PortMapping) -> bool {
         self.proto == other.proto
             && self.host_port == other.host_port
-            && (self.host_ip.is_none() || other.host_ip.is_none() || self.host_ip == other.host_ip)
+            && match (self.host_ip, other.host_ip) {
+                (None, _) | (_, None) => true,
+                (Some(a), Some(b)) => {
+                    a == b || a.is_ipv6() && b.is_ipv6() && (a.is_unspecified() || b.is_unspecified())
+                }
+            }
+    }
+
+    /// The host side of this mapping on the IPv6 side: `None` (every address) becomes
+    /// `[::]`; an IPv4 host address has none.
+    pub fn v6_side(&self) -> Option<PortMapping> {
+        match self.host_ip {
+            Some(IpAddr::V4(_)) => None,
+            Some(IpAddr::V6(_)) => Some(*self),
+            None => Some(PortMapping {
+                host_ip: Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+                ..*self
+            }),
+        }
+    }
+
+    /// Whether the mapping has an IPv4 side (no host address, or an IPv4 one).
+    pub fn has_v4_side(&self) -> bool {
+        !matches!(self.host_ip, Some(IpAddr::V6(_)))
+    }
+
+    /// The firewall elements this mapping of a container with addresses `ip4`/`ip6` is
+    /// made of, each with its target: the IPv4 side as is, the IPv6 side as
+    /// [`PortMapping::v6_side`] (which is how [`crate::Firewall::list_published`] reads
+    /// them back).
+    pub fn elements(&self, ip4: Option<Ipv4Addr>, ip6: Option<Ipv6Addr>) -> Vec<(PortMapping, IpAddr)> {
+        let mut v = Vec::new();
+        if let (true, Some(a)) = (self.has_v4_side(), ip4) {
+            v.push((*self, IpAddr::V4(a)));
+        }
+        if let (Some(m), Some(a)) = (self.v6_side(), ip6) {
+            v.push((m, IpAddr::V6(a)));
+        }
+        v
     }
 }
 
 impl fmt::Display for PortMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = self.host_ip {
-            write!(f, "{ip}:")?;
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
         }
         write!(f, "{}:{}/{}", self.host_port, self.container_port, self.proto)
     }
@@ -101,7 +144,7 @@ pub enum HostPorts {
 pub struct PortSpec {
     /// The text it came from, for error messages.
     pub spec: String,
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_ports: HostPorts,
     pub container_port: u16,
     pub proto: Proto,
@@ -183,26 +226,48 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>> {
         }
         None => (s, Proto::Tcp),
     };
-    if body.starts_with('[') || body.matches(':').count() > 2 {
-        return Err(bad(spec, "IPv6 host addresses are not supported"));
+    // `[v6]:HOST:CTR` / `[v6]::CTR`: the bracketed address, then the usual two fields.
+    let (v6, body) = match body.strip_prefix('[') {
+        Some(rest) => {
+            let (a, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad(spec, "missing \"]\" after the IPv6 host address"))?;
+            let ip: Ipv6Addr = a
+                .parse()
+                .map_err(|_| bad(spec, format!("invalid IPv6 host address {a:?}")))?;
+            let after = after
+                .strip_prefix(':')
+                .filter(|r| r.contains(':'))
+                .ok_or_else(|| bad(spec, "expected [IPv6]:HOST:CONTAINER"))?;
+            (Some(ip), after)
+        }
+        None => (None, body),
+    };
+    if v6.is_none() && body.matches(':').count() > 2 {
+        return Err(bad(
+            spec,
+            "an IPv6 host address must be in brackets: [ADDR]:HOST:CONTAINER",
+        ));
     }
     let parts: Vec<&str> = body.split(':').collect();
-    let (ip_s, host_s, ctr_s) = match parts.as_slice() {
-        [c] => (None, None, *c),
-        [h, c] => (None, Some(*h), *c),
-        [i, h, c] => (Some(*i), if h.is_empty() { None } else { Some(*h) }, *c),
-        _ => unreachable!(),
+    let (ip_s, host_s, ctr_s) = match (v6, parts.as_slice()) {
+        (None, [c]) => (None, None, *c),
+        (None, [h, c]) => (None, Some(*h), *c),
+        (None, [i, h, c]) => (Some(*i), if h.is_empty() { None } else { Some(*h) }, *c),
+        (Some(_), [h, c]) => (None, if h.is_empty() { None } else { Some(*h) }, *c),
+        _ => return Err(bad(spec, "expected [IPv6]:HOST:CONTAINER")),
     };
-    let host_ip = match ip_s {
-        None => None,
-        Some(i) => {
+    let host_ip: Option<IpAddr> = match (v6, ip_s) {
+        (Some(ip), _) => Some(IpAddr::V6(ip)),
+        (None, None) => None,
+        (None, Some(i)) => {
             let ip: Ipv4Addr = i
                 .parse()
                 .map_err(|_| bad(spec, format!("invalid host IP address {i:?}")))?;
             if ip.is_unspecified() {
                 None
             } else {
-                Some(ip)
+                Some(IpAddr::V4(ip))
             }
         }
     };
@@ -269,8 +334,8 @@ pub fn parse_publish_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<PortSpec>> {
     Ok(out)
 }
 
-fn bind_probe(proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> std::io::Result<u16> {
-    let addr = SocketAddrV4::new(host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
+fn bind_probe(proto: Proto, host_ip: Option<IpAddr>, port: u16) -> std::io::Result<u16> {
+    let addr = SocketAddr::new(host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
     match proto {
         // std sets SO_REUSEADDR on TcpListener, so TIME_WAIT leftovers do not count as busy.
         Proto::Tcp => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
@@ -280,7 +345,7 @@ fn bind_probe(proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> std::io::Re
 
 /// A host port that is free right now in the caller's network namespace, chosen by the
 /// kernel (bind to port 0). Not reserved: publishing it is what claims it.
-pub fn pick_free_port(proto: Proto, host_ip: Option<Ipv4Addr>) -> Result<u16> {
+pub fn pick_free_port(proto: Proto, host_ip: Option<IpAddr>) -> Result<u16> {
     bind_probe(proto, host_ip, 0).map_err(|e| Error::PortUnavailable {
         spec: format!("{}:0/{}", host_ip.map(|i| i.to_string()).unwrap_or_default(), proto),
         reason: format!("cannot pick a free host port: {e}"),
@@ -289,7 +354,7 @@ pub fn pick_free_port(proto: Proto, host_ip: Option<Ipv4Addr>) -> Result<u16> {
 
 /// Fails when a host socket holds the port or an already-published mapping (as returned by
 /// [`crate::Firewall::list_published`]) claims it.
-pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, Ipv4Addr)]) -> Result<()> {
+pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, IpAddr)]) -> Result<()> {
     if let Some((p, ip)) = published.iter().find(|(p, _)| p.conflicts_with(mapping)) {
         return Err(Error::PortUnavailable {
             spec: mapping.to_string(),
@@ -316,8 +381,8 @@ pub fn check_host_port_free(mapping: &PortMapping, published: &[(PortMapping, Ip
 /// Turns specs into mappings: exact ports are checked, ranges take their lowest free port,
 /// ephemeral ports are picked by the kernel and skip already-published ones. `published` is
 /// what the firewall already holds.
-pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) -> Result<Vec<PortMapping>> {
-    let mut taken: Vec<(PortMapping, Ipv4Addr)> = published.to_vec();
+pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, IpAddr)]) -> Result<Vec<PortMapping>> {
+    let mut taken: Vec<(PortMapping, IpAddr)> = published.to_vec();
     let mut out = Vec::with_capacity(specs.len());
     for s in specs {
         let m = match s.host_ports {
@@ -366,7 +431,7 @@ pub fn resolve_ports(specs: &[PortSpec], published: &[(PortMapping, Ipv4Addr)]) 
                 })?
             }
         };
-        taken.push((m, Ipv4Addr::UNSPECIFIED));
+        taken.push((m, IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
         out.push(m);
     }
     Ok(out)
@@ -413,16 +478,66 @@ mod tests {
     #[test]
     fn ip_host_ctr() {
         let m = exact("127.0.0.1:8080:80");
-        assert_eq!(m.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m.host_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         assert_eq!((m.host_port, m.container_port), (8080, 80));
         assert_eq!(exact("0.0.0.0:8080:80").host_ip, None);
         assert_eq!(m.to_string(), "127.0.0.1:8080:80/tcp");
     }
 
     #[test]
+    fn ipv6_host_addresses() {
+        let any6 = Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let m = exact("[::]:80:80");
+        assert_eq!((m.host_ip, m.host_port, m.container_port), (any6, 80, 80));
+        assert_eq!(m.to_string(), "[::]:80:80/tcp");
+        let m = exact("[2001:db8::1]:8080:80/udp");
+        assert_eq!(m.host_ip, Some(IpAddr::V6("2001:db8::1".parse().unwrap())));
+        assert_eq!((m.host_port, m.container_port, m.proto), (8080, 80, Proto::Udp));
+        assert_eq!(m.to_string(), "[2001:db8::1]:8080:80/udp");
+        let p = one("[::1]::53");
+        assert_eq!(
+            (p.host_ip, p.host_ports),
+            (Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), HostPorts::Ephemeral)
+        );
+        assert_eq!(parse_publish("[fd00::5]:8000-8001:80-81").unwrap().len(), 2);
+        // serialized like IPv4 host addresses: a plain string
+        let j = serde_json::to_string(&m).unwrap();
+        assert!(j.contains("\"2001:db8::1\""), "{j}");
+        assert_eq!(serde_json::from_str::<PortMapping>(&j).unwrap(), m);
+        let e = parse_publish("::1:80:80").unwrap_err().to_string();
+        assert!(e.contains("brackets"), "{e}");
+    }
+
+    #[test]
+    fn sides_and_conflicts_of_both_families() {
+        let plain = exact("8080:80");
+        let v6 = exact("[::]:8080:80");
+        let lo6 = exact("[::1]:8080:80");
+        let v4 = exact("127.0.0.1:8080:80");
+        // -p 8080:80 on a dual-stack container: one element per family
+        let (ip4, ip6) = (Ipv4Addr::new(10, 0, 0, 2), "fd00::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            plain.elements(Some(ip4), Some(ip6)),
+            vec![(plain, IpAddr::V4(ip4)), (v6, IpAddr::V6(ip6))]
+        );
+        assert_eq!(plain.elements(Some(ip4), None), vec![(plain, IpAddr::V4(ip4))]);
+        assert_eq!(v4.elements(Some(ip4), Some(ip6)).len(), 1);
+        assert_eq!(lo6.elements(Some(ip4), Some(ip6)), vec![(lo6, IpAddr::V6(ip6))]);
+        assert!(lo6.elements(Some(ip4), None).is_empty());
+        assert!(plain.conflicts_with(&lo6) && v6.conflicts_with(&lo6) && lo6.conflicts_with(&v6));
+        assert!(!v4.conflicts_with(&lo6) && !v4.conflicts_with(&v6));
+        assert!(!lo6.conflicts_with(&exact("[::2]:8080:80")));
+        let e = parse_publish_all(&["[::]:80:80", "[::1]:80:81"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("also requested"), "{e}");
+        assert!(parse_publish_all(&["127.0.0.1:80:80", "[::1]:80:80"]).is_ok());
+    }
+
+    #[test]
     fn ip_empty_host() {
         let p = one("10.0.0.1::53/udp");
-        assert_eq!(p.host_ip, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(p.host_ip, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
         assert_eq!(p.host_ports, HostPorts::Ephemeral);
         assert_eq!((p.container_port, p.proto), (53, Proto::Udp));
     }
@@ -475,7 +590,11 @@ mod tests {
             "90-80:80",
             "8080:80/sctp",
             "::1:80:80",
-            "[::1]:80:80",
+            "[::1]80:80",
+            "[::1:80:80",
+            "[1.2.3.4]:80:80",
+            "[::1]:80",
+            "[::1]:1:80:80",
             "1.2.3.4:80:80:80",
             "80:80/",
             "+80:80",
@@ -518,13 +637,13 @@ mod tests {
     #[test]
     fn pick_and_check_ports() {
         // Binding to loopback port 0 works in any namespace where lo is up; skip otherwise.
-        let Ok(port) = pick_free_port(Proto::Tcp, Some(Ipv4Addr::LOCALHOST)) else {
+        let Ok(port) = pick_free_port(Proto::Tcp, Some(IpAddr::V4(Ipv4Addr::LOCALHOST))) else {
             eprintln!("skipping: cannot bind on 127.0.0.1 here");
             return;
         };
         assert_ne!(port, 0);
         let m = PortMapping {
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             host_port: port,
             container_port: 80,
             proto: Proto::Tcp,
@@ -536,12 +655,15 @@ mod tests {
         assert!(e.contains("in use by a process"), "{e}");
         drop(l);
         // A published element makes it busy too.
-        let published = vec![(PortMapping { host_ip: None, ..m }, Ipv4Addr::new(10, 89, 0, 2))];
+        let published = vec![(
+            PortMapping { host_ip: None, ..m },
+            IpAddr::V4(Ipv4Addr::new(10, 89, 0, 2)),
+        )];
         let e = check_host_port_free(&m, &published).unwrap_err().to_string();
         assert!(e.contains("already published") && e.contains("10.89.0.2"), "{e}");
         // Not an address of this host.
         let m2 = PortMapping {
-            host_ip: Some(Ipv4Addr::new(192, 0, 2, 77)),
+            host_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 77))),
             ..m
         };
         let e = check_host_port_free(&m2, &[]).unwrap_err().to_string();
@@ -552,7 +674,7 @@ mod tests {
         if busy < 65535 {
             let spec = PortSpec {
                 spec: "x".into(),
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 host_ports: HostPorts::Range {
                     start: busy,
                     end: busy + 1,
@@ -567,6 +689,6 @@ mod tests {
         let specs = parse_publish("127.0.0.1::80").unwrap();
         let v = resolve_ports(&specs, &[]).unwrap();
         assert_ne!(v[0].host_port, 0);
-        assert_eq!(v[0].host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(v[0].host_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     }
 }

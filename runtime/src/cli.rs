@@ -182,12 +182,18 @@ pub enum NetworkCmd {
 
 #[derive(Debug, Args)]
 pub struct NetworkCreateArgs {
-    /// Subnet in CIDR form (default: a free 10.89.N.0/24)
+    /// Subnet in CIDR form (default: a free 10.89.N.0/24); give it twice, once per
+    /// family, for a dual-stack network (an IPv6 subnet implies --ipv6)
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// Gateway address inside the subnet (default: its first address)
+    pub subnet: Vec<String>,
+    /// Gateway address inside the subnet (default: its first address); one per family
     #[arg(long)]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// Dual stack: IPv6 besides IPv4 (a ULA /64 from fd00::/8 when no IPv6 --subnet is
+    /// given). `network create --ipv6 bridge` configures the default network before its
+    /// first use
+    #[arg(long)]
+    pub ipv6: bool,
     /// Inter-container communication on this network (--icc=false: containers cannot reach each other)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
     pub icc: Option<bool>,

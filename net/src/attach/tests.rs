@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::testutil::{has_nft, require_root, NetnsGuard, PrivateNetns};
+use std::net::IpAddr;
 use std::process::Command;
 
 struct World {
@@ -191,7 +192,7 @@ fn two_containers_on_a_bridge_then_nothing_left() {
         assert_eq!(fw.list_subnets().unwrap(), vec![net.subnet]);
         let mut pubs = fw.list_published().unwrap();
         pubs.sort();
-        let mut want: Vec<_> = a1.ports.iter().map(|p| (*p, a1.ip.unwrap())).collect();
+        let mut want: Vec<_> = a1.ports.iter().map(|p| (*p, IpAddr::V4(a1.ip.unwrap()))).collect();
         want.sort();
         assert_eq!(pubs, want);
         // The same host port cannot be published twice.
@@ -350,7 +351,7 @@ fn gc_cleans_crashed_runs() {
             .veths_deleted
             .iter()
             .all(|v| Some(v) == d1.veth_host.as_ref() || Some(v) == d2.veth_host.as_ref()));
-        assert_eq!(rep.published_removed, vec![(d2.ports[0], d2.ip.unwrap())]);
+        assert_eq!(rep.published_removed, vec![(d2.ports[0], IpAddr::V4(d2.ip.unwrap()))]);
         // The live container is untouched.
         assert_eq!(
             mr_veths_settled_to(&[live.veth_host.clone().unwrap()]),
@@ -358,7 +359,7 @@ fn gc_cleans_crashed_runs() {
         );
         assert_eq!(
             Firewall::open().unwrap().list_published().unwrap(),
-            vec![(live.ports[0], live.ip.unwrap())]
+            vec![(live.ports[0], IpAddr::V4(live.ip.unwrap()))]
         );
         assert_eq!((w.records(), w.netns_files(), w.leases("bridge")), (1, 1, 1));
         let _ = d1;
@@ -466,6 +467,7 @@ fn step_costs() {
             prefix_len: 24,
             gateway: net.gateway,
             mac: link::mac_for_ip(ip),
+            ip6: None,
             mtu: None,
         };
         link::connect_container(&cfg).unwrap();
@@ -546,7 +548,7 @@ fn shared_namespace_stays_until_its_last_user_is_gone() {
         assert!(netns::is_netns(&ns));
         assert_eq!(
             Firewall::open().unwrap().list_published().unwrap(),
-            vec![(owner.ports[0], owner.ip.unwrap())]
+            vec![(owner.ports[0], IpAddr::V4(owner.ip.unwrap()))]
         );
 
         // j1's teardown (j1 still counts as alive while it runs) finishes o1 as well.
@@ -593,5 +595,107 @@ fn dead_owner_without_joiners_is_reclaimed_and_released() {
         assert_eq!((w.records(), w.netns_files()), (1, 1));
         release(&y, &nobody).unwrap();
         assert_eq!((w.records(), w.netns_files(), w.leases("tiny")), (0, 0, 0));
+    });
+}
+
+/// What dual stack adds to one container's network set-up and teardown: `attach` +
+/// `detach` on an IPv4-only and on a dual-stack network (same everything else),
+/// alternating, plain and with `-p`; prints the medians. A measurement, not a check:
+/// `cargo test -p minirun-net --release dual_stack_attach_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dual_stack_attach_cost() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let w = World::new();
+        let opts = |s: &str, v6: bool| network::NetworkOptions {
+            subnet: Some(s.parse().unwrap()),
+            ipv6: v6,
+            ..Default::default()
+        };
+        network::create_network(w.data.path(), "v4", &opts("10.97.0.0/24", false)).unwrap();
+        network::create_network(w.data.path(), "dual", &opts("10.98.0.0/24", true)).unwrap();
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        for ports in [&[][..], &["18080:80"][..]] {
+            let (mut a4, mut a6, mut d4, mut d6) = (vec![], vec![], vec![], vec![]);
+            for i in 0..60 {
+                for (net, att_ms, det_ms) in [("v4", &mut a4, &mut d4), ("dual", &mut a6, &mut d6)] {
+                    let id = format!("c{net}{i}");
+                    let _g = w.guard(&id);
+                    let t = std::time::Instant::now();
+                    let a = attach(&w.req(&id, NetMode::Bridge(net.into()), ports), &alive).unwrap();
+                    let t1 = t.elapsed();
+                    detach(&a).unwrap();
+                    let t2 = t.elapsed() - t1;
+                    if i >= 5 {
+                        att_ms.push(t1.as_secs_f64() * 1e3);
+                        det_ms.push(t2.as_secs_f64() * 1e3);
+                    }
+                }
+            }
+            let (a4, a6, d4, d6) = (median(&mut a4), median(&mut a6), median(&mut d4), median(&mut d6));
+            eprintln!(
+                "ports {ports:?}: attach v4 {a4:.3} ms, dual {a6:.3} ms (+{:.3}); detach v4 {d4:.3} ms, dual {d6:.3} ms (+{:.3})",
+                a6 - a4,
+                d6 - d4
+            );
+        }
+        // The two parts dual stack changes, without the namespace/veth churn around them:
+        // the links (bridge ensured, veth, addresses, routes, sysctls) and the firewall
+        // dumps of the network's elements (v4 alone vs v4 + v6).
+        let v4 = network::get_network(w.data.path(), "v4").unwrap();
+        let dual = network::get_network(w.data.path(), "dual").unwrap();
+        let (mut l4, mut l6) = (vec![], vec![]);
+        for i in 0..60 {
+            for (n, v) in [(&v4, &mut l4), (&dual, &mut l6)] {
+                let id = format!("l{}{i}", n.name);
+                let ns = netns_path(w.run.path(), &id);
+                let _g = NetnsGuard(ns.clone());
+                netns::create_netns(&ns).unwrap();
+                let ip = n.subnet.nth(200).unwrap();
+                let cfg = VethConfig {
+                    host_ifname: "mrcost",
+                    bridge: &n.bridge,
+                    netns: &ns,
+                    ip,
+                    prefix_len: n.prefix_len(),
+                    gateway: n.gateway,
+                    mac: link::mac_for_ip(ip),
+                    ip6: n.ipv6().map(|(s6, g6)| (s6.nth(200).unwrap(), 64, g6)),
+                    mtu: None,
+                };
+                let t = std::time::Instant::now();
+                link::connect_container(&cfg).unwrap();
+                if i >= 5 {
+                    v.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                link::delete_link("mrcost").unwrap();
+                netns::remove_netns(&ns).unwrap();
+            }
+        }
+        let fw = Firewall::open().unwrap();
+        let (mut f4, mut f6) = (vec![], vec![]);
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let tx = fw.network_tx(&v4.bridge, v4.subnet, true).unwrap();
+            fw.commit(&tx).unwrap();
+            f4.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = std::time::Instant::now();
+            let mut tx = fw.network_tx(&dual.bridge, dual.subnet, true).unwrap();
+            tx.extend(fw.network_tx6(&dual.bridge, dual.subnet6.unwrap(), true).unwrap());
+            fw.commit(&tx).unwrap();
+            f6.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let (l4, l6, f4, f6) = (median(&mut l4), median(&mut l6), median(&mut f4), median(&mut f6));
+        eprintln!(
+            "links: v4 {l4:.3} ms, dual {l6:.3} ms (+{:.3}); network elements: v4 {f4:.3} ms, dual {f6:.3} ms (+{:.3})",
+            l6 - l4,
+            f6 - f4
+        );
     });
 }

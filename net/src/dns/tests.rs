@@ -18,6 +18,9 @@ fn record(root: &Path, id: &str, network: &str, ip: Ipv4Addr, aliases: &[&str]) 
         ip: Some(ip),
         prefix_len: Some(24),
         gateway: None,
+        ipv6: None,
+        ipv6_prefix_len: None,
+        ipv6_gateway: None,
         mac: None,
         ports: vec![],
         hostname: None,
@@ -99,6 +102,33 @@ fn answers_names_ids_and_aliases_of_its_own_network_only() {
     // SERVFAIL keeps the id and the question.
     let (rcode, _) = decode(12, &reply_of(failure(&query(12, "x", TYPE::A))));
     assert_eq!(rcode, RCODE::ServerFailure);
+}
+
+#[test]
+fn answers_aaaa_on_dual_stack_networks() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let db = Ipv4Addr::new(10, 123, 0, 2);
+    record(root, "aaaabbbbccccdddd", "v6net", db, &["db"]);
+    let path = record_path(root, "aaaabbbbccccdddd");
+    let mut att: Attachment = crate::lock::read_json(&path, "attachment record").unwrap().unwrap();
+    let db6: Ipv6Addr = "fd00:90::2".parse().unwrap();
+    att.ipv6 = Some(db6);
+    write_json(&path, &att, "attachment record").unwrap();
+    let dir = Directory::new(root, "v6net");
+    let bytes = reply_of(answer(&query(3, "db", TYPE::AAAA), &dir));
+    let p = Packet::parse(&bytes).unwrap();
+    let got: Vec<Ipv6Addr> = p
+        .answers
+        .iter()
+        .filter_map(|rr| match &rr.rdata {
+            RData::AAAA(a) => Some(Ipv6Addr::from(a.address)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((p.rcode(), got), (RCODE::NoError, vec![db6]));
+    let (rcode, ips) = decode(4, &reply_of(answer(&query(4, "db", TYPE::A), &dir)));
+    assert_eq!((rcode, ips), (RCODE::NoError, vec![db]), "A still answered");
 }
 
 /// A fake upstream on `addr` answering every query with one A record (198.51.100.7).

@@ -1,5 +1,6 @@
 use super::*;
 use crate::testutil::{has_nft, nft_elems, nft_json, require_root, PrivateNetns};
+use std::net::IpAddr;
 
 fn m(s: &str) -> PortMapping {
     crate::ports::parse_publish(s).unwrap()[0].exact().unwrap()
@@ -11,10 +12,10 @@ fn encodings() {
     assert_eq!(&ifname_key("minirun0")[..9], b"minirun0\0");
     assert_eq!(proto_port(Proto::Tcp, 8080), [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
     assert_eq!(
-        addr_port(Ipv4Addr::new(10, 89, 0, 2), 80),
+        addr_port(IpAddr::V4(Ipv4Addr::new(10, 89, 0, 2)), 80),
         vec![10, 89, 0, 2, 0, 80, 0, 0]
     );
-    let (set, e) = pub_elem(&m("127.0.0.1:8080:80/udp"), Ipv4Addr::new(10, 89, 0, 2));
+    let (set, e) = pub_elem(&m("127.0.0.1:8080:80/udp"), IpAddr::V4(Ipv4Addr::new(10, 89, 0, 2)));
     assert_eq!(set, MAP_PUB_ADDR);
     assert_eq!(e.key, vec![127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
     let net: Ipv4Net = "10.89.0.0/24".parse().unwrap();
@@ -37,7 +38,10 @@ fn encodings() {
         data: Some(vec![10, 89, 0, 2, 0, 80, 0, 0]),
         flags: 0,
     };
-    assert_eq!(decode_pub(&e, false), Some((m("8080:80"), Ipv4Addr::new(10, 89, 0, 2))));
+    assert_eq!(
+        decode_pub(Family::V4, &e, false),
+        Some((m("8080:80"), IpAddr::V4(Ipv4Addr::new(10, 89, 0, 2))))
+    );
 }
 
 #[test]
@@ -113,7 +117,7 @@ fn skeleton_and_elements_in_private_netns() {
         assert_eq!(fw.generation().unwrap(), g0 + 1, "one transaction");
         let mut got = fw.list_published().unwrap();
         got.sort();
-        let mut want: Vec<_> = ports.iter().map(|p| (*p, ip)).collect();
+        let mut want: Vec<_> = ports.iter().map(|p| (*p, IpAddr::V4(ip))).collect();
         want.sort();
         assert_eq!(got, want);
         assert_eq!(nft_elems("pub_any").len(), 3);
@@ -301,5 +305,86 @@ fn two_networks_added_at_once_isolate_each_other() {
             fw.remove_network("mrnetB", b).unwrap();
             assert!(fw.list_isolate().unwrap().is_empty() && fw.list_bridges().unwrap().is_empty());
         }
+    });
+}
+
+#[test]
+fn ipv6_encodings_round_trip() {
+    let ctr: IpAddr = "fd00:90::2".parse().unwrap();
+    // -p 8080:80 on a dual-stack container: its IPv6 side is pub_any of table ip6.
+    let plain = m("8080:80");
+    let v6 = plain.v6_side().unwrap();
+    let (set, e) = pub_elem(&v6, ctr);
+    assert_eq!(set, MAP_PUB_ANY);
+    assert_eq!(e.key, vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+    assert_eq!(e.data.as_ref().unwrap().len(), 20);
+    assert_eq!(decode_pub(Family::V6, &e, false), Some((v6, ctr)));
+    // An address-bound IPv6 publish: pub_addr with a 16-byte address in the key.
+    let bound = m("[2001:db8::1]:8080:80/udp");
+    let (set, e) = pub_elem(&bound, ctr);
+    assert_eq!((set, e.key.len()), (MAP_PUB_ADDR, 24));
+    assert_eq!(decode_pub(Family::V6, &e, true), Some((bound, ctr)));
+    assert_eq!(pub_family(&bound), Family::V6);
+    assert_eq!(pub_family(&plain), Family::V4);
+    // One transaction, two tables: the v6 ops carry family ip6.
+    let mut tx = Transaction::new();
+    tx.add_published_to(&plain, IpAddr::V4(Ipv4Addr::new(10, 90, 0, 2)))
+        .add_published_to(&v6, ctr)
+        .add_loopback6(&v6, "fd00:90::1".parse().unwrap())
+        .add_loopback6(&bound, "fd00:90::1".parse().unwrap());
+    let fams: Vec<u8> = tx.messages().iter().map(|m| m.family).collect();
+    assert_eq!(
+        fams,
+        vec![2, 10, 10],
+        "ip pub_any, ip6 pub_any, ip6 lo_src (none for a bound address)"
+    );
+    // Interval of a /64: start, end = next /64, and the :: floor first.
+    let s6: Ipv6Net = "fd00:90::/64".parse().unwrap();
+    let el = subnet6_elems(&s6, true);
+    assert_eq!(el.len(), 3);
+    assert_eq!(el[0].key, vec![0; 16]);
+    assert_eq!(
+        el[2].key,
+        "fd00:90:0:1::".parse::<std::net::Ipv6Addr>().unwrap().octets().to_vec()
+    );
+    assert_eq!(el[2].flags, NFT_SET_ELEM_INTERVAL_END);
+}
+
+#[test]
+fn ipv6_skeleton_and_elements_in_a_private_namespace() {
+    if !require_root() || !has_nft() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let fw = Firewall::open().unwrap();
+        assert!(fw.ensure_skeleton6().unwrap());
+        assert!(!fw.ensure_skeleton6().unwrap(), "written once");
+        assert!(!fw.table_exists().unwrap(), "the ip table is separate");
+        let s6: Ipv6Net = "fd00:91::/64".parse().unwrap();
+        let tx = fw.network_tx6("minirun5", s6, false).unwrap();
+        fw.commit(&tx).unwrap();
+        assert_eq!(fw.list_subnets6().unwrap(), vec![s6]);
+        assert_eq!(fw.list_bridges_in(Family::V6).unwrap(), vec!["minirun5"]);
+        assert_eq!(
+            fw.list_isolate_in(Family::V6).unwrap(),
+            vec![("minirun5".to_string(), "minirun5".to_string())]
+        );
+        let ctr6: std::net::Ipv6Addr = "fd00:91::2".parse().unwrap();
+        let p = m("[::]:8080:80");
+        let mut tx = Transaction::new();
+        tx.add_published_to(&p, IpAddr::V6(ctr6))
+            .add_loopback6(&p, "fd00:91::1".parse().unwrap());
+        fw.commit(&tx).unwrap();
+        assert_eq!(fw.list_published().unwrap(), vec![(p, IpAddr::V6(ctr6))]);
+        assert_eq!(fw.list_loopback6().unwrap().len(), 1);
+        fw.unpublish_dual(&[p], None, Some(ctr6)).unwrap();
+        assert!(fw.list_published().unwrap().is_empty());
+        assert!(fw.list_loopback6().unwrap().is_empty(), "lo_src goes with its port");
+        fw.remove_network6("minirun5", s6).unwrap();
+        assert!(fw.list_subnets6().unwrap().is_empty());
+        assert!(fw.list_bridges_in(Family::V6).unwrap().is_empty());
+        assert!(fw.list_isolate_in(Family::V6).unwrap().is_empty());
+        fw.delete_table().unwrap();
+        assert!(!fw.table_exists_in(Family::V6).unwrap());
     });
 }

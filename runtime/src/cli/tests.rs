@@ -146,9 +146,28 @@ fn network_create_flags() {
         panic!("not network create")
     };
     assert_eq!(
-        (a.subnet.as_deref(), a.icc, a.name.as_str()),
-        (Some("10.1.0.0/24"), Some(false), "n")
+        (a.subnet.as_slice(), a.icc, a.name.as_str(), a.ipv6),
+        (&["10.1.0.0/24".to_string()][..], Some(false), "n", false)
     );
+    let Some(Command::Network(NetworkCmd::Create(a))) = parse(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.2.0.0/24",
+        "--subnet",
+        "fd00:2::/64",
+        "--gateway",
+        "fd00:2::fe",
+        "v6",
+    ])
+    .command
+    else {
+        panic!("not network create")
+    };
+    assert!(a.ipv6);
+    assert_eq!(a.subnet, vec!["10.2.0.0/24", "fd00:2::/64"]);
+    assert_eq!(a.gateway, vec!["fd00:2::fe"]);
     let Some(Command::Network(NetworkCmd::Create(a))) = parse(&["network", "create", "--icc", "n"]).command else {
         panic!()
     };

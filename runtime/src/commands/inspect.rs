@@ -34,9 +34,43 @@ pub struct Inspect {
     pub state: InspectState,
     pub config: InspectConfig,
     pub mounts: Vec<InspectMount>,
-    /// minirun's attachment record: mode, ip, prefix_len, gateway, mac, ports, netns_path...
-    pub network_settings: Option<Attachment>,
+    /// minirun's attachment record (mode, ip, prefix_len, gateway, mac, ports,
+    /// netns_path...) plus docker's names for the addresses.
+    pub network_settings: Option<NetworkSettings>,
     pub host_config: InspectHost,
+}
+
+/// `NetworkSettings`: the attachment record as is, and docker's keys for the addresses
+/// (`IPAddress`, `Gateway`, `GlobalIPv6Address`, `GlobalIPv6PrefixLen`, `IPv6Gateway`;
+/// empty strings / 0 when absent, as docker shows them).
+#[derive(Debug, Serialize)]
+pub struct NetworkSettings {
+    #[serde(flatten)]
+    pub attachment: Attachment,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+}
+
+impl From<Attachment> for NetworkSettings {
+    fn from(a: Attachment) -> Self {
+        let s = |x: Option<String>| x.unwrap_or_default();
+        NetworkSettings {
+            ip_address: s(a.ip.map(|i| i.to_string())),
+            gateway: s(a.gateway.map(|i| i.to_string())),
+            global_ipv6_address: s(a.ipv6.map(|i| i.to_string())),
+            global_ipv6_prefix_len: a.ipv6_prefix_len.unwrap_or(0),
+            ipv6_gateway: s(a.ipv6_gateway.map(|i| i.to_string())),
+            attachment: a,
+        }
+    }
 }
 
 /// A bind mount as docker's inspect shows it.
@@ -116,7 +150,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
                 rw: !v.read_only,
             })
             .collect(),
-        network_settings: r.network.clone(),
+        network_settings: r.network.clone().map(NetworkSettings::from),
         host_config: InspectHost {
             auto_remove: r.auto_remove,
             network_mode: r.net.clone(),

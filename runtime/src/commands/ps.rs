@@ -87,7 +87,15 @@ fn containers(env: &Env, all: bool, quiet: bool) -> Result<()> {
         let ports = r
             .network
             .as_ref()
-            .map(|a| a.ports.iter().map(format_port).collect::<Vec<_>>().join(", "))
+            .map(|a| match a.ipv6 {
+                None => a.ports.iter().map(format_port).collect::<Vec<_>>().join(", "),
+                Some(_) => a
+                    .published_elements()
+                    .iter()
+                    .map(|(p, _)| format_port(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
             .unwrap_or_default();
         println!(
             "{:<12}  {:<16}  {:<24}  {:<20}  {:<24}  {:<28}  {}",
@@ -104,8 +112,7 @@ fn containers(env: &Env, all: bool, quiet: bool) -> Result<()> {
 }
 
 fn format_port(p: &PortMapping) -> String {
-    let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
-    format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto)
+    format!("{}->{}/{}", super::port::host_side(p), p.container_port, p.proto)
 }
 
 fn short_time(t: Option<&str>) -> String {

@@ -1,10 +1,10 @@
-//! `network create [--subnet CIDR] [--gateway IP] [--icc=false] [-o mtu=N] NAME`
+//! `network create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--icc=false] [-o mtu=N] NAME`
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, bail, Result};
 use minirun_net::network::{self, NetworkConfig, NetworkOptions};
-use minirun_net::Ipv4Net;
+use minirun_net::{Ipv4Net, Ipv6Net};
 
 use crate::cli::NetworkCreateArgs;
 use crate::container::Ctx;
@@ -22,24 +22,41 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
     if a.driver != "bridge" {
         bail!("network driver \"{}\" is not supported: only bridge", a.driver);
     }
-    if RESERVED.contains(&a.name.as_str()) {
+    // `bridge` may be created once, before its first use, to give the default network
+    // options (docker's daemon.json `ipv6`/`fixed-cidr-v6`/`bip`).
+    let default = a.name == minirun_net::mode::DEFAULT_NETWORK;
+    if RESERVED.contains(&a.name.as_str()) && !default {
         bail!("network name \"{}\" is reserved", a.name);
     }
-    let subnet: Option<Ipv4Net> = a.subnet.as_deref().map(str::parse).transpose()?;
-    let gateway: Option<Ipv4Addr> = match &a.gateway {
-        Some(g) => Some(
-            g.parse()
-                .map_err(|_| anyhow!("invalid gateway \"{g}\": expected an IPv4 address"))?,
-        ),
-        None => None,
-    };
-    if gateway.is_some() && subnet.is_none() {
-        bail!("--gateway {} needs --subnet", a.gateway.as_deref().unwrap_or_default());
+    let (mut subnet, mut subnet6) = (None::<Ipv4Net>, None::<Ipv6Net>);
+    for s in &a.subnet {
+        if s.contains(':') {
+            if subnet6.replace(s.parse()?).is_some() {
+                bail!("--subnet: one IPv6 subnet per network");
+            }
+        } else if subnet.replace(s.parse()?).is_some() {
+            bail!("--subnet: one IPv4 subnet per network");
+        }
+    }
+    let (mut gateway, mut gateway6) = (None::<Ipv4Addr>, None::<Ipv6Addr>);
+    for g in &a.gateway {
+        match g.parse::<IpAddr>() {
+            Ok(IpAddr::V4(x)) if gateway.is_none() => gateway = Some(x),
+            Ok(IpAddr::V6(x)) if gateway6.is_none() => gateway6 = Some(x),
+            Ok(_) => bail!("--gateway: one gateway per family"),
+            Err(_) => bail!("invalid gateway \"{g}\": expected an IP address"),
+        }
+    }
+    if let (Some(g), None) = (gateway, subnet) {
+        bail!("--gateway {g} needs --subnet");
+    }
+    if let (Some(g), None) = (gateway6, subnet6) {
+        bail!("--gateway {g} needs an IPv6 --subnet");
     }
     // The default network is defined first, so it keeps the first free subnet
     // whatever order networks are made in (unless the user names a subnet,
     // which the default network then avoids).
-    if subnet.is_none() {
+    if subnet.is_none() && !default {
         network::ensure_default_network(&ctx.data_root)?;
     }
     let mut mtu = None;
@@ -67,6 +84,12 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<NetworkConfig> {
         bridge: None,
         icc: a.icc,
         mtu,
+        ipv6: a.ipv6 || subnet6.is_some(),
+        subnet6,
+        gateway6,
     };
+    if default {
+        return Ok(network::create_default_network(&ctx.data_root, &opts)?);
+    }
     Ok(network::create_network(&ctx.data_root, &a.name, &opts)?)
 }

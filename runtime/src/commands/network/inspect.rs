@@ -26,9 +26,13 @@ fn inspect(ctx: &Ctx, n: &NetworkConfig, records: &[Attachment]) -> serde_json::
         .into_iter()
         .map(|m| {
             let addr = m.attachment.ip.map(|ip| format!("{ip}/{}", n.prefix_len()));
+            let addr6 = m
+                .attachment
+                .ipv6
+                .map(|ip| format!("{ip}/{}", m.attachment.ipv6_prefix_len.unwrap_or(64)));
             (
                 m.attachment.container_id,
-                json!({ "Name": m.name, "IPv4Address": addr }),
+                json!({ "Name": m.name, "IPv4Address": addr, "IPv6Address": addr6 }),
             )
         })
         .collect();
@@ -38,9 +42,22 @@ fn inspect(ctx: &Ctx, n: &NetworkConfig, records: &[Attachment]) -> serde_json::
         "Bridge": n.bridge,
         "Subnet": n.subnet.to_string(),
         "Gateway": n.gateway.to_string(),
+        "EnableIPv6": n.subnet6.is_some(),
+        "SubnetV6": n.subnet6.map(|s| s.to_string()),
+        "GatewayV6": n.gateway6.map(|g| g.to_string()),
+        // docker's shape: one entry per family
+        "IPAM": { "Config": ipam_config(n) },
         "ICC": n.icc,
         "MTU": n.mtu,
         "Default": n.name == minirun_net::mode::DEFAULT_NETWORK,
         "Containers": containers,
     })
+}
+
+fn ipam_config(n: &NetworkConfig) -> Vec<serde_json::Value> {
+    let mut v = vec![json!({ "Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string() })];
+    if let Some((s6, g6)) = n.ipv6() {
+        v.push(json!({ "Subnet": s6.to_string(), "Gateway": g6.to_string() }));
+    }
+    v
 }
