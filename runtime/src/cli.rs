@@ -101,7 +101,7 @@ pub enum Command {
     /// Write images to a docker-save archive (docker load and podman load read it)
     Save(SaveArgs),
     /// List images
-    Images,
+    Images(ImagesArgs),
     /// Remove images
     Rmi(RmiArgs),
     /// List containers made from images
@@ -116,8 +116,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Remove containers
     Rm(RmArgs),
-    /// Print what minirun knows about containers, as JSON
-    Inspect(NamesArg),
+    /// Return low-level information on containers, images or networks (docker's JSON, or --format)
+    Inspect(InspectArgs),
     /// Show a container's published ports
     Port(NamesArg),
     /// Remove what crashed runs left behind (processes gone)
@@ -127,6 +127,66 @@ pub enum Command {
     /// Manage networks: create, ls, inspect, rm
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage images: inspect, ls, rm
+    #[command(subcommand)]
+    Image(ImageCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Return JSON for the specified type: container, image or network
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image", "network"])]
+    pub kind: Option<String>,
+    /// Display total file sizes if the type is container (accepted)
+    #[arg(short, long)]
+    pub size: bool,
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images (accepted: minirun keeps no intermediate images)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter output based on conditions provided (dangling=, reference=, label=)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,8 +196,8 @@ pub enum NetworkCmd {
     /// List networks
     #[command(alias = "list")]
     Ls,
-    /// Print networks and the containers attached to them, as JSON
-    Inspect(NetworkNamesArg),
+    /// Print networks and the containers attached to them, as JSON (or --format)
+    Inspect(NetworkInspectArgs),
     /// Remove networks no running container uses
     #[command(alias = "remove")]
     Rm(NetworkNamesArg),
@@ -161,6 +221,15 @@ pub struct NetworkCreateArgs {
     #[arg(short, long = "opt", value_name = "KEY=VALUE")]
     pub opt: Vec<String>,
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -270,9 +339,25 @@ pub struct PsArgs {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
-    /// With a container id: runc's `ps`, the container's processes (table or json)
-    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
+    /// Pretty-print containers using a Go template (`table ...` for columns);
+    /// with a container id: runc's `ps`, its processes (table or json)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output based on conditions provided (name=, status=, label=, ancestor=, id=, exited=)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
     /// runc ps: list the processes of this container
     pub id: Option<String>,
 }

@@ -7,7 +7,9 @@ mod delete;
 mod exec;
 mod exec_opts;
 mod features;
+mod format;
 mod gc;
+mod image;
 mod images;
 mod inspect;
 mod kill;
@@ -19,6 +21,7 @@ mod network;
 mod pause;
 mod port;
 mod ps;
+mod ps_docker;
 mod pull;
 mod resume;
 mod rm;
@@ -175,7 +178,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Logout(a) => login::logout(&a),
         Command::Tag(a) => tag::run(&env, &a),
         Command::Save(a) => save::run(&env, &a),
-        Command::Images => images::run(&env),
+        Command::Images(a) => images::run(&env, &a),
         Command::Rmi(a) => rmi::run(&env, &a),
         Command::Ps(a) => ps::run(&env, &a),
         Command::Features => features::run(),
@@ -188,6 +191,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Port(a) => port::run(&env, &a),
         Command::Gc => gc::run(&env),
         Command::Network(cmd) => network::run(&env, cmd),
+        Command::Image(cmd) => image::run(&env, &cmd),
     }
 }
 

@@ -19,5 +19,5 @@ mod fakes;
 #[cfg(test)]
 mod tests;
 
-pub use record::{Record, Status};
+pub use record::{Record, RunSummary, Status};
 pub use store::{valid_name, Ctx};

@@ -133,6 +133,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         exit_code: None,
         dns: req.dns.clone(),
         network: None,
+        config: None,
     };
     ctx.save(&record)?;
 
@@ -183,6 +184,8 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     }
     spec.save(dir.join("config.json"))
         .context("cannot write the container's spec")?;
+    record.config = Some(super::record::RunSummary::of(&req.image.config, &req.run, &spec));
+    ctx.save(&record)?;
 
     // Start it: under a monitor (detached, or with a terminal, which the
     // monitor holds so the user may detach and attach again), or here.

@@ -56,6 +56,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         exit_code: None,
         dns: vec![],
         network,
+        config: None,
     };
     ctx.save(&r).unwrap();
     r

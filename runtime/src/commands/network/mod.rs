@@ -11,6 +11,8 @@ mod inspect;
 mod ls;
 mod rm;
 
+pub use inspect::inspect_one;
+
 use anyhow::Result;
 use minirun_net::network::{self, NetworkConfig};
 use minirun_net::Attachment;
@@ -24,7 +26,7 @@ pub fn run(env: &Env, cmd: NetworkCmd) -> Result<u8> {
     match cmd {
         NetworkCmd::Create(a) => create::run(&ctx, &a),
         NetworkCmd::Ls => ls::run(&ctx),
-        NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names),
+        NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names, a.format.as_deref()),
         NetworkCmd::Rm(a) => rm::run(&ctx, &a.names),
     }
 }

@@ -1,0 +1,226 @@
+//! Docker's everyday verbs (issue 15), end to end through the binary:
+//! inspect in docker's shape and through Go templates, ps and images with
+//! --format/--filter, restart/start/rename/top. Each checks the effect (a
+//! template rendered, a restarted pid), not only the exit code.
+
+use std::fs;
+use std::time::Duration;
+
+use minirun_integration::sandbox::Sandbox;
+use minirun_integration::{wait_until, Env};
+use serde_json::Value;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// `run -d --net none --name NAME busybox ARGS...`; returns the id.
+fn run_d(env: &Env, name: &str, extra: &[&str], args: &[&str]) -> String {
+    let mut all = vec!["run", "-d", "--net", "none", "--name", name];
+    all.extend_from_slice(extra);
+    all.push("busybox");
+    all.extend_from_slice(args);
+    let id = env.run(all).ok().stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "{id:?}");
+    id
+}
+
+fn inspect(env: &Env, name: &str) -> Value {
+    let r = env.run(["inspect", name]).ok();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v[0].clone()
+}
+
+fn format(env: &Env, name: &str, template: &str) -> String {
+    env.run(["inspect", "-f", template, name]).ok().stdout.trim_end().to_string()
+}
+
+fn pid_alive(pid: i64) -> bool {
+    fs::metadata(format!("/proc/{pid}")).is_ok()
+}
+
+#[test]
+fn inspect_is_dockers_shape_and_templates_render() {
+    let env = Env::with_busybox();
+    let vol = env.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let v = format!("{}:/data:ro", vol.display());
+    let id = run_d(
+        &env,
+        "shape",
+        &["-e", "COLOR=blue", "-w", "/tmp", "-v", &v],
+        &["sleep", "60"],
+    );
+    let i = inspect(&env, "shape");
+    assert_eq!(i["Id"], id.as_str());
+    assert_eq!(i["Name"], "/shape");
+    assert_eq!(i["Path"], "sleep");
+    assert_eq!(i["Args"], serde_json::json!(["60"]));
+    for key in ["Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt"] {
+        assert!(i["State"].get(key).is_some(), "State.{key} missing: {i:#}");
+    }
+    assert_eq!(i["State"]["Status"], "running");
+    assert_eq!(i["State"]["ExitCode"], 0);
+    assert!(i["Image"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(i["Config"]["Image"], "busybox");
+    assert_eq!(i["Config"]["Cmd"], serde_json::json!(["sleep", "60"]));
+    assert_eq!(i["Config"]["WorkingDir"], "/tmp");
+    assert!(
+        i["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "COLOR=blue"),
+        "{i:#}"
+    );
+    assert_eq!(i["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(i["HostConfig"]["RestartPolicy"]["Name"], "no");
+    assert_eq!(i["HostConfig"]["Binds"], serde_json::json!([v]));
+    assert_eq!(i["Mounts"][0]["Destination"], "/data");
+    assert_eq!(i["Mounts"][0]["RW"], false);
+    assert!(i["NetworkSettings"]["Networks"].is_object(), "{i:#}");
+
+    // templates, as docker users write them
+    let pid: i64 = format(&env, "shape", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid > 1 && pid_alive(pid));
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap(),
+        "sleep\u{0}60\u{0}"
+    );
+    let config: Value = serde_json::from_str(&format(&env, "shape", "{{json .Config}}")).unwrap();
+    assert_eq!(config["WorkingDir"], "/tmp");
+    assert_eq!(
+        format(&env, "shape", "{{range .Mounts}}{{.Source}}->{{.Destination}} {{end}}"),
+        format!("{}->/data", vol.display())
+    );
+    assert_eq!(format(&env, "shape", "{{.Name}} {{upper .State.Status}}"), "/shape RUNNING");
+    assert_eq!(format(&env, "shape", "{{join .Config.Cmd \",\"}}"), "sleep,60");
+    assert_eq!(
+        format(&env, "shape", "{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"COLOR\"}}{{.}}{{end}}{{end}}"),
+        "COLOR=blue"
+    );
+    // one line per object; a bad template is an error
+    let two = env.run(["inspect", "-f", "{{.Id}}", "shape", &id[..8]]).ok().stdout;
+    assert_eq!(two, format!("{id}\n{id}\n"));
+    env.run(["inspect", "-f", "{{.State.Pid", "shape"]).fails_with("template");
+
+    // images and networks: by `image inspect`, and by `inspect` falling through
+    let img: Value = serde_json::from_str(&env.run(["image", "inspect", "busybox"]).ok().stdout).unwrap();
+    assert_eq!(img[0]["Id"], i["Image"]);
+    assert!(img[0]["RepoTags"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().starts_with("busybox")));
+    assert_eq!(img[0]["RootFS"]["Type"], "layers");
+    assert_eq!(
+        env.run(["inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"]).ok().stdout.trim(),
+        format!("linux/{}", img[0]["Architecture"].as_str().unwrap())
+    );
+    env.run(["image", "inspect", "nosuch"]).fails_with("No such image: nosuch");
+    env.run(["inspect", "nosuch"]).fails_with("No such object: nosuch");
+    env.run(["rm", "-f", "shape"]).ok();
+}
+
+#[test]
+fn inspect_shows_the_bridge_network_and_network_inspect_is_dockers() {
+    let sb = Sandbox::new();
+    sb.run(["run", "-d", "--name", "web", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80"])
+        .ok();
+    let i = sb.inspect("web");
+    let ns = &i["NetworkSettings"];
+    let ip = ns["IPAddress"].as_str().unwrap().to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{ns:#}");
+    assert_eq!(ns["Networks"]["bridge"]["IPAddress"], ip.as_str());
+    assert_eq!(ns["Ports"]["80/tcp"][0]["HostPort"], "8080", "{ns:#}");
+    assert_eq!(i["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"], "8080");
+    let r = sb.run(["inspect", "-f", "{{(index .NetworkSettings.Networks \"bridge\").IPAddress}}", "web"]).ok();
+    assert_eq!(r.stdout.trim(), ip);
+    let r = sb.run(["inspect", "-f", "{{index .NetworkSettings.Networks \"bridge\"}}", "web"]).ok();
+    assert!(r.stdout.contains(&ip), "{r:#?}");
+    let gw = sb.run(["inspect", "-f", "{{.NetworkSettings.Gateway}}", "web"]).ok().stdout;
+    assert_eq!(gw.trim(), ns["Networks"]["bridge"]["Gateway"].as_str().unwrap());
+
+    let n: Value = serde_json::from_str(&sb.run(["network", "inspect", "bridge"]).ok().stdout).unwrap();
+    assert_eq!(n[0]["Name"], "bridge");
+    assert_eq!(n[0]["Driver"], "bridge");
+    assert_eq!(n[0]["Scope"], "local");
+    assert_eq!(n[0]["IPAM"]["Config"][0]["Gateway"], gw.trim());
+    assert_eq!(n[0]["Containers"][i["Id"].as_str().unwrap()]["Name"], "web");
+    assert_eq!(
+        n[0]["Id"],
+        ns["Networks"]["bridge"]["NetworkID"],
+        "a network's id is the one its containers show"
+    );
+    let r = sb.run(["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "bridge"]).ok();
+    assert!(r.stdout.trim().ends_with("/24") || r.stdout.contains('/'), "{r:#?}");
+    sb.run(["rm", "-f", "web"]).ok();
+}
+
+#[test]
+fn ps_formats_filters_and_counts_as_docker() {
+    let env = Env::with_busybox();
+    let long = "a-container-with-a-rather-long-name";
+    let a = run_d(&env, long, &[], &["sleep", "60"]);
+    let b = run_d(&env, "short", &[], &["sleep", "60"]);
+    let r = env.run(["run", "--net", "none", "--name", "done", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, 3);
+
+    // the default table: docker's header, columns aligned past a long name
+    let out = env.run(["ps", "-a"]).ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    let header = lines[0];
+    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let at = header.find("STATUS").unwrap();
+    for l in &lines[1..] {
+        let status = &l[at..];
+        assert!(
+            status.starts_with("Up ") || status.starts_with("Exited (3) "),
+            "STATUS column misaligned in {l:?}\n{out}"
+        );
+    }
+    assert!(out.contains("Up Less than a second") || out.contains("Up 1 second") || out.contains("seconds"), "{out}");
+    assert!(out.contains("Exited (3) "), "{out}");
+    // newest first
+    assert!(lines[1].contains("done") && lines[3].contains(long), "{out}");
+
+    // Go templates and tables
+    let names = env.run(["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert_eq!(names, format!("short\n{long}\n"));
+    let t = env.run(["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]).ok().stdout;
+    let tl: Vec<&str> = t.lines().collect();
+    assert!(tl[0].starts_with("NAMES") && tl[0].contains("STATUS"), "{t}");
+    let col = tl[0].find("STATUS").unwrap();
+    assert_eq!(col, long.len() + 3, "{t}");
+    assert!(tl.iter().skip(1).all(|l| l.len() > col && !l[col..].starts_with(' ')), "{t}");
+    let json = env.run(["ps", "--format", "{{json .}}", "--filter", "name=short"]).ok().stdout;
+    let row: Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(row["ID"], &b[..12]);
+    assert_eq!(row["Command"], "\"sleep 60\"");
+
+    // filters, -n, -l, -q
+    let q = |args: &[&str]| {
+        let mut all = vec!["ps", "-q"];
+        all.extend_from_slice(args);
+        env.run(all).ok().stdout.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(q(&["--filter", "name=short"]), [&b[..12]]);
+    assert_eq!(q(&["--filter", "status=exited"]).len(), 1);
+    assert_eq!(q(&["-a", "--filter", "status=running"]).len(), 2);
+    assert_eq!(q(&["--filter", "id=", "--filter", &format!("id={}", &a[..6])]).len(), 2);
+    assert_eq!(q(&["--filter", &format!("id={}", &a[..6])]), [&a[..12]]);
+    assert_eq!(q(&["-a", "--filter", "ancestor=busybox"]).len(), 3);
+    assert_eq!(q(&["-a", "--filter", "ancestor=nosuch"]).len(), 0);
+    assert_eq!(q(&["-a", "--filter", "name=short", "--filter", "status=exited"]).len(), 0);
+    assert_eq!(q(&["-n", "2"]).len(), 2);
+    assert_eq!(q(&["-l"]).len(), 1);
+    env.run(["ps", "--filter", "color=red"]).fails_with("invalid filter 'color'");
+    let sized = env.run(["ps", "-s", "--format", "{{.Names}} {{.Size}}", "--filter", "name=short"]).ok().stdout;
+    assert!(sized.starts_with("short ") && sized.contains("(virtual "), "{sized}");
+
+    // images the same way
+    let im = env.run(["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok().stdout;
+    assert_eq!(im.trim(), "busybox:latest");
+    let ids = env.run(["images", "-q"]).ok().stdout;
+    assert_eq!(ids.trim().len(), 12, "{ids}");
+    let none = env.run(["images", "--filter", "dangling=true", "-q"]).ok().stdout;
+    assert_eq!(none, "");
+    let busy = env.run(["images", "-q", "--filter", "reference=busy*"]).ok().stdout;
+    assert_eq!(busy, ids);
+    let table = env.run(["images"]).ok().stdout;
+    assert!(table.starts_with("REPOSITORY   TAG ") && table.contains("IMAGE ID") && table.contains("CREATED"), "{table}");
+    env.run(["rm", "-f", long, "short", "done"]).ok();
+}
