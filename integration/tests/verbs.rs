@@ -30,7 +30,11 @@ fn inspect(env: &Env, name: &str) -> Value {
 }
 
 fn format(env: &Env, name: &str, template: &str) -> String {
-    env.run(["inspect", "-f", template, name]).ok().stdout.trim_end().to_string()
+    env.run(["inspect", "-f", template, name])
+        .ok()
+        .stdout
+        .trim_end()
+        .to_string()
 }
 
 fn pid_alive(pid: i64) -> bool {
@@ -54,7 +58,19 @@ fn inspect_is_dockers_shape_and_templates_render() {
     assert_eq!(i["Name"], "/shape");
     assert_eq!(i["Path"], "sleep");
     assert_eq!(i["Args"], serde_json::json!(["60"]));
-    for key in ["Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt"] {
+    for key in [
+        "Status",
+        "Running",
+        "Paused",
+        "Restarting",
+        "OOMKilled",
+        "Dead",
+        "Pid",
+        "ExitCode",
+        "Error",
+        "StartedAt",
+        "FinishedAt",
+    ] {
         assert!(i["State"].get(key).is_some(), "State.{key} missing: {i:#}");
     }
     assert_eq!(i["State"]["Status"], "running");
@@ -87,27 +103,43 @@ fn inspect_is_dockers_shape_and_templates_render() {
         format(&env, "shape", "{{range .Mounts}}{{.Source}}->{{.Destination}} {{end}}"),
         format!("{}->/data", vol.display())
     );
-    assert_eq!(format(&env, "shape", "{{.Name}} {{upper .State.Status}}"), "/shape RUNNING");
+    assert_eq!(
+        format(&env, "shape", "{{.Name}} {{upper .State.Status}}"),
+        "/shape RUNNING"
+    );
     assert_eq!(format(&env, "shape", "{{join .Config.Cmd \",\"}}"), "sleep,60");
     assert_eq!(
-        format(&env, "shape", "{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"COLOR\"}}{{.}}{{end}}{{end}}"),
+        format(
+            &env,
+            "shape",
+            "{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"COLOR\"}}{{.}}{{end}}{{end}}"
+        ),
         "COLOR=blue"
     );
     // one line per object; a bad template is an error
     let two = env.run(["inspect", "-f", "{{.Id}}", "shape", &id[..8]]).ok().stdout;
     assert_eq!(two, format!("{id}\n{id}\n"));
-    env.run(["inspect", "-f", "{{.State.Pid", "shape"]).fails_with("template");
+    env.run(["inspect", "-f", "{{.State.Pid", "shape"])
+        .fails_with("template");
 
     // images and networks: by `image inspect`, and by `inspect` falling through
     let img: Value = serde_json::from_str(&env.run(["image", "inspect", "busybox"]).ok().stdout).unwrap();
     assert_eq!(img[0]["Id"], i["Image"]);
-    assert!(img[0]["RepoTags"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().starts_with("busybox")));
+    assert!(img[0]["RepoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t.as_str().unwrap().starts_with("busybox")));
     assert_eq!(img[0]["RootFS"]["Type"], "layers");
     assert_eq!(
-        env.run(["inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"]).ok().stdout.trim(),
+        env.run(["inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"])
+            .ok()
+            .stdout
+            .trim(),
         format!("linux/{}", img[0]["Architecture"].as_str().unwrap())
     );
-    env.run(["image", "inspect", "nosuch"]).fails_with("No such image: nosuch");
+    env.run(["image", "inspect", "nosuch"])
+        .fails_with("No such image: nosuch");
     env.run(["inspect", "nosuch"]).fails_with("No such object: nosuch");
     env.run(["rm", "-f", "shape"]).ok();
 }
@@ -115,8 +147,10 @@ fn inspect_is_dockers_shape_and_templates_render() {
 #[test]
 fn inspect_shows_the_bridge_network_and_network_inspect_is_dockers() {
     let sb = Sandbox::new();
-    sb.run(["run", "-d", "--name", "web", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80"])
-        .ok();
+    sb.run([
+        "run", "-d", "--name", "web", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80",
+    ])
+    .ok();
     let i = sb.inspect("web");
     let ns = &i["NetworkSettings"];
     let ip = ns["IPAddress"].as_str().unwrap().to_string();
@@ -124,11 +158,23 @@ fn inspect_shows_the_bridge_network_and_network_inspect_is_dockers() {
     assert_eq!(ns["Networks"]["bridge"]["IPAddress"], ip.as_str());
     assert_eq!(ns["Ports"]["80/tcp"][0]["HostPort"], "8080", "{ns:#}");
     assert_eq!(i["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"], "8080");
-    let r = sb.run(["inspect", "-f", "{{(index .NetworkSettings.Networks \"bridge\").IPAddress}}", "web"]).ok();
+    let r = sb
+        .run([
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"bridge\").IPAddress}}",
+            "web",
+        ])
+        .ok();
     assert_eq!(r.stdout.trim(), ip);
-    let r = sb.run(["inspect", "-f", "{{index .NetworkSettings.Networks \"bridge\"}}", "web"]).ok();
+    let r = sb
+        .run(["inspect", "-f", "{{index .NetworkSettings.Networks \"bridge\"}}", "web"])
+        .ok();
     assert!(r.stdout.contains(&ip), "{r:#?}");
-    let gw = sb.run(["inspect", "-f", "{{.NetworkSettings.Gateway}}", "web"]).ok().stdout;
+    let gw = sb
+        .run(["inspect", "-f", "{{.NetworkSettings.Gateway}}", "web"])
+        .ok()
+        .stdout;
     assert_eq!(gw.trim(), ns["Networks"]["bridge"]["Gateway"].as_str().unwrap());
 
     let n: Value = serde_json::from_str(&sb.run(["network", "inspect", "bridge"]).ok().stdout).unwrap();
@@ -138,11 +184,18 @@ fn inspect_shows_the_bridge_network_and_network_inspect_is_dockers() {
     assert_eq!(n[0]["IPAM"]["Config"][0]["Gateway"], gw.trim());
     assert_eq!(n[0]["Containers"][i["Id"].as_str().unwrap()]["Name"], "web");
     assert_eq!(
-        n[0]["Id"],
-        ns["Networks"]["bridge"]["NetworkID"],
+        n[0]["Id"], ns["Networks"]["bridge"]["NetworkID"],
         "a network's id is the one its containers show"
     );
-    let r = sb.run(["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "bridge"]).ok();
+    let r = sb
+        .run([
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "bridge",
+        ])
+        .ok();
     assert!(r.stdout.trim().ends_with("/24") || r.stdout.contains('/'), "{r:#?}");
     sb.run(["rm", "-f", "web"]).ok();
 }
@@ -153,7 +206,9 @@ fn ps_formats_filters_and_counts_as_docker() {
     let long = "a-container-with-a-rather-long-name";
     let a = run_d(&env, long, &[], &["sleep", "60"]);
     let b = run_d(&env, "short", &[], &["sleep", "60"]);
-    let r = env.run(["run", "--net", "none", "--name", "done", "busybox", "sh", "-c", "exit 3"]);
+    let r = env.run([
+        "run", "--net", "none", "--name", "done", "busybox", "sh", "-c", "exit 3",
+    ]);
     assert_eq!(r.code, 3);
 
     // the default table: docker's header, columns aligned past a long name
@@ -161,7 +216,15 @@ fn ps_formats_filters_and_counts_as_docker() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     let header = lines[0];
-    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     let at = header.find("STATUS").unwrap();
@@ -172,7 +235,10 @@ fn ps_formats_filters_and_counts_as_docker() {
             "STATUS column misaligned in {l:?}\n{out}"
         );
     }
-    assert!(out.contains("Up Less than a second") || out.contains("Up 1 second") || out.contains("seconds"), "{out}");
+    assert!(
+        out.contains("Up Less than a second") || out.contains("Up 1 second") || out.contains("seconds"),
+        "{out}"
+    );
     assert!(out.contains("Exited (3) "), "{out}");
     // newest first
     assert!(lines[1].contains("done") && lines[3].contains(long), "{out}");
@@ -180,13 +246,22 @@ fn ps_formats_filters_and_counts_as_docker() {
     // Go templates and tables
     let names = env.run(["ps", "--format", "{{.Names}}"]).ok().stdout;
     assert_eq!(names, format!("short\n{long}\n"));
-    let t = env.run(["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]).ok().stdout;
+    let t = env
+        .run(["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"])
+        .ok()
+        .stdout;
     let tl: Vec<&str> = t.lines().collect();
     assert!(tl[0].starts_with("NAMES") && tl[0].contains("STATUS"), "{t}");
     let col = tl[0].find("STATUS").unwrap();
     assert_eq!(col, long.len() + 3, "{t}");
-    assert!(tl.iter().skip(1).all(|l| l.len() > col && !l[col..].starts_with(' ')), "{t}");
-    let json = env.run(["ps", "--format", "{{json .}}", "--filter", "name=short"]).ok().stdout;
+    assert!(
+        tl.iter().skip(1).all(|l| l.len() > col && !l[col..].starts_with(' ')),
+        "{t}"
+    );
+    let json = env
+        .run(["ps", "--format", "{{json .}}", "--filter", "name=short"])
+        .ok()
+        .stdout;
     let row: Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(row["ID"], &b[..12]);
     assert_eq!(row["Command"], "\"sleep 60\"");
@@ -204,11 +279,18 @@ fn ps_formats_filters_and_counts_as_docker() {
     assert_eq!(q(&["--filter", &format!("id={}", &a[..6])]), [&a[..12]]);
     assert_eq!(q(&["-a", "--filter", "ancestor=busybox"]).len(), 3);
     assert_eq!(q(&["-a", "--filter", "ancestor=nosuch"]).len(), 0);
-    assert_eq!(q(&["-a", "--filter", "name=short", "--filter", "status=exited"]).len(), 0);
+    assert_eq!(
+        q(&["-a", "--filter", "name=short", "--filter", "status=exited"]).len(),
+        0
+    );
     assert_eq!(q(&["-n", "2"]).len(), 2);
     assert_eq!(q(&["-l"]).len(), 1);
-    env.run(["ps", "--filter", "color=red"]).fails_with("invalid filter 'color'");
-    let sized = env.run(["ps", "-s", "--format", "{{.Names}} {{.Size}}", "--filter", "name=short"]).ok().stdout;
+    env.run(["ps", "--filter", "color=red"])
+        .fails_with("invalid filter 'color'");
+    let sized = env
+        .run(["ps", "-s", "--format", "{{.Names}} {{.Size}}", "--filter", "name=short"])
+        .ok()
+        .stdout;
     assert!(sized.starts_with("short ") && sized.contains("(virtual "), "{sized}");
 
     // images the same way
@@ -221,6 +303,127 @@ fn ps_formats_filters_and_counts_as_docker() {
     let busy = env.run(["images", "-q", "--filter", "reference=busy*"]).ok().stdout;
     assert_eq!(busy, ids);
     let table = env.run(["images"]).ok().stdout;
-    assert!(table.starts_with("REPOSITORY   TAG ") && table.contains("IMAGE ID") && table.contains("CREATED"), "{table}");
+    assert!(
+        table.starts_with("REPOSITORY   TAG ") && table.contains("IMAGE ID") && table.contains("CREATED"),
+        "{table}"
+    );
     env.run(["rm", "-f", long, "short", "done"]).ok();
+}
+
+/// `inspect -f '{{.State.Pid}}'` as a number (0 when not running).
+fn pid_of(env: &Env, name: &str) -> i64 {
+    format(env, name, "{{.State.Pid}}").parse().unwrap()
+}
+
+#[test]
+fn start_restart_rename_of_the_same_container() {
+    let env = Env::with_busybox();
+    // it writes into its own layer, then exits
+    let id = run_d(&env, "again", &[], &["sh", "-c", "echo run >> /runs; sleep 60"]);
+    let first = pid_of(&env, "again");
+    assert!(first > 1);
+    env.run(["stop", "-t", "1", "again"]).ok();
+    assert_eq!(format(&env, "again", "{{.State.Status}}"), "exited");
+    assert!(!pid_alive(first));
+
+    // start: the same id and name, the same root filesystem (its file kept)
+    assert_eq!(env.run(["start", "again"]).ok().stdout, "again\n");
+    let second = pid_of(&env, "again");
+    assert!(second > 1 && second != first && pid_alive(second));
+    let i = inspect(&env, "again");
+    assert_eq!(
+        (i["Id"].as_str(), i["State"]["Status"].as_str()),
+        (Some(id.as_str()), Some("running"))
+    );
+    let runs = env.run(["exec", "again", "cat", "/runs"]).ok().stdout;
+    assert_eq!(runs, "run\nrun\n", "the container's layer was kept across the stop");
+
+    // restart: stopped, then a new process of the same container
+    assert_eq!(env.run(["restart", "-t", "1", "again"]).ok().stdout, "again\n");
+    let third = pid_of(&env, "again");
+    assert!(third > 1 && third != second && pid_alive(third) && !pid_alive(second));
+    assert_eq!(
+        env.run(["exec", "again", "cat", "/runs"]).ok().stdout,
+        "run\nrun\nrun\n"
+    );
+
+    // rename: the new name finds it, the old one is free, the exit keeps it
+    env.run(["rename", "again", "renamed"]).ok();
+    assert_eq!(format(&env, "renamed", "{{.Name}} {{.Id}}"), format!("/renamed {id}"));
+    env.run(["inspect", "again"]).fails_with("again");
+    let other = run_d(&env, "other", &[], &["sleep", "60"]);
+    env.run(["rename", "renamed", "other"]).fails_with("already in use");
+    env.run(["kill", "renamed"]).ok();
+    wait_until("renamed to exit", 20 * SECOND, || {
+        format(&env, "renamed", "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(format(&env, "renamed", "{{.Name}}"), "/renamed");
+    // an exited container starts again after a rename too
+    env.run(["start", "renamed"]).ok();
+    assert_eq!(format(&env, "renamed", "{{.State.Running}}"), "true");
+    env.run(["rm", "-f", "renamed", &other]).ok();
+    assert!(!env.data_root.join("containers").join(&id).exists());
+}
+
+#[test]
+fn top_and_stats_show_the_containers_processes() {
+    let env = Env::with_busybox();
+    run_d(&env, "busy", &[], &["sh", "-c", "sleep 61 & sleep 62; true"]);
+    let pid = pid_of(&env, "busy");
+    wait_until("both sleeps", 10 * SECOND, || {
+        env.run(["top", "busy"]).ok().stdout.contains("sleep 62")
+    });
+    let top = env.run(["top", "busy"]).ok().stdout;
+    let lines: Vec<&str> = top.lines().collect();
+    assert!(lines[0].contains("PID") && lines[0].contains("CMD"), "{top}");
+    assert_eq!(lines.len(), 4, "sh and two sleeps only: {top}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some(&pid.to_string())),
+        "{top}"
+    );
+    assert!(top.contains("sleep 61") && top.contains("sleep 62"), "{top}");
+    // ps options are passed through
+    let top = env.run(["top", "busy", "-o", "pid,comm"]).ok().stdout;
+    assert_eq!(
+        top.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["PID", "COMMAND"]
+    );
+    assert_eq!(top.lines().filter(|l| l.contains("sleep")).count(), 2, "{top}");
+
+    let stats = env.run(["stats", "--no-stream"]).ok().stdout;
+    let header = stats.lines().next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ] {
+        assert!(header.contains(col), "{stats}");
+    }
+    let row = stats.lines().nth(1).unwrap();
+    assert!(
+        row.contains("busy") && row.contains('%') && row.contains("iB / "),
+        "{stats}"
+    );
+    let pids = env
+        .run([
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+            "busy",
+        ])
+        .ok()
+        .stdout;
+    let f: Vec<&str> = pids.split_whitespace().collect();
+    assert_eq!((f[0], f[1]), ("busy", "3"), "{pids}");
+    assert!(f[2].ends_with("iB") || f[2].ends_with('B'), "{pids}");
+    env.run(["top", "nosuch"]).fails_with("nosuch");
+    env.run(["rm", "-f", "busy"]).ok();
 }

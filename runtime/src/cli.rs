@@ -130,6 +130,48 @@ pub enum Command {
     /// Manage images: inspect, ls, rm
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// CONTAINER
+    pub container: String,
+    /// NEW_NAME
+    pub new_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// CONTAINER
+    pub container: String,
+    /// Options for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Pretty-print stats using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -67,9 +67,19 @@ pub fn parse_template(text: &str) -> Result<Template> {
             };
             Ok(Value::from(parts))
         })
-        .func("upper", |args| Ok(Value::from(args.first().map(text_of).unwrap_or_default().to_uppercase())))
-        .func("lower", |args| Ok(Value::from(args.first().map(text_of).unwrap_or_default().to_lowercase())))
-        .func("title", |args| Ok(Value::from(title(&args.first().map(text_of).unwrap_or_default()))))
+        .func("upper", |args| {
+            Ok(Value::from(
+                args.first().map(text_of).unwrap_or_default().to_uppercase(),
+            ))
+        })
+        .func("lower", |args| {
+            Ok(Value::from(
+                args.first().map(text_of).unwrap_or_default().to_lowercase(),
+            ))
+        })
+        .func("title", |args| {
+            Ok(Value::from(title(&args.first().map(text_of).unwrap_or_default())))
+        })
         .func("pad", |args| {
             let s = args.first().map(text_of).unwrap_or_default();
             let n = |i: usize| args.get(i).and_then(Value::as_int).unwrap_or(0).max(0) as usize;
@@ -134,10 +144,7 @@ fn to_json(v: &Value) -> serde_json::Value {
 pub fn print_rows<T: Serialize>(format: &Format, headers: &BTreeMap<&str, &str>, rows: &[T]) -> Result<()> {
     let mut lines = Vec::new();
     if format.table {
-        let header: BTreeMap<Arc<str>, Value> = headers
-            .iter()
-            .map(|(k, v)| (Arc::from(*k), Value::from(*v)))
-            .collect();
+        let header: BTreeMap<Arc<str>, Value> = headers.iter().map(|(k, v)| (Arc::from(*k), Value::from(*v))).collect();
         lines.push(
             format
                 .template
@@ -299,7 +306,10 @@ mod tests {
 
     #[test]
     fn tables_align_as_tabwriter() {
-        assert_eq!(align("A\tB\tC\nlonger-name\tx\ty"), "A             B         C\nlonger-name   x         y");
+        assert_eq!(
+            align("A\tB\tC\nlonger-name\tx\ty"),
+            "A             B         C\nlonger-name   x         y"
+        );
     }
 
     #[test]

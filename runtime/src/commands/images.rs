@@ -57,19 +57,38 @@ pub fn run(env: &Env, a: &ImagesArgs) -> Result<u8> {
         }
         if a.quiet {
             if seen.insert(i.id.clone()) {
-                println!("{}", if a.no_trunc { format!("sha256:{}", i.id) } else { i.id[..12].to_string() });
+                println!(
+                    "{}",
+                    if a.no_trunc {
+                        format!("sha256:{}", i.id)
+                    } else {
+                        i.id[..12].to_string()
+                    }
+                );
             }
             continue;
         }
         let created = i.created.clone().unwrap_or_default();
         rows.push(Row {
-            id: if a.no_trunc { format!("sha256:{}", i.id) } else { i.id[..12].to_string() },
+            id: if a.no_trunc {
+                format!("sha256:{}", i.id)
+            } else {
+                i.id[..12].to_string()
+            },
             repository: i.repository,
             tag: i.tag,
             digest: "<none>".into(),
-            created_since: if created.is_empty() { "N/A".into() } else { format::ago(&created) },
+            created_since: if created.is_empty() {
+                "N/A".into()
+            } else {
+                format::ago(&created)
+            },
             created_at: chrono::DateTime::parse_from_rfc3339(&created)
-                .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+                .map(|t| {
+                    t.with_timezone(&chrono::Utc)
+                        .format("%Y-%m-%d %H:%M:%S +0000 UTC")
+                        .to_string()
+                })
                 .unwrap_or_default(),
             size: format::human_size(i.size),
         });

@@ -28,13 +28,11 @@ pub fn run(env: &Env, a: &InspectArgs) -> Result<u8> {
         };
         let found = match found {
             Ok(v) => Some(v?),
-            Err(_) if matches!(a.kind.as_deref(), None | Some("image")) => {
-                match super::image::inspect_one(&ctx, c) {
-                    Ok(v) => Some(serde_json::to_value(v)?),
-                    Err(_) if a.kind.is_none() => super::network::inspect_one(&ctx, c).ok(),
-                    Err(_) => None,
-                }
-            }
+            Err(_) if matches!(a.kind.as_deref(), None | Some("image")) => match super::image::inspect_one(&ctx, c) {
+                Ok(v) => Some(serde_json::to_value(v)?),
+                Err(_) if a.kind.is_none() => super::network::inspect_one(&ctx, c).ok(),
+                Err(_) => None,
+            },
             Err(_) if a.kind.as_deref() == Some("network") => super::network::inspect_one(&ctx, c).ok(),
             Err(_) => None,
         };
@@ -283,6 +281,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             .as_ref()
             .and_then(|s| s.process().as_ref().map(|p| p.cwd().display().to_string()))
             .unwrap_or_default(),
+        network: None,
     });
     let att = r.network.as_ref();
     let ports = att.map(|a| a.ports.clone()).unwrap_or_default();
@@ -306,24 +305,31 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
     for k in port_bindings.keys() {
         exposed.insert(k.clone(), Empty {});
     }
-    let mut live_ports: BTreeMap<String, Option<Vec<PortBinding>>> = exposed.keys().map(|k| (k.clone(), None)).collect();
+    let mut live_ports: BTreeMap<String, Option<Vec<PortBinding>>> =
+        exposed.keys().map(|k| (k.clone(), None)).collect();
     if running {
         for (k, v) in &port_bindings {
             let shown = v
                 .iter()
                 .map(|b| PortBinding {
-                    host_ip: if b.host_ip.is_empty() { "0.0.0.0".into() } else { b.host_ip.clone() },
+                    host_ip: if b.host_ip.is_empty() {
+                        "0.0.0.0".into()
+                    } else {
+                        b.host_ip.clone()
+                    },
                     host_port: b.host_port.clone(),
                 })
                 .collect();
             live_ports.insert(k.clone(), Some(shown));
         }
     }
-    let network_name = att.and_then(|a| a.network.clone()).or_else(|| match att.map(|a| &a.mode) {
-        Some(NetMode::Host) => Some("host".into()),
-        Some(NetMode::None) => Some("none".into()),
-        _ => None,
-    });
+    let network_name = att
+        .and_then(|a| a.network.clone())
+        .or_else(|| match att.map(|a| &a.mode) {
+            Some(NetMode::Host) => Some("host".into()),
+            Some(NetMode::None) => Some("none".into()),
+            _ => None,
+        });
     let endpoint = |a: &Attachment| EndpointSettings {
         ipam_config: None,
         links: None,
@@ -398,7 +404,10 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             auto_remove: r.auto_remove,
             dns: r.dns.iter().map(ToString::to_string).collect(),
             publish_all_ports: false,
-            readonly_rootfs: spec.as_ref().and_then(|s| s.root().as_ref()?.readonly()).unwrap_or(false),
+            readonly_rootfs: spec
+                .as_ref()
+                .and_then(|s| s.root().as_ref()?.readonly())
+                .unwrap_or(false),
             resources,
         },
         graph_driver: GraphDriver {

@@ -23,6 +23,8 @@ mod port;
 mod ps;
 mod ps_docker;
 mod pull;
+mod rename;
+mod restart;
 mod resume;
 mod rm;
 mod rmi;
@@ -30,8 +32,10 @@ mod run;
 mod save;
 mod start;
 mod state;
+mod stats;
 mod stop;
 mod tag;
+mod top;
 mod update;
 mod wait;
 
@@ -192,6 +196,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Gc => gc::run(&env),
         Command::Network(cmd) => network::run(&env, cmd),
         Command::Image(cmd) => image::run(&env, &cmd),
+        Command::Restart(a) => restart::run(&env, &a),
+        Command::Rename(a) => rename::run(&env, &a),
+        Command::Top(a) => top::run(&env, &a),
+        Command::Stats(a) => stats::run(&env, &a),
     }
 }
 

@@ -50,4 +50,3 @@ fn processes(env: &Env, id: &str, format: ListFormat) -> Result<()> {
     }
     Ok(())
 }
-

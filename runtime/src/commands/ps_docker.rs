@@ -89,7 +89,11 @@ pub fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
 }
 
 /// The labels of a container: its image's.
-fn labels_of(ctx: &Ctx, r: &Record, cache: &mut BTreeMap<String, BTreeMap<String, String>>) -> BTreeMap<String, String> {
+fn labels_of(
+    ctx: &Ctx,
+    r: &Record,
+    cache: &mut BTreeMap<String, BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
     cache
         .entry(r.image_id.clone())
         .or_insert_with(|| {
@@ -105,7 +109,12 @@ fn labels_of(ctx: &Ctx, r: &Record, cache: &mut BTreeMap<String, BTreeMap<String
 
 pub fn containers(env: &Env, a: &PsArgs) -> Result<()> {
     let ctx = env.ctx();
-    let filters = Filters::parse(&a.filter, &["name", "status", "label", "ancestor", "id", "exited", "network", "volume"])?;
+    let filters = Filters::parse(
+        &a.filter,
+        &[
+            "name", "status", "label", "ancestor", "id", "exited", "network", "volume",
+        ],
+    )?;
     let mut records = ctx.all()?;
     records.sort_by(|x, y| y.created.cmp(&x.created));
     let last = if a.latest { Some(1) } else { a.last.filter(|n| *n > 0) };
@@ -137,7 +146,10 @@ pub fn containers(env: &Env, a: &PsArgs) -> Result<()> {
                         .is_some_and(|i| i.id == r.image_id)
             }
             "network" => r.network.as_ref().and_then(|n| n.network.as_deref()) == Some(v) || r.net == v,
-            "volume" => r.volumes.iter().any(|m| m.destination == Path::new(v) || m.source == Path::new(v)),
+            "volume" => r
+                .volumes
+                .iter()
+                .any(|m| m.destination == Path::new(v) || m.source == Path::new(v)),
             _ => false,
         });
         if keep {
@@ -215,12 +227,20 @@ fn row(
             .and_then(|l| l.into_iter().find(|i| i.id == r.image_id))
             .map(|i| i.size)
             .unwrap_or(0);
-        format!("{} (virtual {})", format::human_size(upper), format::human_size(upper + image))
+        format!(
+            "{} (virtual {})",
+            format::human_size(upper),
+            format::human_size(upper + image)
+        )
     } else {
         String::new()
     };
     let created_at = chrono::DateTime::parse_from_rfc3339(&r.created)
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S +0000 UTC")
+                .to_string()
+        })
         .unwrap_or_default();
     Row {
         id: if no_trunc { r.id.clone() } else { r.id[..12].to_string() },
@@ -233,7 +253,11 @@ fn row(
         state: word.to_string(),
         size,
         names: r.name.clone(),
-        labels: labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        labels: labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
         mounts: r
             .volumes
             .iter()

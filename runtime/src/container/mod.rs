@@ -10,6 +10,7 @@ pub mod launch;
 mod monitor;
 pub mod network;
 mod record;
+mod restart;
 pub mod run;
 mod store;
 pub mod teardown;
@@ -20,4 +21,5 @@ mod fakes;
 mod tests;
 
 pub use record::{Record, RunSummary, Status};
+pub use restart::start_exited;
 pub use store::{valid_name, Ctx};

@@ -101,7 +101,10 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         Err(e) => {
             // undo everything, then tell the CLI why
             let _ = teardown::teardown(ctx, &id, None);
-            let _ = teardown::remove(ctx, &id);
+            // a container started again after it exited (it ran before) stays
+            if record.started_at.is_none() {
+                let _ = teardown::remove(ctx, &id);
+            }
             let _ = write!(report, "err {e:#}");
             return 1;
         }
@@ -129,6 +132,10 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     // the real code, recorded at once: until teardown has, `ps` would
     // otherwise fall back to the unknown one
     record.exit_code = Some(code);
+    // what others changed meanwhile (`rename`) is kept
+    if let Ok(now) = ctx.load(&id) {
+        record.name = now.name;
+    }
     let _ = ctx.save(record);
     if let Some(t) = output {
         let _ = t.join();

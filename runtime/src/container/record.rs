@@ -75,6 +75,10 @@ pub struct RunSummary {
     pub env: Vec<String>,
     pub user: String,
     pub working_dir: String,
+    /// The network it was first attached to (mode, ports, aliases): what a
+    /// `start` after it exited asks for again.
+    #[serde(default)]
+    pub network: Option<Attachment>,
 }
 
 impl RunSummary {
@@ -84,6 +88,7 @@ impl RunSummary {
         image: &oci_spec::image::ImageConfiguration,
         run: &crate::imagespec::RunConfig,
         spec: &libcontainer::oci_spec::runtime::Spec,
+        network: &Attachment,
     ) -> RunSummary {
         let cfg = image.config().as_ref();
         let (entrypoint, cmd) = match &run.entrypoint {
@@ -109,6 +114,7 @@ impl RunSummary {
                 .or_else(|| cfg.and_then(|c| c.user().clone()))
                 .unwrap_or_default(),
             working_dir: process.map(|p| p.cwd().display().to_string()).unwrap_or_default(),
+            network: Some(network.clone()),
         }
     }
 }

@@ -184,7 +184,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     }
     spec.save(dir.join("config.json"))
         .context("cannot write the container's spec")?;
-    record.config = Some(super::record::RunSummary::of(&req.image.config, &req.run, &spec));
+    record.config = Some(super::record::RunSummary::of(&req.image.config, &req.run, &spec, &att));
     ctx.save(&record)?;
 
     // Start it: under a monitor (detached, or with a terminal, which the
@@ -251,7 +251,7 @@ pub fn image_launch<'a>(record: &'a Record, dir: &'a Path, spec: &'a Spec) -> La
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container,
 /// written in its directory and bind-mounted over the image's.
-fn write_etc_files(
+pub(crate) fn write_etc_files(
     dir: &Path,
     att: &Attachment,
     hostname: &str,

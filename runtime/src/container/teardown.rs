@@ -34,7 +34,9 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
             Err(e) => errors.push(format!("network: {e:#}")),
         }
     }
-    if let Err(e) = minirun_images::release_rootfs(&ctx.dir(id)) {
+    // unmounted, its changes kept (as docker): `start` runs it again on
+    // them, `diff`, `cp` and `commit` read them; `remove` deletes them
+    if let Err(e) = minirun_images::unmount_rootfs(&ctx.dir(id)) {
         errors.push(format!("rootfs: {e:#}"));
     }
     if let Some(mut r) = record {
@@ -67,6 +69,9 @@ pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     // which gc removes (and the name with it); then the name, so that it is
     // free once this returns even if the directory resists
     let _ = fs::remove_file(dir.join("meta.json"));
+    if let Err(e) = minirun_images::release_rootfs(&dir) {
+        tracing::warn!("rootfs of {id}: {e:#}");
+    }
     if let Some(name) = name.filter(|n| !n.is_empty()) {
         let _ = fs::remove_file(ctx.names_dir().join(name));
     }
