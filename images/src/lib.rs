@@ -36,6 +36,7 @@
 mod archive;
 pub mod auth;
 mod chunks;
+mod commit;
 mod digest;
 mod error;
 mod fsutil;

@@ -427,3 +427,184 @@ fn top_and_stats_show_the_containers_processes() {
     env.run(["top", "nosuch"]).fails_with("nosuch");
     env.run(["rm", "-f", "busy"]).ok();
 }
+
+/// Entry names of a tar stream, with `tar -t`.
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut child = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn cp_both_ways_stays_inside_the_container() {
+    let env = Env::with_busybox();
+    run_d(
+        &env,
+        "files",
+        &[],
+        &["sh", "-c", "mkdir -p /data/sub && echo inside > /data/sub/f && ln -s /etc /data/etc-link && ln -s ../../../../../tmp /data/up && sleep 60"],
+    );
+    wait_until("the files", 10 * SECOND, || {
+        env.run(["exec", "files", "ls", "/data/up"]).code == 0
+    });
+    let host = env.path().join("host");
+    fs::create_dir_all(&host).unwrap();
+
+    // out: a file to a new name, a directory into an existing one
+    env.run(["cp", "files:/data/sub/f", host.join("copy").to_str().unwrap()])
+        .ok();
+    assert_eq!(fs::read_to_string(host.join("copy")).unwrap(), "inside\n");
+    env.run(["cp", "files:/data", host.to_str().unwrap()]).ok();
+    assert_eq!(fs::read_to_string(host.join("data/sub/f")).unwrap(), "inside\n");
+    // links come out as links, not what they point to on the host
+    assert_eq!(
+        fs::read_link(host.join("data/etc-link")).unwrap().to_str(),
+        Some("/etc")
+    );
+    // a path through a link is resolved inside the container: /data/up/.. is not the host's
+    env.run(["exec", "files", "sh", "-c", "echo mine > /tmp/marker"]).ok();
+    env.run(["cp", "files:/data/up/marker", host.join("m").to_str().unwrap()])
+        .ok();
+    assert_eq!(fs::read_to_string(host.join("m")).unwrap(), "mine\n");
+    env.run(["cp", "files:/data/etc-link/hostname", host.join("hn").to_str().unwrap()])
+        .ok();
+    let container_hostname = env.run(["exec", "files", "cat", "/etc/hostname"]).ok().stdout;
+    assert_eq!(fs::read_to_string(host.join("hn")).unwrap(), container_hostname);
+    env.run(["cp", "files:/nosuch", host.to_str().unwrap()])
+        .fails_with("Could not find the file /nosuch");
+
+    // in: a file, a directory, and through a link that points out of the root
+    fs::write(host.join("new.txt"), "from host\n").unwrap();
+    env.run(["cp", host.join("new.txt").to_str().unwrap(), "files:/data/"])
+        .ok();
+    assert_eq!(
+        env.run(["exec", "files", "cat", "/data/new.txt"]).ok().stdout,
+        "from host\n"
+    );
+    env.run(["cp", host.join("data/sub").to_str().unwrap(), "files:/data/sub2"])
+        .ok();
+    assert_eq!(
+        env.run(["exec", "files", "cat", "/data/sub2/f"]).ok().stdout,
+        "inside\n"
+    );
+    let before = fs::read_dir("/tmp").unwrap().count();
+    env.run(["cp", host.join("new.txt").to_str().unwrap(), "files:/data/up/"])
+        .ok();
+    assert_eq!(
+        env.run(["exec", "files", "cat", "/tmp/new.txt"]).ok().stdout,
+        "from host\n"
+    );
+    assert!(!std::path::Path::new("/tmp/new.txt").exists() || fs::read_dir("/tmp").unwrap().count() == before);
+
+    // tar streams on - both ways
+    let out = env.cmd(["cp", "files:/data/sub", "-"]).output().unwrap();
+    assert!(out.status.success());
+    let names = tar_names(&out.stdout);
+    assert!(names.iter().any(|n| n.trim_end_matches('/') == "sub/f"), "{names:?}");
+    let r = env.run_with_stdin(&["cp", "-", "files:/tmp"], &out.stdout);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(env.run(["exec", "files", "cat", "/tmp/sub/f"]).ok().stdout, "inside\n");
+
+    // an exited container: its files are still there (its layer kept)
+    env.run(["stop", "-t", "0", "files"]).ok();
+    env.run(["cp", "files:/data/new.txt", host.join("after").to_str().unwrap()])
+        .ok();
+    assert_eq!(fs::read_to_string(host.join("after")).unwrap(), "from host\n");
+    env.run(["rm", "files"]).ok();
+}
+
+#[test]
+fn diff_export_and_commit_of_a_containers_changes() {
+    let env = Env::with_busybox();
+    let r = env.run([
+        "run",
+        "--net",
+        "none",
+        "--name",
+        "changed",
+        "busybox",
+        "sh",
+        "-c",
+        "echo new > /added && echo x >> /etc/passwd && rm /bin/vi && mkdir /newdir && echo y > /newdir/f",
+    ]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let diff = env.run(["diff", "changed"]).ok().stdout;
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "A /added",
+        "C /etc",
+        "C /etc/passwd",
+        "D /bin/vi",
+        "A /newdir",
+        "A /newdir/f",
+    ] {
+        assert!(lines.contains(&want), "{want} missing from diff:\n{diff}");
+    }
+    assert!(!diff.contains("/proc") && !diff.contains("/etc/hosts"), "{diff}");
+
+    // export: the merged filesystem
+    let out = env.cmd(["export", "changed"]).output().unwrap();
+    assert!(out.status.success());
+    let names = tar_names(&out.stdout);
+    let has = |n: &str| names.iter().any(|x| x.trim_end_matches('/') == n);
+    assert!(
+        has("added") && has("newdir/f") && has("bin/sh") && !has("bin/vi"),
+        "{names:?}"
+    );
+    let file = env.path().join("exp.tar");
+    env.run(["export", "-o", file.to_str().unwrap(), "changed"]).ok();
+    assert_eq!(fs::read(&file).unwrap().len(), out.stdout.len());
+
+    // commit: a new image whose containers see the changes (the deletion too)
+    let r = env
+        .run([
+            "commit",
+            "-m",
+            "my change",
+            "-c",
+            "CMD [\"cat\", \"/added\"]",
+            "-c",
+            "ENV COLOR=red",
+            "changed",
+            "mine:v1",
+        ])
+        .ok();
+    let id = r.stdout.trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{r:#?}");
+    let img: Value = serde_json::from_str(&env.run(["image", "inspect", "mine:v1"]).ok().stdout).unwrap();
+    assert_eq!(img[0]["Id"], id.as_str());
+    assert_eq!(img[0]["Config"]["Cmd"], serde_json::json!(["cat", "/added"]));
+    let base: Value = serde_json::from_str(&env.run(["image", "inspect", "busybox"]).ok().stdout).unwrap();
+    assert_eq!(
+        img[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        base[0]["RootFS"]["Layers"].as_array().unwrap().len() + 1
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--net", "none", "mine:v1"];
+        all.extend_from_slice(args);
+        env.run(all).ok().stdout
+    };
+    assert_eq!(run(&[]), "new\n");
+    assert_eq!(
+        run(&[
+            "sh",
+            "-c",
+            "echo $COLOR; tail -n1 /etc/passwd; cat /newdir/f; test -e /bin/vi || echo gone"
+        ]),
+        "red\nx\ny\ngone\n"
+    );
+    let im = env.run(["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok().stdout;
+    assert!(im.lines().any(|l| l == "mine:v1"), "{im}");
+    env.run(["rm", "changed"]).ok();
+}

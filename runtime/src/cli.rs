@@ -138,6 +138,63 @@ pub enum Command {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(NameArg),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// CONTAINER
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Archive mode (accepted: ownership is kept from the archive)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// CONTAINER:SRC_PATH, a host path, or - (a tar stream on stdin)
+    pub src: String,
+    /// CONTAINER:DEST_PATH, a host path, or - (a tar stream on stdout)
+    pub dest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// CONTAINER
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL)
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause container during commit (accepted; minirun reads the layer as it is)
+    #[arg(short, long)]
+    pub pause: bool,
+    /// CONTAINER
+    pub container: String,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Args)]

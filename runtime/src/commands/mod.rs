@@ -2,10 +2,14 @@
 //! every verb gets the [`Env`] of this invocation.
 
 mod attach;
+mod commit;
+mod cp;
 mod create;
 mod delete;
+mod diff;
 mod exec;
 mod exec_opts;
+mod export;
 mod features;
 mod format;
 mod gc;
@@ -28,6 +32,7 @@ mod restart;
 mod resume;
 mod rm;
 mod rmi;
+mod rootfs;
 mod run;
 mod save;
 mod start;
@@ -200,6 +205,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Rename(a) => rename::run(&env, &a),
         Command::Top(a) => top::run(&env, &a),
         Command::Stats(a) => stats::run(&env, &a),
+        Command::Cp(a) => cp::run(&env, &a),
+        Command::Diff(a) => diff::run(&env, &a),
+        Command::Export(a) => export::run(&env, &a),
+        Command::Commit(a) => commit::run(&env, &a),
     }
 }
 
