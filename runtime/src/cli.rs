@@ -146,6 +146,34 @@ pub enum Command {
     Export(ExportArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Manage containers: prune, ls, rm, inspect
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage minirun: prune, df, info
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Display system-wide information
+    Info(FormatArg),
+    /// Show the minirun version information (docker's shape)
+    Version(FormatArg),
+    /// Get real time events from the local event log
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp (RFC 3339, unix seconds, or a duration ago: 10m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filter output based on conditions provided (container=, event=, type=, image=, network=)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +269,8 @@ pub enum ImageCmd {
     /// Remove one or more images
     #[command(alias = "remove")]
     Rm(RmiArgs),
+    /// Remove unused images (dangling; with -a, every image no container uses)
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +330,64 @@ pub enum NetworkCmd {
     /// Remove networks no running container uses
     #[command(alias = "remove")]
     Rm(NetworkNamesArg),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove all unused images, not just dangling ones (image prune, system prune)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (until=DURATION|TIMESTAMP, label=KEY[=VALUE])
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Prune volumes (system prune; minirun has no named volumes yet)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCmd {
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Remove unused data: stopped containers, unused networks, dangling (with -a: unused) images
+    Prune(PruneArgs),
+    /// Show disk usage
+    Df(DfArgs),
+    /// Display system-wide information
+    Info(FormatArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Pretty-print using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -466,6 +554,9 @@ pub struct LogsArgs {
     /// Keep printing output until the container ends
     #[arg(short, long)]
     pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" by default)
+    #[arg(short = 'n', long, value_name = "N|all")]
+    pub tail: Option<String>,
     pub container: String,
 }
 

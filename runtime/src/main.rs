@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod container;
+mod events;
 mod hook;
 mod imagespec;
 mod logging;

@@ -17,6 +17,7 @@ pub fn run(env: &Env, cmd: &ImageCmd) -> Result<u8> {
         ImageCmd::Inspect(a) => inspect(env, a),
         ImageCmd::Ls(a) => super::images::run(env, a),
         ImageCmd::Rm(a) => super::rmi::run(env, a),
+        ImageCmd::Prune(a) => super::prune::images(env, a),
     }
 }
 

@@ -23,7 +23,35 @@ pub fn run(env: &Env, a: &LogsArgs) -> Result<u8> {
             a.container
         );
     }
-    copy(&ctx, &r, File::open(&path)?, a.follow)
+    let mut file = File::open(&path)?;
+    if let Some(n) = a.tail.as_deref().filter(|t| *t != "all") {
+        let n: usize = n
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid value \"{n}\" for --tail: a number or \"all\""))?;
+        let start = tail_offset(&mut file, n)?;
+        file.seek(SeekFrom::Start(start))?;
+    }
+    copy(&ctx, &r, file, a.follow)
+}
+
+/// Where the last `n` lines of `file` start.
+fn tail_offset(file: &mut File, n: usize) -> Result<u64> {
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)?;
+    file.seek(SeekFrom::Start(0))?;
+    if n == 0 {
+        return Ok(text.len() as u64);
+    }
+    // a last line without its newline counts as a line
+    let body = text.strip_suffix(b"\n").unwrap_or(&text);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map_or(0, |(i, _)| i + 1);
+    Ok(start as u64)
 }
 
 /// Copies the log from where `file` stands to our stdout; with `follow`,

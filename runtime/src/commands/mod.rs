@@ -7,6 +7,7 @@ mod cp;
 mod create;
 mod delete;
 mod diff;
+mod events;
 mod exec;
 mod exec_opts;
 mod export;
@@ -24,6 +25,7 @@ mod logs;
 mod network;
 mod pause;
 mod port;
+mod prune;
 mod ps;
 mod ps_docker;
 mod pull;
@@ -39,12 +41,15 @@ mod start;
 mod state;
 mod stats;
 mod stop;
+mod system;
 mod tag;
 mod top;
 mod update;
 mod wait;
 
 use anyhow::{bail, Context, Result};
+
+pub use inspect::network_id;
 
 use crate::cli::{Cli, Command, GlobalOpts};
 use crate::container::{network::Host, Ctx};
@@ -209,6 +214,16 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Diff(a) => diff::run(&env, &a),
         Command::Export(a) => export::run(&env, &a),
         Command::Commit(a) => commit::run(&env, &a),
+        Command::Container(cmd) => match cmd {
+            crate::cli::ContainerCmd::Prune(a) => prune::containers(&env, &a),
+            crate::cli::ContainerCmd::Ls(a) => ps::run(&env, &a),
+            crate::cli::ContainerCmd::Rm(a) => rm::run(&env, &a),
+            crate::cli::ContainerCmd::Inspect(a) => inspect::run(&env, &a),
+        },
+        Command::System(cmd) => system::run(&env, &cmd),
+        Command::Info(a) => system::info(&env, &a),
+        Command::Version(a) => system::version(&a),
+        Command::Events(a) => events::run(&env, &a),
     }
 }
 

@@ -112,6 +112,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     record.mark_running(started.pid.as_raw());
     record.monitor_pid = Some(std::process::id() as i32);
     let _ = ctx.save(record);
+    crate::events::container(&ctx.data_root, "start", record, &[]);
     let _ = write!(report, "ok");
     drop(report);
     let output = started.master.map(|mut m| {

@@ -136,6 +136,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         config: None,
     };
     ctx.save(&record)?;
+    crate::events::container(&ctx.data_root, "create", &record, &[]);
 
     // Root filesystem, network, /etc files, spec. The root filesystem is
     // always writable here: libcontainer mounts /proc, /dev, the /etc files
@@ -227,6 +228,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
         ctx.save(&record)?;
+        crate::events::container(&ctx.data_root, "start", &record, &[]);
         launch::wait_attached(s, req.interactive)
     });
     let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);

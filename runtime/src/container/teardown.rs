@@ -30,7 +30,12 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
     let mut kept = None;
     if let Some(att) = &network {
         match ctx.net.release(att, ctx) {
-            Ok(k) => kept = Some(k),
+            Ok(k) => {
+                if let (false, Some(n)) = (k, &att.network) {
+                    crate::events::network(&ctx.data_root, "disconnect", n, id);
+                }
+                kept = Some(k)
+            }
             Err(e) => errors.push(format!("network: {e:#}")),
         }
     }
@@ -43,6 +48,8 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         let mut changed = false;
         if r.phase != Phase::Exited {
             r.mark_exited(exit_code);
+            let code = r.exit_code.unwrap_or_default().to_string();
+            crate::events::container(&ctx.data_root, "die", &r, &[("exitCode", code)]);
             changed = true;
         }
         // released (not kept for joiners): the record no longer holds it
@@ -64,7 +71,11 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
 /// Deletes what is left of a torn-down container: its name and directory.
 pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     let dir = ctx.dir(id);
-    let name = ctx.load(id).map(|r| r.name).ok().or_else(|| ctx.name_of(id));
+    let record = ctx.load(id).ok();
+    if let Some(r) = &record {
+        crate::events::container(&ctx.data_root, "destroy", r, &[]);
+    }
+    let name = record.map(|r| r.name).or_else(|| ctx.name_of(id));
     // meta.json first: a removal cut short is then an unfinished directory,
     // which gc removes (and the name with it); then the name, so that it is
     // free once this returns even if the directory resists

@@ -9,9 +9,11 @@
 mod create;
 mod inspect;
 mod ls;
+mod prune;
 mod rm;
 
 pub use inspect::inspect_one;
+pub use prune::prune;
 
 use anyhow::Result;
 use minirun_net::network::{self, NetworkConfig};
@@ -28,6 +30,7 @@ pub fn run(env: &Env, cmd: NetworkCmd) -> Result<u8> {
         NetworkCmd::Ls => ls::run(&ctx),
         NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names, a.format.as_deref()),
         NetworkCmd::Rm(a) => rm::run(&ctx, &a.names),
+        NetworkCmd::Prune(a) => super::prune::networks(env, &a),
     }
 }
 
