@@ -779,3 +779,38 @@ fn events_logs_tail_prunes_and_system_verbs() {
     );
     assert_eq!(env.run(["images", "-q"]).ok().stdout, "");
 }
+
+#[test]
+fn help_reads_like_dockers() {
+    let env = Env::new();
+    let r = env.run(["run", "--help"]).ok();
+    assert!(
+        r.stdout
+            .trim_start()
+            .starts_with("Usage:  minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
+        "{r:#?}"
+    );
+    let (docker, runc, global) = (
+        r.stdout.find("\nOptions:").unwrap(),
+        r.stdout.find("\nrunc Options:").unwrap(),
+        r.stdout.find("\nGlobal Options:").unwrap(),
+    );
+    let at = |flag: &str| r.stdout.find(flag).unwrap();
+    assert!(docker < at("--publish <") && at("--publish <") < runc, "{}", r.stdout);
+    assert!(runc < at("--pid-file <") && at("--pid-file <") < global, "{}", r.stdout);
+    // -h is help wherever it means nothing else
+    let h = env.run(["ps", "-h"]).ok();
+    assert!(
+        h.stdout.contains("Usage:  minirun ps") && h.stdout.contains("--filter"),
+        "{h:#?}"
+    );
+    // an unknown flag, in docker's words, without a guess
+    let r = env.run(["run", "--pid", "host", "busybox"]);
+    assert_eq!(r.code, 125);
+    assert_eq!(r.stderr, "unknown flag: --pid\nSee 'minirun run --help'.\n");
+    let r = env.run(["ps", "--bogus"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (2, "unknown flag: --bogus\nSee 'minirun ps --help'.\n")
+    );
+}

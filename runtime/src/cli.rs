@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod docker_help;
 mod security;
+pub use docker_help::{parse as parse_docker_like, unknown_flag};
 pub use security::SecurityArgs;
 
 #[derive(Debug, Parser)]
@@ -29,31 +31,55 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalOpts {
     /// Print help
-    #[arg(long, global = true, action = clap::ArgAction::Help)]
+    #[arg(long, global = true, action = clap::ArgAction::Help, help_heading = "Global Options")]
     pub help: Option<bool>,
     /// Directory for container state (runc's --root)
-    #[arg(long, global = true, env = "MINIRUN_ROOT", default_value = "/run/minirun")]
+    #[arg(
+        long,
+        global = true,
+        env = "MINIRUN_ROOT",
+        default_value = "/run/minirun",
+        help_heading = "Global Options"
+    )]
     pub root: PathBuf,
     /// Directory for images, container layers and networks
-    #[arg(long, global = true, env = "MINIRUN_DATA_ROOT", default_value = "/var/lib/minirun")]
+    #[arg(
+        long,
+        global = true,
+        env = "MINIRUN_DATA_ROOT",
+        default_value = "/var/lib/minirun",
+        help_heading = "Global Options"
+    )]
     pub data_root: PathBuf,
     /// Write logs to this file instead of stderr
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Options")]
     pub log: Option<PathBuf>,
     /// Format of the log file
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = "Global Options")]
     pub log_format: LogFormat,
     /// Log debug messages
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Options")]
     pub debug: bool,
     /// Let systemd manage the cgroups of new containers (cgroup v2, cgroupsPath slice:prefix:name)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, global = true, hide = true, help_heading = "Global Options")]
     pub systemd_cgroup: bool,
     /// runc's path to criu; accepted and ignored (minirun does not checkpoint)
-    #[arg(long, global = true, hide = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "PATH",
+        help_heading = "Global Options"
+    )]
     pub criu: Option<PathBuf>,
     /// runc's rootless mode (true|false|auto); accepted, minirun decides by its uid
-    #[arg(long, global = true, hide = true, value_name = "VALUE")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "VALUE",
+        help_heading = "Global Options"
+    )]
     pub rootless: Option<String>,
 }
 
@@ -87,6 +113,9 @@ pub enum Command {
     /// List containers created from bundles and images (runc list)
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
+    #[command(
+        override_usage = "minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]\n        minirun run --bundle DIR [OPTIONS] ID"
+    )]
     Run(Box<RunArgs>),
     /// Load images from a docker-save archive or an OCI layout (dir, .tar, .tar.gz)
     Load(LoadArgs),
@@ -692,19 +721,19 @@ pub struct BundleOpts {
 #[derive(Debug, Args, Clone, Default)]
 pub struct RuncOpts {
     /// Unix socket to receive the pseudo-terminal master (bundles with terminal: true)
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub console_socket: Option<PathBuf>,
     /// Write the container's init pid to this file
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub pid_file: Option<PathBuf>,
     /// Pass this many extra file descriptors (from 3 on) to the container
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = "runc Options")]
     pub preserve_fds: i32,
     /// Use MS_MOVE instead of pivot_root (runc compatibility)
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub no_pivot: bool,
     /// Accepted for runc compatibility; minirun never creates a session keyring
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub no_new_keyring: bool,
 }
 
@@ -827,12 +856,12 @@ pub enum ListFormat {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Run the OCI bundle in DIR; the first argument is then the container id
-    #[arg(short, long)]
+    #[arg(short, long, help_heading = "runc Options")]
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub runc: RuncOpts,
     /// Keep the container's state after it exits (bundle mode; runc's --keep)
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub keep: bool,
     /// Run in the background: print the container id and return once it runs
     #[arg(short, long)]
