@@ -50,7 +50,7 @@ fn df(env: &Env, a: &DfArgs) -> Result<u8> {
             unused += i.size;
         }
     }
-    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let (mut c_size, mut c_free, mut running) = (0u64, 0u64, 0);
     for r in &containers {
         let size = dir_size(&ctx.dir(&r.id).join("upper"));
