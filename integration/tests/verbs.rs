@@ -532,6 +532,29 @@ fn cp_both_ways_stays_inside_the_container() {
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(env.run(["exec", "files", "cat", "/tmp/sub/f"]).ok().stdout, "inside\n");
 
+    // a directory whose name is a link to the host's /etc in the container:
+    // nothing lands outside the container's root, whatever happens to the copy
+    let probe = format!("minirun-cp-escape-{}", std::process::id());
+    fs::create_dir_all(host.join("evil")).unwrap();
+    fs::write(host.join("evil").join(&probe), "x").unwrap();
+    env.run(["exec", "files", "ln", "-s", "/etc", "/data/evil"]).ok();
+    let _ = env.run(["cp", host.join("evil").to_str().unwrap(), "files:/data/"]);
+    assert!(
+        !std::path::Path::new("/etc").join(&probe).exists(),
+        "cp wrote to the host's /etc"
+    );
+    let _ = env.run([
+        "cp",
+        host.join("evil").join(&probe).to_str().unwrap(),
+        "files:/data/evil/",
+    ]);
+    assert!(
+        !std::path::Path::new("/etc").join(&probe).exists(),
+        "cp wrote to the host's /etc"
+    );
+    // cp froze the container while it worked, and thawed it
+    assert_eq!(format(&env, "files", "{{.State.Status}}"), "running");
+
     // an exited container: its files are still there (its layer kept)
     env.run(["stop", "-t", "0", "files"]).ok();
     env.run(["cp", "files:/data/new.txt", host.join("after").to_str().unwrap()])

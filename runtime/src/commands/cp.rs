@@ -31,7 +31,7 @@ pub fn run(env: &Env, a: &CpArgs) -> Result<u8> {
     match (side(&a.src), side(&a.dest)) {
         (Side::Container(c, p), Side::Host(dest)) => {
             let r = super::inspect::container(&ctx, &c)?;
-            let root = Rootfs::open(&ctx, &r)?;
+            let root = Rootfs::open(&ctx, &r, Some(&env.state))?;
             let src = root.host_path(&p, a.follow_link)?;
             if fs::symlink_metadata(&src).is_err() {
                 bail!("Could not find the file {p} in container {c}");
@@ -45,7 +45,7 @@ pub fn run(env: &Env, a: &CpArgs) -> Result<u8> {
         }
         (Side::Host(src), Side::Container(c, p)) => {
             let r = super::inspect::container(&ctx, &c)?;
-            let root = Rootfs::open(&ctx, &r)?;
+            let root = Rootfs::open(&ctx, &r, Some(&env.state))?;
             let dest = root.host_path(&p, true)?;
             if src == "-" {
                 if !dest.is_dir() {

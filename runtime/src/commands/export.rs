@@ -13,7 +13,7 @@ use crate::cli::ExportArgs;
 pub fn run(env: &Env, a: &ExportArgs) -> Result<u8> {
     let ctx = env.ctx();
     let r = super::inspect::container(&ctx, &a.container)?;
-    let root = Rootfs::open(&ctx, &r)?;
+    let root = Rootfs::open(&ctx, &r, None)?;
     match &a.output {
         Some(path) => {
             let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

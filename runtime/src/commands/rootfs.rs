@@ -10,7 +10,9 @@ use libcontainer::oci_spec::runtime::Spec;
 
 use crate::container::{Ctx, Record, Status};
 use crate::imagespec::paths::resolve_in_rootfs;
+use crate::oci::StateRoot;
 use crate::util::lock::FileLock;
+use libcontainer::container::ContainerStatus;
 
 pub struct Rootfs {
     /// The merged root filesystem on the host.
@@ -21,10 +23,17 @@ pub struct Rootfs {
     volumes: Vec<(PathBuf, PathBuf)>,
     mounted_here: bool,
     _lock: Option<FileLock>,
+    /// Frozen by us while we work in it: thawed when done.
+    frozen: Option<(StateRoot, String)>,
 }
 
 impl Drop for Rootfs {
     fn drop(&mut self) {
+        if let Some((state, id)) = &self.frozen {
+            if let Err(e) = state.resume(id) {
+                tracing::warn!("thaw container {id}: {e:#}");
+            }
+        }
         if self.mounted_here {
             let _ = minirun_images::unmount_rootfs(&self.dir);
         }
@@ -32,7 +41,10 @@ impl Drop for Rootfs {
 }
 
 impl Rootfs {
-    pub fn open(ctx: &Ctx, r: &Record) -> Result<Rootfs> {
+    /// With `freeze`, a running container is frozen until this is dropped,
+    /// so that its processes cannot swap a directory for a symlink while
+    /// paths in it are walked (as docker's fix for CVE-2018-15664).
+    pub fn open(ctx: &Ctx, r: &Record, freeze: Option<&StateRoot>) -> Result<Rootfs> {
         let dir = ctx.dir(&r.id);
         // the bind mounts of its spec: volumes and the /etc files
         let volumes = Spec::load(dir.join("config.json"))
@@ -50,12 +62,20 @@ impl Rootfs {
             .rev()
             .collect();
         if ctx.status(r) == Status::Running {
+            let frozen = match freeze {
+                Some(state) if ctx.engine.status(&r.id) == Some(ContainerStatus::Running) => {
+                    state.pause(&r.id)?;
+                    Some((state.clone(), r.id.clone()))
+                }
+                _ => None,
+            };
             return Ok(Rootfs {
                 path: dir.join("rootfs"),
                 dir,
                 volumes,
                 mounted_here: false,
                 _lock: None,
+                frozen,
             });
         }
         let lock = ctx.lock(&r.id)?;
@@ -70,6 +90,7 @@ impl Rootfs {
             volumes,
             mounted_here: true,
             _lock: Some(lock),
+            frozen: None,
         })
     }
 
