@@ -27,6 +27,10 @@ fn side(arg: &str) -> Side {
 }
 
 pub fn run(env: &Env, a: &CpArgs) -> Result<u8> {
+    // a closed pipe (ours, or `cp NAME:/x - | head`) is an error to report,
+    // not a signal that would end us with the container still frozen
+    // SAFETY: a disposition set before any thread of ours exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let ctx = env.ctx();
     match (side(&a.src), side(&a.dest)) {
         (Side::Container(c, p), Side::Host(dest)) => {
@@ -119,7 +123,12 @@ fn copy(src: &Path, contents: bool, dest: &Path, dest_is_dir_hint: bool) -> Resu
     let (reader, writer) = io::pipe()?;
     let src = src.to_path_buf();
     let writer_thread = std::thread::spawn(move || write_tar(&src, &name, contents, writer));
-    let unpacked = unpack(reader, &dir);
+    let mut reader = reader;
+    let unpacked = unpack(&mut reader, &dir);
+    if unpacked.is_err() {
+        // let the writer finish
+        let _ = io::copy(&mut reader, &mut io::sink());
+    }
     writer_thread.join().map_err(|_| anyhow!("the tar writer panicked"))??;
     unpacked
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use libcontainer::oci_spec::runtime::Spec;
 
-use crate::container::{Ctx, Record, Status};
+use crate::container::{lock_stopped, Ctx, Record, Status};
 use crate::imagespec::paths::resolve_in_rootfs;
 use crate::oci::StateRoot;
 use crate::util::lock::FileLock;
@@ -61,7 +61,11 @@ impl Rootfs {
             .filter_map(|m| Some((m.destination().clone(), m.source().clone()?)))
             .rev()
             .collect();
-        if ctx.status(r) == Status::Running {
+        let lock = match ctx.status(r) {
+            Status::Running => None,
+            _ => lock_stopped(ctx, &r.id)?,
+        };
+        let Some(lock) = lock else {
             let frozen = match freeze {
                 Some(state) if ctx.engine.status(&r.id) == Some(ContainerStatus::Running) => {
                     state.pause(&r.id)?;
@@ -77,8 +81,7 @@ impl Rootfs {
                 _lock: None,
                 frozen,
             });
-        }
-        let lock = ctx.lock(&r.id)?;
+        };
         let store = ctx.store()?;
         let image = store
             .resolve(&r.image_id)

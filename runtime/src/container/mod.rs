@@ -21,5 +21,5 @@ mod fakes;
 mod tests;
 
 pub use record::{Record, RunSummary, Status};
-pub use restart::start_exited;
+pub use restart::{lock_stopped, start_exited};
 pub use store::{valid_name, Ctx};

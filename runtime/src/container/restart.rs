@@ -4,6 +4,7 @@
 //! under a new monitor.
 
 use std::fs;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use libcontainer::oci_spec::runtime::Spec;
@@ -14,13 +15,35 @@ use super::monitor;
 use super::record::{Phase, Record};
 use super::store::Ctx;
 use super::Status;
+use crate::util::lock::FileLock;
 use crate::util::proc::ProcessIdentity;
+
+/// The lock of container `id` once nobody holds it while it does not run
+/// (a monitor may still be tearing it down): None when it runs (its
+/// monitor holds the lock for its life, so waiting would never end).
+pub fn lock_stopped(ctx: &Ctx, id: &str) -> Result<Option<FileLock>> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if ctx.status(&ctx.load(id)?) == Status::Running {
+            return Ok(None);
+        }
+        if let Some(lock) = ctx.try_lock(id)? {
+            return Ok(Some(lock));
+        }
+        if Instant::now() > deadline {
+            bail!("container {id} is busy (being set up or torn down); try again");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// Starts exited container `wanted` again; returns once it runs.
 pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
     let r = ctx.resolve(wanted)?;
     let id = r.id.clone();
-    let lock = ctx.lock(&id)?;
+    let Some(lock) = lock_stopped(ctx, &id)? else {
+        return Ok(()); // someone else started it
+    };
     // under the lock: nobody started or removed it meanwhile
     let mut record = ctx.load(&id)?;
     match ctx.status(&record) {
