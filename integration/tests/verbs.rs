@@ -838,3 +838,43 @@ fn help_reads_like_dockers() {
         (2, "unknown flag: --bogus\nSee 'minirun ps --help'.\n")
     );
 }
+
+#[test]
+fn logs_with_timestamps_since_and_until() {
+    let env = Env::with_busybox();
+    run_d(&env, "timed", &[], &["sh", "-c", "echo a; sleep 2; echo b; sleep 60"]);
+    wait_until("both lines", 20 * SECOND, || {
+        env.run(["logs", "timed"]).ok().stdout == "a\nb\n"
+    });
+    let t = env.run(["logs", "-t", "timed"]).ok().stdout;
+    let stamps: Vec<(f64, &str)> = t
+        .lines()
+        .map(|l| {
+            let (ts, text) = l.split_once(' ').unwrap();
+            assert!(ts.ends_with('Z') && ts.len() == 30, "docker's fixed nanoseconds: {ts}");
+            let secs = chrono_secs(ts);
+            (secs, text)
+        })
+        .collect();
+    assert_eq!(stamps.iter().map(|s| s.1).collect::<Vec<_>>(), ["a", "b"], "{t}");
+    let gap = stamps[1].0 - stamps[0].0;
+    assert!((1.5..10.0).contains(&gap), "b came 2 s after a, not {gap}: {t}");
+    let mid = format!("{:.3}", stamps[0].0 + 1.0);
+    assert_eq!(env.run(["logs", "--since", &mid, "timed"]).ok().stdout, "b\n");
+    assert_eq!(env.run(["logs", "--until", &mid, "timed"]).ok().stdout, "a\n");
+    assert_eq!(
+        env.run(["logs", "--since", "10m", "--tail", "1", "timed"]).ok().stdout,
+        "b\n"
+    );
+    assert_eq!(env.run(["logs", "--since", "0s", "timed"]).ok().stdout, "");
+    env.run(["rm", "-f", "timed"]).ok();
+}
+
+/// Seconds since the epoch of `2026-12-01T11:25:49.123456789Z`.
+fn chrono_secs(ts: &str) -> f64 {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", ts, "+%s.%N"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+}

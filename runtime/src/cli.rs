@@ -586,6 +586,18 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs ("all" by default)
     #[arg(short = 'n', long, value_name = "N|all")]
     pub tail: Option<String>,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (RFC 3339, unix seconds) or relative (e.g. 42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (RFC 3339, unix seconds) or relative (e.g. 42m)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs (none are kept: accepted)
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 

@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod engine;
 pub mod launch;
+pub mod logtimes;
 mod monitor;
 pub mod network;
 mod record;

@@ -82,6 +82,9 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         _ => Stdio::default(),
     };
     let dir = ctx.dir(&id);
+    // when each piece of output arrived, for `logs -t/--since/--until`:
+    // watched from here, by a thread started once no more process is forked
+    let log_start = super::logtimes::length(&dir.join("container.log"));
     let started = (|| {
         // bound before the start, so a client may connect as soon as it runs
         let listener = attach::listen(&dir)?;
@@ -115,6 +118,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     crate::events::container(&ctx.data_root, "start", record, &[]);
     let _ = write!(report, "ok");
     drop(report);
+    let times = super::logtimes::watch(&dir.join("container.log"), log_start);
     let output = started.master.map(|mut m| {
         let mut log = log;
         let server = server.clone();
@@ -141,6 +145,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     if let Some(t) = output {
         let _ = t.join();
     }
+    drop(times);
     // no new client; those attached learn the code once all is torn down
     let _ = std::fs::remove_file(dir.join(attach::SOCKET));
     let _ = teardown::teardown(ctx, &id, Some(code));
