@@ -94,6 +94,19 @@ pub fn time_of(times: &[(u64, i64)], offset: u64, mtime: i64) -> i64 {
     }
 }
 
+/// The log's modification time, in nanoseconds.
+pub fn mtime(log: &Path) -> i64 {
+    File::open(log)
+        .and_then(|f| f.metadata())
+        .and_then(|m| m.modified())
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .timestamp_nanos_opt()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,17 +120,4 @@ mod tests {
         assert_eq!(time_of(&times, 12, 300), 300, "not seen yet: the last write");
         assert_eq!(time_of(&[], 3, 50), 50);
     }
-}
-
-/// The log's modification time, in nanoseconds.
-pub fn mtime(log: &Path) -> i64 {
-    File::open(log)
-        .and_then(|f| f.metadata())
-        .and_then(|m| m.modified())
-        .map(|t| {
-            chrono::DateTime::<chrono::Utc>::from(t)
-                .timestamp_nanos_opt()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
 }
