@@ -11,7 +11,7 @@ pub mod logtimes;
 mod monitor;
 pub mod network;
 mod record;
-mod restart;
+mod start_again;
 pub mod run;
 mod store;
 pub mod teardown;
@@ -22,5 +22,5 @@ mod fakes;
 mod tests;
 
 pub use record::{Record, RunSummary, Status};
-pub use restart::{lock_stopped, start_exited};
+pub use start_again::{lock_stopped, start_exited};
 pub use store::{valid_name, Ctx};
