@@ -29,6 +29,16 @@ pub struct Credentials {
     pub secret: String,
 }
 
+/// The user name docker's credential helpers answer with an identity token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
+impl Credentials {
+    /// An identity token (OAuth2 refresh token) kept in place of a password.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.secret.as_str())
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -140,6 +150,19 @@ pub fn lookup(domain: &str, authfile: Option<&Path>) -> Result<Option<Credential
         }
         if let Some(key) = auths_key(&map, domain) {
             let entry = &map["auths"][&key];
+            // docker keeps the identity token a registry answered at login beside
+            // (or instead of) the password, and uses it first
+            if let Some(token) = entry
+                .get("identitytoken")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                tracing::debug!(registry = domain, file = %path.display(), "using a stored identity token");
+                return Ok(Some(Credentials {
+                    username: IDENTITY_TOKEN_USER.to_string(),
+                    secret: token.to_string(),
+                }));
+            }
             let Some(encoded) = entry.get("auth").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
                 continue;
             };
@@ -273,15 +296,6 @@ fn helper_get(helper: &str, domain: &str) -> Result<Option<Credentials>> {
         what: format!("credential helper docker-credential-{helper}"),
         reason: "its answer to get is not the expected JSON".into(),
     })?;
-    if answer.username == "<token>" {
-        // An identity token (OAuth refresh token): minirun does not do that exchange.
-        tracing::warn!(
-            registry = domain,
-            helper,
-            "ignoring an identity token from the credential helper"
-        );
-        return Ok(None);
-    }
     Ok(Some(Credentials {
         username: answer.username,
         secret: answer.secret,
@@ -347,10 +361,12 @@ mod tests {
             &format!(
                 r#"{{"auths": {{"https://index.docker.io/v1/": {{"auth": "{}"}},
                     "localhost:5000": {{"auth": "{}"}},
-                    "https://ghcr.io": {{"auth": "{}"}}}}}}"#,
+                    "https://ghcr.io": {{"auth": "{}"}},
+                    "quay.example": {{"auth": "{}", "identitytoken": "refresh-1"}}}}}}"#,
                 b64("hub:pw1"),
                 b64("me:p:w"),
-                b64("gh:tok")
+                b64("gh:tok"),
+                b64("q:pw")
             ),
         );
         let get = |d: &str| lookup(d, Some(&file)).unwrap();
@@ -360,6 +376,11 @@ mod tests {
         assert_eq!(get("ghcr.io").unwrap().secret, "tok");
         assert_eq!(get("quay.io"), None);
         assert!(!format!("{local:?}").contains("p:w"));
+        assert_eq!(local.identity_token(), None);
+        // docker uses a stored identity token before the password
+        let quay = get("quay.example").unwrap();
+        assert_eq!(quay.identity_token(), Some("refresh-1"));
+        assert!(!format!("{quay:?}").contains("refresh-1"));
     }
 
     #[test]

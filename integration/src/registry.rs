@@ -420,6 +420,12 @@ pub struct TokenServer {
     pub requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+/// The identity token a [`TokenServer`] for `password` accepts in a
+/// `grant_type=refresh_token` request.
+pub fn identity_token(password: &str) -> String {
+    format!("identity-{password}")
+}
+
 impl TokenServer {
     pub const SERVICE: &'static str = "minirun-test-registry";
     pub const ISSUER: &'static str = "minirun-test-issuer";
@@ -457,6 +463,7 @@ impl TokenServer {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let ctx = TokenCtx {
+            refresh: identity_token(password),
             key: dir.join("token.key"),
             x5c: base64::engine::general_purpose::STANDARD.encode(der),
             expected: format!(
@@ -502,6 +509,8 @@ struct TokenCtx {
     key: PathBuf,
     x5c: String,
     expected: String,
+    /// The identity token (OAuth2 refresh token) this server accepts.
+    refresh: String,
 }
 
 impl TokenCtx {
@@ -514,6 +523,7 @@ impl TokenCtx {
             return "broken".into();
         }
         let mut authorization = None;
+        let mut length = 0usize;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -522,22 +532,43 @@ impl TokenCtx {
             if let Some((k, v)) = line.split_once(':') {
                 if k.eq_ignore_ascii_case("authorization") {
                     authorization = Some(v.trim().to_string());
+                } else if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
                 }
             }
         }
-        let query = request_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.split_once('?'))
-            .map(|(_, q)| q.to_string())
-            .unwrap_or_default();
-        let scopes: Vec<String> = query
-            .split('&')
-            .filter_map(|kv| kv.strip_prefix("scope="))
-            .map(percent_decode)
-            .collect();
+        // GET ?scope=...&service=... with basic auth (docker's token spec), or
+        // POST grant_type=refresh_token&refresh_token=... (its OAuth2 spec)
+        let post = request_line.starts_with("POST ");
+        let query = if post {
+            let mut body = vec![0; length.min(64 * 1024)];
+            if reader.read_exact(&mut body).is_err() {
+                return "broken".into();
+            }
+            String::from_utf8_lossy(&body).into_owned()
+        } else {
+            request_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.split_once('?'))
+                .map(|(_, q)| q.to_string())
+                .unwrap_or_default()
+        };
+        let field = |name: &str| -> Vec<String> {
+            query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .map(percent_decode)
+                .collect()
+        };
+        let scopes = field("scope");
         let mut conn = conn;
-        if authorization.as_deref() != Some(self.expected.as_str()) {
+        let allowed = if post {
+            field("grant_type") == ["refresh_token"] && field("refresh_token") == [self.refresh.clone()]
+        } else {
+            authorization.as_deref() == Some(self.expected.as_str())
+        };
+        if !allowed {
             let body = r#"{"details":"incorrect username or password"}"#;
             let _ = write!(
                 conn,
@@ -561,7 +592,8 @@ impl TokenCtx {
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        format!("granted {}", scopes.join(" "))
+        let how = if post { "granted by refresh token" } else { "granted" };
+        format!("{how} {}", scopes.join(" "))
     }
 
     fn jwt(&self, access: &[serde_json::Value]) -> String {

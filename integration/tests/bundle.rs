@@ -1021,3 +1021,32 @@ fn exec_takes_runc_process_options() {
     );
     drop(_subs);
 }
+
+#[test]
+fn a_bundles_masked_seccomp_rule_is_applied_as_runc_reads_it() {
+    let env = Env::new();
+    // runc's order: value is the mask, valueTwo the value compared. chmod
+    // with the owner's execute bit clear is refused, with it set allowed; read
+    // the other way round (mask 0), nothing would be.
+    let masked = |index: u32| json!({"index": index, "value": 0o100, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"});
+    let b = env.bundle(
+        "masked",
+        &[
+            "sh",
+            "-c",
+            "touch /tmp/f; chmod 700 /tmp/f && echo 700 ok; chmod 600 /tmp/f || echo 600 refused",
+        ],
+        |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [
+                    {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "args": [masked(1)]},
+                    {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "args": [masked(2)]}
+                ]
+            });
+        },
+    );
+    let r = env.run(["run", "--bundle", b.to_str().unwrap(), &id("masked")]).ok();
+    assert_eq!(r.stdout, "700 ok\n600 refused\n", "{r:#?}");
+    assert!(r.stderr.contains("Operation not permitted"), "{r:#?}");
+}

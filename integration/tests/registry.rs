@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use minirun_integration::registry::{Auth, Options, Registry};
+use minirun_integration::registry::{identity_token, Auth, Options, Registry};
 use minirun_integration::{tool, Env, Run};
 use rootfs_fixtures::{build_image_with_layers, ImageFormat, LayerEntry};
 use serde_json::{json, Value};
@@ -569,6 +569,74 @@ fn credential_helpers_are_asked() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     cmd.env("PATH", path);
     env.run_cmd(cmd, None).ok();
+}
+
+/// An identity token (OAuth2 refresh token) from a credential helper (user
+/// `<token>`) or from `identitytoken` in config.json is traded for an access
+/// token at the registry's realm; a refused one is "unauthorized", stores
+/// nothing, and is never printed.
+#[test]
+fn identity_tokens_are_exchanged_for_access_tokens() {
+    let env = Env::new();
+    let reg = registry_with(|user, password| Auth::Token { user, password });
+    let tar = archive(&env, "i", &[]);
+    reg.push(&docker_archive(&tar), "idt/app:v1", &[]);
+    let image = format!("{}/idt/app:v1", reg.addr);
+    let token = identity_token(PASSWORD);
+    let granted = || {
+        let requests = reg.token_server.as_ref().unwrap().requests.lock().unwrap().clone();
+        requests
+            .iter()
+            .filter(|r| *r == "granted by refresh token repository:idt/app:pull")
+            .count()
+    };
+
+    // config.json's identitytoken: a wrong one is refused, nothing is stored
+    let authfile = env.path().join("id.json");
+    let write_authfile = |token: &str| {
+        fs::write(
+            &authfile,
+            json!({"auths": {reg.addr.as_str(): {"identitytoken": token}}}).to_string(),
+        )
+        .unwrap()
+    };
+    write_authfile("identity-wrong");
+    let r = pull(&env, &image, &["--authfile", authfile.to_str().unwrap()]).fails_with("refused the identity token");
+    assert!(r.stderr.contains(&reg.addr), "{r:#?}");
+    assert!(no_images(&env), "a refused pull stored something");
+    assert_eq!(granted(), 0);
+    write_authfile(&token);
+    let r = pull(&env, &image, &["--authfile", authfile.to_str().unwrap(), "--debug"]).ok();
+    assert!(
+        !r.stdout.contains(&token) && !r.stderr.contains(&token),
+        "the identity token was printed: {r:#?}"
+    );
+    assert_eq!(granted(), 1);
+    assert_eq!(run_rm(&env, &image, &["echo", "in"]), "in\n");
+    mr(&env, &["rmi", &image]).ok();
+
+    // a credential helper answering user <token>
+    let bin = env.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-minirun-idt");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = {a} ] || exit 1\n\
+             echo '{{\"ServerURL\":\"{a}\",\"Username\":\"<token>\",\"Secret\":\"{token}\"}}'\n",
+            a = reg.addr
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let helper_file = env.path().join("helper.json");
+    fs::write(&helper_file, r#"{"credsStore": "minirun-idt"}"#).unwrap();
+    let mut cmd = env.cmd(["pull", "--authfile", helper_file.to_str().unwrap(), &image]);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env("PATH", path);
+    env.run_cmd(cmd, None).ok();
+    assert_eq!(granted(), 2);
 }
 
 // ---------------------------------------------------------------------------

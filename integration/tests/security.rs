@@ -86,6 +86,22 @@ fn nothing_left(env: &Env) {
         .filter(|e| !e.starts_with('.'))
         .collect();
     assert_eq!(state, Vec::<String>::new());
+    // no address leased on any network
+    for e in fs::read_dir(env.data_root.join("networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().ends_with(".leases.json") {
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            assert!(
+                !text
+                    .split('"')
+                    .any(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())),
+                "a lease is left: {text}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -389,4 +405,226 @@ fn symlinks_in_the_image_resolve_inside_it() {
     // nothing was made on the host through the links
     assert!(!Path::new("/run/hosts").exists() || fs::read_to_string("/run/hosts").is_ok_and(|t| !t.contains("linked")));
     assert!(!Path::new("/srv/cache").exists() || fs::read_dir("/srv/cache").is_ok());
+}
+
+/// `mknod` a character device in `dir` (a node of the host's, made where
+/// the container can see it without --device).
+fn mknod_char(path: &Path, major: u32, minor: u32) {
+    let st = Command::new("mknod")
+        .arg(path)
+        .args(["c", &major.to_string(), &minor.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod {}", path.display());
+}
+
+#[test]
+fn devices_only_with_device_flags() {
+    let (env, dir) = setup();
+    if !Path::new("/dev/loop-control").exists() {
+        eprintln!("skipped: no /dev/loop-control on this host");
+        return;
+    }
+    // the same device (10:237) as a node in a bind-mounted directory
+    let nodes = env.path().join("nodes");
+    fs::create_dir_all(&nodes).unwrap();
+    mknod_char(&nodes.join("lc"), 10, 237);
+    let v = format!("{}:/nodes", nodes.display());
+    let open = |flags: &[&str], path: &str, mode: &str| {
+        let mut all = vec!["-v", &v];
+        all.extend_from_slice(flags);
+        probe(&env, &dir, &all, &["open", path, mode])
+    };
+    // without --device: not in /dev, and the device cgroup refuses the node elsewhere
+    assert_eq!(open(&[], "/dev/loop-control", "r"), "ENOENT");
+    assert_eq!(open(&[], "/nodes/lc", "r"), "EPERM");
+    // --device: there, readable and writable
+    assert_eq!(
+        open(&["--device", "/dev/loop-control"], "/dev/loop-control", "rw"),
+        "ok"
+    );
+    assert_eq!(open(&["--device", "/dev/loop-control"], "/nodes/lc", "rw"), "ok");
+    // at another path, read-only in the cgroup
+    let ro = ["--device", "/dev/loop-control:/dev/lc:r"];
+    assert_eq!(open(&ro, "/dev/lc", "r"), "ok");
+    assert_eq!(open(&ro, "/dev/lc", "w"), "EPERM");
+    assert_eq!(open(&ro, "/dev/loop-control", "r"), "ENOENT");
+    // a device cgroup rule alone: the node, no /dev entry
+    let rule = ["--device-cgroup-rule", "c 10:237 rwm"];
+    assert_eq!(open(&rule, "/nodes/lc", "rw"), "ok");
+    assert_eq!(open(&["--device-cgroup-rule", "c 10:* r"], "/nodes/lc", "w"), "EPERM");
+
+    // errors name the bad value and leave nothing behind
+    for (flags, says) in [
+        (
+            vec!["--device", "/dev/nonexistent-minirun"],
+            "\"/dev/nonexistent-minirun\"",
+        ),
+        (vec!["--device", "/dev/null:/dev/n:rx"], "invalid device mode: rx"),
+        (vec!["--device", "/etc/hostname"], "not a device node"),
+        (vec!["--device-cgroup-rule", "c 1:3 rwx"], "'c 1:3 rwx'"),
+    ] {
+        let mut all = vec!["run", "--rm"];
+        all.extend(flags.iter().copied());
+        all.extend(["busybox", "true"]);
+        let r = env.run(all);
+        assert_eq!(r.code, 125, "{flags:?}: {r:#?}");
+        assert!(r.stderr.contains(says), "{flags:?}: {r:#?}");
+        nothing_left(&env);
+    }
+}
+
+#[test]
+fn namespaced_sysctls_only() {
+    let (env, dir) = setup();
+    let r = run(
+        &env,
+        &dir,
+        &[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=123456789",
+            "--sysctl",
+            "fs.mqueue.msg_max=17",
+        ],
+        &[
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+            "/proc/sys/kernel/shmmax",
+            "/proc/sys/fs/mqueue/msg_max",
+        ],
+    )
+    .ok();
+    assert_eq!(r.stdout, "1\n123456789\n17\n");
+    // the host's stay as they were
+    assert_ne!(fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(), "123456789\n");
+
+    for (flags, says) in [
+        (
+            vec!["--sysctl", "kernel.panic=1"],
+            "sysctl \"kernel.panic\" is not allowed",
+        ),
+        (vec!["--sysctl", "vm.swappiness=1"], "\"vm.swappiness\""),
+        (
+            vec!["--net", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "\"net.ipv4.ip_forward\"",
+        ),
+        (
+            vec!["--ipc", "host", "--sysctl", "kernel.shmmax=1"],
+            "\"kernel.shmmax\"",
+        ),
+        (vec!["--sysctl", "net.ipv4.ip_forward"], "\"net.ipv4.ip_forward\""),
+        // namespaced but unknown to the kernel: refused at create, undone
+        (vec!["--sysctl", "net.ipv4.no_such_knob=1"], "no_such_knob"),
+    ] {
+        let mut all = vec!["run", "--rm"];
+        all.extend(flags.iter().copied());
+        all.extend(["busybox", "true"]);
+        let r = env.run(all);
+        assert_ne!(r.code, 0, "{flags:?}: {r:#?}");
+        assert!(r.stderr.contains(says), "{flags:?}: {r:#?}");
+        nothing_left(&env);
+    }
+}
+
+/// The namespace `kind` of process `pid` ("self": this test).
+fn ns_of(pid: &str, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn ipc_pid_and_uts_modes() {
+    let (env, dir) = setup();
+    let ns = |flags: &[&str], kind: &str| -> String {
+        let path = format!("/proc/self/ns/{kind}");
+        run(&env, &dir, flags, &["readlink", &path])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    for kind in ["ipc", "pid", "uts"] {
+        assert_ne!(ns(&[], kind), ns_of("self", kind), "{kind}: its own by default");
+        let flag = format!("--{kind}");
+        assert_eq!(ns(&[&flag, "host"], kind), ns_of("self", kind), "--{kind} host");
+    }
+    // --uts host: the host's name, which it cannot be given
+    let host_name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let r = run(&env, &dir, &["--uts", "host"], &["hostname"]).ok();
+    assert_eq!(r.stdout, host_name);
+    let r = env.run(["run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true"]);
+    assert!(r.code == 125 && r.stderr.contains("conflicting options"), "{r:#?}");
+    // --ipc none: no /dev/shm; --shm-size: its size; the default 64m
+    let shm = |flags: &[&str]| run(&env, &dir, flags, &["grep", "-c", " /dev/shm ", "/proc/mounts"]);
+    assert_eq!(shm(&["--ipc", "none"]).stdout.trim(), "0");
+    let r = run(&env, &dir, &["--shm-size", "1m"], &["df", "-k", "/dev/shm"]).ok();
+    assert!(
+        r.stdout.lines().nth(1).unwrap().split_whitespace().nth(1) == Some("1024"),
+        "{r:#?}"
+    );
+    let r = run(&env, &dir, &[], &["df", "-k", "/dev/shm"]).ok();
+    assert!(
+        r.stdout.lines().nth(1).unwrap().split_whitespace().nth(1) == Some("65536"),
+        "{r:#?}"
+    );
+
+    // container:X joins a shareable donor's IPC namespace and /dev/shm, and its PID namespace
+    let vol = format!("{}:/probe:ro", dir.display());
+    let donor = ["run", "-d", "--net", "none", "-v", &vol, "--name"];
+    let r = env.run(
+        [
+            &donor[..],
+            &[
+                "donor",
+                "--ipc",
+                "shareable",
+                "busybox",
+                "sh",
+                "-c",
+                "echo hi > /dev/shm/f; sleep 60",
+            ],
+        ]
+        .concat(),
+    );
+    let donor_id = r.ok().stdout.trim().to_string();
+    let inspect: serde_json::Value = serde_json::from_str(&env.run(["inspect", "donor"]).ok().stdout).unwrap();
+    let donor_pid = inspect[0]["State"]["Pid"].to_string();
+    assert_eq!(
+        ns(&["--ipc", "container:donor"], "ipc"),
+        ns_of(&donor_pid, "ipc"),
+        "--ipc container:donor"
+    );
+    let mut f = 0;
+    while !Path::new(&format!("/proc/{donor_pid}/root/dev/shm/f")).exists() && f < 50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        f += 1;
+    }
+    let r = run(&env, &dir, &["--ipc", "container:donor"], &["cat", "/dev/shm/f"]).ok();
+    assert_eq!(r.stdout, "hi\n");
+    assert_eq!(
+        ns(&["--pid", &format!("container:{donor_id}")], "pid"),
+        ns_of(&donor_pid, "pid")
+    );
+    let r = run(&env, &dir, &["--pid", "container:donor"], &["ps", "-o", "args"]).ok();
+    assert!(r.stdout.contains("sleep 60"), "{r:#?}");
+    // a donor that is not shareable, or gone, is refused by name
+    env.run([
+        "run", "-d", "--net", "none", "--name", "private", "busybox", "sleep", "60",
+    ])
+    .ok();
+    let r = env.run(["run", "--rm", "--ipc", "container:private", "busybox", "true"]);
+    assert!(
+        r.code == 125 && r.stderr.contains("\"private\"") && r.stderr.contains("shareable"),
+        "{r:#?}"
+    );
+    env.run(["rm", "-f", "donor", "private"]).ok();
+    for flag in ["--ipc", "--pid"] {
+        let r = env.run(["run", "--rm", flag, "container:donor", "busybox", "true"]);
+        assert!(r.code == 125 && r.stderr.contains("\"donor\""), "{flag}: {r:#?}");
+    }
+    nothing_left(&env);
 }

@@ -829,9 +829,9 @@ fn help_reads_like_dockers() {
         "{h:#?}"
     );
     // an unknown flag, in docker's words, without a guess
-    let r = env.run(["run", "--pid", "host", "busybox"]);
+    let r = env.run(["run", "--frobnicate", "busybox"]);
     assert_eq!(r.code, 125);
-    assert_eq!(r.stderr, "unknown flag: --pid\nSee 'minirun run --help'.\n");
+    assert_eq!(r.stderr, "unknown flag: --frobnicate\nSee 'minirun run --help'.\n");
     let r = env.run(["ps", "--bogus"]);
     assert_eq!(
         (r.code, r.stderr.as_str()),

@@ -128,6 +128,10 @@ pub struct AttachRequest {
     pub hostname: Option<String>,
     /// Names the container answers to on a user-defined network (its name, its short id).
     pub aliases: Vec<String>,
+    /// `--ip`: this address of a user-defined network's subnet, not one IPAM picks.
+    pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`: instead of the one derived from the address.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// runc's rule for container ids, the one rule of minirun (its runtime checks
@@ -256,14 +260,18 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     // Read before the lease lock: under it only `live` is asked.
     let records = list_attachments(&req.runtime_root)?;
     let in_use = |cid: &str| cid == id || in_use_among(cid, &records, live);
-    let ip = ipam::allocate(&req.data_root, &net, id, &in_use)?;
+    let ip = match req.ip {
+        Some(wanted) => ipam::allocate_fixed(&req.data_root, &net, id, wanted, &in_use)?,
+        None => ipam::allocate(&req.data_root, &net, id, &in_use)?,
+    };
+    let mac = req.mac.unwrap_or_else(|| link::mac_for_ip(ip));
     let mut att = Attachment::new(req);
     att.network = Some(net.name.clone());
     att.bridge = Some(net.bridge.clone());
     att.ip = Some(ip);
     att.prefix_len = Some(net.prefix_len());
     att.gateway = Some(net.gateway);
-    att.mac = Some(link::format_mac(&link::mac_for_ip(ip)));
+    att.mac = Some(link::format_mac(&mac));
     att.netns_path = Some(netns_path(&req.runtime_root, id));
     att.netns_owned = true;
     att.veth_host = Some(link::veth_name(id));
@@ -283,7 +291,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
                 ip,
                 prefix_len: net.prefix_len(),
                 gateway: net.gateway,
-                mac: link::mac_for_ip(ip),
+                mac,
                 mtu: net.mtu,
             };
             match link::connect_container(&cfg) {

@@ -126,6 +126,49 @@ pub fn reclaim(data_root: &Path, network: &str, live: &dyn Liveness) -> Result<V
     Ok(gone)
 }
 
+/// [`allocate`] of one given address (`--ip`): it must lie in the subnet,
+/// not be the gateway nor another live container's.
+pub fn allocate_fixed(
+    data_root: &Path,
+    network: &NetworkConfig,
+    container_id: &str,
+    wanted: Ipv4Addr,
+    live: &dyn Liveness,
+) -> Result<Ipv4Addr> {
+    let refuse = |reason: String| Error::Network {
+        network: network.name.clone(),
+        reason,
+    };
+    let subnet = network.subnet;
+    let last = subnet.size().saturating_sub(1) as u32;
+    let usable = (1..last).filter_map(|i| subnet.nth(i)).any(|ip| ip == wanted);
+    if !usable {
+        return Err(refuse(format!(
+            "Invalid address {wanted}: It does not belong to any of this network's subnets ({subnet})"
+        )));
+    }
+    if wanted == network.gateway {
+        return Err(refuse(format!("Address already in use: {wanted} is the gateway")));
+    }
+    let _l = FileLock::exclusive(&lock_path(data_root, &network.name))?;
+    if !crate::network::config_path(data_root, &network.name).exists() {
+        return Err(Error::NetworkNotFound(network.name.clone()));
+    }
+    let path = leases_path(data_root, &network.name);
+    let mut f = load(&path)?;
+    match f.leases.get(&wanted) {
+        Some(id) if id == container_id => return Ok(wanted),
+        Some(id) if live.is_alive(id) => {
+            return Err(refuse(format!("Address already in use: {wanted}")));
+        }
+        _ => {}
+    }
+    f.leases.retain(|_, id| id != container_id && live.is_alive(id));
+    f.leases.insert(wanted, container_id.to_string());
+    write_json(&path, &f, "lease file")?;
+    Ok(wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +195,31 @@ mod tests {
             write_json(&p, n, "network definition").unwrap();
         }
         allocate(d, n, id, alive)
+    }
+
+    #[test]
+    fn a_fixed_address_is_leased_once_and_then_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net("10.89.7.0/24");
+        alloc(d.path(), &n, "first", &alive).unwrap();
+        let want = Ipv4Addr::new(10, 89, 7, 3);
+        assert_eq!(allocate_fixed(d.path(), &n, "f", want, &alive).unwrap(), want);
+        // idempotent for its holder, refused to others while it lives
+        assert_eq!(allocate_fixed(d.path(), &n, "f", want, &alive).unwrap(), want);
+        let err = allocate_fixed(d.path(), &n, "g", want, &alive).unwrap_err().to_string();
+        assert!(err.contains("Address already in use"), "{err}");
+        for bad in [
+            Ipv4Addr::new(10, 89, 8, 3),
+            Ipv4Addr::new(10, 89, 7, 255),
+            Ipv4Addr::new(10, 89, 7, 1),
+        ] {
+            assert!(allocate_fixed(d.path(), &n, "g", bad, &alive).is_err(), "{bad}");
+        }
+        // the dynamic allocator goes around it
+        assert_eq!(alloc(d.path(), &n, "h", &alive).unwrap(), Ipv4Addr::new(10, 89, 7, 4));
+        // a dead holder's address can be taken
+        let dead = |id: &str| id != "f";
+        assert_eq!(allocate_fixed(d.path(), &n, "g", want, &dead).unwrap(), want);
     }
 
     #[test]

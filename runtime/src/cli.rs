@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod docker_help;
+mod run_flags;
 mod security;
 pub use docker_help::{parse as parse_docker_like, unknown_flag};
-pub use security::SecurityArgs;
+pub use run_flags::{ResourceArgs, RunFlags};
+pub use security::{HostArgs, MountArgs, SecurityArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -159,6 +161,9 @@ pub enum Command {
     /// Manage images: inspect, ls, rm
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage named volumes: create, ls, inspect, rm
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Restart one or more containers
     Restart(StopArgs),
     /// Rename a container
@@ -345,6 +350,38 @@ pub struct ImagesArgs {
     pub no_trunc: bool,
     /// REPOSITORY[:TAG]
     pub reference: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume (a random name if none is given); print its name
+    Create {
+        name: Option<String>,
+        /// Driver: only local
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only names
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print volumes as JSON
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses
+    #[command(alias = "remove")]
+    Rm {
+        /// No error for a volume that does not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -691,9 +728,9 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after SIGTERM before SIGKILL (default: the container's --stop-timeout, else 10)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -817,9 +854,12 @@ pub struct UpdateFlags {
     /// CPU realtime runtime per period, in microseconds
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(long, value_name = "N")]
+    /// CPU shares (relative weight; docker: --cpu-shares)
+    #[arg(long, visible_alias = "cpu-shares", short = 'c', value_name = "N")]
     pub cpu_share: Option<u64>,
+    /// Number of CPUs, docker's spelling (1.5: a quota of 150000 per 100000 microseconds)
+    #[arg(long, value_name = "DECIMAL")]
+    pub cpus: Option<String>,
     /// CPUs to use (0-3,7)
     #[arg(long, value_name = "LIST")]
     pub cpuset_cpus: Option<String>,
@@ -827,7 +867,7 @@ pub struct UpdateFlags {
     #[arg(long, value_name = "LIST")]
     pub cpuset_mems: Option<String>,
     /// Memory limit (bytes, or with k, m, g; -1: none)
-    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    #[arg(short = 'm', long, value_name = "SIZE", allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Memory soft limit (bytes, or with k, m, g)
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
@@ -902,8 +942,9 @@ pub struct RunArgs {
     /// Container hostname (default: the first 12 characters of the id)
     #[arg(long, short = 'h')]
     pub hostname: Option<String>,
-    /// Bind-mount a host path: HOST:CONTAINER[:ro|rw]
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind-mount a host path or a named volume: HOST|NAME:CONTAINER[:OPTIONS], options ro|rw, z|Z,
+    /// shared|slave|private|rshared|rslave|rprivate, nocopy (comma-separated)
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
     pub volume: Vec<String>,
     /// Keep stdin open
     #[arg(short, long)]
@@ -948,6 +989,12 @@ pub struct RunArgs {
     pub registry: RegistryOpts,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub mounts: MountArgs,
+    #[command(flatten)]
+    pub docker: RunFlags,
     /// Container id (bundle mode) or image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = false)]
     pub args: Vec<String>,

@@ -9,9 +9,14 @@ use libcontainer::oci_spec::runtime::Spec;
 use oci_spec::image::ImageConfiguration;
 use serde_json::{json, Value};
 
+pub mod host;
+pub mod mounts;
 pub mod paths;
+pub mod resources;
 pub mod seccomp;
 pub mod security;
+
+pub use mounts::{Tmpfs, Volume};
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -61,46 +66,24 @@ pub struct RunConfig {
     pub user: Option<String>,
     pub hostname: Option<String>,
     pub volumes: Vec<Volume>,
+    /// `--tmpfs` and `--mount type=tmpfs`
+    pub tmpfs: Vec<Tmpfs>,
+    /// `--shm-size` in bytes (docker's 64m if not given)
+    pub shm_size: Option<u64>,
+    /// devices, sysctls, shared namespaces
+    pub host: host::Host,
+    /// other containers' namespaces to join (`--ipc`/`--pid container:X`), resolved
+    pub joins: host::Joins,
     pub tty: bool,
     pub read_only: bool,
     /// capabilities, seccomp, no_new_privileges, AppArmor, groups
     pub security: security::Security,
-}
-
-/// `-v HOST:CTR[:ro|rw]`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    pub host: PathBuf,
-    pub container: PathBuf,
-    pub read_only: bool,
-}
-
-impl std::str::FromStr for Volume {
-    type Err = anyhow::Error;
-    fn from_str(spec: &str) -> Result<Self> {
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (host, ctr, mode) = match parts.as_slice() {
-            [h, c] => (*h, *c, "rw"),
-            [h, c, m] => (*h, *c, *m),
-            _ => bail!("invalid volume \"{spec}\": expected HOST:CONTAINER[:ro|rw]"),
-        };
-        let read_only = match mode {
-            "ro" => true,
-            "rw" => false,
-            other => bail!("invalid volume \"{spec}\": unknown mode \"{other}\" (ro or rw)"),
-        };
-        if !host.starts_with('/') {
-            bail!("invalid volume \"{spec}\": the host path must be absolute (named volumes are not supported)");
-        }
-        if !ctr.starts_with('/') || ctr == "/" {
-            bail!("invalid volume \"{spec}\": the container path must be absolute and not /");
-        }
-        Ok(Volume {
-            host: host.into(),
-            container: ctr.into(),
-            read_only,
-        })
-    }
+    /// `linux.resources` from docker's resource flags (issue 15)
+    pub resources: serde_json::Map<String, Value>,
+    /// `--ulimit`s as OCI rlimits
+    pub ulimits: Vec<Value>,
+    /// `--init`: the directory of minirun's init ([`crate::init::prepare`])
+    pub init_dir: Option<PathBuf>,
 }
 
 /// Parses an --env-file: KEY=VALUE lines, `#` comments and blank lines
@@ -290,15 +273,10 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
         let d = dest(Path::new(d))?;
         mounts.push(json!({"destination": d, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
     }
-    for v in &run.volumes {
-        let mut options = vec!["rbind", "rprivate", if v.read_only { "ro" } else { "rw" }];
-        // read-only all the way down (mounts below the source too), as docker 25+
-        if v.read_only && security::recursive_read_only() {
-            options.push("rro");
-        }
-        let d = dest(&v.container)?;
-        mounts.push(json!({"destination": d, "type": "bind", "source": v.host, "options": options}));
-    }
+    let user = mounts::user_mounts(&run.volumes, &run.tmpfs, &dest)?;
+    // a default mount the user mounts something else on is left out, as docker does
+    mounts.retain(|m| !user.iter().any(|u| u["destination"] == m["destination"]));
+    mounts.extend(user);
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -336,7 +314,15 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
+    if let Some(p) = mounts::root_propagation(&run.volumes) {
+        spec["linux"]["rootfsPropagation"] = json!(p);
+    }
+    resources::apply(&mut spec, &run.resources, &run.ulimits);
+    if let Some(dir) = &run.init_dir {
+        crate::init::apply(&mut spec, dir)?;
+    }
     run.security.apply(&mut spec, uid, inp.rootfs)?;
+    run.host.apply(&mut spec, &run.joins, run.shm_size)?;
     let spec: Spec = serde_json::from_value(spec).context("internal error: generated spec is invalid")?;
     Ok(spec)
 }
@@ -415,11 +401,16 @@ mod tests {
             Volume {
                 host: "/data".into(),
                 container: "/srv".into(),
-                read_only: true
+                read_only: true,
+                propagation: "rprivate",
+                create_source: true,
+                recursive: true,
+                named: None,
+                copy: true,
             }
         );
         assert!(!"/a:/b".parse::<Volume>().unwrap().read_only);
-        for bad in ["/a", "rel:/b", "/a:b", "/a:/b:xx", "/a:/b:ro:z", "/a:/"] {
+        for bad in ["/a", "r/el:/b", "/a:b", "/a:/b:xx", "/a:/b:ro:z", "/a:/"] {
             let err = bad.parse::<Volume>().unwrap_err().to_string();
             assert!(err.contains(&format!("\"{bad}\"")), "{bad}: {err}");
         }

@@ -10,6 +10,7 @@ mod container;
 mod events;
 mod hook;
 mod imagespec;
+mod init;
 mod logging;
 mod oci;
 mod seal;
@@ -23,6 +24,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // an OCI hook run through minirun (see hook.rs): before anything else
     if let Some(code) = hook::run_if_shim() {
+        return code;
+    }
+    // `--init`: minirun as a container's PID 1 (see init.rs)
+    if let Some(code) = init::run_if_init() {
         return code;
     }
     // Rust starts with SIGPIPE ignored; an ignored disposition survives exec,

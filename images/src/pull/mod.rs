@@ -26,6 +26,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod identity;
 mod platform;
 mod session;
 mod transport;

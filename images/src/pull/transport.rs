@@ -129,12 +129,31 @@ pub(super) async fn connect<'a>(
     opts: &PullOptions,
     progress: &'a dyn PullProgress,
 ) -> Result<(Session<'a>, Option<String>)> {
-    let auth = match &opts.credentials {
-        Some(c) => RegistryAuth::Basic(c.username.clone(), c.secret.clone()),
-        None => RegistryAuth::Anonymous,
-    };
     let insecure = opts.tls_verify == Some(false);
     let may_fall_back = insecure || is_loopback(&remote.domain);
+    let full = reference.full();
+    let mut plain = !insecure && is_loopback(&remote.domain) && loopback_speaks_plain_http(&remote.domain);
+    let auth = match &opts.credentials {
+        Some(c) => match c.identity_token() {
+            Some(refresh) => {
+                let http = identity_client(&certs, insecure).map_err(|e| Error::Registry {
+                    reference: full.clone(),
+                    registry: remote.domain.clone(),
+                    reason: chain(&e),
+                })?;
+                let schemes: &[&str] = match (plain, may_fall_back) {
+                    (true, _) => &["http"],
+                    (false, true) => &["https", "http"],
+                    (false, false) => &["https"],
+                };
+                let (token, http_only) = super::identity::exchange(&http, &remote, refresh, schemes, &full).await?;
+                plain = http_only;
+                token.map_or(RegistryAuth::Anonymous, RegistryAuth::Bearer)
+            }
+            None => RegistryAuth::Basic(c.username.clone(), c.secret.clone()),
+        },
+        None => RegistryAuth::Anonymous,
+    };
     let make_client = |protocol: ClientProtocol| {
         Client::try_from(ClientConfig {
             protocol,
@@ -146,8 +165,6 @@ pub(super) async fn connect<'a>(
             ..Default::default()
         })
     };
-    let full = reference.full();
-    let plain = !insecure && is_loopback(&remote.domain) && loopback_speaks_plain_http(&remote.domain);
     let mut session = Session {
         store,
         full: full.clone(),
@@ -203,6 +220,20 @@ pub(super) async fn connect<'a>(
         }
     };
     Ok((session, token))
+}
+
+/// The HTTP client of the identity-token exchange, with the pull's certificates.
+fn identity_client(certs: &[Certificate], insecure: bool) -> std::result::Result<reqwest::Client, reqwest::Error> {
+    let roots: Vec<reqwest::Certificate> = certs
+        .iter()
+        .filter_map(|c| reqwest::Certificate::try_from(c).ok())
+        .collect();
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(insecure)
+        .tls_certs_merge(roots)
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
 }
 
 /// Check credentials against registry `domain` (login): a token server

@@ -1,8 +1,10 @@
 /* sysprobe: tries one syscall and prints "ok" or the errno's name, for the
  * security tests (built static with the host's cc, copied into a test image).
- *   sysprobe add_key | keyctl | fork | clone_newns | unshare_user | mknod PATH | chown PATH */
+ *   sysprobe add_key | keyctl | fork | clone_newns | unshare_user | mknod PATH | chown PATH
+ *            | open PATH r|w|rw */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,5 +51,9 @@ int main(int argc, char **argv) {
         return report(mknod(argv[2], S_IFCHR | 0600, makedev(1, 3)));
     if (!strcmp(what, "chown") && argc > 2)
         return report(chown(argv[2], 1234, 1234));
+    if (!strcmp(what, "open") && argc > 3) {
+        int flags = !strcmp(argv[3], "r") ? O_RDONLY : !strcmp(argv[3], "w") ? O_WRONLY : O_RDWR;
+        return report(open(argv[2], flags));
+    }
     return 2;
 }

@@ -28,6 +28,8 @@ impl World {
             ports: crate::parse_publish_all(ports).unwrap(),
             hostname: Some(id.into()),
             aliases: vec![format!("{id}-alias")],
+            ip: None,
+            mac: None,
         }
     }
     fn guard(&self, id: &str) -> NetnsGuard {

@@ -88,10 +88,10 @@ mod tests {
 
     #[test]
     fn unknown_flags_in_dockers_words() {
-        let e = try_parse(&["run", "--pid", "busybox"]).unwrap_err();
+        let e = try_parse(&["run", "--frobnicate", "busybox"]).unwrap_err();
         assert_eq!(
             unknown_flag(&e, Some("run")).unwrap(),
-            "unknown flag: --pid\nSee 'minirun run --help'."
+            "unknown flag: --frobnicate\nSee 'minirun run --help'."
         );
     }
 

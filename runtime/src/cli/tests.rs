@@ -227,3 +227,103 @@ fn attach_and_detach_keys_flags() {
         (true, true, Some("ctrl-@"))
     );
 }
+
+#[test]
+fn run_takes_docker_device_namespace_and_mount_flags() {
+    let cli = parse(&[
+        "run",
+        "--device",
+        "/dev/fuse",
+        "--device-cgroup-rule",
+        "c 1:3 rwm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--ipc",
+        "shareable",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--tmpfs",
+        "/run:size=1m",
+        "--mount",
+        "type=tmpfs,target=/t",
+        "--shm-size",
+        "128m",
+        "busybox",
+        "sh",
+    ]);
+    let Some(Command::Run(r)) = cli.command else {
+        panic!("not run")
+    };
+    assert_eq!(r.host.device, ["/dev/fuse"]);
+    assert_eq!(r.host.device_cgroup_rule, ["c 1:3 rwm"]);
+    assert_eq!(r.host.sysctl, ["net.ipv4.ip_forward=1"]);
+    assert_eq!(
+        (r.host.ipc.as_deref(), r.host.pid.as_deref(), r.host.uts.as_deref()),
+        (Some("shareable"), Some("host"), Some("host"))
+    );
+    assert_eq!(r.mounts.tmpfs, ["/run:size=1m"]);
+    assert_eq!(r.mounts.mount, ["type=tmpfs,target=/t"]);
+    assert_eq!(r.mounts.shm_size.as_deref(), Some("128m"));
+    assert_eq!(r.args, ["busybox", "sh"]);
+}
+
+#[test]
+fn docker_run_flags_of_issue_15_parse() {
+    let cli = parse(&[
+        "run",
+        "-m",
+        "1g",
+        "--memory-swap",
+        "-1",
+        "--cpus",
+        "1.5",
+        "-c",
+        "512",
+        "--ulimit",
+        "nofile=1:2",
+        "--restart",
+        "on-failure:3",
+        "--init",
+        "--stop-signal",
+        "USR1",
+        "--stop-timeout",
+        "-1",
+        "--health-cmd",
+        "true",
+        "--no-healthcheck",
+        "--add-host",
+        "a:1.2.3.4",
+        "--ip",
+        "10.0.0.9",
+        "-l",
+        "k=v",
+        "-a",
+        "stdout",
+        "--sig-proxy=false",
+        "busybox",
+        "sh",
+    ]);
+    let Some(Command::Run(r)) = cli.command else {
+        panic!("not run")
+    };
+    let d = &r.docker;
+    assert_eq!(d.resources.memory.as_deref(), Some("1g"));
+    assert_eq!(d.resources.memory_swap.as_deref(), Some("-1"));
+    assert_eq!(d.resources.cpu_shares, Some(512));
+    assert_eq!(d.stop_timeout, Some(-1));
+    assert_eq!(d.sig_proxy, Some(false));
+    assert!(d.init && d.no_healthcheck);
+    assert_eq!(d.attach, ["stdout"]);
+    assert_eq!(r.args, ["busybox", "sh"]);
+    // docker update's spellings
+    let cli = parse(&["update", "-m", "64m", "--cpu-shares", "2", "--cpus", "0.5", "web"]);
+    let Some(Command::Update(u)) = cli.command else {
+        panic!("not update")
+    };
+    assert_eq!(
+        (u.flags.memory.as_deref(), u.flags.cpu_share, u.flags.cpus.as_deref()),
+        (Some("64m"), Some(2), Some("0.5"))
+    );
+}

@@ -104,6 +104,8 @@ pub struct InspectState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::container::health::HealthState>,
 }
 
 /// A mount as docker's inspect shows it.
@@ -142,6 +144,12 @@ pub struct InspectConfig {
     pub entrypoint: Option<Vec<String>>,
     pub on_build: Option<Vec<String>>,
     pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::container::health::HealthConfig>,
 }
 
 /// Go's `struct{}`: `{}` in JSON.
@@ -155,20 +163,17 @@ pub struct InspectHost {
     pub container_i_d_file: String,
     pub network_mode: String,
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
-    pub restart_policy: RestartPolicy,
+    pub restart_policy: crate::container::restart::RestartPolicy,
     pub auto_remove: bool,
     pub dns: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub extra_hosts: Option<Vec<String>>,
+    pub init: Option<bool>,
     pub publish_all_ports: bool,
     pub readonly_rootfs: bool,
     #[serde(flatten)]
     pub resources: Resources,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RestartPolicy {
-    pub name: String,
-    pub maximum_retry_count: u32,
 }
 
 /// HostConfig's resources, as the container's spec holds them.
@@ -257,6 +262,7 @@ pub fn docker_status(ctx: &Ctx, r: &Record) -> (Status, &'static str) {
     let status = ctx.status(r);
     let word = match status {
         Status::Running if ctx.engine.status(&r.id) == Some(ContainerStatus::Paused) => "paused",
+        Status::Exited(_) if r.run_flags.restarting => "restarting",
         s => s.name(),
     };
     (status, word)
@@ -302,7 +308,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
         .into_iter()
         .map(|p| (if p.contains('/') { p } else { format!("{p}/tcp") }, Empty {}))
         .collect();
-    for k in port_bindings.keys() {
+    for k in port_bindings.keys().chain(&r.run_flags.exposed_ports) {
         exposed.insert(k.clone(), Empty {});
     }
     let mut live_ports: BTreeMap<String, Option<Vec<PortBinding>>> =
@@ -359,7 +365,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             status: word,
             running,
             paused: word == "paused",
-            restarting: false,
+            restarting: r.run_flags.restarting,
             oom_killed: false,
             dead: status == Status::Dead,
             pid: if running { r.pid.unwrap_or(0) } else { 0 },
@@ -370,6 +376,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             error: String::new(),
             started_at: time(&r.started_at),
             finished_at: time(&r.finished_at),
+            health: r.run_flags.health.clone(),
         },
         image: format!("sha256:{}", r.image_id),
         resolv_conf_path: dir.join("resolv.conf"),
@@ -377,7 +384,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
         hosts_path: dir.join("hosts"),
         log_path: dir.join("container.log"),
         name: format!("/{}", r.name),
-        restart_count: 0,
+        restart_count: r.run_flags.restart_count,
         driver: "overlay2",
         platform: "linux",
         host_config: InspectHost {
@@ -394,15 +401,21 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
                     })
                     .collect()
             }),
-            container_i_d_file: String::new(),
+            container_i_d_file: r
+                .run_flags
+                .cidfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             network_mode: r.net.clone(),
             port_bindings,
-            restart_policy: RestartPolicy {
-                name: "no".into(),
-                maximum_retry_count: 0,
-            },
+            restart_policy: r.run_flags.restart_policy.clone(),
             auto_remove: r.auto_remove,
             dns: r.dns.iter().map(ToString::to_string).collect(),
+            dns_options: r.run_flags.dns_options.clone(),
+            dns_search: r.run_flags.dns_search.clone(),
+            extra_hosts: (!r.run_flags.extra_hosts.is_empty()).then(|| r.run_flags.extra_hosts.clone()),
+            init: r.run_flags.init.then_some(true),
             publish_all_ports: false,
             readonly_rootfs: spec
                 .as_ref()
@@ -455,12 +468,19 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             working_dir: summary.working_dir,
             entrypoint: (!summary.entrypoint.is_empty()).then_some(summary.entrypoint),
             on_build: None,
-            labels: image_cfg
-                .as_ref()
-                .and_then(|c| c.labels().clone())
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            labels: if r.run_flags.labels.is_empty() {
+                image_cfg
+                    .as_ref()
+                    .and_then(|c| c.labels().clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            } else {
+                r.run_flags.labels.clone()
+            },
+            stop_signal: r.run_flags.stop_signal.clone(),
+            stop_timeout: r.run_flags.stop_timeout,
+            healthcheck: r.run_flags.healthcheck.clone(),
         },
         network_settings: NetworkSettings {
             bridge: String::new(),

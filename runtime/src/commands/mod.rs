@@ -36,6 +36,7 @@ mod rm;
 mod rmi;
 mod rootfs;
 mod run;
+mod run_flags;
 mod save;
 mod start;
 mod state;
@@ -45,6 +46,7 @@ mod system;
 mod tag;
 mod top;
 mod update;
+mod volume;
 mod wait;
 
 use anyhow::{bail, Context, Result};
@@ -224,6 +226,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Info(a) => system::info(&env, &a),
         Command::Version(a) => system::version(&a),
         Command::Events(a) => events::run(&env, &a),
+        Command::Volume(cmd) => volume::run(&env, cmd),
     }
 }
 

@@ -39,7 +39,7 @@ fn keep_by_filters(r: &Record, filters: &[String]) -> Result<bool> {
                 }
             }
             "label" => {
-                if !label_matches(&Default::default(), v) {
+                if !label_matches(&r.run_flags.labels, v) {
                     return Ok(false);
                 }
             }

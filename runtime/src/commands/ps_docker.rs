@@ -127,10 +127,14 @@ pub fn containers(env: &Env, a: &PsArgs) -> Result<()> {
             break;
         }
         let (status, word) = docker_status(&ctx, &r);
-        if !all && status != Status::Running {
+        if !all && status != Status::Running && !r.run_flags.restarting {
             continue;
         }
-        let labels = labels_of(&ctx, &r, &mut label_cache);
+        let labels = if r.run_flags.labels.is_empty() {
+            labels_of(&ctx, &r, &mut label_cache)
+        } else {
+            r.run_flags.labels.clone()
+        };
         let keep = filters.accepts(|k, v| match k {
             "name" => r.name.contains(v.trim_start_matches('/')),
             "id" => r.id.starts_with(v),
@@ -188,8 +192,14 @@ fn row(
     };
     let since = |t: &Option<String>| t.as_deref().and_then(format::seconds_since).unwrap_or(0);
     let status_text = match status {
+        // --restart: waiting to be started again
+        Status::Exited(c) if r.run_flags.restarting => crate::container::health::restarting_status(r, c),
         Status::Running => {
-            let up = format!("Up {}", format::human_duration(since(&r.started_at)));
+            let up = format!(
+                "Up {}{}",
+                format::human_duration(since(&r.started_at)),
+                crate::container::health::ps_suffix(r)
+            );
             if word == "paused" {
                 format!("{up} (Paused)")
             } else {

@@ -12,7 +12,7 @@ use crate::container::{start_exited, teardown};
 pub fn run(env: &Env, a: &StopArgs) -> Result<u8> {
     let ctx = env.ctx();
     each_container(env, &ctx, &a.containers, |c| {
-        teardown::stop(&ctx, c, Duration::from_secs(a.time))?;
+        teardown::stop(&ctx, c, a.time.map(Duration::from_secs))?;
         start_exited(&ctx, c)
     })
 }

@@ -9,6 +9,8 @@ use super::{seal_self, Env};
 use crate::cli::{BundleOpts, RunArgs};
 use crate::container::launch::{self, NetRequest};
 use crate::container::{run, valid_name, Ctx};
+use crate::imagespec::host::{Host, NsMode};
+use crate::imagespec::mounts::{self, UserMount};
 use crate::imagespec::{self, RunConfig, Volume};
 use crate::oci::valid_id;
 use crate::{spec, tty};
@@ -35,7 +37,20 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     for e in &a.env {
         env.extend(imagespec::expand_env(e)?);
     }
-    let volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    let mut volumes: Vec<Volume> = a.volume.iter().map(|v| v.parse()).collect::<Result<_>>()?;
+    let mut tmpfs = a
+        .mounts
+        .tmpfs
+        .iter()
+        .map(|t| mounts::parse_tmpfs(t))
+        .collect::<Result<Vec<_>>>()?;
+    for m in &a.mounts.mount {
+        match mounts::parse_mount(m)? {
+            UserMount::Bind(v) => volumes.push(v),
+            UserMount::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
+    let shm_size = a.mounts.shm_size.as_deref().map(mounts::parse_shm_size).transpose()?;
     let security = imagespec::security::Security::parse(&a.security)?;
     if let Some(name) = &a.name {
         valid_name(name)?;
@@ -54,6 +69,15 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     }
     let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse()?;
     launch::check_network_exists(ctx, &mode)?;
+    let host = Host::parse(&a.host, mode == NetMode::Host)?;
+    let mut hostname = a.hostname.clone();
+    if host.uts == NsMode::Host {
+        if hostname.is_some() {
+            bail!("conflicting options: hostname and the UTS mode (--uts host)");
+        }
+        hostname = Some(nix::unistd::gethostname()?.to_string_lossy().into_owned());
+    }
+    let joins = launch::join_namespaces(ctx, &host)?;
     for alias in &a.network_alias {
         if !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
             bail!("--network-alias {alias}: aliases exist only on user-defined networks, not --net {mode}");
@@ -67,9 +91,22 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             bail!("invalid network alias \"{alias}\": expected 1-63 letters, digits, '-' or '_'");
         }
     }
+    if a.docker.ip.is_some() && !matches!(&mode, NetMode::Bridge(n) if n != minirun_net::mode::DEFAULT_NETWORK) {
+        bail!("user specified IP address is supported on user defined networks only (--ip with --net {mode})");
+    }
+    let mac = super::run_flags::mac(&a.docker, &mode)?;
     let mut ports = minirun_net::parse_publish_all(&a.publish)?;
+    // issue 15's flags, checked before the image is pulled
+    let (spec_flags, mut flags) = super::run_flags::parse(a, Default::default())?;
     let store = ctx.store()?;
     let image = super::pull::for_run(&store, image_ref, a)?;
+    flags.healthcheck =
+        crate::container::health::config(&a.docker, super::run_flags::image_healthcheck(ctx, &image.id))?;
+    if let Some(labels) = image.config.config().as_ref().and_then(|c| c.labels().clone()) {
+        for (k, v) in labels {
+            flags.labels.entry(k).or_insert(v);
+        }
+    }
     if a.publish_all {
         let exposed = image
             .config
@@ -79,6 +116,8 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             .unwrap_or_default();
         let mut all = a.publish.clone();
         all.extend(exposed.iter().map(|p| p.to_string()));
+        // --expose too
+        all.extend(flags.exposed_ports.iter().cloned());
         ports = minirun_net::parse_publish_all(&all)?;
     }
     let join_netns = launch::join_netns(ctx, &mode)?;
@@ -88,11 +127,22 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
-        hostname: a.hostname.clone(),
+        hostname,
         volumes,
+        tmpfs,
+        shm_size,
+        host,
+        joins,
         tty: a.tty,
         read_only: a.read_only,
         security,
+        resources: spec_flags.resources,
+        ulimits: spec_flags.ulimits,
+        init_dir: if a.docker.init {
+            Some(crate::init::prepare(&ctx.data_root)?)
+        } else {
+            None
+        },
     };
     let args = imagespec::process_args(&image.config, &config)?;
     run::image(
@@ -110,12 +160,15 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
                 hostname: None,
                 aliases: a.network_alias.clone(),
                 join_netns,
+                ip: a.docker.ip,
+                mac,
             },
             dns: a.dns.clone(),
             auto_remove: a.rm,
             detach: a.detach,
             interactive: a.interactive,
             detach_keys,
+            flags,
         },
     )
 }
@@ -123,6 +176,9 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
 /// runc run: exits with the container's code, 128+N for signal N; with
 /// --net the bundle gets minirun's networking, undone at the end.
 fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
+    if format!("{:?}", a.docker) != format!("{:?}", crate::cli::RunFlags::default()) {
+        bail!("--memory, --cpus, --restart, --init, --health-*, --label and the other docker run flags apply to images, not to run --bundle (set them in the bundle's config.json)");
+    }
     let [id] = a.args.as_slice() else {
         bail!("run --bundle takes exactly one container id, got {:?}", a.args);
     };
@@ -149,6 +205,8 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
                 hostname: None,
                 aliases: Vec::new(),
                 join_netns,
+                ip: None,
+                mac: None,
             })
         }
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),

@@ -12,6 +12,6 @@ use crate::container::teardown;
 pub fn run(env: &Env, a: &StopArgs) -> Result<u8> {
     let ctx = env.ctx();
     each_container(env, &ctx, &a.containers, |c| {
-        teardown::stop(&ctx, c, Duration::from_secs(a.time))
+        teardown::stop(&ctx, c, a.time.map(Duration::from_secs))
     })
 }

@@ -21,8 +21,43 @@ pub fn run(env: &Env, a: &UpdateArgs) -> Result<u8> {
         }
         None => from_flags(&a.flags)?,
     };
-    env.state.update(&a.id, &resources)?;
+    // an image container by name or id prefix too (docker update)
+    let (id, from_image) = env.resolve_shared(&a.id)?;
+    env.state.update(&id, &resources)?;
+    if from_image {
+        // a restart (--restart) starts the process again from this spec
+        keep_in_spec(&env.ctx().dir(&id).join("config.json"), &resources)?;
+    }
     Ok(0)
+}
+
+/// Merges what an update set into the container's spec (`config.json` in
+/// its directory), field by field, so the limits outlive a restart.
+fn keep_in_spec(path: &Path, resources: &LinuxResources) -> Result<()> {
+    let Ok(text) = std::fs::read(path) else {
+        return Ok(());
+    };
+    let mut spec: serde_json::Value = serde_json::from_slice(&text).context("the container's config.json")?;
+    let new = serde_json::to_value(resources)?;
+    let Some(target) = spec["linux"]["resources"].as_object_mut() else {
+        return Ok(());
+    };
+    for (k, v) in new.as_object().into_iter().flatten() {
+        if k == "devices" || v.is_null() {
+            continue;
+        }
+        match (target.get_mut(k).and_then(|t| t.as_object_mut()), v.as_object()) {
+            (Some(t), Some(fields)) => {
+                for (f, x) in fields {
+                    t.insert(f.clone(), x.clone());
+                }
+            }
+            _ => {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    crate::util::json::write_atomic(path, &spec)
 }
 
 /// OCI LinuxResources JSON from a file or stdin.
@@ -50,9 +85,27 @@ fn from_flags(f: &UpdateFlags) -> Result<LinuxResources> {
         b.set_weight(Some(w));
         r.set_block_io(Some(b));
     }
+    // docker's --cpus: a quota per 100 ms period
+    let (period, quota) = match &f.cpus {
+        Some(c) => {
+            if f.cpu_period.is_some() || f.cpu_quota.is_some() {
+                bail!("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set (--cpus {c})");
+            }
+            let nano = crate::imagespec::resources::parse_cpus(c)?;
+            if nano < 0 {
+                bail!("invalid --cpus {c}: must not be negative");
+            }
+            let period = crate::imagespec::resources::CPU_PERIOD;
+            match nano {
+                0 => (Some(period), Some(-1)),
+                n => (Some(period), Some((n as u64 * period / 1_000_000_000) as i64)),
+            }
+        }
+        None => (f.cpu_period, f.cpu_quota),
+    };
     let mut cpu = LinuxCpu::default();
-    cpu.set_period(f.cpu_period)
-        .set_quota(f.cpu_quota)
+    cpu.set_period(period)
+        .set_quota(quota)
         .set_burst(f.cpu_burst)
         .set_realtime_period(f.cpu_rt_period)
         .set_realtime_runtime(f.cpu_rt_runtime)

@@ -164,6 +164,9 @@ pub struct NetRequest {
     pub aliases: Vec<String>,
     /// The namespace `--net container:X` joins, from [`joinable_netns`].
     pub join_netns: Option<PathBuf>,
+    /// `--ip` and `--mac-address` (issue 15)
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Attaches container `id` to the network it asks for.
@@ -179,6 +182,8 @@ pub fn attach_network(ctx: &Ctx, id: &str, req: NetRequest) -> Result<Attachment
             ports: req.ports,
             hostname: req.hostname,
             aliases: req.aliases,
+            ip: req.ip,
+            mac: req.mac,
         },
         ctx,
     )?;
@@ -224,4 +229,38 @@ fn joinable_netns(ctx: &Ctx, other: &str) -> Result<PathBuf> {
     att.joinable_netns()
         .map(Path::to_path_buf)
         .ok_or_else(|| anyhow!("--net container:{other}: container \"{other}\" uses the host network"))
+}
+
+/// The namespaces of other containers that `--ipc container:X` and `--pid
+/// container:X` join: `/proc/PID/ns/*` of X's running process. X must run
+/// (a gone one is an error naming it) and, for IPC, have been started with
+/// `--ipc shareable` (its /dev/shm is on the host), as docker requires.
+pub fn join_namespaces(ctx: &Ctx, host: &crate::imagespec::host::Host) -> Result<crate::imagespec::host::Joins> {
+    use crate::imagespec::host::{IpcMode, Joins, NsMode};
+    let running_pid = |flag: &str, other: &str| -> Result<(super::record::Record, i32)> {
+        let r = ctx
+            .resolve(other)
+            .map_err(|_| anyhow!("{flag} container:{other}: no such container \"{other}\""))?;
+        let pid = r.pid.filter(|_| ctx.status(&r) == Status::Running);
+        let pid = pid.ok_or_else(|| anyhow!("{flag} container:{other}: container \"{other}\" is not running"))?;
+        Ok((r, pid))
+    };
+    let mut joins = Joins::default();
+    if let IpcMode::Container(other) = &host.ipc {
+        let (r, pid) = running_pid("--ipc", other)?;
+        let shm = ctx.dir(&r.id).join(super::run::IPC_SHM);
+        if !shm.exists() {
+            bail!(
+                "--ipc container:{other}: container \"{other}\" has a non-shareable IPC namespace \
+                 (start it with --ipc shareable)"
+            );
+        }
+        joins.shm = Some(shm);
+        joins.ipc = Some((PathBuf::from(format!("/proc/{pid}/ns/ipc")), pid));
+    }
+    if let NsMode::Container(other) = &host.pid {
+        let (_, pid) = running_pid("--pid", other)?;
+        joins.pid = Some(PathBuf::from(format!("/proc/{pid}/ns/pid")));
+    }
+    Ok(joins)
 }

@@ -6,15 +6,21 @@
 
 pub mod attach;
 pub mod engine;
+pub mod health;
 pub mod launch;
 pub mod logtimes;
 mod monitor;
 pub mod network;
 mod record;
-mod start_again;
+pub mod restart;
 pub mod run;
+mod run_extras;
+pub mod run_flags;
+mod start_again;
+mod stop_opts;
 mod store;
 pub mod teardown;
+pub mod volumes;
 
 #[cfg(test)]
 mod fakes;

@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use libcontainer::oci_spec::runtime::Spec;
@@ -20,9 +20,10 @@ use super::record::{Record, UNKNOWN_EXIT};
 use super::run::image_launch;
 use super::store::Ctx;
 use super::teardown;
+use super::{health, restart};
 use crate::oci::Stdio;
 use crate::util::proc::ProcessIdentity;
-use crate::{tty, wait};
+use crate::{tty, util, wait};
 
 /// How long the monitor of a foreground `run -t` holds the output back
 /// while its CLI connects to the attach socket.
@@ -69,6 +70,8 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     }
     let mut report = File::from(report);
     let id = record.id.clone();
+    // a `stop` of an earlier life of this container no longer holds
+    teardown::clear_stop_request(ctx, &id);
     // from now on the monitor is the one setting the container up
     record.creator = ProcessIdentity::current();
     let _ = ctx.save(record);
@@ -114,38 +117,117 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     };
     record.mark_running(started.pid.as_raw());
     record.monitor_pid = Some(std::process::id() as i32);
-    let _ = ctx.save(record);
+    save(ctx, record);
     crate::events::container(&ctx.data_root, "start", record, &[]);
+    let meta = dir.join("meta.json");
+    // health `starting` before `run -d` returns
+    if record.run_flags.healthcheck.is_some() {
+        health::reset(&meta);
+    }
     let _ = write!(report, "ok");
     drop(report);
+    let checker = record
+        .run_flags
+        .healthcheck
+        .clone()
+        .map(|cfg| health::Checker::start(cfg, meta.clone(), id.clone(), globals(ctx)));
     let times = super::logtimes::watch(&dir.join("container.log"), log_start);
-    let output = started.master.map(|mut m| {
-        let mut log = log;
-        let server = server.clone();
-        std::thread::spawn(move || {
-            if attached {
-                server.wait_first_client(FIRST_CLIENT_WAIT);
-            }
-            tty::pump(&mut m, |chunk| {
-                let _ = log.write_all(chunk);
-                server.output(chunk);
-                true
+    let mut started = started;
+    let mut delay = None;
+    let code = loop {
+        let run_started = Instant::now();
+        let output = started.master.take().map(|mut m| {
+            let mut log = log.try_clone().expect("log");
+            let server = server.clone();
+            std::thread::spawn(move || {
+                if attached {
+                    server.wait_first_client(FIRST_CLIENT_WAIT);
+                }
+                tty::pump(&mut m, |chunk| {
+                    let _ = log.write_all(chunk);
+                    server.output(chunk);
+                    true
+                })
             })
-        })
-    });
-    let code = wait::wait_exit(started.pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
-    // the real code, recorded at once: until teardown has, `ps` would
-    // otherwise fall back to the unknown one
-    record.exit_code = Some(code);
-    // what others changed meanwhile (`rename`) is kept
-    if let Ok(now) = ctx.load(&id) {
-        record.name = now.name;
-    }
-    let _ = ctx.save(record);
-    if let Some(t) = output {
-        let _ = t.join();
+        });
+        let code = wait::wait_exit(started.pid).map(i32::from).unwrap_or(UNKNOWN_EXIT);
+        // the real code, recorded at once: until teardown has, `ps` would
+        // otherwise fall back to the unknown one
+        record.exit_code = Some(code);
+        // what others changed meanwhile (`rename`) is kept
+        if let Ok(now) = ctx.load(&id) {
+            record.name = now.name;
+        }
+        save(ctx, record);
+        if let Some(t) = output {
+            let _ = t.join();
+        }
+        // --restart: the monitor starts the process again after docker's back-off
+        let policy = &record.run_flags.restart_policy;
+        if !policy.should_restart(code, record.run_flags.restart_count) || restart_vetoed(ctx, &id) {
+            break code;
+        }
+        let d = restart::next_delay(delay, run_started.elapsed());
+        delay = Some(d);
+        let _ = ctx.engine.delete(&id, true);
+        record.run_flags.restarting = true;
+        record.finished_at = Some(super::record::now());
+        save(ctx, record);
+        if util::poll::until(d, || restart_vetoed(ctx, &id)) {
+            record.run_flags.restarting = false;
+            break code;
+        }
+        let stdio = match (record.tty, log.try_clone(), log.try_clone()) {
+            (false, Ok(out), Ok(err)) => Stdio {
+                stdin: None,
+                stdout: Some(out.into()),
+                stderr: Some(err.into()),
+            },
+            _ => Stdio::default(),
+        };
+        // the network, its DNS responder and the root filesystem stay; the
+        // spec is read again (`update` keeps its limits there)
+        let spec = Spec::load(dir.join("config.json")).unwrap_or_else(|_| spec.clone());
+        let relaunch = Launch {
+            network: None,
+            ..image_launch(record, &dir, &spec)
+        };
+        // no thread of ours may be busy while libcontainer clones us
+        let timeout = record
+            .run_flags
+            .healthcheck
+            .as_ref()
+            .map(|h| h.timeout())
+            .unwrap_or_default();
+        let paused = checker.as_ref().map(|c| c.pause(timeout));
+        let relaunched = launch::create_and_start(ctx, &relaunch, stdio);
+        drop(paused);
+        match relaunched {
+            Ok(s) => {
+                started = s;
+                record.run_flags.restart_count += 1;
+                record.run_flags.restarting = false;
+                record.exit_code = None;
+                record.mark_running(started.pid.as_raw());
+                save(ctx, record);
+                crate::events::container(&ctx.data_root, "start", record, &[]);
+                if record.run_flags.healthcheck.is_some() {
+                    health::reset(&meta);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("restart of {id}: {e:#}");
+                record.run_flags.restarting = false;
+                break code;
+            }
+        }
+    };
+    if let Some(c) = checker {
+        c.stop();
     }
     drop(times);
+    record.run_flags.restarting = false;
+    save(ctx, record);
     // no new client; those attached learn the code once all is torn down
     let _ = std::fs::remove_file(dir.join(attach::SOCKET));
     let _ = teardown::teardown(ctx, &id, Some(code));
@@ -154,4 +236,28 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     }
     server.finish(code);
     0
+}
+
+/// Saves the monitor's record, keeping what its health checker wrote.
+fn save(ctx: &Ctx, record: &mut Record) {
+    let _g = health::RECORD_WRITE.lock();
+    if let Ok(disk) = ctx.load(&record.id) {
+        record.run_flags.health = disk.run_flags.health;
+    }
+    let _ = ctx.save(record);
+}
+
+/// `stop` or `rm -f` asked for the container's end: no restart.
+fn restart_vetoed(ctx: &Ctx, id: &str) -> bool {
+    ctx.removal_requested(id) || teardown::stop_requested(ctx, id)
+}
+
+/// The global flags a `minirun exec` of this monitor's container needs.
+fn globals(ctx: &Ctx) -> Vec<String> {
+    vec![
+        "--root".into(),
+        ctx.root.display().to_string(),
+        "--data-root".into(),
+        ctx.data_root.display().to_string(),
+    ]
 }

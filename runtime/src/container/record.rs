@@ -60,6 +60,9 @@ pub struct Record {
     /// The network the container holds, from attach until teardown released it.
     #[serde(default)]
     pub network: Option<Attachment>,
+    // run flags (issue 15)
+    #[serde(flatten, default)]
+    pub run_flags: super::run_flags::RunFlagsRecord,
     // verbs (issue 15)
     /// What docker's `inspect` shows under Config: the run's entrypoint and
     /// command apart, its environment, user and working directory.

@@ -13,6 +13,7 @@ use minirun_net::{Attachment, NetMode};
 
 use super::launch::{self, Launch, NetRequest};
 use super::record::{now, MountInfo, Phase, Record, UNKNOWN_EXIT};
+use super::run_flags::RunFlagsRecord;
 use super::store::{random_id, Ctx};
 use super::{attach, monitor, teardown};
 use crate::imagespec::{self, RunConfig, SpecInputs};
@@ -37,6 +38,8 @@ pub struct ImageRun {
     pub interactive: bool,
     /// Parsed `--detach-keys` (with `-it`).
     pub detach_keys: Vec<u8>,
+    /// What issue 15's flags leave in the record.
+    pub flags: RunFlagsRecord,
 }
 
 /// Everything a run acquires, released in reverse unless disarmed.
@@ -47,6 +50,8 @@ struct Setup<'a> {
     dir_made: bool,
     rootfs: bool,
     net: Option<Attachment>,
+    /// `--cidfile`, written by this run
+    cidfile: Option<PathBuf>,
     armed: bool,
 }
 
@@ -61,6 +66,7 @@ impl Drop for Setup<'_> {
             }
         }
         let dir = self.ctx.dir(&self.id);
+        release_ipc_shm(&dir);
         if self.rootfs {
             let _ = minirun_images::release_rootfs(&dir);
         }
@@ -70,13 +76,57 @@ impl Drop for Setup<'_> {
         if let Some(name) = &self.name {
             let _ = fs::remove_file(self.ctx.names_dir().join(name));
         }
+        if let Some(c) = &self.cidfile {
+            let _ = fs::remove_file(c);
+        }
     }
+}
+
+/// Where a `--ipc shareable` container's /dev/shm is mounted on the host
+/// (below its directory), for itself and the containers that join it: a
+/// mount of another mount namespace cannot be bound, so it lives in the
+/// host's, as docker does.
+pub const IPC_SHM: &str = "ipc-shm";
+
+/// Mounts a shareable container's /dev/shm at `dir`/ipc-shm (private, in the
+/// host's mount namespace; released by [`release_ipc_shm`]).
+fn mount_ipc_shm(dir: &Path, size: Option<u64>) -> Result<PathBuf> {
+    use nix::mount::{mount, MsFlags};
+    let at = dir.join(IPC_SHM);
+    fs::create_dir_all(&at).with_context(|| format!("cannot create {}", at.display()))?;
+    let data = format!("mode=1777,size={}", size.unwrap_or(64 << 20));
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("shm"), &at, Some("tmpfs"), flags, Some(data.as_str()))
+        .with_context(|| format!("cannot mount the shareable /dev/shm at {}", at.display()))?;
+    let _ = mount(None::<&str>, &at, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>);
+    Ok(at)
+}
+
+/// Unmounts what [`mount_ipc_shm`] mounted, if anything; before a directory
+/// is removed (joiners may still use the tmpfs: it lives on in their mounts).
+pub fn release_ipc_shm(dir: &Path) {
+    let at = dir.join(IPC_SHM);
+    if at.exists() {
+        let _ = nix::mount::umount2(&at, nix::mount::MntFlags::MNT_DETACH);
+        let _ = fs::remove_dir(&at);
+    }
+}
+
+/// A name for `volume create` without one: 64 hex digits, as docker.
+pub fn random_volume_name() -> Result<String> {
+    random_id()
 }
 
 /// Runs a container from an image; attached it returns the container's exit
 /// code, detached 0 once the process runs (its id printed).
 pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
-    for v in &req.run.volumes {
+    // named volumes: made on first use (and kept, as docker, if the run fails)
+    for v in req.run.volumes.iter_mut() {
+        if let Some(name) = &v.named {
+            v.host = super::volumes::ensure(ctx, name)?.0.mountpoint;
+        }
+    }
+    for v in req.run.volumes.iter().filter(|v| v.create_source && !v.host.exists()) {
         fs::create_dir_all(&v.host).with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
     }
     teardown::gc_quick(ctx);
@@ -92,6 +142,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         dir_made: false,
         rootfs: false,
         net: None,
+        cidfile: None,
         armed: true,
     };
     let dir = ctx.dir(&id);
@@ -133,10 +184,15 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         exit_code: None,
         dns: req.dns.clone(),
         network: None,
+        run_flags: req.flags.clone(),
         config: None,
     };
     ctx.save(&record)?;
     crate::events::container(&ctx.data_root, "create", &record, &[]);
+    if let Some(c) = &req.flags.cidfile {
+        super::run_extras::write_cidfile(c, &id)?;
+        setup.cidfile = Some(c.clone());
+    }
 
     // Root filesystem, network, /etc files, spec. The root filesystem is
     // always writable here: libcontainer mounts /proc, /dev, the /etc files
@@ -144,6 +200,14 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     // read-only for --read-only (the spec's root.readonly), as runc does.
     let rootfs = req.store.prepare_rootfs(&req.image, &dir, false)?;
     setup.rootfs = true;
+    // an empty named volume gets what the image has at its destination
+    for v in req.run.volumes.iter().filter(|v| v.named.is_some() && v.copy) {
+        let inside = imagespec::paths::resolve_in_rootfs(&rootfs, &v.container)?;
+        super::volumes::copy_up(&rootfs.join(inside.strip_prefix("/").unwrap_or(&inside)), &v.host)?;
+    }
+    if req.run.host.ipc == imagespec::host::IpcMode::Shareable {
+        req.run.joins.shm = Some(mount_ipc_shm(&dir, req.run.shm_size)?);
+    }
     let mode = req.net.mode.clone();
     req.net.hostname = Some(hostname.clone());
     let mut aliases = vec![name.clone(), minirun_net::etc::default_hostname(&id)];
@@ -154,6 +218,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     record.network = Some(att.clone());
     ctx.save(&record)?;
     let etc_files = write_etc_files(&dir, &att, &hostname, &name, &req.dns)?;
+    super::run_extras::edit_etc_files(&dir, &att, &hostname, &name, &req.flags)?;
     if let NetMode::Container(other) = &mode {
         // It shares the other's namespace, so its resolver too (on a
         // user-defined network: the other's embedded DNS at 127.0.0.11), as
@@ -211,25 +276,42 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
             attach::Ended::Detached => Ok(0),
         };
     }
-    let stdin = if req.interactive {
+    let attach = &req.flags.attach;
+    let wants = |s: &str| attach.is_empty() || attach.iter().any(|a| a == s);
+    // a stream not attached goes to a pipe drained here (libcontainer
+    // reopens a /dev/null it is given read-only inside the container)
+    let mut drains = Vec::new();
+    let mut sink = || -> Result<Option<std::os::fd::OwnedFd>> {
+        let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+        drains.push(rd);
+        Ok(Some(wr))
+    };
+    let stdin = if req.interactive || attach.iter().any(|a| a == "stdin") {
         None
     } else {
         Some(File::open("/dev/null")?.into())
     };
+    let stdout = if wants("stdout") { None } else { sink()? };
+    let stderr = if wants("stderr") { None } else { sink()? };
     let started = launch::create_and_start(
         ctx,
         &image_launch(&record, &dir, &spec),
-        Stdio {
-            stdin,
-            ..Default::default()
-        },
+        Stdio { stdin, stdout, stderr },
     );
     setup.armed = false;
+    for rd in drains {
+        std::thread::spawn(move || std::io::copy(&mut File::from(rd), &mut std::io::sink()));
+    }
+    let sig_proxy = req.flags.sig_proxy != Some(false);
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
         ctx.save(&record)?;
         crate::events::container(&ctx.data_root, "start", &record, &[]);
-        launch::wait_attached(s, req.interactive)
+        if sig_proxy {
+            launch::wait_attached(s, req.interactive)
+        } else {
+            crate::wait::wait_exit(s.pid)
+        }
     });
     let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);
     teardown::teardown(ctx, &id, Some(recorded))?;

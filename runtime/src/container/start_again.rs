@@ -37,6 +37,15 @@ pub fn lock_stopped(ctx: &Ctx, id: &str) -> Result<Option<FileLock>> {
     }
 }
 
+/// `02:42:ac:11:00:02` as bytes.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<u8> = text
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16).ok())
+        .collect::<Option<_>>()?;
+    parts.try_into().ok()
+}
+
 /// Starts exited container `wanted` again; returns once it runs.
 pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
     let r = ctx.resolve(wanted)?;
@@ -107,6 +116,9 @@ pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
             ports: minirun_net::parse_publish_all(&publish)?,
             hostname: Some(record.hostname.clone()),
             aliases,
+            // the address and MAC it was given (`--ip`, `--mac-address`)
+            ip: record.run_flags.ip,
+            mac: record.run_flags.mac_address.as_deref().and_then(parse_mac),
         };
         let att = launch::attach_network(ctx, &id, req)?;
         record.network = Some(att.clone());

@@ -39,6 +39,7 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
             Err(e) => errors.push(format!("network: {e:#}")),
         }
     }
+    super::run::release_ipc_shm(&ctx.dir(id));
     // unmounted, its changes kept (as docker): `start` runs it again on
     // them, `diff`, `cp` and `commit` read them; `remove` deletes them
     if let Err(e) = minirun_images::unmount_rootfs(&ctx.dir(id)) {
@@ -87,6 +88,7 @@ pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
         let _ = fs::remove_file(ctx.names_dir().join(name));
     }
     if dir.exists() && is_container_dir(ctx, &dir) {
+        super::run::release_ipc_shm(&dir);
         fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     Ok(())
@@ -169,6 +171,7 @@ fn gc_unfinished(ctx: &Ctx) -> Result<Vec<String>> {
                 continue;
             }
             if let Ok(Some(_lock)) = ctx.try_lock(&id) {
+                super::run::release_ipc_shm(&entry.path());
                 fs::remove_dir_all(entry.path())?;
                 cleaned.push(id);
             }
@@ -209,12 +212,15 @@ const HOLDER_GRACE: Duration = Duration::from_secs(10);
 /// How long they try in all before giving up.
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(30);
 
-/// `stop`: SIGTERM, then SIGKILL after `timeout`; then the exit is recorded
-/// and the container torn down.
-pub fn stop(ctx: &Ctx, wanted: &str, timeout: Duration) -> Result<()> {
+/// `stop`: SIGTERM (or `--stop-signal`), then SIGKILL after `timeout` (or
+/// `--stop-timeout`, else 10 s); then the exit is recorded and the
+/// container torn down. Its monitor restarts it no more.
+pub fn stop(ctx: &Ctx, wanted: &str, timeout: Option<Duration>) -> Result<()> {
     let r = ctx.resolve(wanted)?;
+    request_stop(ctx, &r.id);
+    let (signal, timeout) = super::stop_opts::stop_opts(&r, timeout);
     if ctx.status(&r) == Status::Running {
-        let _ = ctx.engine.kill(&r.id, "SIGTERM", true);
+        let _ = ctx.engine.kill(&r.id, &signal, true);
         if !wait_stopped(ctx, &r.id, timeout) {
             let _ = ctx.engine.kill(&r.id, "SIGKILL", true);
             wait_stopped(ctx, &r.id, Duration::from_secs(10));
@@ -227,6 +233,21 @@ pub fn stop(ctx: &Ctx, wanted: &str, timeout: Duration) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Tells the container's monitor that `stop` ends it (no restart).
+fn request_stop(ctx: &Ctx, id: &str) {
+    let _ = fs::File::create(ctx.dir(id).join("stopping"));
+}
+
+/// Forgets a `stop` once the container is started again.
+pub fn clear_stop_request(ctx: &Ctx, id: &str) {
+    let _ = fs::remove_file(ctx.dir(id).join("stopping"));
+}
+
+/// Whether `stop` asked for the container's end.
+pub fn stop_requested(ctx: &Ctx, id: &str) -> bool {
+    ctx.dir(id).join("stopping").exists()
 }
 
 fn wait_stopped(ctx: &Ctx, id: &str, timeout: Duration) -> bool {

@@ -31,6 +31,8 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         hostname: None,
         aliases: vec![],
         join_netns: None,
+        ip: None,
+        mac: None,
     };
     let network = Some(launch::attach_network(ctx, &id, net).unwrap());
     let r = Record {
@@ -57,6 +59,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         dns: vec![],
         network,
         config: None,
+        run_flags: Default::default(),
     };
     ctx.save(&r).unwrap();
     r
@@ -143,7 +146,7 @@ fn stop_signals_the_container_and_tears_it_down() {
     let fx = Fixture::new();
     let mut r = record(&fx, "sleeper", Phase::Creating);
     let _started = start(&fx, &mut r, "sleep 30");
-    teardown::stop(&fx.ctx, "sleeper", Duration::from_secs(5)).unwrap();
+    teardown::stop(&fx.ctx, "sleeper", Some(Duration::from_secs(5))).unwrap();
     assert!(fx.engine.calls.borrow().contains(&format!("kill {} SIGTERM", r.id)));
     let after = fx.ctx.load(&r.id).unwrap();
     assert_eq!(after.phase, Phase::Exited);
@@ -293,6 +296,8 @@ fn run_collects_orphaned_networks_first() {
         hostname: None,
         aliases: vec![],
         join_netns: None,
+        ip: None,
+        mac: None,
     };
     launch::attach_network(&fx.ctx, "gone", net).unwrap();
     teardown::gc_quick(&fx.ctx);

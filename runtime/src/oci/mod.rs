@@ -213,12 +213,18 @@ impl StateRoot {
         // minirun's image specs: the seccomp filter compiled once and loaded by our executor
         let fast = seccomp_bpf::prepare(req.spec, &self.seccomp_cache())
             .with_context(|| format!("cannot create container \"{}\": seccomp filter", req.id))?;
-        fast.as_ref()
-            .map_or(req.spec, |f| &f.spec)
+        // a bundle's own filter, applied by libcontainer: masked arguments as runc reads them
+        let masked = match &fast {
+            None => seccomp_bpf::masked_args_for_libcontainer(req.spec),
+            Some(_) => None,
+        };
+        let launched = fast.as_ref().map(|f| &f.spec).or(masked.as_ref()).unwrap_or(req.spec);
+        launched
             .save(shadow.path().join("config.json"))
             .context("cannot write the prepared spec")?;
 
-        let result = self.build(req, shadow.path(), stdio, fast.map(|f| f.executor));
+        let recorded_differs = fast.is_some() || masked.is_some();
+        let result = self.build(req, shadow.path(), stdio, fast.map(|f| f.executor), recorded_differs);
         if result.is_err() {
             // libcontainer removes its directory and cgroup when the failure
             // happens inside process creation, not when it happens before.
@@ -239,9 +245,9 @@ impl StateRoot {
         shadow: &Path,
         stdio: Stdio,
         executor: Option<seccomp_bpf::FilterExecutor>,
+        recorded_differs: bool,
     ) -> Result<Container> {
         let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default());
-        let recorded_differs = executor.is_some();
         if let Some(e) = executor {
             base = base.with_executor(e);
         }

@@ -71,6 +71,45 @@ pub fn prepare(spec: &Spec, cache: &Path) -> Result<Option<Prepared>> {
     Ok(Some(Prepared { spec: launch, executor }))
 }
 
+/// A copy of a spec whose own `linux.seccomp` libcontainer applies, with
+/// the `SCMP_CMP_MASKED_EQ` arguments in the order libcontainer 0.7 reads
+/// them; None when there are none. runc (and [`cached_bpf`]) take `value` as
+/// the mask and `valueTwo` as the value compared; libcontainer 0.7 takes
+/// them the other way round, so they are swapped for it: the filter loaded
+/// is the one written.
+pub fn masked_args_for_libcontainer(spec: &Spec) -> Option<Spec> {
+    let seccomp = spec.linux().as_ref()?.seccomp().as_ref()?;
+    let mut changed = false;
+    let mut syscalls = seccomp.syscalls().clone()?;
+    for sc in syscalls.iter_mut() {
+        let Some(mut args) = sc.args().clone() else { continue };
+        for a in args.iter_mut() {
+            if a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
+                let (mask, value) = (a.value(), a.value_two().unwrap_or(0));
+                *a = libcontainer::oci_spec::runtime::LinuxSeccompArgBuilder::default()
+                    .index(a.index())
+                    .value(value)
+                    .value_two(mask)
+                    .op(a.op())
+                    .build()
+                    .expect("all fields given");
+                changed = true;
+            }
+        }
+        sc.set_args(Some(args));
+    }
+    if !changed {
+        return None;
+    }
+    let mut seccomp = seccomp.clone();
+    seccomp.set_syscalls(Some(syscalls));
+    let mut launch = spec.clone();
+    let mut linux = launch.linux().clone().unwrap_or_default();
+    linux.set_seccomp(Some(seccomp));
+    launch.set_linux(Some(linux));
+    Some(launch)
+}
+
 /// For a process to run under `seccomp` (its init, or one `exec` starts:
 /// libcontainer 0.7 applies no filter to those): the process with the two
 /// capabilities added and the executor that loads the filter and sets the

@@ -1,0 +1,325 @@
+//! A container's own mounts, end to end through the real binary: `--tmpfs`,
+//! `--mount type=bind|tmpfs`, `-v` options (rw, z/Z, propagation), with and
+//! without `--read-only`; errors that name the bad value and leave nothing.
+//! Every container uses `--net none`; host mounts made here are undone.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use minirun_integration::{Env, Run};
+use rootfs_fixtures::{build_image, ImageFormat};
+
+fn setup() -> Env {
+    let env = Env::new();
+    let tar = env.path().join("busybox.tar");
+    build_image(&tar, "busybox:latest", ImageFormat::DockerArchive).expect("cannot build the busybox image");
+    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
+    env
+}
+
+/// `run --rm --net none FLAGS... busybox sh -c SCRIPT`
+fn sh(env: &Env, flags: &[&str], script: &str) -> Run {
+    let mut all = vec!["run", "--rm", "--net", "none"];
+    all.extend_from_slice(flags);
+    all.extend(["busybox", "sh", "-c", script]);
+    env.run(all)
+}
+
+/// The options of the mount at `dest` in a container run with `flags`.
+fn mount_options(env: &Env, flags: &[&str], dest: &str) -> Vec<String> {
+    let r = sh(env, flags, "cat /proc/self/mounts").ok();
+    let line = r
+        .stdout
+        .lines()
+        .rfind(|l| l.split(' ').nth(1) == Some(dest))
+        .unwrap_or_else(|| panic!("no mount at {dest}: {r:#?}"));
+    line.split(' ').nth(3).unwrap().split(',').map(String::from).collect()
+}
+
+#[track_caller]
+fn nothing_left(env: &Env) {
+    let list = |p: PathBuf| -> Vec<String> {
+        fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(list(env.data_root.join("containers")), Vec::<String>::new());
+    assert_eq!(list(env.data_root.join("names")), Vec::<String>::new());
+    let state: Vec<String> = env
+        .state_entries()
+        .into_iter()
+        .filter(|e| !e.starts_with('.'))
+        .collect();
+    assert_eq!(state, Vec::<String>::new());
+    // no address leased on any network
+    for e in fs::read_dir(env.data_root.join("networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().ends_with(".leases.json") {
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            assert!(
+                !text
+                    .split('"')
+                    .any(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())),
+                "a lease is left: {text}"
+            );
+        }
+    }
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(env.path().to_str().unwrap()),
+        "a mount is left: {mounts}"
+    );
+}
+
+/// Unmounts a test's own mount when the test ends, passed or not.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn tmpfs_with_docker_defaults_and_options() {
+    let env = setup();
+    let opts = mount_options(&env, &["--tmpfs", "/scratch"], "/scratch");
+    for o in ["rw", "nosuid", "nodev", "noexec"] {
+        assert!(opts.contains(&o.to_string()), "{o} missing: {opts:?}");
+    }
+    let opts = mount_options(&env, &["--tmpfs", "/scratch:size=1m,mode=700,exec"], "/scratch");
+    assert!(
+        opts.contains(&"size=1024k".into()) && opts.contains(&"mode=700".into()),
+        "{opts:?}"
+    );
+    assert!(!opts.contains(&"noexec".into()), "{opts:?}");
+    // noexec by default, exec when asked
+    let exec = "cp /bin/busybox /scratch/true && /scratch/true && echo ran";
+    let r = sh(&env, &["--tmpfs", "/scratch"], exec);
+    assert!(r.code != 0 && r.stderr.contains("Permission denied"), "{r:#?}");
+    assert_eq!(sh(&env, &["--tmpfs", "/scratch:exec"], exec).ok().stdout, "ran\n");
+    // --mount type=tmpfs: size in bytes, mode in octal
+    let m = ["--mount", "type=tmpfs,destination=/t,tmpfs-size=2m,tmpfs-mode=1770"];
+    let opts = mount_options(&env, &m, "/t");
+    assert!(
+        opts.contains(&"size=2048k".into()) && opts.contains(&"mode=1770".into()),
+        "{opts:?}"
+    );
+    // a tmpfs over a default mount replaces it, as docker
+    let opts = mount_options(&env, &["--tmpfs", "/dev/shm:size=3m"], "/dev/shm");
+    assert!(opts.contains(&"size=3072k".into()), "{opts:?}");
+}
+
+#[test]
+fn read_only_root_with_writable_tmpfs_and_volumes() {
+    let env = setup();
+    let vol = env.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let rw = format!("{}:/rw:rw,z", vol.display());
+    let ro = format!("type=bind,src={},dst=/ro,readonly", vol.display());
+    let flags = [
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "--mount",
+        "type=tmpfs,target=/cache",
+        "-v",
+        &rw,
+        "--mount",
+        &ro,
+    ];
+    let r = sh(
+        &env,
+        &flags,
+        "touch /run/a /cache/b /rw/c /dev/shm/d && echo writable; touch /etc/x || echo root read-only; \
+         touch /ro/y || echo bind read-only",
+    )
+    .ok();
+    assert_eq!(r.stdout, "writable\nroot read-only\nbind read-only\n", "{r:#?}");
+    assert!(vol.join("c").exists() && !vol.join("y").exists());
+}
+
+#[test]
+fn volume_propagation() {
+    let env = setup();
+    // a shared host directory, and a mount made in it once the containers run
+    let src = env.path().join("shared");
+    fs::create_dir_all(&src).unwrap();
+    let st = Command::new("mount")
+        .arg("--bind")
+        .arg(&src)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _u = Unmount(src.clone());
+    assert!(Command::new("mount")
+        .arg("--make-shared")
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success());
+    let start = |mode: &str| {
+        let v = format!("{}:/data{mode}", src.display());
+        env.run(["run", "-d", "--net", "none", "-v", &v, "busybox", "sleep", "60"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let slave = start(":rslave");
+    let private = start("");
+    let sub = src.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _u2 = Unmount(sub.clone());
+    let sees = |id: &str| {
+        let r = env.run(["exec", id, "grep", "-c", " /data/sub ", "/proc/self/mounts"]);
+        r.stdout.trim().to_string()
+    };
+    assert_eq!(sees(&slave), "1", "rslave receives the host's new mount");
+    assert_eq!(sees(&private), "0", "rprivate (the default) does not");
+    env.run(["rm", "-f", &slave, &private]).ok();
+}
+
+#[test]
+fn bad_mounts_name_the_value_and_leave_nothing() {
+    let env = setup();
+    let vol = env.path().join("v");
+    fs::create_dir_all(&vol).unwrap();
+    let v = vol.display().to_string();
+    for (flags, says) in [
+        (
+            vec![
+                "--mount".to_string(),
+                format!("type=bind,source={v},target=/x,colour=red"),
+            ],
+            "unexpected key 'colour'",
+        ),
+        (
+            vec![
+                "--mount".into(),
+                "type=bind,source=/nonexistent/minirun,target=/x".into(),
+            ],
+            "/nonexistent/minirun",
+        ),
+        (
+            vec!["--mount".into(), "type=volume,target=/x".into()],
+            "anonymous volumes are not supported yet",
+        ),
+        (
+            vec![
+                "--mount".into(),
+                format!("type=bind,source={v},target=/x,bind-propagation=sideways"),
+            ],
+            "sideways",
+        ),
+        (vec!["--tmpfs".into(), "/x:size=1m,bogus".into()], "\"bogus\""),
+        (vec!["-v".into(), format!("{v}:/x:ro,shared,slave")], "conflicting"),
+        (vec!["-v".into(), format!("{v}:/x:rx")], "\"rx\""),
+        (vec!["--shm-size".into(), "lots".into()], "\"lots\""),
+        (
+            vec!["--tmpfs".into(), "/x".into(), "-v".into(), format!("{v}:/x")],
+            "Duplicate mount point: /x",
+        ),
+    ] {
+        let mut all: Vec<String> = vec!["run".into(), "--rm".into(), "--net".into(), "none".into()];
+        all.extend(flags.iter().cloned());
+        all.extend(["busybox".into(), "true".into()]);
+        let r = env.run(&all);
+        assert_eq!(r.code, 125, "{flags:?}: {r:#?}");
+        assert!(r.stderr.contains(says), "{flags:?}: {r:#?}");
+        nothing_left(&env);
+    }
+    assert!(
+        !Path::new("/nonexistent/minirun").exists(),
+        "--mount never creates a bind source"
+    );
+}
+
+#[test]
+fn named_volumes() {
+    let env = setup();
+    assert_eq!(env.run(["volume", "create", "made"]).ok().stdout, "made\n");
+    let r = env.run(["volume", "inspect", "made"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["Driver"], "local");
+    let data = PathBuf::from(v[0]["Mountpoint"].as_str().unwrap());
+    assert!(data.starts_with(&env.data_root) && data.is_dir());
+
+    // first mount: made if missing, filled from the image; then its own content
+    let r = sh(
+        &env,
+        &["-v", "conf:/etc"],
+        "test -f /etc/passwd && echo copied; echo mine > /etc/mine",
+    )
+    .ok();
+    assert_eq!(r.stdout, "copied\n");
+    let r = sh(
+        &env,
+        &["--mount", "type=volume,source=conf,target=/data,readonly"],
+        "cat /data/mine; touch /data/x || echo ro",
+    )
+    .ok();
+    assert_eq!(r.stdout, "mine\nro\n");
+    // nocopy: left empty
+    let r = sh(&env, &["-v", "empty:/etc:nocopy"], "ls /etc | grep -c passwd").ok_or_empty();
+    assert_eq!(r, "0");
+    let r = env.run(["volume", "ls", "-q"]).ok();
+    assert_eq!(r.stdout, "conf\nempty\nmade\n");
+
+    // in use by a container (even stopped) it stays
+    let id = env
+        .run(["run", "-d", "--net", "none", "-v", "made:/m", "busybox", "true"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    env.run(["wait", &id]).ok();
+    let r = env.run(["volume", "rm", "made"]);
+    assert!(
+        r.code != 0 && r.stderr.contains("volume is in use") && r.stderr.contains(&id),
+        "{r:#?}"
+    );
+    env.run(["rm", &id]).ok();
+    env.run(["volume", "rm", "made", "conf", "empty"]).ok();
+    assert!(!data.exists());
+    let r = env.run(["volume", "rm", "made"]);
+    assert!(r.code != 0 && r.stderr.contains("no such volume: made"), "{r:#?}");
+    env.run(["volume", "rm", "-f", "made"]).ok();
+
+    for bad in ["-v", "--mount"] {
+        let spec = if bad == "-v" {
+            "b@d:/x".to_string()
+        } else {
+            "type=volume,src=b@d,dst=/x".to_string()
+        };
+        let r = env.run(["run", "--rm", "--net", "none", bad, &spec, "busybox", "true"]);
+        assert!(r.code == 125 && r.stderr.contains("\"b@d\""), "{r:#?}");
+    }
+    nothing_left(&env);
+}
+
+trait OkOrEmpty {
+    fn ok_or_empty(self) -> String;
+}
+
+impl OkOrEmpty for Run {
+    /// stdout trimmed, whatever the exit code (`grep -c` exits 1 on 0 matches)
+    fn ok_or_empty(self) -> String {
+        self.stdout.trim().to_string()
+    }
+}
