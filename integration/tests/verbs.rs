@@ -878,3 +878,46 @@ fn chrono_secs(ts: &str) -> f64 {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
 }
+
+#[test]
+fn inspect_and_ps_show_the_run_flags() {
+    let env = Env::with_busybox();
+    run_d(
+        &env,
+        "flagged",
+        &[
+            "--label",
+            "tier=web",
+            "--restart",
+            "on-failure:2",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1s",
+        ],
+        &["sleep", "60"],
+    );
+    let i = inspect(&env, "flagged");
+    assert_eq!(i["Config"]["Labels"]["tier"], "web", "{i:#}");
+    assert_eq!(i["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(i["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    wait_until("healthy", 30 * SECOND, || {
+        format(&env, "flagged", "{{.State.Health.Status}}") == "healthy"
+    });
+    let ps = env
+        .run([
+            "ps",
+            "--filter",
+            "label=tier=web",
+            "--format",
+            "{{.Names}} {{.Status}} {{.Labels}}",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        ps.starts_with("flagged Up ") && ps.contains("(healthy)") && ps.trim_end().ends_with("tier=web"),
+        "{ps}"
+    );
+    assert_eq!(env.run(["ps", "-q", "--filter", "label=tier=db"]).ok().stdout, "");
+    env.run(["rm", "-f", "flagged"]).ok();
+}
