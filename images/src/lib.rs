@@ -36,6 +36,7 @@
 mod archive;
 pub mod auth;
 mod chunks;
+mod commit;
 mod digest;
 mod error;
 mod fsutil;
@@ -53,6 +54,6 @@ pub use pull::{
     check_login, NoProgress, Platform, PullEvent, PullOptions, PullProgress, Pulled, DEFAULT_CONCURRENT_DOWNLOADS,
 };
 pub use reference::{registry_domain, registry_of};
-pub use rootfs::{ensure_dir_in_rootfs, release_rootfs};
+pub use rootfs::{ensure_dir_in_rootfs, release_rootfs, unmount_rootfs};
 pub use store::{Image, ImageSummary, Store};
 pub use unpack::{unpack_layer, Compression, UnpackStats};

@@ -360,6 +360,14 @@ pub fn ensure_dir_in_rootfs(rootfs: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Unmount (lazily if busy) the root filesystem [`Store::prepare_rootfs`]
+/// mounted in `container_dir`, keeping its upper and work directories (a
+/// stopped container's changes): preparing it again mounts them again.
+/// Idempotent.
+pub fn unmount_rootfs(container_dir: &Path) -> Result<()> {
+    unmount_all(&container_dir.join(ROOTFS))
+}
+
 /// Unmount (lazily if busy) and remove what [`Store::prepare_rootfs`] made
 /// in `container_dir`. Idempotent; fine when nothing is there.
 pub fn release_rootfs(container_dir: &Path) -> Result<()> {

@@ -169,7 +169,7 @@ impl<W: Write> Write for Hashing<W> {
 
 /// Write the layer in `dir` (overlayfs form) to `out` as an uncompressed
 /// layer tar; returns the hex sha256 of the tar (its diff_id).
-fn write_layer_tar(dir: &Path, out: &Path) -> Result<String> {
+pub(crate) fn write_layer_tar(dir: &Path, out: &Path) -> Result<String> {
     let file = File::create(out).ctx("create", out)?;
     let mut tar = tar::Builder::new(Hashing {
         inner: BufWriter::new(file),

@@ -68,21 +68,25 @@ fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
-/// `images` output as rows of (REPOSITORY, TAG, IMAGE ID, SIZE), header checked.
+/// `images` output as rows of (REPOSITORY, TAG, IMAGE ID, SIZE), header checked
+/// (docker's columns, at least three spaces apart: CREATED is words).
 fn images(env: &Env) -> Vec<(String, String, String, String)> {
     let r = env.run(["images"]).ok();
+    let cells = |l: &str| -> Vec<String> {
+        l.split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     let mut lines = r.stdout.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .expect("images prints a header")
-        .split_whitespace()
-        .collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "SIZE"], "{r:#?}");
+    let header = cells(lines.next().expect("images prints a header"));
+    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], "{r:#?}");
     lines
         .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(f.len(), 4, "bad images row {l:?}");
-            (f[0].to_string(), f[1].to_string(), f[2].to_string(), f[3].to_string())
+            let f = cells(l);
+            assert_eq!(f.len(), 5, "bad images row {l:?}");
+            (f[0].clone(), f[1].clone(), f[2].clone(), f[4].clone())
         })
         .collect()
 }
@@ -1047,8 +1051,9 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     // inspect by name, full id and unique prefix
     let i = inspect(&env, "web");
     assert_eq!(i["Id"], id.as_str());
-    assert_eq!(i["Name"], "web");
-    assert_eq!(i["Image"], "busybox");
+    assert_eq!(i["Name"], "/web");
+    assert_eq!(i["Config"]["Image"], "busybox");
+    assert!(i["Image"].as_str().is_some_and(|s| s.starts_with("sha256:")), "{i:#}");
     assert_eq!(i["State"]["Status"], "running");
     assert_eq!(i["State"]["Running"], true);
     let pid = i["State"]["Pid"].as_i64().unwrap();

@@ -34,11 +34,22 @@ fn network_json(sb: &Sandbox, name: &str) -> Value {
     v[0].clone()
 }
 
+/// The container's one network endpoint in `inspect` (`NetworkSettings.Networks.NAME`:
+/// docker fills the top-level address fields for the default bridge only).
+#[track_caller]
+fn endpoint(v: &Value) -> &Value {
+    let nets = v["NetworkSettings"]["Networks"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no Networks: {v:#}"));
+    assert_eq!(nets.len(), 1, "{v:#}");
+    nets.values().next().unwrap()
+}
+
 /// The container's IPv6 address, from `inspect` (docker's `GlobalIPv6Address`).
 #[track_caller]
 fn ip6_of(sb: &Sandbox, name: &str) -> Ipv6Addr {
     let v = sb.inspect(name);
-    v["NetworkSettings"]["GlobalIPv6Address"]
+    endpoint(&v)["GlobalIPv6Address"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{name} has no IPv6 address: {v:#}"))
@@ -101,9 +112,11 @@ fn dual_stack_network_egress_publish_dns_and_clean_teardown() {
         "{web6}"
     );
     let info = sb.inspect("web");
-    assert_eq!(info["NetworkSettings"]["IPv6Gateway"], "fd00:90::1", "{info:#}");
-    assert_eq!(info["NetworkSettings"]["GlobalIPv6PrefixLen"], 64, "{info:#}");
-    assert_eq!(info["NetworkSettings"]["IPAddress"], sb.ip_of("web").to_string());
+    let ep = endpoint(&info);
+    assert_eq!(ep["IPv6Gateway"], "fd00:90::1", "{info:#}");
+    assert_eq!(ep["GlobalIPv6PrefixLen"], 64, "{info:#}");
+    assert_eq!(ep["IPAddress"], sb.ip_of("web").to_string());
+    assert_eq!(info["NetworkSettings"]["GlobalIPv6Address"], "", "{info:#}");
 
     // Inside: the address, and the default route via the bridge.
     let r = sb

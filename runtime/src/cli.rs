@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod docker_help;
 mod run_flags;
 mod security;
+pub use docker_help::{parse as parse_docker_like, unknown_flag};
 pub use run_flags::{ResourceArgs, RunFlags};
 pub use security::{HostArgs, MountArgs, SecurityArgs};
 
@@ -31,31 +33,55 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalOpts {
     /// Print help
-    #[arg(long, global = true, action = clap::ArgAction::Help)]
+    #[arg(long, global = true, action = clap::ArgAction::Help, help_heading = "Global Options")]
     pub help: Option<bool>,
     /// Directory for container state (runc's --root)
-    #[arg(long, global = true, env = "MINIRUN_ROOT", default_value = "/run/minirun")]
+    #[arg(
+        long,
+        global = true,
+        env = "MINIRUN_ROOT",
+        default_value = "/run/minirun",
+        help_heading = "Global Options"
+    )]
     pub root: PathBuf,
     /// Directory for images, container layers and networks
-    #[arg(long, global = true, env = "MINIRUN_DATA_ROOT", default_value = "/var/lib/minirun")]
+    #[arg(
+        long,
+        global = true,
+        env = "MINIRUN_DATA_ROOT",
+        default_value = "/var/lib/minirun",
+        help_heading = "Global Options"
+    )]
     pub data_root: PathBuf,
     /// Write logs to this file instead of stderr
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Options")]
     pub log: Option<PathBuf>,
     /// Format of the log file
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = "Global Options")]
     pub log_format: LogFormat,
     /// Log debug messages
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Options")]
     pub debug: bool,
     /// Let systemd manage the cgroups of new containers (cgroup v2, cgroupsPath slice:prefix:name)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, global = true, hide = true, help_heading = "Global Options")]
     pub systemd_cgroup: bool,
     /// runc's path to criu; accepted and ignored (minirun does not checkpoint)
-    #[arg(long, global = true, hide = true, value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "PATH",
+        help_heading = "Global Options"
+    )]
     pub criu: Option<PathBuf>,
     /// runc's rootless mode (true|false|auto); accepted, minirun decides by its uid
-    #[arg(long, global = true, hide = true, value_name = "VALUE")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "VALUE",
+        help_heading = "Global Options"
+    )]
     pub rootless: Option<String>,
 }
 
@@ -89,6 +115,9 @@ pub enum Command {
     /// List containers created from bundles and images (runc list)
     List(ListArgs),
     /// Run a bundle (--bundle DIR ID, as runc) or an image (IMAGE [COMMAND...], as docker)
+    #[command(
+        override_usage = "minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]\n        minirun run --bundle DIR [OPTIONS] ID"
+    )]
     Run(Box<RunArgs>),
     /// Load images from a docker-save archive or an OCI layout (dir, .tar, .tar.gz)
     Load(LoadArgs),
@@ -103,7 +132,7 @@ pub enum Command {
     /// Write images to a docker-save archive (docker load and podman load read it)
     Save(SaveArgs),
     /// List images
-    Images,
+    Images(ImagesArgs),
     /// Remove images
     Rmi(RmiArgs),
     /// List containers made from images
@@ -118,8 +147,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Remove containers
     Rm(RmArgs),
-    /// Print what minirun knows about containers, as JSON
-    Inspect(NamesArg),
+    /// Return low-level information on containers, images or networks (docker's JSON, or --format)
+    Inspect(InspectArgs),
     /// Show a container's published ports
     Port(NamesArg),
     /// Remove what crashed runs left behind (processes gone)
@@ -129,9 +158,198 @@ pub enum Command {
     /// Manage networks: create, ls, inspect, rm
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage images: inspect, ls, rm
+    #[command(subcommand)]
+    Image(ImageCmd),
     /// Manage named volumes: create, ls, inspect, rm
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(NameArg),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Manage containers: prune, ls, rm, inspect
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage minirun: prune, df, info
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Display system-wide information
+    Info(FormatArg),
+    /// Show the minirun version information (docker's shape)
+    Version(FormatArg),
+    /// Get real time events from the local event log
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp (RFC 3339, unix seconds, or a duration ago: 10m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filter output based on conditions provided (container=, event=, type=, image=, network=)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// CONTAINER
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Archive mode (accepted: ownership is kept from the archive)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// CONTAINER:SRC_PATH, a host path, or - (a tar stream on stdin)
+    pub src: String,
+    /// CONTAINER:DEST_PATH, a host path, or - (a tar stream on stdout)
+    pub dest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// CONTAINER
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL)
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause container during commit (accepted; minirun reads the layer as it is)
+    #[arg(short, long)]
+    pub pause: bool,
+    /// CONTAINER
+    pub container: String,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// CONTAINER
+    pub container: String,
+    /// NEW_NAME
+    pub new_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// CONTAINER
+    pub container: String,
+    /// Options for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Pretty-print stats using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images (dangling; with -a, every image no container uses)
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Return JSON for the specified type: container, image or network
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "image", "network"])]
+    pub kind: Option<String>,
+    /// Display total file sizes if the type is container (accepted)
+    #[arg(short, long)]
+    pub size: bool,
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images (accepted: minirun keeps no intermediate images)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter output based on conditions provided (dangling=, reference=, label=)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,11 +391,69 @@ pub enum NetworkCmd {
     /// List networks
     #[command(alias = "list")]
     Ls,
-    /// Print networks and the containers attached to them, as JSON
-    Inspect(NetworkNamesArg),
+    /// Print networks and the containers attached to them, as JSON (or --format)
+    Inspect(NetworkInspectArgs),
     /// Remove networks no running container uses
     #[command(alias = "remove")]
     Rm(NetworkNamesArg),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove all unused images, not just dangling ones (image prune, system prune)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Provide filter values (until=DURATION|TIMESTAMP, label=KEY[=VALUE])
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Prune volumes (system prune; minirun has no named volumes yet)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCmd {
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Remove unused data: stopped containers, unused networks, dangling (with -a: unused) images
+    Prune(PruneArgs),
+    /// Show disk usage
+    Df(DfArgs),
+    /// Display system-wide information
+    Info(FormatArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Pretty-print using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +480,15 @@ pub struct NetworkCreateArgs {
     #[arg(short, long = "opt", value_name = "KEY=VALUE")]
     pub opt: Vec<String>,
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -313,9 +598,25 @@ pub struct PsArgs {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
-    /// With a container id: runc's `ps`, the container's processes (table or json)
-    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
+    /// Pretty-print containers using a Go template (`table ...` for columns);
+    /// with a container id: runc's `ps`, its processes (table or json)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output based on conditions provided (name=, status=, label=, ancestor=, id=, exited=)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
     /// runc ps: list the processes of this container
     pub id: Option<String>,
 }
@@ -325,6 +626,21 @@ pub struct LogsArgs {
     /// Keep printing output until the container ends
     #[arg(short, long)]
     pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" by default)
+    #[arg(short = 'n', long, value_name = "N|all")]
+    pub tail: Option<String>,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (RFC 3339, unix seconds) or relative (e.g. 42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (RFC 3339, unix seconds) or relative (e.g. 42m)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs (none are kept: accepted)
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 
@@ -460,19 +776,19 @@ pub struct BundleOpts {
 #[derive(Debug, Args, Clone, Default)]
 pub struct RuncOpts {
     /// Unix socket to receive the pseudo-terminal master (bundles with terminal: true)
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub console_socket: Option<PathBuf>,
     /// Write the container's init pid to this file
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub pid_file: Option<PathBuf>,
     /// Pass this many extra file descriptors (from 3 on) to the container
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = "runc Options")]
     pub preserve_fds: i32,
     /// Use MS_MOVE instead of pivot_root (runc compatibility)
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub no_pivot: bool,
     /// Accepted for runc compatibility; minirun never creates a session keyring
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub no_new_keyring: bool,
 }
 
@@ -598,12 +914,12 @@ pub enum ListFormat {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Run the OCI bundle in DIR; the first argument is then the container id
-    #[arg(short, long)]
+    #[arg(short, long, help_heading = "runc Options")]
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub runc: RuncOpts,
     /// Keep the container's state after it exits (bundle mode; runc's --keep)
-    #[arg(long)]
+    #[arg(long, help_heading = "runc Options")]
     pub keep: bool,
     /// Run in the background: print the container id and return once it runs
     #[arg(short, long)]

@@ -48,7 +48,12 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
         let msg = first.trim_start_matches("error: ").to_string();
         log_json_error(&path, &format!("{msg} (arguments: {})", args.join(" ")));
     }
-    let _ = e.print();
+    match crate::cli::unknown_flag(&e, subcommand(&args)) {
+        Some(text) => eprintln!("{text}"),
+        None => {
+            let _ = e.print();
+        }
+    }
     // docker's run exits 125 for its own errors, usage ones included
     match subcommand(&args) {
         Some("run") => ExitCode::from(125),

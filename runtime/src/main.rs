@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod container;
+mod events;
 mod hook;
 mod imagespec;
 mod init;
@@ -19,10 +20,6 @@ mod util;
 mod wait;
 
 use std::process::ExitCode;
-
-use clap::Parser;
-
-use cli::Cli;
 
 fn main() -> ExitCode {
     // an OCI hook run through minirun (see hook.rs): before anything else
@@ -37,7 +34,7 @@ fn main() -> ExitCode {
     // so containers would inherit it (and `minirun ps | head` would panic).
     // SAFETY: restoring a default disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse_docker_like() {
         Ok(cli) => cli,
         Err(e) => return logging::usage_error(e),
     };

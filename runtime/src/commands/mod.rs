@@ -2,12 +2,19 @@
 //! every verb gets the [`Env`] of this invocation.
 
 mod attach;
+mod commit;
+mod cp;
 mod create;
 mod delete;
+mod diff;
+mod events;
 mod exec;
 mod exec_opts;
+mod export;
 mod features;
+mod format;
 mod gc;
+mod image;
 mod images;
 mod inspect;
 mod kill;
@@ -18,23 +25,33 @@ mod logs;
 mod network;
 mod pause;
 mod port;
+mod prune;
 mod ps;
+mod ps_docker;
 mod pull;
+mod rename;
+mod restart;
 mod resume;
 mod rm;
 mod rmi;
+mod rootfs;
 mod run;
 mod run_flags;
 mod save;
 mod start;
 mod state;
+mod stats;
 mod stop;
+mod system;
 mod tag;
+mod top;
 mod update;
 mod volume;
 mod wait;
 
 use anyhow::{bail, Context, Result};
+
+pub use inspect::network_id;
 
 use crate::cli::{Cli, Command, GlobalOpts};
 use crate::container::{network::Host, Ctx};
@@ -177,7 +194,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Logout(a) => login::logout(&a),
         Command::Tag(a) => tag::run(&env, &a),
         Command::Save(a) => save::run(&env, &a),
-        Command::Images => images::run(&env),
+        Command::Images(a) => images::run(&env, &a),
         Command::Rmi(a) => rmi::run(&env, &a),
         Command::Ps(a) => ps::run(&env, &a),
         Command::Features => features::run(),
@@ -190,6 +207,25 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Port(a) => port::run(&env, &a),
         Command::Gc => gc::run(&env),
         Command::Network(cmd) => network::run(&env, cmd),
+        Command::Image(cmd) => image::run(&env, &cmd),
+        Command::Restart(a) => restart::run(&env, &a),
+        Command::Rename(a) => rename::run(&env, &a),
+        Command::Top(a) => top::run(&env, &a),
+        Command::Stats(a) => stats::run(&env, &a),
+        Command::Cp(a) => cp::run(&env, &a),
+        Command::Diff(a) => diff::run(&env, &a),
+        Command::Export(a) => export::run(&env, &a),
+        Command::Commit(a) => commit::run(&env, &a),
+        Command::Container(cmd) => match cmd {
+            crate::cli::ContainerCmd::Prune(a) => prune::containers(&env, &a),
+            crate::cli::ContainerCmd::Ls(a) => ps::run(&env, &a),
+            crate::cli::ContainerCmd::Rm(a) => rm::run(&env, &a),
+            crate::cli::ContainerCmd::Inspect(a) => inspect::run(&env, &a),
+        },
+        Command::System(cmd) => system::run(&env, &cmd),
+        Command::Info(a) => system::info(&env, &a),
+        Command::Version(a) => system::version(&a),
+        Command::Events(a) => events::run(&env, &a),
         Command::Volume(cmd) => volume::run(&env, cmd),
     }
 }

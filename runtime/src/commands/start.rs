@@ -16,9 +16,12 @@ pub fn run(env: &Env, wanted: &str) -> Result<u8> {
                 println!("{wanted}");
                 return Ok(0);
             }
-            Status::Exited(_) | Status::Dead => {
-                bail!("cannot start container \"{wanted}\": starting an exited container again is not supported yet (run a new one)")
+            Status::Exited(_) => {
+                crate::container::start_exited(&ctx, &id)?;
+                println!("{wanted}");
+                return Ok(0);
             }
+            Status::Dead => bail!("cannot start container \"{wanted}\": it is dead (remove it)"),
             Status::Created => {}
         }
     }

@@ -188,6 +188,9 @@ pub fn attach_network(ctx: &Ctx, id: &str, req: NetRequest) -> Result<Attachment
         ctx,
     )?;
     tracing::debug!(elapsed = ?started.elapsed(), "network attached");
+    if let Some(n) = &att.network {
+        crate::events::network(&ctx.data_root, "connect", n, id);
+    }
     Ok(att)
 }
 

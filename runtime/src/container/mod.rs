@@ -8,6 +8,7 @@ pub mod attach;
 pub mod engine;
 pub mod health;
 pub mod launch;
+pub mod logtimes;
 mod monitor;
 pub mod network;
 mod record;
@@ -15,6 +16,7 @@ pub mod restart;
 pub mod run;
 mod run_extras;
 pub mod run_flags;
+mod start_again;
 mod stop_opts;
 mod store;
 pub mod teardown;
@@ -25,5 +27,6 @@ mod fakes;
 #[cfg(test)]
 mod tests;
 
-pub use record::{Record, Status};
+pub use record::{Record, RunSummary, Status};
+pub use start_again::{lock_stopped, start_exited};
 pub use store::{valid_name, Ctx};

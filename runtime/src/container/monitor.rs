@@ -85,6 +85,9 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         _ => Stdio::default(),
     };
     let dir = ctx.dir(&id);
+    // when each piece of output arrived, for `logs -t/--since/--until`:
+    // watched from here, by a thread started once no more process is forked
+    let log_start = super::logtimes::length(&dir.join("container.log"));
     let started = (|| {
         // bound before the start, so a client may connect as soon as it runs
         let listener = attach::listen(&dir)?;
@@ -104,7 +107,10 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         Err(e) => {
             // undo everything, then tell the CLI why
             let _ = teardown::teardown(ctx, &id, None);
-            let _ = teardown::remove(ctx, &id);
+            // a container started again after it exited (it ran before) stays
+            if record.started_at.is_none() {
+                let _ = teardown::remove(ctx, &id);
+            }
             let _ = write!(report, "err {e:#}");
             return 1;
         }
@@ -112,6 +118,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     record.mark_running(started.pid.as_raw());
     record.monitor_pid = Some(std::process::id() as i32);
     save(ctx, record);
+    crate::events::container(&ctx.data_root, "start", record, &[]);
     let meta = dir.join("meta.json");
     // health `starting` before `run -d` returns
     if record.run_flags.healthcheck.is_some() {
@@ -124,6 +131,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         .healthcheck
         .clone()
         .map(|cfg| health::Checker::start(cfg, meta.clone(), id.clone(), globals(ctx)));
+    let times = super::logtimes::watch(&dir.join("container.log"), log_start);
     let mut started = started;
     let mut delay = None;
     let code = loop {
@@ -146,6 +154,10 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         // the real code, recorded at once: until teardown has, `ps` would
         // otherwise fall back to the unknown one
         record.exit_code = Some(code);
+        // what others changed meanwhile (`rename`) is kept
+        if let Ok(now) = ctx.load(&id) {
+            record.name = now.name;
+        }
         save(ctx, record);
         if let Some(t) = output {
             let _ = t.join();
@@ -198,6 +210,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
                 record.exit_code = None;
                 record.mark_running(started.pid.as_raw());
                 save(ctx, record);
+                crate::events::container(&ctx.data_root, "start", record, &[]);
                 if record.run_flags.healthcheck.is_some() {
                     health::reset(&meta);
                 }
@@ -212,6 +225,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     if let Some(c) = checker {
         c.stop();
     }
+    drop(times);
     record.run_flags.restarting = false;
     save(ctx, record);
     // no new client; those attached learn the code once all is torn down

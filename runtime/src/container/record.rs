@@ -63,6 +63,63 @@ pub struct Record {
     // run flags (issue 15)
     #[serde(flatten, default)]
     pub run_flags: super::run_flags::RunFlagsRecord,
+    // verbs (issue 15)
+    /// What docker's `inspect` shows under Config: the run's entrypoint and
+    /// command apart, its environment, user and working directory.
+    #[serde(default)]
+    pub config: Option<RunSummary>,
+}
+
+/// The process a container runs, as docker's Config describes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+    /// The network it was first attached to (mode, ports, aliases): what a
+    /// `start` after it exited asks for again.
+    #[serde(default)]
+    pub network: Option<Attachment>,
+}
+
+impl RunSummary {
+    /// From the image's config, the run's flags and the spec made of them
+    /// (its environment and working directory are the final ones).
+    pub fn of(
+        image: &oci_spec::image::ImageConfiguration,
+        run: &crate::imagespec::RunConfig,
+        spec: &libcontainer::oci_spec::runtime::Spec,
+        network: &Attachment,
+    ) -> RunSummary {
+        let cfg = image.config().as_ref();
+        let (entrypoint, cmd) = match &run.entrypoint {
+            Some(e) if e.is_empty() => (Vec::new(), run.command.clone()),
+            Some(e) => (vec![e.clone()], run.command.clone()),
+            None => (
+                cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default(),
+                if run.command.is_empty() {
+                    cfg.and_then(|c| c.cmd().clone()).unwrap_or_default()
+                } else {
+                    run.command.clone()
+                },
+            ),
+        };
+        let process = spec.process().as_ref();
+        RunSummary {
+            entrypoint,
+            cmd,
+            env: process.and_then(|p| p.env().clone()).unwrap_or_default(),
+            user: run
+                .user
+                .clone()
+                .or_else(|| cfg.and_then(|c| c.user().clone()))
+                .unwrap_or_default(),
+            working_dir: process.map(|p| p.cwd().display().to_string()).unwrap_or_default(),
+            network: Some(network.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

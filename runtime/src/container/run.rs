@@ -185,8 +185,10 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         dns: req.dns.clone(),
         network: None,
         run_flags: req.flags.clone(),
+        config: None,
     };
     ctx.save(&record)?;
+    crate::events::container(&ctx.data_root, "create", &record, &[]);
     if let Some(c) = &req.flags.cidfile {
         super::run_extras::write_cidfile(c, &id)?;
         setup.cidfile = Some(c.clone());
@@ -248,6 +250,8 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     }
     spec.save(dir.join("config.json"))
         .context("cannot write the container's spec")?;
+    record.config = Some(super::record::RunSummary::of(&req.image.config, &req.run, &spec, &att));
+    ctx.save(&record)?;
 
     // Start it: under a monitor (detached, or with a terminal, which the
     // monitor holds so the user may detach and attach again), or here.
@@ -302,6 +306,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
         ctx.save(&record)?;
+        crate::events::container(&ctx.data_root, "start", &record, &[]);
         if sig_proxy {
             launch::wait_attached(s, req.interactive)
         } else {
@@ -330,7 +335,7 @@ pub fn image_launch<'a>(record: &'a Record, dir: &'a Path, spec: &'a Spec) -> La
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container,
 /// written in its directory and bind-mounted over the image's.
-fn write_etc_files(
+pub(crate) fn write_etc_files(
     dir: &Path,
     att: &Attachment,
     hostname: &str,

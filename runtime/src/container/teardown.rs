@@ -30,18 +30,27 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
     let mut kept = None;
     if let Some(att) = &network {
         match ctx.net.release(att, ctx) {
-            Ok(k) => kept = Some(k),
+            Ok(k) => {
+                if let (false, Some(n)) = (k, &att.network) {
+                    crate::events::network(&ctx.data_root, "disconnect", n, id);
+                }
+                kept = Some(k)
+            }
             Err(e) => errors.push(format!("network: {e:#}")),
         }
     }
     super::run::release_ipc_shm(&ctx.dir(id));
-    if let Err(e) = minirun_images::release_rootfs(&ctx.dir(id)) {
+    // unmounted, its changes kept (as docker): `start` runs it again on
+    // them, `diff`, `cp` and `commit` read them; `remove` deletes them
+    if let Err(e) = minirun_images::unmount_rootfs(&ctx.dir(id)) {
         errors.push(format!("rootfs: {e:#}"));
     }
     if let Some(mut r) = record {
         let mut changed = false;
         if r.phase != Phase::Exited {
             r.mark_exited(exit_code);
+            let code = r.exit_code.unwrap_or_default().to_string();
+            crate::events::container(&ctx.data_root, "die", &r, &[("exitCode", code)]);
             changed = true;
         }
         // released (not kept for joiners): the record no longer holds it
@@ -63,11 +72,18 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
 /// Deletes what is left of a torn-down container: its name and directory.
 pub fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     let dir = ctx.dir(id);
-    let name = ctx.load(id).map(|r| r.name).ok().or_else(|| ctx.name_of(id));
+    let record = ctx.load(id).ok();
+    if let Some(r) = &record {
+        crate::events::container(&ctx.data_root, "destroy", r, &[]);
+    }
+    let name = record.map(|r| r.name).or_else(|| ctx.name_of(id));
     // meta.json first: a removal cut short is then an unfinished directory,
     // which gc removes (and the name with it); then the name, so that it is
     // free once this returns even if the directory resists
     let _ = fs::remove_file(dir.join("meta.json"));
+    if let Err(e) = minirun_images::release_rootfs(&dir) {
+        tracing::warn!("rootfs of {id}: {e:#}");
+    }
     if let Some(name) = name.filter(|n| !n.is_empty()) {
         let _ = fs::remove_file(ctx.names_dir().join(name));
     }

@@ -58,6 +58,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         exit_code: None,
         dns: vec![],
         network,
+        config: None,
         run_flags: Default::default(),
     };
     ctx.save(&r).unwrap();

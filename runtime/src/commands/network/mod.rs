@@ -9,7 +9,11 @@
 mod create;
 mod inspect;
 mod ls;
+mod prune;
 mod rm;
+
+pub use inspect::inspect_one;
+pub use prune::prune;
 
 use anyhow::Result;
 use minirun_net::network::{self, NetworkConfig};
@@ -24,8 +28,9 @@ pub fn run(env: &Env, cmd: NetworkCmd) -> Result<u8> {
     match cmd {
         NetworkCmd::Create(a) => create::run(&ctx, &a),
         NetworkCmd::Ls => ls::run(&ctx),
-        NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names),
+        NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names, a.format.as_deref()),
         NetworkCmd::Rm(a) => rm::run(&ctx, &a.names),
+        NetworkCmd::Prune(a) => super::prune::networks(env, &a),
     }
 }
 
