@@ -228,6 +228,49 @@ impl Env {
 impl Env {
     /// A new environment with `busybox:latest` loaded (from the fixture
     /// archive built once per test process).
+    /// A refused or removed container left nothing: no container directory, no
+    /// name, no libcontainer state, no address leased on any network, no mount
+    /// under this env's directory.
+    #[track_caller]
+    pub fn assert_nothing_left(&self) {
+        let list = |p: PathBuf| -> Vec<String> {
+            std::fs::read_dir(p)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(list(self.data_root.join("containers")), Vec::<String>::new());
+        assert_eq!(list(self.data_root.join("names")), Vec::<String>::new());
+        let state: Vec<String> = self
+            .state_entries()
+            .into_iter()
+            .filter(|e| !e.starts_with('.'))
+            .collect();
+        assert_eq!(state, Vec::<String>::new());
+        for e in std::fs::read_dir(self.data_root.join("networks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().ends_with(".leases.json") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                assert!(
+                    !text
+                        .split('"')
+                        .any(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())),
+                    "a lease is left: {text}"
+                );
+            }
+        }
+        let prefix = self.path().to_str().unwrap();
+        assert!(!prefix.is_empty() && prefix != "/");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(prefix), "a mount is left: {mounts}");
+    }
+
     pub fn with_busybox() -> Self {
         let env = Self::new();
         let r = env.run(["load", "-i", sandbox::busybox_tar().to_str().unwrap()]).ok();

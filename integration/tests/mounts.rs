@@ -8,15 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use minirun_integration::{Env, Run};
-use rootfs_fixtures::{build_image, ImageFormat};
-
-fn setup() -> Env {
-    let env = Env::new();
-    let tar = env.path().join("busybox.tar");
-    build_image(&tar, "busybox:latest", ImageFormat::DockerArchive).expect("cannot build the busybox image");
-    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
-    env
-}
 
 /// `run --rm --net none FLAGS... busybox sh -c SCRIPT`
 fn sh(env: &Env, flags: &[&str], script: &str) -> Run {
@@ -37,48 +28,6 @@ fn mount_options(env: &Env, flags: &[&str], dest: &str) -> Vec<String> {
     line.split(' ').nth(3).unwrap().split(',').map(String::from).collect()
 }
 
-#[track_caller]
-fn nothing_left(env: &Env) {
-    let list = |p: PathBuf| -> Vec<String> {
-        fs::read_dir(p)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    assert_eq!(list(env.data_root.join("containers")), Vec::<String>::new());
-    assert_eq!(list(env.data_root.join("names")), Vec::<String>::new());
-    let state: Vec<String> = env
-        .state_entries()
-        .into_iter()
-        .filter(|e| !e.starts_with('.'))
-        .collect();
-    assert_eq!(state, Vec::<String>::new());
-    // no address leased on any network
-    for e in fs::read_dir(env.data_root.join("networks"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if e.file_name().to_string_lossy().ends_with(".leases.json") {
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
-            assert!(
-                !text
-                    .split('"')
-                    .any(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())),
-                "a lease is left: {text}"
-            );
-        }
-    }
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(env.path().to_str().unwrap()),
-        "a mount is left: {mounts}"
-    );
-}
-
 /// Unmounts a test's own mount when the test ends, passed or not.
 struct Unmount(PathBuf);
 
@@ -90,7 +39,7 @@ impl Drop for Unmount {
 
 #[test]
 fn tmpfs_with_docker_defaults_and_options() {
-    let env = setup();
+    let env = Env::with_busybox();
     let opts = mount_options(&env, &["--tmpfs", "/scratch"], "/scratch");
     for o in ["rw", "nosuid", "nodev", "noexec"] {
         assert!(opts.contains(&o.to_string()), "{o} missing: {opts:?}");
@@ -120,7 +69,7 @@ fn tmpfs_with_docker_defaults_and_options() {
 
 #[test]
 fn read_only_root_with_writable_tmpfs_and_volumes() {
-    let env = setup();
+    let env = Env::with_busybox();
     let vol = env.path().join("vol");
     fs::create_dir_all(&vol).unwrap();
     let rw = format!("{}:/rw:rw,z", vol.display());
@@ -149,7 +98,7 @@ fn read_only_root_with_writable_tmpfs_and_volumes() {
 
 #[test]
 fn volume_propagation() {
-    let env = setup();
+    let env = Env::with_busybox();
     // a shared host directory, and a mount made in it once the containers run
     let src = env.path().join("shared");
     fs::create_dir_all(&src).unwrap();
@@ -197,7 +146,7 @@ fn volume_propagation() {
 
 #[test]
 fn bad_mounts_name_the_value_and_leave_nothing() {
-    let env = setup();
+    let env = Env::with_busybox();
     let vol = env.path().join("v");
     fs::create_dir_all(&vol).unwrap();
     let v = vol.display().to_string();
@@ -242,7 +191,7 @@ fn bad_mounts_name_the_value_and_leave_nothing() {
         let r = env.run(&all);
         assert_eq!(r.code, 125, "{flags:?}: {r:#?}");
         assert!(r.stderr.contains(says), "{flags:?}: {r:#?}");
-        nothing_left(&env);
+        env.assert_nothing_left();
     }
     assert!(
         !Path::new("/nonexistent/minirun").exists(),
@@ -252,7 +201,7 @@ fn bad_mounts_name_the_value_and_leave_nothing() {
 
 #[test]
 fn named_volumes() {
-    let env = setup();
+    let env = Env::with_busybox();
     assert_eq!(env.run(["volume", "create", "made"]).ok().stdout, "made\n");
     let r = env.run(["volume", "inspect", "made"]).ok();
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -310,7 +259,7 @@ fn named_volumes() {
         let r = env.run(["run", "--rm", "--net", "none", bad, &spec, "busybox", "true"]);
         assert!(r.code == 125 && r.stderr.contains("\"b@d\""), "{r:#?}");
     }
-    nothing_left(&env);
+    env.assert_nothing_left();
 }
 
 trait OkOrEmpty {

@@ -544,15 +544,20 @@ fn credential_helpers_are_asked() {
     });
     let tar = archive(&env, "h", &[]);
     reg.push(&docker_archive(&tar), "h:v1", &[]);
+    pull_with_helper(&env, &reg.addr, USER, PASSWORD, &format!("{}/h:v1", reg.addr)).ok();
+}
+
+/// `pull IMAGE` with an authfile naming only a credential helper, which
+/// answers USERNAME and SECRET for registry `addr` (and fails for any other).
+fn pull_with_helper(env: &Env, addr: &str, username: &str, secret: &str, image: &str) -> Run {
     let bin = env.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-minirun-test");
     fs::write(
         &helper,
         format!(
-            "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = {a} ] || exit 1\n\
-             echo '{{\"ServerURL\":\"{a}\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
-            a = reg.addr
+            "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = {addr} ] || exit 1\n\
+             echo '{{\"ServerURL\":\"{addr}\",\"Username\":\"{username}\",\"Secret\":\"{secret}\"}}'\n"
         ),
     )
     .unwrap();
@@ -560,15 +565,10 @@ fn credential_helpers_are_asked() {
     fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
     let authfile = env.path().join("helper.json");
     fs::write(&authfile, r#"{"credsStore": "minirun-test"}"#).unwrap();
-    let mut cmd = env.cmd([
-        "pull",
-        "--authfile",
-        authfile.to_str().unwrap(),
-        &format!("{}/h:v1", reg.addr),
-    ]);
+    let mut cmd = env.cmd(["pull", "--authfile", authfile.to_str().unwrap(), image]);
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     cmd.env("PATH", path);
-    env.run_cmd(cmd, None).ok();
+    env.run_cmd(cmd, None)
 }
 
 /// An identity token (OAuth2 refresh token) from a credential helper (user
@@ -616,26 +616,7 @@ fn identity_tokens_are_exchanged_for_access_tokens() {
     mr(&env, &["rmi", &image]).ok();
 
     // a credential helper answering user <token>
-    let bin = env.path().join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join("docker-credential-minirun-idt");
-    fs::write(
-        &helper,
-        format!(
-            "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = {a} ] || exit 1\n\
-             echo '{{\"ServerURL\":\"{a}\",\"Username\":\"<token>\",\"Secret\":\"{token}\"}}'\n",
-            a = reg.addr
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
-    let helper_file = env.path().join("helper.json");
-    fs::write(&helper_file, r#"{"credsStore": "minirun-idt"}"#).unwrap();
-    let mut cmd = env.cmd(["pull", "--authfile", helper_file.to_str().unwrap(), &image]);
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    cmd.env("PATH", path);
-    env.run_cmd(cmd, None).ok();
+    pull_with_helper(&env, &reg.addr, "<token>", &token, &image).ok();
     assert_eq!(granted(), 2);
 }
 

@@ -10,17 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use minirun_integration::{wait_until, Env};
-use rootfs_fixtures::{build_image, ImageFormat};
 use serde_json::Value;
-
-/// An env with busybox:latest loaded.
-fn setup() -> Env {
-    let env = Env::new();
-    let tar = env.path().join("busybox.tar");
-    build_image(&tar, "busybox:latest", ImageFormat::DockerArchive).expect("cannot build the busybox image");
-    env.run(["load", "-i", tar.to_str().unwrap()]).ok();
-    env
-}
 
 /// `run -d --net none FLAGS... busybox ARGS...`: the container's full id.
 fn run_d(env: &Env, flags: &[&str], args: &[&str]) -> String {
@@ -71,7 +61,7 @@ fn limit(pid: i32, name: &str) -> (String, String) {
 
 #[test]
 fn resource_flags_reach_the_cgroup_and_rlimits() {
-    let env = setup();
+    let env = Env::with_busybox();
     let id = run_d(
         &env,
         &[
@@ -179,7 +169,7 @@ fn resource_flags_reach_the_cgroup_and_rlimits() {
 
 #[test]
 fn a_memory_limit_alone_gives_as_much_swap_and_named_containers_update() {
-    let env = setup();
+    let env = Env::with_busybox();
     let id = run_d(&env, &["--name", "capped", "-m", "50m"], &["sleep", "300"]);
     if !v2() {
         assert_eq!(
@@ -198,7 +188,7 @@ fn a_memory_limit_alone_gives_as_much_swap_and_named_containers_update() {
 
 #[test]
 fn bad_resource_values_are_refused_by_name() {
-    let env = setup();
+    let env = Env::with_busybox();
     let bad: &[(&[&str], &str)] = &[
         (&["-m", "12zb"], "12zb"),
         (&["-m", "1m"], "Minimum memory limit allowed is 6MB"),
@@ -248,7 +238,7 @@ fn ps_line(env: &Env, name: &str) -> String {
 
 #[test]
 fn on_failure_restarts_with_back_off_up_to_its_count() {
-    let env = setup();
+    let env = Env::with_busybox();
     let vol = env.path().join("vol");
     fs::create_dir_all(&vol).unwrap();
     let v = format!("{}:/out", vol.display());
@@ -283,7 +273,7 @@ fn on_failure_restarts_with_back_off_up_to_its_count() {
 
 #[test]
 fn always_shows_restarting_and_stop_and_rm_end_it() {
-    let env = setup();
+    let env = Env::with_busybox();
     let vol = env.path().join("vol");
     fs::create_dir_all(&vol).unwrap();
     let v = format!("{}:/out", vol.display());
@@ -334,7 +324,7 @@ fn always_shows_restarting_and_stop_and_rm_end_it() {
 
 #[test]
 fn init_is_pid_1_reaps_forwards_and_exits_with_the_code() {
-    let env = setup();
+    let env = Env::with_busybox();
     // PID 1 is minirun's init; the command is its child
     let r = env
         .run([
@@ -384,7 +374,7 @@ fn init_is_pid_1_reaps_forwards_and_exits_with_the_code() {
 
 #[test]
 fn stop_signal_and_stop_timeout() {
-    let env = setup();
+    let env = Env::with_busybox();
     let id = run_d(
         &env,
         &["--stop-signal", "USR1"],
@@ -409,7 +399,7 @@ fn stop_signal_and_stop_timeout() {
 
 #[test]
 fn health_checks_go_starting_healthy_unhealthy() {
-    let env = setup();
+    let env = Env::with_busybox();
     let id = run_d(
         &env,
         &[
@@ -586,7 +576,7 @@ mod network {
 
 #[test]
 fn labels_cidfile_and_attached_streams() {
-    let env = setup();
+    let env = Env::with_busybox();
     let lf = env.path().join("labels");
     fs::write(&lf, "# team labels\nteam=core\ntier=back\n").unwrap();
     let cid = env.path().join("cid");
@@ -655,7 +645,7 @@ fn labels_cidfile_and_attached_streams() {
 #[test]
 fn sig_proxy_false_keeps_signals_from_the_container() {
     use std::process::Stdio;
-    let env = setup();
+    let env = Env::with_busybox();
     let script =
         "trap 'echo got-term; exit 3' TERM; i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; echo done";
     for (proxy, want) in [("--sig-proxy=true", "got-term"), ("--sig-proxy=false", "")] {
@@ -689,7 +679,7 @@ fn nix_kill(pid: i32, sig: i32) -> i32 {
 
 #[test]
 fn restarts_with_a_health_checker_running() {
-    let env = setup();
+    let env = Env::with_busybox();
     let id = run_d(
         &env,
         &[
@@ -714,7 +704,7 @@ fn restarts_with_a_health_checker_running() {
 
 #[test]
 fn an_update_outlives_a_restart() {
-    let env = setup();
+    let env = Env::with_busybox();
     let id = run_d(
         &env,
         &["--name", "up", "--restart", "always", "--pids-limit", "30"],

@@ -66,44 +66,6 @@ fn status(env: &Env, dir: &Path, flags: &[&str], field: &str) -> String {
         .to_string()
 }
 
-/// A failed run left nothing: no container directory, no state, no name.
-#[track_caller]
-fn nothing_left(env: &Env) {
-    let list = |p: PathBuf| -> Vec<String> {
-        fs::read_dir(p)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    assert_eq!(list(env.data_root.join("containers")), Vec::<String>::new());
-    assert_eq!(list(env.data_root.join("names")), Vec::<String>::new());
-    let state: Vec<String> = env
-        .state_entries()
-        .into_iter()
-        .filter(|e| !e.starts_with('.'))
-        .collect();
-    assert_eq!(state, Vec::<String>::new());
-    // no address leased on any network
-    for e in fs::read_dir(env.data_root.join("networks"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if e.file_name().to_string_lossy().ends_with(".leases.json") {
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
-            assert!(
-                !text
-                    .split('"')
-                    .any(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())),
-                "a lease is left: {text}"
-            );
-        }
-    }
-}
-
 #[test]
 fn default_seccomp_profile_blocks_what_docker_blocks() {
     let (env, dir) = setup();
@@ -182,7 +144,7 @@ fn seccomp_profile_files() {
     let opt = format!("seccomp={}", env.path().join("missing.json").display());
     run(&env, &dir, &["--security-opt", &opt], &["true"]).fails_with("missing.json");
     run(&env, &dir, &["--security-opt", "seccomp"], &["true"]).fails_with("\"seccomp\"");
-    nothing_left(&env);
+    env.assert_nothing_left();
 }
 
 #[test]
@@ -217,7 +179,7 @@ fn capabilities_added_and_dropped() {
         assert_eq!(r.code, 125, "{r:#?}");
         r.fails_with(&format!("{flag}: unknown capability \"{bad}\""));
     }
-    nothing_left(&env);
+    env.assert_nothing_left();
 }
 
 #[test]
@@ -276,7 +238,7 @@ fn privileged_and_security_opts() {
             .fails_with("AppArmor is not enabled");
     }
     run(&env, &dir, &["--security-opt", "bogus=1"], &["true"]).fails_with("\"bogus=1\"");
-    nothing_left(&env);
+    env.assert_nothing_left();
 }
 
 fn libcontainer_apparmor_enabled() -> bool {
@@ -470,7 +432,7 @@ fn devices_only_with_device_flags() {
         let r = env.run(all);
         assert_eq!(r.code, 125, "{flags:?}: {r:#?}");
         assert!(r.stderr.contains(says), "{flags:?}: {r:#?}");
-        nothing_left(&env);
+        env.assert_nothing_left();
     }
 }
 
@@ -524,7 +486,7 @@ fn namespaced_sysctls_only() {
         let r = env.run(all);
         assert_ne!(r.code, 0, "{flags:?}: {r:#?}");
         assert!(r.stderr.contains(says), "{flags:?}: {r:#?}");
-        nothing_left(&env);
+        env.assert_nothing_left();
     }
 }
 
@@ -626,5 +588,5 @@ fn ipc_pid_and_uts_modes() {
         let r = env.run(["run", "--rm", flag, "container:donor", "busybox", "true"]);
         assert!(r.code == 125 && r.stderr.contains("\"donor\""), "{flag}: {r:#?}");
     }
-    nothing_left(&env);
+    env.assert_nothing_left();
 }
