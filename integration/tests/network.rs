@@ -389,8 +389,15 @@ fn twenty_concurrent_runs_get_twenty_distinct_addresses() {
             r.stdout.trim().to_string()
         })
         .collect();
-    let addrs: BTreeSet<Ipv4Addr> = ids.iter().map(|id| sb.ip_of(id)).collect();
-    assert_eq!(addrs.len(), 20, "addresses: {addrs:?}");
+    let by_id: Vec<(String, Ipv4Addr)> = ids.iter().map(|id| (id[..12].to_string(), sb.ip_of(id))).collect();
+    let addrs: BTreeSet<Ipv4Addr> = by_id.iter().map(|(_, ip)| *ip).collect();
+    assert_eq!(
+        addrs.len(),
+        20,
+        "addresses: {by_id:#?}\nleases: {:#?}\nps -a:\n{}",
+        sb.leftovers().leases,
+        sb.run(["ps", "-a", "--no-trunc"]).stdout
+    );
     let veths = sb.leftovers().veths;
     assert_eq!(veths.len(), 20, "{veths:?}");
     let mut rm = vec!["rm".to_string(), "-f".to_string()];
