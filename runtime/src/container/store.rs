@@ -156,14 +156,10 @@ impl Ctx {
     /// and keeps it until the container starts). Afterwards: its process
     /// runs, or someone holds its lock (a monitor, a teardown).
     pub fn is_alive(&self, id: &str) -> bool {
-        // A creation whose creator (the CLI) lives; once the CLI has handed the
-        // container to its monitor and exited, the record says `creating` until
-        // the monitor records `running`: the monitor's lock (below) says it lives.
-        if self
-            .load(id)
-            .is_ok_and(|r| r.phase == Phase::Creating && r.creator.is_some_and(|c| c.is_running()))
-        {
-            return true;
+        if let Ok(r) = self.load(id) {
+            if r.phase == Phase::Creating {
+                return r.creator.is_some_and(|c| c.is_running());
+            }
         }
         if matches!(
             self.engine.status(id),

@@ -231,33 +231,6 @@ fn gc_reaps_a_creation_whose_creator_died() {
     assert_gone(&fx, &r);
 }
 
-/// `run -d`: the CLI (the creator) exits once the monitor reported the start,
-/// a moment before the monitor records `running`. In between the container
-/// lives (its monitor holds the lock): a concurrent `run` must not take its
-/// address lease, nor gc reap it.
-#[test]
-fn a_creation_handed_to_its_monitor_is_alive_after_the_creator_exits() {
-    let fx = Fixture::new();
-    let mut r = record(&fx, "handed", Phase::Creating);
-    let me = ProcessIdentity::current().unwrap();
-    r.creator = Some(ProcessIdentity {
-        start_time: me.start_time + 1,
-        ..me
-    });
-    fx.ctx.save(&r).unwrap();
-    fx.engine.insert(&r.id, ContainerStatus::Running);
-    let monitor = FileLock::exclusive(&fx.ctx.dir(&r.id).join("lock")).unwrap();
-    assert!(fx.ctx.is_alive(&r.id));
-    assert_eq!(fx.ctx.status(&r), Status::Created);
-    assert!(teardown::gc(&fx.ctx).unwrap().is_empty());
-    assert!(fx.net.held.borrow().contains_key(&r.id));
-    // the engine not yet started, only the lock held: still alive
-    fx.engine.insert(&r.id, ContainerStatus::Created);
-    assert!(fx.ctx.is_alive(&r.id));
-    drop(monitor);
-    assert!(!fx.ctx.is_alive(&r.id));
-}
-
 #[test]
 fn gc_tears_down_a_container_whose_monitor_died_and_keeps_it_for_ps() {
     let fx = Fixture::new();
