@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # minirun benchmarks, run by hand as root (never in CI):
 #
-#   bench/bench.sh [bundle|image|unpack|net|ports|usernet|ipv6|all]
+#   bench/bench.sh [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|all]
 #
 # PROFILE=debug measures a debug build (quicker to build; fine for ratios);
 # CARGO_TARGET_DIR is honoured.
@@ -119,6 +119,20 @@ bench_image() {
     echo "  image   ${img} ms"
     echo "  bundle  ${bun} ms"
     echo "  the image path adds $(calc "$img-$bun") ms   (target <= 5)"
+}
+
+# docker's default seccomp profile (on for every run) vs none: the filter is
+# compiled once and cached as BPF, so each run only loads it.
+bench_seccomp() {
+    load_busybox
+    $M run --rm --net none busybox true
+    local on off
+    read -r on off < <(pair minirun-run-seccomp-default "$M run --rm --net none busybox true" \
+        minirun-run-seccomp-unconfined "$M run --rm --net none --security-opt seccomp=unconfined busybox true")
+    echo "run --rm --net none busybox true with the default seccomp profile vs unconfined ($PROFILE build), median of $RUNS (3 alternating rounds):"
+    echo "  default profile  ${on} ms"
+    echo "  unconfined       ${off} ms"
+    echo "  the profile adds $(calc "$on-$off") ms   (target <= 1)"
 }
 
 # A gzip layer of about 200 MB of mixed files (bench/make_layer.py), made once.
@@ -309,11 +323,12 @@ bench_ipv6() {
 case $what in
     bundle) bench_bundle ;;
     image) bench_image ;;
+    seccomp) bench_seccomp ;;
     unpack) bench_unpack ;;
     net) bench_net ;;
     ports) bench_ports ;;
     usernet) bench_usernet ;;
     ipv6) bench_ipv6 ;;
-    all) bench_bundle; bench_image; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6 ;;
-    *) echo "usage: $0 [bundle|image|unpack|net|ports|usernet|ipv6|all]" >&2; exit 2 ;;
+    all) bench_bundle; bench_image; bench_seccomp; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6 ;;
+    *) echo "usage: $0 [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|all]" >&2; exit 2 ;;
 esac
