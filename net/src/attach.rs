@@ -711,7 +711,9 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
 ///   of the last of them finishes it;
 /// * otherwise `att` is [`detach`]ed; and when `att` joined another container's namespace,
 ///   that owner is detached too if it is no longer alive and no other live container
-///   joined it (`att` was its last user).
+///   joined it (`att` was its last user);
+/// * the networks connected to the container besides its first ([`connect`]) go with
+///   its first.
 ///
 /// Records are read from `att.runtime_root`. `live` must not call into minirun-net.
 pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
@@ -723,6 +725,12 @@ pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
         return Ok(());
     }
     detach(att)?;
+    if att.ifname.is_none() && att.netns_owned {
+        // The networks connected besides the first go with it.
+        for extra in extra_attachments(&att.runtime_root, &att.container_id)? {
+            detach(&extra)?;
+        }
+    }
     if let NetMode::Container(_) = &att.mode {
         // Read again: att's own record is gone now, so it no longer counts as a joiner
         // even while `live` still says it lives (its teardown runs).

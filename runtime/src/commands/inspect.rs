@@ -342,6 +342,7 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
         }
     }
     let network_name = att
+        .filter(|_| !r.first_network_disconnected)
         .and_then(|a| a.network.clone())
         .or_else(|| match att.map(|a| &a.mode) {
             Some(NetMode::Host) => Some("host".into()),
@@ -365,6 +366,12 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
     let mut networks = BTreeMap::new();
     if let (Some(a), Some(n)) = (att, network_name.as_ref()) {
         networks.insert(n.clone(), endpoint(a));
+    }
+    // the networks connected besides the first (`--network` again, `network connect`)
+    for a in &r.extra_networks {
+        if let Some(n) = &a.network {
+            networks.insert(n.clone(), endpoint(a));
+        }
     }
     // docker fills the top-level address fields for the default bridge only
     let default_bridge = network_name.as_deref() == Some(minirun_net::mode::DEFAULT_NETWORK);
