@@ -342,13 +342,14 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
         }
     }
     let network_name = att
-        .filter(|_| !r.first_network_disconnected)
         .and_then(|a| a.network.clone())
         .or_else(|| match att.map(|a| &a.mode) {
             Some(NetMode::Host) => Some("host".into()),
             Some(NetMode::None) => Some("none".into()),
             _ => None,
-        });
+        })
+        // `network disconnect` took the first network away: no entry for it
+        .filter(|_| !r.first_network_disconnected);
     let endpoint = |a: &Attachment| EndpointSettings {
         ipam_config: None,
         links: None,
