@@ -268,6 +268,15 @@ impl<T: Network> Network for Rc<T> {
     fn attach(&self, req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
         (**self).attach(req, live)
     }
+    fn connect(&self, req: &minirun_net::ConnectRequest, live: &dyn Liveness) -> Result<Attachment> {
+        (**self).connect(req, live)
+    }
+    fn disconnect(&self, att: &Attachment) -> Result<Attachment> {
+        (**self).disconnect(att)
+    }
+    fn extras(&self, id: &str) -> Vec<Attachment> {
+        (**self).extras(id)
+    }
     fn release(&self, att: &Attachment, live: &dyn Liveness) -> Result<bool> {
         (**self).release(att, live)
     }
