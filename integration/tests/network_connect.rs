@@ -43,8 +43,14 @@ fn two_networks(sb: &Sandbox) {
     sb.load_busybox();
     sb.run(["network", "create", "--subnet", "10.141.0.0/24", "front"]).ok();
     sb.run(["network", "create", "--subnet", "10.142.0.0/24", "back"]).ok();
-    sb.run(["run", "-d", "--net", "back", "--name", "peer", "busybox", "sleep", "600"]).ok();
-    sb.run(["run", "-d", "--net", "front", "--name", "web", "busybox", "sleep", "600"]).ok();
+    sb.run([
+        "run", "-d", "--net", "back", "--name", "peer", "busybox", "sleep", "600",
+    ])
+    .ok();
+    sb.run([
+        "run", "-d", "--net", "front", "--name", "web", "busybox", "sleep", "600",
+    ])
+    .ok();
 }
 
 #[test]
@@ -60,7 +66,10 @@ fn connect_and_disconnect_a_running_container() {
     assert_eq!(nets.keys().collect::<Vec<_>>(), ["back", "front"], "{nets:#?}");
     let web_back = ip_on(&sb, "web", "back");
     assert_eq!(web_back.octets()[..3], [10, 142, 0], "{web_back}");
-    assert!(nets["back"]["Aliases"].as_array().unwrap().iter().any(|a| a == "www"), "{nets:#?}");
+    assert!(
+        nets["back"]["Aliases"].as_array().unwrap().iter().any(|a| a == "www"),
+        "{nets:#?}"
+    );
     // eth1 inside, with its address; the default route stays on eth0
     let r = sh(&sb, "web", "ip -4 addr show eth1; ip route").ok();
     assert!(r.stdout.contains(&format!("inet {web_back}/24")), "{r:#?}");
@@ -85,8 +94,14 @@ fn connect_and_disconnect_a_running_container() {
     sb.run(["network", "disconnect", "back", "web"]).ok();
     assert_eq!(networks(&sb, "web").keys().collect::<Vec<_>>(), ["front"]);
     assert!(!pings(&sb, "web", "peer"), "peer still resolves after disconnect");
-    assert!(!pings(&sb, "web", &peer_ip.to_string()), "peer still reachable after disconnect");
-    assert!(!sh(&sb, "web", "cat /etc/hosts").ok().stdout.contains(&web_back.to_string()));
+    assert!(
+        !pings(&sb, "web", &peer_ip.to_string()),
+        "peer still reachable after disconnect"
+    );
+    assert!(!sh(&sb, "web", "cat /etc/hosts")
+        .ok()
+        .stdout
+        .contains(&web_back.to_string()));
     assert!(sh(&sb, "web", "ip link show eth1").code != 0, "eth1 left in web");
     sb.run(["network", "disconnect", "back", "web"])
         .fails_with("not connected to network \"back\"");
@@ -111,17 +126,33 @@ fn run_with_two_networks_and_start_again() {
     sb.add_ipv6();
     sb.load_busybox();
     sb.run(["network", "create", "--subnet", "10.151.0.0/24", "front"]).ok();
-    sb.run(["network", "create", "--ipv6", "--subnet", "10.152.0.0/24", "back6"]).ok();
-    sb.run(["run", "-d", "--net", "front", "--name", "a", "busybox", "sleep", "600"]).ok();
-    sb.run(["run", "-d", "--net", "back6", "--name", "b", "busybox", "sleep", "600"]).ok();
+    sb.run(["network", "create", "--ipv6", "--subnet", "10.152.0.0/24", "back6"])
+        .ok();
+    sb.run(["run", "-d", "--net", "front", "--name", "a", "busybox", "sleep", "600"])
+        .ok();
+    sb.run(["run", "-d", "--net", "back6", "--name", "b", "busybox", "sleep", "600"])
+        .ok();
     sb.run([
-        "run", "-d", "--network", "front", "--network", "back6", "--name", "both", "busybox", "sleep", "600",
+        "run",
+        "-d",
+        "--network",
+        "front",
+        "--network",
+        "back6",
+        "--name",
+        "both",
+        "busybox",
+        "sleep",
+        "600",
     ])
     .ok();
     let nets = networks(&sb, "both");
     assert_eq!(nets.keys().collect::<Vec<_>>(), ["back6", "front"], "{nets:#?}");
     // a dual-stack network gives the second interface both families
-    let v6 = nets["back6"]["GlobalIPv6Address"].as_str().unwrap_or_default().to_string();
+    let v6 = nets["back6"]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(!v6.is_empty(), "{nets:#?}");
     let r = sh(&sb, "both", "ip addr show eth1").ok();
     assert!(r.stdout.contains(&v6), "{r:#?}");
@@ -168,21 +199,60 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let peer_ip = ip_on(&sb, "peer", "back").to_string();
     sb.run(["network", "connect", "--ip", &peer_ip, "back", "web"])
         .fails_with(&peer_ip);
-    sb.run(["run", "-d", "--net", "none", "--name", "lonely", "busybox", "sleep", "600"]).ok();
-    sb.run(["run", "-d", "--net", "host", "--name", "onhost", "busybox", "sleep", "600"]).ok();
-    sb.run(["run", "-d", "--net", "container:web", "--name", "joiner", "busybox", "sleep", "600"])
-        .ok();
+    sb.run([
+        "run", "-d", "--net", "none", "--name", "lonely", "busybox", "sleep", "600",
+    ])
+    .ok();
+    sb.run([
+        "run", "-d", "--net", "host", "--name", "onhost", "busybox", "sleep", "600",
+    ])
+    .ok();
+    sb.run([
+        "run",
+        "-d",
+        "--net",
+        "container:web",
+        "--name",
+        "joiner",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
     let mid = sb.leftovers();
     for c in ["lonely", "onhost", "joiner"] {
         sb.run(["network", "connect", "back", c]).fails_with(c);
     }
-    assert_eq!(format!("{:?}", sb.leftovers()), format!("{mid:?}"), "a refused connect left something");
-    sb.run(["run", "--rm", "--network", "bridge", "--network", "back", "busybox", "true"])
-        .fails_with("conflicting options");
-    sb.run(["run", "--rm", "--network", "back", "--network", "nosuch", "busybox", "true"])
-        .fails_with("nosuch");
+    assert_eq!(
+        format!("{:?}", sb.leftovers()),
+        format!("{mid:?}"),
+        "a refused connect left something"
+    );
+    sb.run([
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "--network",
+        "back",
+        "busybox",
+        "true",
+    ])
+    .fails_with("conflicting options");
+    sb.run([
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "--network",
+        "nosuch",
+        "busybox",
+        "true",
+    ])
+    .fails_with("nosuch");
     // --ip picks exactly that address
-    sb.run(["network", "connect", "--ip", "10.142.0.77", "back", "web"]).ok();
+    sb.run(["network", "connect", "--ip", "10.142.0.77", "back", "web"])
+        .ok();
     assert_eq!(ip_on(&sb, "web", "back"), Ipv4Addr::new(10, 142, 0, 77));
     sb.run(["rm", "-f", "lonely", "onhost", "joiner"]).ok();
     sb.run(["network", "disconnect", "back", "web"]).ok();

@@ -501,7 +501,10 @@ pub fn connect(req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment> 
         });
     }
     if !netns::is_netns(&req.netns) {
-        return Err(ctr_err(id, format!("{} is not a network namespace", req.netns.display())));
+        return Err(ctr_err(
+            id,
+            format!("{} is not a network namespace", req.netns.display()),
+        ));
     }
     let fw = Firewall::open()?;
     fw.ensure_skeleton()?;
@@ -941,7 +944,11 @@ mod connect_tests {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(next_ifname(&v(&["eth0"])), "eth1");
         assert_eq!(next_ifname(&v(&["eth0", "eth1", "eth3"])), "eth2");
-        assert_eq!(next_ifname(&v(&["eth1"])), "eth0", "after the first network was disconnected");
+        assert_eq!(
+            next_ifname(&v(&["eth1"])),
+            "eth0",
+            "after the first network was disconnected"
+        );
         assert_eq!(next_ifname(&[]), "eth0");
     }
 

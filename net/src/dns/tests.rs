@@ -233,5 +233,8 @@ fn a_containers_directory_spans_every_network_it_is_connected_to() {
     // disconnected: gone at once
     std::fs::remove_file(extra.record_file()).unwrap();
     assert_eq!(dir.lookup("peer2"), None);
-    assert_eq!(Directory::new(root, "back").lookup("peer2"), Some(Ipv4Addr::new(10, 2, 0, 3)));
+    assert_eq!(
+        Directory::new(root, "back").lookup("peer2"),
+        Some(Ipv4Addr::new(10, 2, 0, 3))
+    );
 }

@@ -163,7 +163,11 @@ pub fn hosts_without(text: &str, att: &Attachment) -> String {
         .map(|a| a.to_string())
         .collect();
     text.lines()
-        .filter(|l| !l.split_whitespace().next().is_some_and(|a| addrs.iter().any(|x| x == a)))
+        .filter(|l| {
+            !l.split_whitespace()
+                .next()
+                .is_some_and(|a| addrs.iter().any(|x| x == a))
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -199,7 +203,11 @@ mod tests {
         let a = att("10.2.0.2", Some("fd00::2"));
         let with = hosts_with(base, &a, "abc", "web");
         assert_eq!(with, format!("{base}10.2.0.2\tabc web\nfd00::2\tabc web\n"));
-        assert_eq!(hosts_with(&with, &a, "abc", "web"), with, "connecting twice adds nothing");
+        assert_eq!(
+            hosts_with(&with, &a, "abc", "web"),
+            with,
+            "connecting twice adds nothing"
+        );
         assert_eq!(hosts_without(&with, &a), base);
         assert_eq!(hosts_with("x", &att("10.2.0.3", None), "h", "h"), "x\n10.2.0.3\th\n");
     }

@@ -135,7 +135,12 @@ pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
             let Some(n) = before.network.clone() else { continue };
             let opts = super::connect::ConnectOpts {
                 ip: None,
-                aliases: before.aliases.iter().filter(|a| !defaults.contains(a)).cloned().collect(),
+                aliases: before
+                    .aliases
+                    .iter()
+                    .filter(|a| !defaults.contains(a))
+                    .cloned()
+                    .collect(),
             };
             super::connect::connect(ctx, &record, &n, &opts)?;
         }
