@@ -260,3 +260,29 @@ fn bad_input_is_refused_and_leaves_nothing() {
     sb.run(["rm", "-f", "web", "peer"]).ok();
     sb.assert_net_clean("after rm -f");
 }
+
+/// A container on two networks whose monitor and process were killed: `gc` collects
+/// both attachments (veths, leases, records).
+#[test]
+fn killed_container_on_two_networks_then_gc_leaves_nothing() {
+    let sb = Sandbox::new();
+    two_networks(&sb);
+    sb.run(["network", "connect", "back", "web"]).ok();
+    sb.run(["rm", "-f", "peer"]).ok();
+    let meta = sb.meta(&sb.inspect("web")["Id"].as_str().unwrap().to_string());
+    for key in ["monitor_pid", "pid"] {
+        let pid = meta[key].as_i64().unwrap_or_else(|| panic!("no {key}")) as i32;
+        // SAFETY: kill(2) of a process this test's minirun started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        wait_until(&format!("{key} {pid} dies"), DEADLINE, || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+        });
+    }
+    let left = sb.leftovers();
+    assert!(
+        left.records.iter().any(|r| r.contains("@back")),
+        "nothing of the second network to collect: {left:#?}"
+    );
+    sb.run(["gc"]).ok();
+    sb.assert_net_clean("monitor and container killed, then gc");
+}
