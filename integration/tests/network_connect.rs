@@ -82,6 +82,11 @@ fn connect_and_disconnect_a_running_container() {
     // /etc/hosts has the new address under web's names
     let hosts = sh(&sb, "web", "cat /etc/hosts").ok().stdout;
     assert!(hosts.contains(&format!("{web_back}\t")), "{hosts}");
+    // `ps` shows both, and finds it by either
+    let r = sb
+        .run(["ps", "--filter", "network=back", "--format", "{{.Names}} {{.Networks}}"])
+        .ok();
+    assert!(r.stdout.lines().any(|l| l == "web front,back"), "{r:#?}");
     // `network inspect back` lists it
     let back = sb.run(["network", "inspect", "back"]).ok().stdout;
     assert!(back.contains(&web_back.to_string()), "{back}");
