@@ -274,7 +274,7 @@ fn killed_container_on_two_networks_then_gc_leaves_nothing() {
     two_networks(&sb);
     sb.run(["network", "connect", "back", "web"]).ok();
     sb.run(["rm", "-f", "peer"]).ok();
-    let meta = sb.meta(&sb.inspect("web")["Id"].as_str().unwrap().to_string());
+    let meta = sb.meta(sb.inspect("web")["Id"].as_str().unwrap());
     for key in ["monitor_pid", "pid"] {
         let pid = meta[key].as_i64().unwrap_or_else(|| panic!("no {key}")) as i32;
         // SAFETY: kill(2) of a process this test's minirun started.
