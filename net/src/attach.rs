@@ -28,7 +28,7 @@ use crate::ports::{resolve_ports, HostPorts, PortMapping, PortSpec};
 use crate::sysctl::BridgeNfCall;
 use crate::{etc, ipam};
 
-pub use crate::paths::record_path;
+pub use crate::paths::{extra_record_path, record_path};
 
 /// What a container got. Saved by the runtime as JSON; [`detach`] needs nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,12 @@ pub struct Attachment {
     /// Names other containers on a user-defined network resolve to `ip` (besides the id).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// A network connected besides the first (`run --network A --network B`, `network
+    /// connect`): the interface's name in the container (`eth1`...). Such an attachment
+    /// joins the namespace of the container's first one (`netns_owned` false) and has
+    /// its own record ([`Attachment::record_file`]). `None`: the first network (`eth0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifname: Option<String>,
     pub runtime_root: PathBuf,
     pub data_root: PathBuf,
 }
@@ -86,9 +92,24 @@ impl Attachment {
             ports: Vec::new(),
             hostname: req.hostname.clone(),
             aliases: req.aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
+            ifname: None,
             runtime_root: req.runtime_root.clone(),
             data_root: req.data_root.clone(),
         }
+    }
+
+    /// Where this attachment's record is: [`record_path`] for the first network,
+    /// [`extra_record_path`] for one connected besides it.
+    pub fn record_file(&self) -> PathBuf {
+        match (&self.ifname, &self.network) {
+            (Some(_), Some(n)) => extra_record_path(&self.runtime_root, &self.container_id, n),
+            _ => record_path(&self.runtime_root, &self.container_id),
+        }
+    }
+
+    /// The interface's name inside the container.
+    pub fn interface(&self) -> &str {
+        self.ifname.as_deref().unwrap_or(crate::link::CONTAINER_IFNAME)
     }
 
     /// The firewall elements of this container's published ports: (mapping as the
@@ -272,24 +293,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     if net.subnet6.is_some() {
         fw.ensure_skeleton6()?;
     }
-    if !net.icc {
-        // create_network checked it; the host may have changed since.
-        let state = crate::firewall::check_bridge_nf_call_iptables();
-        let state6 = crate::sysctl::bridge_nf_call_ip6tables();
-        let err = if state != BridgeNfCall::Enabled {
-            Some(Error::IccUnavailable { state })
-        } else if net.subnet6.is_some() && state6 != BridgeNfCall::Enabled {
-            Some(Error::Icc6Unavailable { state: state6 })
-        } else {
-            None
-        };
-        if let Some(e) = err {
-            return Err(Error::Network {
-                network: net.name.clone(),
-                reason: e.to_string(),
-            });
-        }
-    }
+    check_icc(&net)?;
     let mut mappings = if req.ports.is_empty() {
         Vec::new()
     } else {
@@ -328,6 +332,8 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
             let veth = att.veth_host.clone().unwrap();
             let cfg = VethConfig {
                 host_ifname: &veth,
+                ifname: crate::link::CONTAINER_IFNAME,
+                default_route: true,
                 bridge: &net.bridge,
                 netns: &ns,
                 ip,
@@ -413,6 +419,230 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     }
 }
 
+/// `--icc=false` needs bridged traffic to pass the ip (and ip6) forward hook.
+fn check_icc(net: &NetworkConfig) -> Result<()> {
+    if !net.icc {
+        // create_network checked it; the host may have changed since.
+        let state = crate::firewall::check_bridge_nf_call_iptables();
+        let state6 = crate::sysctl::bridge_nf_call_ip6tables();
+        let err = if state != BridgeNfCall::Enabled {
+            Some(Error::IccUnavailable { state })
+        } else if net.subnet6.is_some() && state6 != BridgeNfCall::Enabled {
+            Some(Error::Icc6Unavailable { state: state6 })
+        } else {
+            None
+        };
+        if let Some(e) = err {
+            return Err(Error::Network {
+                network: net.name.clone(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Input of [`connect`].
+#[derive(Clone, Debug)]
+pub struct ConnectRequest {
+    pub container_id: String,
+    /// The network to connect (a user-defined one, or the default `bridge`).
+    pub network: String,
+    /// The container's namespace (its first attachment's, which it owns).
+    pub netns: PathBuf,
+    /// Interface names already used in the container (`eth0`, ...): the new one is the
+    /// first `ethN` not among them ([`next_ifname`]).
+    pub used_ifnames: Vec<String>,
+    pub runtime_root: PathBuf,
+    pub data_root: PathBuf,
+    pub hostname: Option<String>,
+    /// Names peers on this network resolve to the container.
+    pub aliases: Vec<String>,
+    /// `--ip`: this address of the network's subnet, not one IPAM picks.
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// The first `ethN` not in `used`.
+pub fn next_ifname(used: &[String]) -> String {
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !used.iter().any(|u| u == n))
+        .expect("some ethN is free")
+}
+
+/// The records of the networks connected to `container_id` besides its first, sorted by
+/// interface name.
+pub fn extra_attachments(runtime_root: &Path, container_id: &str) -> Result<Vec<Attachment>> {
+    let mut v: Vec<Attachment> = list_attachments(runtime_root)?
+        .into_iter()
+        .filter(|a| a.container_id == container_id && a.ifname.is_some())
+        .collect();
+    v.sort_by(|a, b| a.ifname.cmp(&b.ifname));
+    Ok(v)
+}
+
+/// Connects a container that has its own namespace to one more network: a veth into the
+/// network's bridge (`ethN` inside, no default route: that stays with the first
+/// network), an address (both families on a dual-stack network) from the network's
+/// IPAM, the network's firewall elements in one transaction, and a record of its own.
+/// Refuses a network the container is already on. On failure nothing of it is left.
+pub fn connect(req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment> {
+    let id = req.container_id.as_str();
+    if !valid_container_id(id) {
+        return Err(Error::InvalidContainerId(id.into()));
+    }
+    let net: NetworkConfig = network::get_network(&req.data_root, &req.network)?;
+    let on_it = |a: &Attachment| a.network.as_deref() == Some(net.name.as_str());
+    let records = list_attachments(&req.runtime_root)?;
+    if records.iter().any(|a| a.container_id == id && on_it(a)) {
+        return Err(Error::Network {
+            network: net.name.clone(),
+            reason: format!("container {id} is already connected to it (endpoint exists)"),
+        });
+    }
+    if !netns::is_netns(&req.netns) {
+        return Err(ctr_err(
+            id,
+            format!("{} is not a network namespace", req.netns.display()),
+        ));
+    }
+    let fw = Firewall::open()?;
+    fw.ensure_skeleton()?;
+    if net.subnet6.is_some() {
+        fw.ensure_skeleton6()?;
+    }
+    check_icc(&net)?;
+    // Leases are per network: the container's own lease elsewhere does not count here.
+    let in_use = |cid: &str| cid == id || in_use_among(cid, &records, live);
+    let (ip, ip6) = ipam::allocate_dual(&req.data_root, &net, id, req.ip, &in_use)?;
+    let v6 = net.ipv6().zip(ip6).map(|((s6, gw6), a)| (a, s6.prefix_len(), gw6));
+    let mac = link::mac_for_ip(ip);
+    let ifname = next_ifname(&req.used_ifnames);
+    let mut att = Attachment {
+        container_id: id.into(),
+        mode: NetMode::Bridge(net.name.clone()),
+        netns_path: Some(req.netns.clone()),
+        netns_owned: false,
+        network: Some(net.name.clone()),
+        bridge: Some(net.bridge.clone()),
+        veth_host: Some(link::veth_name(id)),
+        ip: Some(ip),
+        prefix_len: Some(net.prefix_len()),
+        gateway: Some(net.gateway),
+        ipv6: v6.map(|v| v.0),
+        ipv6_prefix_len: v6.map(|v| v.1),
+        ipv6_gateway: v6.map(|v| v.2),
+        mac: Some(link::format_mac(&mac)),
+        ports: Vec::new(),
+        hostname: req.hostname.clone(),
+        aliases: req.aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
+        ifname: Some(ifname.clone()),
+        runtime_root: req.runtime_root.clone(),
+        data_root: req.data_root.clone(),
+    };
+    let record = att.record_file();
+    let res = (|| -> Result<()> {
+        write_json(&record, &att, "attachment record")?;
+        for attempt in 0.. {
+            let veth = att.veth_host.clone().unwrap();
+            let cfg = VethConfig {
+                host_ifname: &veth,
+                ifname: &ifname,
+                default_route: false,
+                bridge: &net.bridge,
+                netns: &req.netns,
+                ip,
+                prefix_len: net.prefix_len(),
+                gateway: net.gateway,
+                mac,
+                ip6: v6,
+                mtu: net.mtu,
+            };
+            match link::connect_container(&cfg) {
+                Ok(_) => break,
+                Err(e @ Error::Netlink { .. }) if attempt < 3 && e.errno() == Some(libc::EEXIST) => {
+                    att.veth_host = Some(link::veth_name(id));
+                    write_json(&record, &att, "attachment record")?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // The network's elements (if missing): one transaction, then the race of two new
+        // networks closed as attach does.
+        let network_tx = || -> Result<Transaction> {
+            let mut tx = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
+            if let Some(s6) = net.subnet6 {
+                tx.extend(fw.network_tx6(&net.bridge, s6, net.icc)?);
+            }
+            Ok(tx)
+        };
+        let tx = network_tx()?;
+        let new_bridge = Firewall::adds_bridge(&tx, &net.bridge);
+        fw.commit(&tx)?;
+        if new_bridge {
+            fw.commit(&network_tx()?)?;
+        }
+        Ok(())
+    })();
+    match res {
+        Ok(()) => Ok(att),
+        Err(e) => {
+            if let Err(undo) = detach_sync(&att) {
+                tracing::warn!(container = id, "undoing a failed connect: {}", chain(&undo));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Undoes [`connect`] (or takes a container's first network away, keeping its
+/// namespace): the veth is deleted before returning, the lease and any published port
+/// of it released. For the first network the record stays, without the network (mode
+/// `none`), so the namespace it owns is still released with the container.
+pub fn disconnect(att: &Attachment) -> Result<Attachment> {
+    if att.ifname.is_some() || !att.netns_owned {
+        detach_sync(att)?;
+        return Ok(att.clone());
+    }
+    let kept = Attachment {
+        mode: NetMode::None,
+        network: None,
+        bridge: None,
+        veth_host: None,
+        ip: None,
+        prefix_len: None,
+        gateway: None,
+        ipv6: None,
+        ipv6_prefix_len: None,
+        ipv6_gateway: None,
+        mac: None,
+        ports: Vec::new(),
+        ..att.clone()
+    };
+    // Unpublish, delete the veth, release the lease; then the record without them.
+    let mut first = None;
+    if let (Some(ip), false) = (att.ip, att.ports.is_empty()) {
+        if let Err(e) = Firewall::open().and_then(|fw| fw.unpublish_dual(&att.ports, Some(ip), att.ipv6)) {
+            first.get_or_insert(e);
+        }
+    }
+    if let Some(v) = &att.veth_host {
+        if let Err(e) = link::delete_link(v) {
+            first.get_or_insert(e);
+        }
+    }
+    if let Some(n) = &att.network {
+        if let Err(e) = ipam::release(&att.data_root, n, &att.container_id) {
+            first.get_or_insert(e);
+        }
+    }
+    write_json(&kept.record_file(), &kept, "attachment record")?;
+    match first {
+        Some(e) => Err(e),
+        None => Ok(kept),
+    }
+}
+
 /// Undoes [`attach`]: unpublishes the ports (only elements still pointing at this
 /// container), removes the netns file it owns, releases the lease and the record. Pieces
 /// already gone are fine; every step is tried, the first error is returned.
@@ -468,9 +698,7 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
         keep(ipam::release(&att.data_root, n, &att.container_id).map(|_| ()));
     }
     if att.mode != NetMode::Host {
-        keep(
-            remove_file_if_exists(&record_path(&att.runtime_root, &att.container_id), "attachment record").map(|_| ()),
-        );
+        keep(remove_file_if_exists(&att.record_file(), "attachment record").map(|_| ()));
     }
     match first {
         Some(e) => Err(e),
@@ -486,7 +714,9 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
 ///   of the last of them finishes it;
 /// * otherwise `att` is [`detach`]ed; and when `att` joined another container's namespace,
 ///   that owner is detached too if it is no longer alive and no other live container
-///   joined it (`att` was its last user).
+///   joined it (`att` was its last user);
+/// * the networks connected to the container besides its first ([`connect`]) go with
+///   its first.
 ///
 /// Records are read from `att.runtime_root`. `live` must not call into minirun-net.
 pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
@@ -498,6 +728,12 @@ pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
         return Ok(());
     }
     detach(att)?;
+    if att.ifname.is_none() && att.netns_owned {
+        // The networks connected besides the first go with it.
+        for extra in extra_attachments(&att.runtime_root, &att.container_id)? {
+            detach(&extra)?;
+        }
+    }
     if let NetMode::Container(_) = &att.mode {
         // Read again: att's own record is gone now, so it no longer counts as a joiner
         // even while `live` still says it lives (its teardown runs).
@@ -698,3 +934,66 @@ pub fn remove_network(runtime_root: &Path, data_root: &Path, name: &str, live: &
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+
+    #[test]
+    fn the_next_interface_is_the_first_free_eth() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(next_ifname(&v(&["eth0"])), "eth1");
+        assert_eq!(next_ifname(&v(&["eth0", "eth1", "eth3"])), "eth2");
+        assert_eq!(
+            next_ifname(&v(&["eth1"])),
+            "eth0",
+            "after the first network was disconnected"
+        );
+        assert_eq!(next_ifname(&[]), "eth0");
+    }
+
+    #[test]
+    fn extra_attachments_have_records_of_their_own() {
+        let d = tempfile::tempdir().unwrap();
+        let req = AttachRequest {
+            container_id: "c1".into(),
+            mode: NetMode::Bridge("front".into()),
+            join_netns: None,
+            runtime_root: d.path().into(),
+            data_root: d.path().into(),
+            ports: vec![],
+            hostname: None,
+            aliases: vec![],
+            ip: None,
+            mac: None,
+        };
+        let mut first = Attachment::new(&req);
+        first.network = Some("front".into());
+        first.netns_owned = true;
+        first.netns_path = Some(d.path().join("ns"));
+        let extra = Attachment {
+            network: Some("back".into()),
+            ifname: Some("eth1".into()),
+            netns_owned: false,
+            ..first.clone()
+        };
+        assert_eq!(first.record_file(), record_path(d.path(), "c1"));
+        assert_eq!(extra.record_file(), d.path().join(".net/attachments/c1@back.json"));
+        assert_eq!((first.interface(), extra.interface()), ("eth0", "eth1"));
+        write_json(&first.record_file(), &first, "r").unwrap();
+        write_json(&extra.record_file(), &extra, "r").unwrap();
+        assert_eq!(load_attachment(d.path(), "c1").unwrap(), Some(first.clone()));
+        assert_eq!(extra_attachments(d.path(), "c1").unwrap(), vec![extra.clone()]);
+        // the owner's record decides whether a dead container's joiners keep it
+        let records = list_attachments(d.path()).unwrap();
+        assert!(!in_use_among("c1", &records, &|_: &str| false));
+        // an old record (no ifname) still loads, as the first network
+        let mut v = serde_json::to_value(&first).unwrap();
+        v.as_object_mut().unwrap().remove("ifname");
+        let old: Attachment = serde_json::from_value(v).unwrap();
+        assert_eq!(old.ifname, None);
+        // detach of the extra removes its record only
+        detach(&extra).unwrap();
+        assert!(!extra.record_file().exists() && first.record_file().exists());
+    }
+}

@@ -45,11 +45,15 @@ const MAX_FORWARDS: usize = 64;
 /// TCP connections served at once; more are closed at once.
 const MAX_TCP_CONNECTIONS: usize = 16;
 
-/// The containers a responder knows: those attached to `network` under `runtime_root`.
+/// The containers a responder knows: those attached to `network` under `runtime_root`,
+/// or (for a container's responder) to any network that container is on now.
 #[derive(Clone, Debug)]
 pub struct Directory {
     runtime_root: PathBuf,
     network: String,
+    /// The container whose networks are looked at, at each query (`network connect`
+    /// and `disconnect` change them while the responder runs).
+    container: Option<String>,
 }
 
 impl Directory {
@@ -57,6 +61,16 @@ impl Directory {
         Directory {
             runtime_root: runtime_root.to_path_buf(),
             network: network.to_string(),
+            container: None,
+        }
+    }
+
+    /// The directory of container `id`'s responder: peers on every network `id` is
+    /// connected to at the time of each query (`network` names it in messages).
+    pub fn for_container(runtime_root: &Path, network: &str, id: &str) -> Directory {
+        Directory {
+            container: Some(id.to_string()),
+            ..Directory::new(runtime_root, network)
         }
     }
 
@@ -73,10 +87,20 @@ impl Directory {
             return None;
         }
         let name = name.to_ascii_lowercase();
-        list_attachments(&self.runtime_root)
-            .ok()?
-            .into_iter()
-            .filter(|a| a.network.as_deref() == Some(self.network.as_str()))
+        let records = list_attachments(&self.runtime_root).ok()?;
+        let networks: Vec<&str> = match &self.container {
+            None => vec![self.network.as_str()],
+            Some(id) => records
+                .iter()
+                .filter(|a| &a.container_id == id)
+                .filter_map(|a| a.network.as_deref())
+                // as docker: no names on the default network
+                .filter(|n| *n != crate::mode::DEFAULT_NETWORK)
+                .collect(),
+        };
+        records
+            .iter()
+            .filter(|a| a.network.as_deref().is_some_and(|n| networks.contains(&n)))
             .find(|a| a.container_id == name || a.aliases.iter().any(|x| x.eq_ignore_ascii_case(&name)))
             .filter(|a| a.ip.is_some() || a.ipv6.is_some())
             .map(|a| (a.ip, a.ipv6))

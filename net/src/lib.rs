@@ -41,7 +41,10 @@ pub mod sysctl;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use attach::{attach, detach, detach_sync, gc, release, remove_network, AttachRequest, Attachment, GcReport};
+pub use attach::{
+    attach, connect, detach, detach_sync, disconnect, gc, release, remove_network, AttachRequest, Attachment,
+    ConnectRequest, GcReport,
+};
 pub use error::{Error, Result};
 pub use firewall::Firewall;
 pub use live::{in_use, in_use_among, members, members_among, needs_gc, Liveness};

@@ -389,6 +389,12 @@ pub fn format_mac(m: &[u8; 6]) -> String {
 #[derive(Clone, Debug)]
 pub struct VethConfig<'a> {
     pub host_ifname: &'a str,
+    /// The interface's name inside the container: `eth0`, or `eth1`... for a network
+    /// connected later ([`crate::attach::connect`]).
+    pub ifname: &'a str,
+    /// Whether the container's default routes go through this interface (the first
+    /// network's only).
+    pub default_route: bool,
     pub bridge: &'a str,
     pub netns: &'a Path,
     pub ip: Ipv4Addr,
@@ -405,7 +411,7 @@ pub struct VethConfig<'a> {
 /// Errors from [`connect_container`]: which step, and whether the veth exists now.
 async fn create_veth(h: &Handle, c: &VethConfig<'_>, bridge: &BridgeState, netns_fd: i32) -> Result<u32> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(CONTAINER_IFNAME.to_string())
+        .name(c.ifname.to_string())
         .mtu(bridge.mtu)
         .address(c.mac.to_vec())
         .setns_by_fd(netns_fd)
@@ -451,35 +457,39 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                 .execute()
                 .await
                 .map_err(Error::nl(c.host_ifname, "set hairpin"))?;
-            let eth0 = get_link(&ns, CONTAINER_IFNAME).await?.ok_or_else(|| Error::Link {
-                ifname: CONTAINER_IFNAME.into(),
+            let eth0 = get_link(&ns, c.ifname).await?.ok_or_else(|| Error::Link {
+                ifname: c.ifname.into(),
                 reason: format!("missing in {}", c.netns.display()),
             })?;
             ns.link()
                 .change(LinkUnspec::new_with_index(eth0.index).up().build())
                 .execute()
                 .await
-                .map_err(Error::nl(CONTAINER_IFNAME, "set up"))?;
+                .map_err(Error::nl(c.ifname, "set up"))?;
             ns.address()
                 .add(eth0.index, IpAddr::V4(c.ip), c.prefix_len)
                 .execute()
                 .await
-                .map_err(Error::nl(CONTAINER_IFNAME, "add address"))?;
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
-                .gateway(c.gateway)
-                .output_interface(eth0.index)
-                .build();
-            ns.route()
-                .add(route)
-                .execute()
-                .await
-                .map_err(Error::nl(CONTAINER_IFNAME, "add default route"))?;
-            if let Some((ip6, len6, gw6)) = c.ip6 {
+                .map_err(Error::nl(c.ifname, "add address"))?;
+            if c.default_route {
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
+                    .gateway(c.gateway)
+                    .output_interface(eth0.index)
+                    .build();
+                ns.route()
+                    .add(route)
+                    .execute()
+                    .await
+                    .map_err(Error::nl(c.ifname, "add default route"))?;
+            }
+            if let Some((ip6, len6, _)) = c.ip6 {
                 // This thread is inside the container's namespace now: its /proc/sys/net
                 // is the container's.
-                crate::sysctl::ipv6_no_ra(CONTAINER_IFNAME)?;
-                add_address6(&ns, eth0.index, ip6, len6, CONTAINER_IFNAME, "add IPv6 address").await?;
+                crate::sysctl::ipv6_no_ra(c.ifname)?;
+                add_address6(&ns, eth0.index, ip6, len6, c.ifname, "add IPv6 address").await?;
+            }
+            if let (Some((_, _, gw6)), true) = (c.ip6, c.default_route) {
                 let route = RouteMessageBuilder::<Ipv6Addr>::new()
                     .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
                     .gateway(gw6)
@@ -489,7 +499,7 @@ pub fn connect_container(c: &VethConfig<'_>) -> Result<BridgeState> {
                     .add(route)
                     .execute()
                     .await
-                    .map_err(Error::nl(CONTAINER_IFNAME, "add IPv6 default route"))?;
+                    .map_err(Error::nl(c.ifname, "add IPv6 default route"))?;
             }
             Ok::<(), Error>(())
         };

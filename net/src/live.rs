@@ -54,7 +54,7 @@ pub fn in_use_among(container_id: &str, records: &[Attachment], live: &dyn Liven
     live.is_alive(container_id)
         || records
             .iter()
-            .find(|a| a.container_id == container_id)
+            .find(|a| a.container_id == container_id && a.ifname.is_none())
             .is_some_and(|owner| joined_by_live(owner, records, live))
 }
 
@@ -118,6 +118,7 @@ mod tests {
             ports: Vec::new(),
             hostname: None,
             aliases: Vec::new(),
+            ifname: None,
             runtime_root: PathBuf::from("/r"),
             data_root: PathBuf::from("/d"),
         }

@@ -30,6 +30,12 @@ pub fn record_path(runtime_root: &Path, container_id: &str) -> PathBuf {
     attachments_dir(runtime_root).join(format!("{container_id}.json"))
 }
 
+/// `<runtime_root>/.net/attachments/<container_id>@<network>.json`: the record of a
+/// network connected besides the first (`@` is in no container id).
+pub fn extra_record_path(runtime_root: &Path, container_id: &str, network: &str) -> PathBuf {
+    attachments_dir(runtime_root).join(format!("{container_id}@{network}.json"))
+}
+
 /// `<runtime_root>/.net/netns`: the network namespace files minirun created.
 pub fn netns_dir(runtime_root: &Path) -> PathBuf {
     state_dir(runtime_root).join("netns")

@@ -398,6 +398,33 @@ pub enum NetworkCmd {
     Rm(NetworkNamesArg),
     /// Remove all unused networks
     Prune(PruneArgs),
+    /// Connect a running container to a network (one more interface: eth1, eth2...)
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(override_usage = "minirun network connect [OPTIONS] NETWORK CONTAINER")]
+pub struct NetworkConnectArgs {
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "NAME")]
+    pub alias: Vec<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+#[command(override_usage = "minirun network disconnect [OPTIONS] NETWORK CONTAINER")]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short, long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -966,9 +993,9 @@ pub struct RunArgs {
     pub read_only: bool,
     /// Network: bridge (default for images), none, host, container:<id|name> or
     /// a network made by `network create`; with --bundle, the bundle's own
-    /// namespaces unless given
+    /// namespaces unless given. Given again: more user-defined networks (eth1...)
     #[arg(long, alias = "network")]
-    pub net: Option<String>,
+    pub net: Vec<String>,
     /// Publish a container port: [IP:][HOST:]CONTAINER[/tcp|udp], ranges allowed
     #[arg(short, long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,

@@ -461,6 +461,8 @@ fn step_costs() {
         let ip = Ipv4Addr::new(10, 89, 0, 200);
         let cfg = VethConfig {
             host_ifname: "mrtest",
+            ifname: crate::link::CONTAINER_IFNAME,
+            default_route: true,
             bridge: &net.bridge,
             netns: &ns,
             ip,
@@ -660,6 +662,8 @@ fn dual_stack_attach_cost() {
                 let ip = n.subnet.nth(200).unwrap();
                 let cfg = VethConfig {
                     host_ifname: "mrcost",
+                    ifname: crate::link::CONTAINER_IFNAME,
+                    default_route: true,
                     bridge: &n.bridge,
                     netns: &ns,
                     ip,

@@ -25,6 +25,7 @@ fn record(root: &Path, id: &str, network: &str, ip: Ipv4Addr, aliases: &[&str]) 
         ports: vec![],
         hostname: None,
         aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        ifname: None,
         runtime_root: root.into(),
         data_root: root.into(),
     };
@@ -202,4 +203,38 @@ fn server_in_a_namespace_answers_locally_and_forwards_from_the_host() {
         assert_eq!(tcp, (RCODE::NoError, vec![Ipv4Addr::new(10, 123, 0, 3)]));
         drop(dead);
     });
+}
+
+#[test]
+fn a_containers_directory_spans_every_network_it_is_connected_to() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    record(root, "c1", "front", Ipv4Addr::new(10, 1, 0, 2), &["web"]);
+    record(root, "p1", "front", Ipv4Addr::new(10, 1, 0, 3), &["peer1"]);
+    record(root, "p2", "back", Ipv4Addr::new(10, 2, 0, 3), &["peer2"]);
+    record(root, "p3", "bridge", Ipv4Addr::new(172, 17, 0, 3), &["peer3"]);
+    let dir = Directory::for_container(root, "front", "c1");
+    assert_eq!(dir.lookup("peer1"), Some(Ipv4Addr::new(10, 1, 0, 3)));
+    assert_eq!(dir.lookup("peer2"), None, "not connected to back yet");
+    // `network connect back c1`: a second record of c1's, read at the next query.
+    let mut extra: Attachment = crate::lock::read_json(&record_path(root, "c1"), "r").unwrap().unwrap();
+    extra.network = Some("back".into());
+    extra.ifname = Some("eth1".into());
+    extra.netns_owned = false;
+    extra.ip = Some(Ipv4Addr::new(10, 2, 0, 2));
+    write_json(&extra.record_file(), &extra, "attachment record").unwrap();
+    assert_eq!(dir.lookup("peer2"), Some(Ipv4Addr::new(10, 2, 0, 3)));
+    // the default network's peers are never named, even if c1 were on it
+    let mut on_default = extra.clone();
+    on_default.network = Some("bridge".into());
+    on_default.ifname = Some("eth2".into());
+    write_json(&on_default.record_file(), &on_default, "attachment record").unwrap();
+    assert_eq!(dir.lookup("peer3"), None);
+    // disconnected: gone at once
+    std::fs::remove_file(extra.record_file()).unwrap();
+    assert_eq!(dir.lookup("peer2"), None);
+    assert_eq!(
+        Directory::new(root, "back").lookup("peer2"),
+        Some(Ipv4Addr::new(10, 2, 0, 3))
+    );
 }

@@ -180,7 +180,24 @@ fn network_create_flags() {
     let Some(Command::Run(r)) = parse(&["run", "--net", "appnet", "--dns", "198.18.0.2", "busybox"]).command else {
         panic!()
     };
-    assert_eq!((r.net.as_deref(), r.dns.len()), (Some("appnet"), 1));
+    assert_eq!((r.net.as_slice(), r.dns.len()), (&["appnet".to_string()][..], 1));
+    let Some(Command::Run(r)) = parse(&["run", "--network", "a", "--net", "b", "busybox"]).command else {
+        panic!()
+    };
+    assert_eq!(r.net, ["a", "b"]);
+    let Some(Command::Network(crate::cli::NetworkCmd::Connect(c))) =
+        parse(&["network", "connect", "--ip", "10.1.0.9", "--alias", "x", "n", "c"]).command
+    else {
+        panic!()
+    };
+    assert_eq!((c.network.as_str(), c.container.as_str(), c.alias.len()), ("n", "c", 1));
+    assert_eq!(c.ip, Some("10.1.0.9".parse().unwrap()));
+    let Some(Command::Network(crate::cli::NetworkCmd::Disconnect(d))) =
+        parse(&["network", "disconnect", "-f", "n", "c"]).command
+    else {
+        panic!()
+    };
+    assert!(d.force);
 }
 
 #[test]

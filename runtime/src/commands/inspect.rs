@@ -347,7 +347,9 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
             Some(NetMode::Host) => Some("host".into()),
             Some(NetMode::None) => Some("none".into()),
             _ => None,
-        });
+        })
+        // `network disconnect` took the first network away: no entry for it
+        .filter(|_| !r.first_network_disconnected);
     let endpoint = |a: &Attachment| EndpointSettings {
         ipam_config: None,
         links: None,
@@ -365,6 +367,12 @@ pub fn inspect(ctx: &Ctx, r: &Record) -> Inspect {
     let mut networks = BTreeMap::new();
     if let (Some(a), Some(n)) = (att, network_name.as_ref()) {
         networks.insert(n.clone(), endpoint(a));
+    }
+    // the networks connected besides the first (`--network` again, `network connect`)
+    for a in &r.extra_networks {
+        if let Some(n) = &a.network {
+            networks.insert(n.clone(), endpoint(a));
+        }
     }
     // docker fills the top-level address fields for the default bridge only
     let default_bridge = network_name.as_deref() == Some(minirun_net::mode::DEFAULT_NETWORK);

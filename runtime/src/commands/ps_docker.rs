@@ -149,7 +149,11 @@ pub fn containers(env: &Env, a: &PsArgs) -> Result<()> {
                         .and_then(|s| s.resolve(v).ok())
                         .is_some_and(|i| i.id == r.image_id)
             }
-            "network" => r.network.as_ref().and_then(|n| n.network.as_deref()) == Some(v) || r.net == v,
+            "network" => {
+                r.network.as_ref().and_then(|n| n.network.as_deref()) == Some(v)
+                    || r.net == v
+                    || r.extra_networks.iter().any(|n| n.network.as_deref() == Some(v))
+            }
             "volume" => r
                 .volumes
                 .iter()
@@ -273,11 +277,17 @@ fn row(
             .map(|m| m.source.display().to_string())
             .collect::<Vec<_>>()
             .join(","),
-        networks: r
-            .network
-            .as_ref()
-            .and_then(|n| n.network.clone())
-            .unwrap_or_else(|| r.net.clone()),
+        // docker's: every network, comma-separated
+        networks: std::iter::once(
+            r.network
+                .as_ref()
+                .and_then(|n| n.network.clone())
+                .unwrap_or_else(|| r.net.clone()),
+        )
+        .filter(|_| !r.first_network_disconnected)
+        .chain(r.extra_networks.iter().filter_map(|n| n.network.clone()))
+        .collect::<Vec<_>>()
+        .join(","),
     }
 }
 

@@ -67,8 +67,12 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     if a.keep || runc.console_socket.is_some() || runc.pid_file.is_some() || runc.preserve_fds != 0 || runc.no_pivot {
         bail!("--keep, --console-socket, --pid-file, --preserve-fds and --no-pivot apply to run --bundle only");
     }
-    let mode: NetMode = a.net.as_deref().unwrap_or("bridge").parse()?;
+    let mode: NetMode = a.net.first().map(String::as_str).unwrap_or("bridge").parse()?;
+    crate::container::connect::check_networks(&a.net)?;
     launch::check_network_exists(ctx, &mode)?;
+    for n in a.net.iter().skip(1) {
+        launch::check_network_exists(ctx, &n.parse()?)?;
+    }
     let host = Host::parse(&a.host, mode == NetMode::Host)?;
     let mut hostname = a.hostname.clone();
     if host.uts == NsMode::Host {
@@ -162,6 +166,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
                 join_netns,
                 ip: a.docker.ip,
                 mac,
+                connect: a.net.iter().skip(1).cloned().collect(),
             },
             dns: a.dns.clone(),
             auto_remove: a.rm,
@@ -182,7 +187,10 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
     let [id] = a.args.as_slice() else {
         bail!("run --bundle takes exactly one container id, got {:?}", a.args);
     };
-    if a.detach && a.net.is_some() {
+    if a.net.len() > 1 {
+        bail!("run --bundle takes one --net");
+    }
+    if a.detach && !a.net.is_empty() {
         bail!("run --bundle --detach --net: a detached bundle has no monitor to tear its network down; use create/start, or run an image with -d");
     }
     if a.detach {
@@ -193,7 +201,7 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
     valid_id(id)?;
     let mut spec = spec::load_bundle_spec(&opts.bundle)?;
     spec::prepare_for_create(&mut spec, &opts.bundle, id)?;
-    let net = match &a.net {
+    let net = match a.net.first() {
         Some(net) => {
             let mode: NetMode = net.parse()?;
             launch::check_network_exists(ctx, &mode)?;
@@ -207,6 +215,7 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
                 join_netns,
                 ip: None,
                 mac: None,
+                connect: Vec::new(),
             })
         }
         None if !a.publish.is_empty() => bail!("-p with --bundle needs --net bridge"),

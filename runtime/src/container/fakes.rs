@@ -187,6 +187,18 @@ impl FakeNet {
 }
 
 impl Network for FakeNet {
+    fn connect(&self, req: &minirun_net::ConnectRequest, _live: &dyn Liveness) -> Result<Attachment> {
+        bail!("fake: connect {} to {}", req.container_id, req.network)
+    }
+
+    fn disconnect(&self, att: &Attachment) -> Result<Attachment> {
+        Ok(att.clone())
+    }
+
+    fn extras(&self, _id: &str) -> Vec<Attachment> {
+        Vec::new()
+    }
+
     fn attach(&self, req: &AttachRequest, _live: &dyn Liveness) -> Result<Attachment> {
         self.calls.borrow_mut().push(format!("attach {}", req.container_id));
         if let Some(msg) = self.fail_attach.borrow_mut().take() {
@@ -255,6 +267,15 @@ impl<T: Engine> Engine for Rc<T> {
 impl<T: Network> Network for Rc<T> {
     fn attach(&self, req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
         (**self).attach(req, live)
+    }
+    fn connect(&self, req: &minirun_net::ConnectRequest, live: &dyn Liveness) -> Result<Attachment> {
+        (**self).connect(req, live)
+    }
+    fn disconnect(&self, att: &Attachment) -> Result<Attachment> {
+        (**self).disconnect(att)
+    }
+    fn extras(&self, id: &str) -> Vec<Attachment> {
+        (**self).extras(id)
     }
     fn release(&self, att: &Attachment, live: &dyn Liveness) -> Result<bool> {
         (**self).release(att, live)

@@ -167,6 +167,9 @@ pub struct NetRequest {
     /// `--ip` and `--mac-address` (issue 15)
     pub ip: Option<std::net::Ipv4Addr>,
     pub mac: Option<[u8; 6]>,
+    /// `--network` given again: user-defined networks connected after the first
+    /// (`container::connect`); images only.
+    pub connect: Vec<String>,
 }
 
 /// Attaches container `id` to the network it asks for.

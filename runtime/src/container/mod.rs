@@ -5,6 +5,7 @@
 //! through the [`engine::Engine`] and [`network::Network`] seams, which unit tests fake.
 
 pub mod attach;
+pub mod connect;
 pub mod engine;
 pub mod health;
 pub mod launch;

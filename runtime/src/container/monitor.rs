@@ -238,11 +238,15 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     0
 }
 
-/// Saves the monitor's record, keeping what its health checker wrote.
+/// Saves the monitor's record, keeping what its health checker wrote and the
+/// networks `network connect`/`disconnect` and teardown wrote.
 fn save(ctx: &Ctx, record: &mut Record) {
     let _g = health::RECORD_WRITE.lock();
     if let Ok(disk) = ctx.load(&record.id) {
         record.run_flags.health = disk.run_flags.health;
+        record.network = disk.network;
+        record.extra_networks = disk.extra_networks;
+        record.first_network_disconnected = disk.first_network_disconnected;
     }
     let _ = ctx.save(record);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use minirun_net::dns::{host_upstreams, Directory, DnsServer};
-use minirun_net::{AttachRequest, Attachment, Liveness};
+use minirun_net::{AttachRequest, Attachment, ConnectRequest, Liveness};
 
 pub trait Network {
     /// Gives the container its network; on failure nothing of it is left.
@@ -18,6 +18,13 @@ pub trait Network {
     /// What net recorded for a container whose own record lacks it (a run
     /// killed between attach and saving its record).
     fn recorded(&self, id: &str) -> Option<Attachment>;
+    /// Connects a container with a namespace of its own to one more network.
+    fn connect(&self, req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment>;
+    /// Takes one network away from a running container; returns what stays of the
+    /// attachment (the first network's keeps its namespace, without the network).
+    fn disconnect(&self, att: &Attachment) -> Result<Attachment>;
+    /// The networks net holds for `id` besides its first.
+    fn extras(&self, id: &str) -> Vec<Attachment>;
     /// Whether any network record belongs to nothing that lives.
     fn needs_gc(&self, live: &dyn Liveness) -> bool;
     /// Removes every network piece no live container holds.
@@ -52,6 +59,18 @@ impl Network for Host {
         minirun_net::attach::load_attachment(&self.root, id).ok().flatten()
     }
 
+    fn connect(&self, req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment> {
+        Ok(minirun_net::connect(req, live)?)
+    }
+
+    fn disconnect(&self, att: &Attachment) -> Result<Attachment> {
+        Ok(minirun_net::disconnect(att)?)
+    }
+
+    fn extras(&self, id: &str) -> Vec<Attachment> {
+        minirun_net::attach::extra_attachments(&self.root, id).unwrap_or_default()
+    }
+
     fn needs_gc(&self, live: &dyn Liveness) -> bool {
         minirun_net::needs_gc(&self.root, live)
     }
@@ -75,7 +94,7 @@ impl Network for Host {
         };
         Ok(Some(DnsServer::bind(
             netns,
-            Directory::new(&self.root, network),
+            Directory::for_container(&self.root, network, &att.container_id),
             upstreams,
         )?))
     }

@@ -60,6 +60,13 @@ pub struct Record {
     /// The network the container holds, from attach until teardown released it.
     #[serde(default)]
     pub network: Option<Attachment>,
+    /// The networks connected besides the first (`--network` given again, `network
+    /// connect`), as last attached: kept after teardown, so `start` connects them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_networks: Vec<Attachment>,
+    /// `network disconnect` took the first network away: `start` gives it none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_network_disconnected: bool,
     // run flags (issue 15)
     #[serde(flatten, default)]
     pub run_flags: super::run_flags::RunFlagsRecord,
@@ -191,6 +198,7 @@ mod tests {
         }))
         .unwrap();
         assert!(r.network.is_none() && r.dns.is_empty() && r.creator.is_none());
+        assert!(r.extra_networks.is_empty() && !r.first_network_disconnected);
         r.exit_code = Some(3);
         r.mark_exited(Some(0));
         assert_eq!((r.phase, r.exit_code), (Phase::Exited, Some(3)));

@@ -184,6 +184,8 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         exit_code: None,
         dns: req.dns.clone(),
         network: None,
+        extra_networks: Vec::new(),
+        first_network_disconnected: false,
         run_flags: req.flags.clone(),
         config: None,
     };
@@ -213,12 +215,20 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     let mut aliases = vec![name.clone(), minirun_net::etc::default_hostname(&id)];
     aliases.append(&mut req.net.aliases);
     req.net.aliases = aliases;
+    let more = std::mem::take(&mut req.net.connect);
     let att = launch::attach_network(ctx, &id, req.net)?;
     setup.net = Some(att.clone());
     record.network = Some(att.clone());
     ctx.save(&record)?;
     let etc_files = write_etc_files(&dir, &att, &hostname, &name, &req.dns)?;
     super::run_extras::edit_etc_files(&dir, &att, &hostname, &name, &req.flags)?;
+    // `--network` given again: undone with the first by the guard (net releases them)
+    for n in &more {
+        super::connect::connect(ctx, &record, n, &Default::default())?;
+    }
+    if !more.is_empty() {
+        record = ctx.load(&id)?;
+    }
     if let NetMode::Container(other) = &mode {
         // It shares the other's namespace, so its resolver too (on a
         // user-defined network: the other's embedded DNS at 127.0.0.11), as

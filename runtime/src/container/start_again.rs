@@ -96,7 +96,11 @@ pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
             .network
             .clone()
             .or_else(|| record.config.as_ref()?.network.clone());
-        let mode: NetMode = record.net.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut mode: NetMode = record.net.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if record.first_network_disconnected {
+            // `network disconnect` took it away: a namespace of its own, no network
+            mode = NetMode::None;
+        }
         let publish: Vec<String> = before
             .as_ref()
             .map(|a| {
@@ -119,11 +123,28 @@ pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
             // the address and MAC it was given (`--ip`, `--mac-address`)
             ip: record.run_flags.ip,
             mac: record.run_flags.mac_address.as_deref().and_then(parse_mac),
+            connect: Vec::new(),
         };
         let att = launch::attach_network(ctx, &id, req)?;
         record.network = Some(att.clone());
         ctx.save(&record)?;
         super::run::write_etc_files(&dir, &att, &record.hostname, &record.name, &record.dns)?;
+        // the networks it was connected to besides the first, with their aliases
+        let defaults = [record.name.clone(), minirun_net::etc::default_hostname(&id)];
+        for before in record.extra_networks.clone() {
+            let Some(n) = before.network.clone() else { continue };
+            let opts = super::connect::ConnectOpts {
+                ip: None,
+                aliases: before
+                    .aliases
+                    .iter()
+                    .filter(|a| !defaults.contains(a))
+                    .cloned()
+                    .collect(),
+            };
+            super::connect::connect(ctx, &record, &n, &opts)?;
+        }
+        record = ctx.load(&id)?;
         if let NetMode::Container(other) = &mode {
             if let Ok(o) = ctx.resolve(other) {
                 if let Ok(text) = fs::read_to_string(ctx.dir(&o.id).join("resolv.conf")) {

@@ -29,10 +29,17 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         .or_else(|| ctx.net.recorded(id));
     let mut kept = None;
     if let Some(att) = &network {
+        // the networks connected besides the first go with it
+        let extras = ctx.net.extras(id);
         match ctx.net.release(att, ctx) {
             Ok(k) => {
                 if let (false, Some(n)) = (k, &att.network) {
                     crate::events::network(&ctx.data_root, "disconnect", n, id);
+                }
+                if !k {
+                    for n in extras.iter().filter_map(|a| a.network.as_deref()) {
+                        crate::events::network(&ctx.data_root, "disconnect", n, id);
+                    }
                 }
                 kept = Some(k)
             }

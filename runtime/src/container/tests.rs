@@ -33,6 +33,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         join_netns: None,
         ip: None,
         mac: None,
+        connect: Vec::new(),
     };
     let network = Some(launch::attach_network(ctx, &id, net).unwrap());
     let r = Record {
@@ -58,6 +59,8 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
         exit_code: None,
         dns: vec![],
         network,
+        extra_networks: Vec::new(),
+        first_network_disconnected: false,
         config: None,
         run_flags: Default::default(),
     };
@@ -298,6 +301,7 @@ fn run_collects_orphaned_networks_first() {
         join_netns: None,
         ip: None,
         mac: None,
+        connect: Vec::new(),
     };
     launch::attach_network(&fx.ctx, "gone", net).unwrap();
     teardown::gc_quick(&fx.ctx);

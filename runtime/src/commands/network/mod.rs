@@ -6,6 +6,7 @@
 //! one of them and cannot be removed. minirun-net owns all of it; these
 //! verbs print.
 
+mod connect;
 mod create;
 mod inspect;
 mod ls;
@@ -31,6 +32,8 @@ pub fn run(env: &Env, cmd: NetworkCmd) -> Result<u8> {
         NetworkCmd::Inspect(a) => inspect::run(&ctx, &a.names, a.format.as_deref()),
         NetworkCmd::Rm(a) => rm::run(&ctx, &a.names),
         NetworkCmd::Prune(a) => super::prune::networks(env, &a),
+        NetworkCmd::Connect(a) => connect::connect(&ctx, &a),
+        NetworkCmd::Disconnect(a) => connect::disconnect(&ctx, &a),
     }
 }
 
