@@ -199,6 +199,94 @@ fn bad_mounts_name_the_value_and_leave_nothing() {
     );
 }
 
+/// `--volumes-from`: another container's named and bind volumes at the same
+/// places (`:ro` makes them read-only); `volume prune` removes only what no
+/// container, running or stopped, uses.
+#[test]
+fn volumes_from_and_volume_prune() {
+    let env = Env::with_busybox();
+    let host = env.path().join("bind-src");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("f"), "from-host\n").unwrap();
+    let bind = format!("{}:/b", host.display());
+    let src = env
+        .run([
+            "run",
+            "-d",
+            "--net",
+            "none",
+            "--name",
+            "src",
+            "-v",
+            "shared:/v",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
+            "echo from-src > /v/f",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    env.run(["wait", &src]).ok();
+    env.run(["volume", "create", "unused"]).ok();
+    let r = sh(
+        &env,
+        &["--volumes-from", "src"],
+        "cat /v/f /b/f; echo again > /v/g && echo rw",
+    )
+    .ok();
+    assert_eq!(r.stdout, "from-src\nfrom-host\nrw\n");
+    let r = sh(
+        &env,
+        &["--volumes-from", "src:ro"],
+        "cat /v/g; touch /v/h 2>/dev/null || echo ro",
+    )
+    .ok();
+    assert_eq!(r.stdout, "again\nro\n");
+    env.run([
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--volumes-from",
+        "nosuch",
+        "busybox",
+        "true",
+    ])
+    .fails_with("nosuch");
+    env.run([
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--volumes-from",
+        "src:rx",
+        "busybox",
+        "true",
+    ])
+    .fails_with("src:rx");
+
+    // the stopped src still uses "shared": only "unused" goes
+    let r = env.run(["volume", "prune", "-f"]).ok();
+    assert!(
+        r.stdout
+            .starts_with("Deleted Volumes:\nunused\n\nTotal reclaimed space:"),
+        "{r:#?}"
+    );
+    assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "shared\n");
+    // without -f it asks; "n" keeps everything
+    env.run(["rm", &src]).ok();
+    let r = env.run_with_stdin(&["volume", "prune"], b"n\n").ok();
+    assert!(r.stdout.contains("Are you sure you want to continue? [y/N]"), "{r:#?}");
+    assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "shared\n");
+    let r = env.run_with_stdin(&["volume", "prune"], b"y\n").ok();
+    assert!(r.stdout.contains("Deleted Volumes:\nshared\n"), "{r:#?}");
+    assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "");
+}
+
 #[test]
 fn named_volumes() {
     let env = Env::with_busybox();

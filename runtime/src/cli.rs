@@ -382,6 +382,12 @@ pub enum VolumeCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Remove every volume no container uses
+    Prune {
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,4 +59,7 @@ pub struct MountArgs {
     /// Size of /dev/shm (default 64m)
     #[arg(long, value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// Mount the volumes (named and bind) of another container: CONTAINER[:ro|rw]
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
 }

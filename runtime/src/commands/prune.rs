@@ -14,7 +14,7 @@ use crate::cli::PruneArgs;
 use crate::container::{teardown, Record, Status};
 
 /// Docker's question; true when the user said yes.
-fn confirmed(force: bool, warning: &str) -> Result<bool> {
+pub(super) fn confirmed(force: bool, warning: &str) -> Result<bool> {
     if force {
         return Ok(true);
     }

@@ -2,7 +2,7 @@
 //! bundle (`run --bundle DIR ID`, as runc). Every flag is checked here,
 //! before anything is made; the container module does the rest.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use minirun_net::NetMode;
 
 use super::{seal_self, Env};
@@ -49,6 +49,9 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
             UserMount::Bind(v) => volumes.push(v),
             UserMount::Tmpfs(t) => tmpfs.push(t),
         }
+    }
+    for from in &a.mounts.volumes_from {
+        volumes.extend(volumes_from(&ctx, from)?);
     }
     let shm_size = a.mounts.shm_size.as_deref().map(mounts::parse_shm_size).transpose()?;
     let security = imagespec::security::Security::parse(&a.security)?;
@@ -222,4 +225,29 @@ fn bundle(env: &Env, ctx: &Ctx, opts: &BundleOpts, a: &RunArgs) -> Result<u8> {
         None => None,
     };
     run::bundle(ctx, super::create::bundle_request(id, opts, &spec), net, &a.dns, a.keep)
+}
+
+/// `--volumes-from CONTAINER[:ro|rw]`: the volumes (named and bind) of another
+/// container, at the same destinations, read-only as there unless `:ro`/`:rw`
+/// says otherwise, as docker. A named volume is shared, not copied into again.
+fn volumes_from(ctx: &crate::container::Ctx, spec: &str) -> Result<Vec<Volume>> {
+    let (name, mode) = match spec.rsplit_once(':') {
+        Some((n, m @ ("ro" | "rw"))) => (n, Some(m == "ro")),
+        Some((_, m)) => bail!("invalid --volumes-from \"{spec}\": unknown mode \"{m}\" (ro or rw)"),
+        None => (spec, None),
+    };
+    let r = ctx.resolve(name).with_context(|| format!("--volumes-from {name}"))?;
+    Ok(r.volumes
+        .iter()
+        .map(|m| Volume {
+            host: m.source.clone(),
+            container: m.destination.clone(),
+            read_only: mode.unwrap_or(m.read_only),
+            propagation: "rprivate",
+            create_source: false,
+            recursive: true,
+            named: None,
+            copy: false,
+        })
+        .collect())
 }

@@ -1,4 +1,4 @@
-//! `volume create|ls|inspect|rm`: named volumes (see `container::volumes`).
+//! `volume create|ls|inspect|rm|prune`: named volumes (see `container::volumes`).
 
 use anyhow::{bail, Result};
 
@@ -54,6 +54,35 @@ pub fn run(env: &Env, cmd: VolumeCmd) -> Result<u8> {
             if !failed.is_empty() {
                 bail!("{}", failed.join("; "));
             }
+        }
+        VolumeCmd::Prune { force } => {
+            if !super::prune::confirmed(
+                force,
+                "WARNING! This will remove all local volumes not used by at least one container.",
+            )? {
+                return Ok(0);
+            }
+            let mut space = 0;
+            let mut deleted = Vec::new();
+            for v in volumes::list(&ctx)? {
+                if !volumes::users(&ctx, &v.name)?.is_empty() {
+                    continue;
+                }
+                let size = super::ps_docker::dir_size(&volumes::data_dir(&ctx, &v.name));
+                // a container made since the listing keeps it: remove checks again
+                if volumes::remove(&ctx, &v.name).is_ok() {
+                    space += size;
+                    deleted.push(v.name);
+                }
+            }
+            if !deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &deleted {
+                    println!("{n}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: {}", super::format::human_size(space));
         }
     }
     Ok(0)
