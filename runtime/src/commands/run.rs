@@ -51,7 +51,7 @@ fn image(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         }
     }
     for from in &a.mounts.volumes_from {
-        volumes.extend(volumes_from(&ctx, from)?);
+        volumes.extend(volumes_from(ctx, from)?);
     }
     let shm_size = a.mounts.shm_size.as_deref().map(mounts::parse_shm_size).transpose()?;
     let security = imagespec::security::Security::parse(&a.security)?;
