@@ -214,6 +214,34 @@ pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
     Ok(out)
 }
 
+/// Links the container's side of `att` (veth to the bridge, address, routes) through
+/// `connect`, given the host-side veth name; on a name clash with a concurrent run, a new
+/// random name (recorded first, so an undo finds it) and again, at most three times.
+fn connect_veth(att: &mut Attachment, record: &Path, connect: impl Fn(&str) -> Result<()>) -> Result<()> {
+    for attempt in 0.. {
+        let veth = att.veth_host.clone().unwrap();
+        match connect(&veth) {
+            Ok(()) => break,
+            Err(e @ Error::Netlink { .. }) if attempt < 3 && e.errno() == Some(libc::EEXIST) => {
+                att.veth_host = Some(link::veth_name(&att.container_id));
+                write_json(record, att, "attachment record")?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The firewall elements of `net` (if missing), both families where it has IPv6: one
+/// transaction.
+fn network_tx(fw: &Firewall, net: &NetworkConfig) -> Result<Transaction> {
+    let mut tx = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
+    if let Some(s6) = net.subnet6 {
+        tx.extend(fw.network_tx6(&net.bridge, s6, net.icc)?);
+    }
+    Ok(tx)
+}
+
 fn ctr_err(id: &str, reason: impl Into<String>) -> Error {
     Error::Container {
         container_id: id.into(),
@@ -328,10 +356,9 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
         write_json(&record, &att, "attachment record")?;
         let ns = att.netns_path.clone().unwrap();
         netns::create_netns(&ns)?;
-        for attempt in 0.. {
-            let veth = att.veth_host.clone().unwrap();
-            let cfg = VethConfig {
-                host_ifname: &veth,
+        connect_veth(&mut att, &record, |veth| {
+            link::connect_container(&VethConfig {
+                host_ifname: veth,
                 ifname: crate::link::CONTAINER_IFNAME,
                 default_route: true,
                 bridge: &net.bridge,
@@ -342,25 +369,11 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
                 mac,
                 ip6: v6,
                 mtu: net.mtu,
-            };
-            match link::connect_container(&cfg) {
-                Ok(_) => break,
-                Err(e @ Error::Netlink { .. }) if attempt < 3 && e.errno() == Some(libc::EEXIST) => {
-                    // Name clash with a concurrent run: new random suffix.
-                    att.veth_host = Some(link::veth_name(id));
-                    write_json(&record, &att, "attachment record")?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            })
+            .map(|_| ())
+        })?;
         // One transaction: the network's elements (if missing) plus every published port.
-        let network_tx = || -> Result<Transaction> {
-            let mut tx = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
-            if let Some(s6) = net.subnet6 {
-                tx.extend(fw.network_tx6(&net.bridge, s6, net.icc)?);
-            }
-            Ok(tx)
-        };
+        let network_tx = || network_tx(&fw, &net);
         if mappings.iter().any(|m| !m.has_v4_side()) && ip6.is_none() {
             return Err(ctr_err(
                 id,
@@ -543,10 +556,9 @@ pub fn connect(req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment> 
     let record = att.record_file();
     let res = (|| -> Result<()> {
         write_json(&record, &att, "attachment record")?;
-        for attempt in 0.. {
-            let veth = att.veth_host.clone().unwrap();
-            let cfg = VethConfig {
-                host_ifname: &veth,
+        connect_veth(&mut att, &record, |veth| {
+            link::connect_container(&VethConfig {
+                host_ifname: veth,
                 ifname: &ifname,
                 default_route: false,
                 bridge: &net.bridge,
@@ -557,30 +569,16 @@ pub fn connect(req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment> 
                 mac,
                 ip6: v6,
                 mtu: net.mtu,
-            };
-            match link::connect_container(&cfg) {
-                Ok(_) => break,
-                Err(e @ Error::Netlink { .. }) if attempt < 3 && e.errno() == Some(libc::EEXIST) => {
-                    att.veth_host = Some(link::veth_name(id));
-                    write_json(&record, &att, "attachment record")?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            })
+            .map(|_| ())
+        })?;
         // The network's elements (if missing): one transaction, then the race of two new
         // networks closed as attach does.
-        let network_tx = || -> Result<Transaction> {
-            let mut tx = fw.network_tx(&net.bridge, net.subnet, net.icc)?;
-            if let Some(s6) = net.subnet6 {
-                tx.extend(fw.network_tx6(&net.bridge, s6, net.icc)?);
-            }
-            Ok(tx)
-        };
-        let tx = network_tx()?;
+        let tx = network_tx(&fw, &net)?;
         let new_bridge = Firewall::adds_bridge(&tx, &net.bridge);
         fw.commit(&tx)?;
         if new_bridge {
-            fw.commit(&network_tx()?)?;
+            fw.commit(&network_tx(&fw, &net)?)?;
         }
         Ok(())
     })();
