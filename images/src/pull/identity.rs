@@ -43,7 +43,7 @@ pub(super) async fn exchange(
         let response = match http.get(format!("{scheme}://{host}/v2/")).send().await {
             Ok(r) => r,
             Err(e) => {
-                last = Some(request_error(domain, &e));
+                last = Some(request_error(reference, domain, &e));
                 continue;
             }
         };
@@ -81,9 +81,9 @@ pub(super) async fn exchange(
             .form(&form)
             .send()
             .await
-            .map_err(|e| request_error(domain, &e))?;
+            .map_err(|e| request_error(reference, domain, &e))?;
         let status = answer.status();
-        let body = answer.text().await.map_err(|e| request_error(domain, &e))?;
+        let body = answer.text().await.map_err(|e| request_error(reference, domain, &e))?;
         if !status.is_success() {
             return Err(unauthorized(format!(
                 "the token server refused the identity token ({status}): {}",
@@ -133,22 +133,6 @@ fn parse_challenge(header: Option<&str>) -> Challenge {
         first.get_or_insert_with(|| challenge.scheme.to_string());
     }
     Challenge::Other(first.unwrap_or_else(|| "unnamed".into()))
-}
-
-fn request_error(domain: &str, e: &reqwest::Error) -> Error {
-    let text = root_cause(e);
-    let lower = text.to_ascii_lowercase();
-    if ["certificate", "tls", "handshake"].iter().any(|w| lower.contains(w)) {
-        Error::Tls {
-            registry: domain.to_string(),
-            reason: text,
-        }
-    } else {
-        Error::Unreachable {
-            registry: domain.to_string(),
-            reason: text,
-        }
-    }
 }
 
 #[cfg(test)]

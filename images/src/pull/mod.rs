@@ -35,7 +35,7 @@ use platform::pick;
 pub use platform::Platform;
 use session::{is_foreign, Session};
 pub use transport::check_login;
-use transport::{ca_certificates, connect, first_line, root_cause};
+use transport::{ca_certificates, connect, first_line, request_error};
 
 const MAX_MANIFEST: usize = 4 << 20;
 const MAX_CONFIG: u64 = 16 << 20;

@@ -47,24 +47,7 @@ impl Session<'_> {
             registry: registry.clone(),
         };
         match e {
-            OciDistributionError::RequestError(ref re) => {
-                let text = root_cause(re);
-                let lower = text.to_ascii_lowercase();
-                if ["certificate", "tls", "handshake", "corrupt message"]
-                    .iter()
-                    .any(|w| lower.contains(w))
-                {
-                    Error::Tls { registry, reason: text }
-                } else if re.is_connect() || re.is_timeout() {
-                    Error::Unreachable { registry, reason: text }
-                } else {
-                    Error::Registry {
-                        reference,
-                        registry,
-                        reason: text,
-                    }
-                }
-            }
+            OciDistributionError::RequestError(ref re) => request_error(&reference, &registry, re),
             OciDistributionError::UnauthorizedError { .. } => unauthorized("unauthorized".into()),
             OciDistributionError::AuthenticationFailure(reason) => {
                 unauthorized(format!("authentication failed: {}", first_line(&reason)))

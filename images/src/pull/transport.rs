@@ -107,7 +107,7 @@ pub(super) fn first_line(text: &str) -> String {
 
 /// The innermost cause of an error (reqwest wraps it in "error sending
 /// request for url (...)" and "client error (Connect)").
-pub(super) fn root_cause(e: &dyn std::error::Error) -> String {
+fn root_cause(e: &dyn std::error::Error) -> String {
     let mut last = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -115,6 +115,28 @@ pub(super) fn root_cause(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     last.replace('\n', " ")
+}
+
+/// What failed on the way to a registry, in a user's words: TLS, unreachable, or
+/// another answer it could not use.
+pub(super) fn request_error(reference: &str, registry: &str, re: &reqwest::Error) -> Error {
+    let text = root_cause(re);
+    let lower = text.to_ascii_lowercase();
+    let registry = registry.to_string();
+    if ["certificate", "tls", "handshake", "corrupt message"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        Error::Tls { registry, reason: text }
+    } else if re.is_connect() || re.is_timeout() {
+        Error::Unreachable { registry, reason: text }
+    } else {
+        Error::Registry {
+            reference: reference.to_string(),
+            registry,
+            reason: text,
+        }
+    }
 }
 
 /// A session with the registry of `reference`, authenticated (the version
