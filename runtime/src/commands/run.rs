@@ -240,14 +240,10 @@ fn volumes_from(ctx: &crate::container::Ctx, spec: &str) -> Result<Vec<Volume>> 
     Ok(r.volumes
         .iter()
         .map(|m| Volume {
-            host: m.source.clone(),
-            container: m.destination.clone(),
             read_only: mode.unwrap_or(m.read_only),
-            propagation: "rprivate",
             create_source: false,
-            recursive: true,
-            named: None,
             copy: false,
+            ..Volume::bind(&m.source, &m.destination)
         })
         .collect())
 }

@@ -28,7 +28,8 @@ pub struct Volume {
 }
 
 impl Volume {
-    fn bind(host: &str, container: &str) -> Volume {
+    /// A read-write bind mount of `host` at `container` (the source made if missing).
+    pub fn bind(host: impl Into<PathBuf>, container: impl Into<PathBuf>) -> Volume {
         Volume {
             host: host.into(),
             container: container.into(),
