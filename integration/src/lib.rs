@@ -226,8 +226,6 @@ impl Env {
 }
 
 impl Env {
-    /// A new environment with `busybox:latest` loaded (from the fixture
-    /// archive built once per test process).
     /// A refused or removed container left nothing: no container directory, no
     /// name, no libcontainer state, no address leased on any network, no mount
     /// under this env's directory.
@@ -271,6 +269,8 @@ impl Env {
         assert!(!mounts.contains(prefix), "a mount is left: {mounts}");
     }
 
+    /// A new environment with `busybox:latest` loaded (from the fixture
+    /// archive built once per test process).
     pub fn with_busybox() -> Self {
         let env = Self::new();
         let r = env.run(["load", "-i", sandbox::busybox_tar().to_str().unwrap()]).ok();

@@ -335,6 +335,41 @@ fn hooks_get_the_bundle_and_may_leave_their_stdin_unread() {
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
 
+/// minirun ignores SIGPIPE while it changes state (a closed pipe is an error
+/// there, not a death halfway); the processes it starts must not inherit
+/// that, or `yes | head` in a container would never end.
+#[test]
+fn container_processes_start_with_the_default_sigpipe() {
+    let env = Env::with_busybox();
+    let sigpipe_ignored = |r: &Run| -> bool {
+        let mask = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .unwrap_or_else(|| panic!("no SigIgn line: {r:#?}"));
+        u64::from_str_radix(mask.trim(), 16).unwrap() & (1 << (libc::SIGPIPE - 1)) != 0
+    };
+    let status = ["grep", "SigIgn", "/proc/self/status"];
+    let mut args = vec!["run", "--rm", "--net", "none", "busybox"];
+    args.extend(status);
+    let r = env.run(&args).ok();
+    assert!(!sigpipe_ignored(&r), "image run: {r:#?}");
+
+    env.run(["run", "-d", "--net", "none", "--name", "s", "busybox", "sleep", "60"])
+        .ok();
+    let mut args = vec!["exec", "s"];
+    args.extend(status);
+    let r = env.run(&args).ok();
+    assert!(!sigpipe_ignored(&r), "exec: {r:#?}");
+    env.run(["rm", "-f", "s"]).ok();
+
+    let b = env.bundle("sigpipe", &status, |_| {});
+    let r = env.run(["run", "--bundle", b.to_str().unwrap(), "sigpipe"]).ok();
+    assert!(!sigpipe_ignored(&r), "bundle run: {r:#?}");
+    env.run(["delete", "sigpipe"]);
+    env.assert_nothing_left();
+}
+
 #[test]
 fn an_oversized_environment_is_refused_by_name_and_leaves_nothing() {
     let sb = Sandbox::new();

@@ -194,6 +194,37 @@ pub enum Command {
     Events(EventsArgs),
 }
 
+impl Command {
+    /// Commands that only read and print (listings, logs, inspect): a reader
+    /// that goes away ends them quietly, as it ends `ls`. Every other command
+    /// changes state and must not die halfway (see `main.rs`).
+    pub fn only_prints(&self) -> bool {
+        match self {
+            Command::State(_)
+            | Command::List(_)
+            | Command::Images(_)
+            | Command::Ps(_)
+            | Command::Features
+            | Command::Logs(_)
+            | Command::Attach(_)
+            | Command::Inspect(_)
+            | Command::Port(_)
+            | Command::Top(_)
+            | Command::Stats(_)
+            | Command::Diff(_)
+            | Command::Info(_)
+            | Command::Version(_)
+            | Command::Events(_) => true,
+            Command::Image(c) => matches!(c, ImageCmd::Inspect(_) | ImageCmd::Ls(_)),
+            Command::Network(c) => matches!(c, NetworkCmd::Ls | NetworkCmd::Inspect(_)),
+            Command::Volume(c) => matches!(c, VolumeCmd::Ls { .. } | VolumeCmd::Inspect { .. }),
+            Command::Container(c) => matches!(c, ContainerCmd::Ls(_) | ContainerCmd::Inspect(_)),
+            Command::System(c) => matches!(c, SystemCmd::Df(_) | SystemCmd::Info(_)),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Show all events created since timestamp (RFC 3339, unix seconds, or a duration ago: 10m)

@@ -27,10 +27,8 @@ fn side(arg: &str) -> Side {
 }
 
 pub fn run(env: &Env, a: &CpArgs) -> Result<u8> {
-    // a closed pipe (ours, or `cp NAME:/x - | head`) is an error to report,
-    // not a signal that would end us with the container still frozen
-    // SAFETY: a disposition set before any thread of ours exists.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SIGPIPE stays ignored (main.rs): a closed pipe (ours, or `cp NAME:/x -
+    // | head`) is an error to report, not a death with the container frozen
     let ctx = env.ctx();
     match (side(&a.src), side(&a.dest)) {
         (Side::Container(c, p), Side::Host(dest)) => {

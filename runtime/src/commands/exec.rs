@@ -94,10 +94,10 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
             .with_pid_file(a.pid_file.as_ref())?
             .with_console_socket(console_path.as_ref())
             .with_preserved_fds(a.preserve_fds)
+            .with_executor(seccomp_bpf::ProcessExecutor {
+                filter: filtered.as_ref().map(|(_, e)| e.clone()),
+            })
             .validate_id()?;
-        if let Some((_, executor)) = &filtered {
-            builder = builder.with_executor(executor.clone());
-        }
         if !a.interactive && a.process.is_none() && console_path.is_none() {
             builder = builder.with_stdin(File::open("/dev/null")?);
         }

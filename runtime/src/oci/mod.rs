@@ -247,10 +247,8 @@ impl StateRoot {
         executor: Option<seccomp_bpf::FilterExecutor>,
         recorded_differs: bool,
     ) -> Result<Container> {
-        let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default());
-        if let Some(e) = executor {
-            base = base.with_executor(e);
-        }
+        let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default())
+            .with_executor(seccomp_bpf::ProcessExecutor { filter: executor });
         if let Some(fd) = stdio.stdin {
             base = base.with_stdin(fd);
         }

@@ -11,7 +11,7 @@
 //!   CAP_SETPCAP added to the process's bounding, effective and permitted
 //!   sets (loading a filter without no_new_privs needs CAP_SYS_ADMIN, and
 //!   shrinking the bounding set CAP_SETPCAP);
-//! - [`FilterExecutor`], libcontainer's last step in the init, loads the BPF,
+//! - [`ProcessExecutor`], libcontainer's last step in the init, loads the BPF,
 //!   then sets the capabilities the spec asked for, then execs the process.
 //!
 //! The container's recorded spec (`config.json` in its state directory) is
@@ -291,8 +291,8 @@ fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
-/// libcontainer's last step in the container's init: loads the filter,
-/// sets the capabilities the spec asked for, execs the process.
+/// What [`ProcessExecutor`] does first in a filtered init: loads the filter
+/// and sets the capabilities the spec asked for.
 #[derive(Clone)]
 pub struct FilterExecutor {
     bpf: Arc<Vec<u8>>,
@@ -301,10 +301,24 @@ pub struct FilterExecutor {
     caps: LinuxCapabilities,
 }
 
-impl Executor for FilterExecutor {
+/// libcontainer's last step in every container's init (and every exec'd
+/// process): the filter when there is one, then the process.
+///
+/// minirun ignores SIGPIPE while it changes state (see `main.rs`), and an
+/// ignored disposition survives exec: the process gets the default back here,
+/// as it would from runc, whose Go runtime does not ignore it.
+#[derive(Clone, Default)]
+pub struct ProcessExecutor {
+    pub filter: Option<FilterExecutor>,
+}
+
+impl Executor for ProcessExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        self.load_and_drop()
-            .map_err(|e| ExecutorError::Other(format!("{e:#}")))?;
+        // SAFETY: the init is single-threaded; restoring a default disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        if let Some(f) = &self.filter {
+            f.load_and_drop().map_err(|e| ExecutorError::Other(format!("{e:#}")))?;
+        }
         DefaultExecutor {}.exec(spec)
     }
 
