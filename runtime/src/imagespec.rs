@@ -222,6 +222,8 @@ pub struct SpecInputs<'a> {
     pub netns: Option<&'a Path>,
     /// files bind-mounted over /etc/hosts, /etc/hostname, /etc/resolv.conf
     pub etc_files: &'a [(PathBuf, &'static str)],
+    /// where resolved seccomp profiles are kept (`<data-root>/seccomp`)
+    pub seccomp_cache: Option<&'a Path>,
 }
 
 /// The hostname a container gets: --hostname, else the first 12 hex of its id.
@@ -321,7 +323,7 @@ pub fn build_spec(inp: &SpecInputs) -> Result<Spec> {
     if let Some(dir) = &run.init_dir {
         crate::init::apply(&mut spec, dir)?;
     }
-    run.security.apply(&mut spec, uid, inp.rootfs)?;
+    run.security.apply(&mut spec, uid, inp.rootfs, inp.seccomp_cache)?;
     run.host.apply(&mut spec, &run.joins, run.shm_size)?;
     let spec: Spec = serde_json::from_value(spec).context("internal error: generated spec is invalid")?;
     Ok(spec)
@@ -432,6 +434,7 @@ mod tests {
             rootfs: r.path(),
             netns: None,
             etc_files: &[],
+            seccomp_cache: None,
         })
         .unwrap();
         let env = spec.process().as_ref().unwrap().env().clone().unwrap();
@@ -471,6 +474,7 @@ mod tests {
             rootfs: r.path(),
             netns: Some(&netns),
             etc_files: &[],
+            seccomp_cache: None,
         })
         .unwrap();
         let v = serde_json::to_value(&spec).unwrap();

@@ -246,6 +246,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         rootfs: &rootfs,
         netns: att.netns_path.as_deref(),
         etc_files: &etc_files,
+        seccomp_cache: Some(&ctx.data_root.join("seccomp")),
     })?;
     // host mode: no network namespace entry at all
     let spec = if mode == NetMode::Host {

@@ -157,23 +157,27 @@ impl Security {
         out
     }
 
-    /// The resolved seccomp object, or None for no filter.
-    pub fn seccomp(&self, caps: &[String]) -> Option<libcontainer::oci_spec::runtime::LinuxSeccomp> {
+    /// The resolved seccomp object (as JSON), or None for no filter; the
+    /// default profile's comes from `cache` when it is there.
+    pub fn seccomp(&self, caps: &[String], cache: Option<&Path>) -> Result<Option<Value>> {
         if self.privileged {
-            return None;
+            return Ok(None);
         }
         let target = Target::host(caps);
-        match &self.seccomp {
+        Ok(match &self.seccomp {
             Seccomp::Unconfined => None,
-            Seccomp::Default => Some(Profile::default_profile().resolve(&target)),
-            Seccomp::Profile(p) => Some(p.resolve(&target)),
-        }
+            Seccomp::Default => Some(Profile::default_resolved(&target, cache)),
+            Seccomp::Profile(p) => {
+                Some(serde_json::to_value(p.resolve(&target)).context("internal error: seccomp object")?)
+            }
+        })
     }
 
     /// Writes capabilities, seccomp, no_new_privileges, AppArmor, masked
     /// paths, privileged devices and groups into `spec` (JSON, as
     /// `build_spec` makes it) for a process running as `uid`.
-    pub fn apply(&self, spec: &mut Value, uid: u32, rootfs: &Path) -> Result<()> {
+    /// Resolved seccomp profiles are kept in `seccomp_cache`.
+    pub fn apply(&self, spec: &mut Value, uid: u32, rootfs: &Path, seccomp_cache: Option<&Path>) -> Result<()> {
         let caps = self.capabilities();
         // as docker: a process of a non-root user loses its capabilities at exec
         let eff: &[String] = if uid == 0 { &caps } else { &[] };
@@ -201,8 +205,8 @@ impl Security {
             }
             user["additionalGids"] = json!(all);
         }
-        if let Some(s) = self.seccomp(&caps) {
-            spec["linux"]["seccomp"] = serde_json::to_value(s).context("internal error: seccomp object")?;
+        if let Some(s) = self.seccomp(&caps, seccomp_cache)? {
+            spec["linux"]["seccomp"] = s;
             // compiled once, loaded as BPF (oci/seccomp_bpf.rs)
             spec["annotations"] = json!({crate::oci::seccomp_bpf::ANNOTATION: "bpf"});
         }
@@ -353,11 +357,11 @@ mod tests {
     fn security_opts() {
         let s = parse(|a| a.security_opt = vec!["seccomp=unconfined".into(), "no-new-privileges".into()]).unwrap();
         assert!(matches!(s.seccomp, Seccomp::Unconfined) && s.no_new_privileges);
-        assert!(s.seccomp(&s.capabilities()).is_none());
+        assert!(s.seccomp(&s.capabilities(), None).unwrap().is_none());
         let s = parse(|a| a.security_opt = vec!["no-new-privileges:false".into()]).unwrap();
         assert!(!s.no_new_privileges);
         assert!(
-            parse(|_| {}).unwrap().seccomp(&[]).is_some(),
+            parse(|_| {}).unwrap().seccomp(&[], None).unwrap().is_some(),
             "seccomp is on by default"
         );
         for bad in ["bogus", "seccomp", "no-new-privileges=maybe", "label=type:x"] {
@@ -378,7 +382,7 @@ mod tests {
             "linux": {"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"], "resources": {}}
         });
         let s = parse(|a| a.privileged = true).unwrap();
-        s.apply(&mut spec, 0, Path::new("/nonexistent")).unwrap();
+        s.apply(&mut spec, 0, Path::new("/nonexistent"), None).unwrap();
         assert_eq!(spec["linux"]["maskedPaths"], json!([]));
         assert!(spec["linux"].get("seccomp").is_none());
         assert!(spec["process"].get("noNewPrivileges").is_none());
