@@ -50,6 +50,39 @@ trap cleanup EXIT
 median() { python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"; }
 calc() { python3 -c "print('%.2f' % ($1))"; }
 
+# mean user+sys CPU time in ms over the 3 rounds of a pair() side (hyperfine
+# counts the whole process tree)
+cpu() {
+    python3 -c 'import json,sys
+v=[json.load(open("%s-%d.json" % (sys.argv[1], i)))["results"][0] for i in (1, 2, 3)]
+print("%.2f" % (sum(r["user"] + r["system"] for r in v) / 3 * 1000))' "$OUT/$1"
+}
+
+# interleave N A_CMD B_CMD: runs A and B alternately N times each (A B B A
+# ...) and prints "median_a median_b median_of(b-a)", in ms. For costs
+# smaller than the machine's drift: each difference is of two neighbouring
+# runs, so slow changes of the machine cancel out.
+interleave() {
+    python3 - "$@" <<'EOF2'
+import statistics, subprocess, sys, time
+n, a, b = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def once(cmd):
+    t = time.perf_counter()
+    subprocess.run(["bash", "-c", cmd], check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000
+for _ in range(3):
+    once(a); once(b)
+ta, tb, d = [], [], []
+for i in range(n):
+    if i % 2:
+        y = once(b); x = once(a)
+    else:
+        x = once(a); y = once(b)
+    ta.append(x); tb.append(y); d.append(y - x)
+print("%.2f %.2f %.2f" % (statistics.median(ta), statistics.median(tb), statistics.median(d)))
+EOF2
+}
+
 # measure NAME COMMAND: median in ms, JSON kept under bench/out
 measure() {
     local name=$1; shift
@@ -133,6 +166,12 @@ bench_seccomp() {
     echo "  default profile  ${on} ms"
     echo "  unconfined       ${off} ms"
     echo "  the profile adds $(calc "$on-$off") ms   (target <= 1)"
+    local con coff
+    con=$(cpu minirun-run-seccomp-default); coff=$(cpu minirun-run-seccomp-unconfined)
+    echo "  CPU (user+sys, mean of all processes): ${con} vs ${coff} ms, adds $(calc "$con-$coff") ms"
+    local ia ib d
+    read -r ia ib d < <(interleave "$((RUNS * 3))" "$M run --rm --net none --security-opt seccomp=unconfined busybox true"         "$M run --rm --net none busybox true")
+    echo "  interleaved, $((RUNS * 3)) pairs: unconfined ${ia} ms, default ${ib} ms, median difference ${d} ms   (target <= 1)"
 }
 
 # A gzip layer of about 200 MB of mixed files (bench/make_layer.py), made once.
@@ -317,6 +356,10 @@ bench_ipv6() {
     echo "  dual stack              ${v6} ms   (+$(calc "$v6-$v4") ms, ratio $(calc "$v6/$v4"))"
     echo "  IPv4 only  -p 18080:80  ${v4p} ms"
     echo "  dual stack -p 18080:80  ${v6p} ms   (+$(calc "$v6p-$v4p") ms, ratio $(calc "$v6p/$v4p"))"
+    local ia ib d
+    read -r ia ib d < <(interleave "$((RUNS * 3))" "nsenter --net=/run/netns/$NS-host $M run --rm --net v4only -p 18080:80 busybox true" \
+        "nsenter --net=/run/netns/$NS-host $M run --rm --net dual -p 18080:80 busybox true")
+    echo "  interleaved, $((RUNS * 3)) pairs with -p: IPv4 only ${ia} ms, dual stack ${ib} ms, median difference ${d} ms"
     echo "  (target: dual stack adds <= 1 ms)"
 }
 
