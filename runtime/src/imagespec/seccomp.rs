@@ -166,15 +166,19 @@ impl Profile {
     /// embeds and everything `t` holds; a cache that cannot be read or
     /// written is skipped.
     pub fn default_resolved(t: &Target, cache: Option<&Path>) -> serde_json::Value {
-        let resolve = || {
-            serde_json::to_value(Profile::default_profile().resolve(t)).expect("a seccomp object is JSON")
-        };
+        let resolve = || serde_json::to_value(Profile::default_profile().resolve(t)).expect("a seccomp object is JSON");
         let Some(dir) = cache else {
             return resolve();
         };
         let mut h = Sha256::new();
         h.update(DEFAULT_PROFILE);
-        h.update(format!("\0{}\0{:?}\0{:?}\0{}", t.arch, t.scmp_arch, t.kernel, t.caps.join(",")));
+        h.update(format!(
+            "\0{}\0{:?}\0{:?}\0{}",
+            t.arch,
+            t.scmp_arch,
+            t.kernel,
+            t.caps.join(",")
+        ));
         let path = dir.join(format!("default-{}.json", hex::encode(h.finalize())));
         if let Ok(v) = std::fs::read(&path).map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
             if let Ok(v) = v.map_err(|e| tracing::debug!("{}: {e}", path.display())) {
@@ -451,7 +455,10 @@ mod tests {
     fn the_resolved_default_profile_is_kept_per_target() {
         let dir = tempfile::tempdir().unwrap();
         let files = || -> Vec<PathBuf> {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut v: Vec<PathBuf> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             v.sort();
             v
         };
