@@ -132,6 +132,8 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
         .clone()
         .map(|cfg| health::Checker::start(cfg, meta.clone(), id.clone(), globals(ctx)));
     let times = super::logtimes::watch(&dir.join("container.log"), log_start);
+    // set-up is over: what it touched need not stay resident while we wait
+    util::mem::shed_startup_pages();
     let mut started = started;
     let mut delay = None;
     let code = loop {
