@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # minirun benchmarks, run by hand as root (never in CI):
 #
-#   bench/bench.sh [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|all]
+#   bench/bench.sh [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|memory|all]
 #
 # PROFILE=debug measures a debug build (quicker to build; fine for ratios);
 # CARGO_TARGET_DIR is honoured.
@@ -24,7 +24,7 @@ PROFILE=${PROFILE:-release}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 if [ "$PROFILE" = release ]; then PFLAG=--release; else PFLAG=; fi
 cargo build $PFLAG --quiet -p minirun -p rootfs-fixtures
-[ "$what" = ipv6 ] || cargo build $PFLAG --quiet -p minirun-images --example unpack
+[ "$what" = ipv6 ] || [ "$what" = memory ] || cargo build $PFLAG --quiet -p minirun-images --example unpack
 MINIRUN=$TARGET/$PROFILE/minirun
 FIXTURES=$TARGET/$PROFILE/minirun-fixtures
 UNPACK=$TARGET/$PROFILE/examples/unpack
@@ -363,6 +363,44 @@ bench_ipv6() {
     echo "  (target: dual stack adds <= 1 ms)"
 }
 
+# Issue 16's memory and removal goals: peak RSS of a `run` (/usr/bin/time -v,
+# the largest process of the tree), resident memory of the monitor of an idle
+# detached container (podman's conmon beside it when podman is installed), and
+# `rm -f` of a running container on the bridge with two published ports.
+bench_memory() {
+    sandbox
+    load_busybox
+    inhost $M run --rm --net bridge busybox true
+    local peak
+    peak=$( { /usr/bin/time -v $M run --rm --net none busybox true >/dev/null; } 2>&1 | awk '/Maximum resident/ {print $NF}')
+    echo "peak RSS of run --rm --net none busybox true: ${peak} kB"
+    inhost $M run -d --name memidle busybox sleep 3600 >/dev/null
+    local mon
+    mon=$(pgrep -f -- "run -d --name memidle" | head -1)
+    # the monitor sheds its set-up pages once the container runs: wait for it
+    local i rss=0
+    for i in $(seq 50); do
+        rss=$(awk '/VmRSS/ {print $2}' /proc/"$mon"/status)
+        [ "$rss" -lt 4000 ] && break
+        sleep 0.1
+    done
+    echo "RSS of the monitor of an idle container: ${rss} kB   (target < 2048)"
+    inhost $M rm -f memidle >/dev/null
+    if command -v podman >/dev/null; then
+        podman load -i "$WORK/busybox.tar" >/dev/null 2>&1 || true
+        local P="nsenter --net=/run/netns/$NS-host podman --runtime runc"
+        $P run -d --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none --name mrbench-idle localhost/busybox sleep 3600 >/dev/null
+        local c
+        c=$(pgrep -f -- "conmon.*mrbench-idle" | head -1)
+        [ -n "$c" ] && echo "  podman's conmon for the same: $(awk '/VmRSS/ {print $2}' /proc/"$c"/status) kB"
+        $P rm -f -t 0 mrbench-idle >/dev/null 2>&1
+    fi
+    local rmf
+    rmf=$(measure rm-f-published --prepare "nsenter --net=/run/netns/$NS-host $M run -d --name rmf -p 18080:80 -p 18443:443 busybox sleep 3600 >/dev/null" \
+        "nsenter --net=/run/netns/$NS-host $M rm -f rmf")
+    echo "rm -f of a running container on the bridge with 2 published ports, median of $RUNS: ${rmf} ms   (target < 20)"
+}
+
 case $what in
     bundle) bench_bundle ;;
     image) bench_image ;;
@@ -372,6 +410,7 @@ case $what in
     ports) bench_ports ;;
     usernet) bench_usernet ;;
     ipv6) bench_ipv6 ;;
-    all) bench_bundle; bench_image; bench_seccomp; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6 ;;
-    *) echo "usage: $0 [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|all]" >&2; exit 2 ;;
+    memory) bench_memory ;;
+    all) bench_bundle; bench_image; bench_seccomp; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6; bench_memory ;;
+    *) echo "usage: $0 [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|memory|all]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,9 @@
 //! A container's cgroup, through systemd or cgroupfs.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,10 +22,37 @@ pub fn manager(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<AnyCgrou
     })
 }
 
+type ManagerKey = (String, PathBuf, bool);
+
+thread_local! {
+    /// The managers this process opened for [`kill_once`] and [`kill_all`].
+    /// On cgroup v1 opening one reads /proc/self/mountinfo once per
+    /// hierarchy, each through pathrs's checked procfs (about 150 syscalls
+    /// in all), and `rm -f` kills on every round of its take-over, then
+    /// again in the teardown.
+    static MANAGERS: RefCell<HashMap<ManagerKey, Rc<AnyCgroupManager>>> = RefCell::new(HashMap::new());
+}
+
+fn cached_manager(
+    id: &str,
+    cgroup_path: PathBuf,
+    systemd: bool,
+) -> Result<Rc<AnyCgroupManager>, CreateCgroupSetupError> {
+    let key = (id.to_string(), cgroup_path, systemd);
+    if let Some(m) = MANAGERS.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(m);
+    }
+    let m = Rc::new(manager(id, key.1.clone(), systemd)?);
+    MANAGERS.with(|c| c.borrow_mut().insert(key, m.clone()));
+    Ok(m)
+}
+
 /// SIGKILLs every process in a cgroup, waits for them to go, removes it.
 pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
-    let manager = manager(id, cgroup_path, systemd).with_context(|| format!("cgroup of {id}"))?;
+    let key = (id.to_string(), cgroup_path.clone(), systemd);
+    let manager = cached_manager(id, cgroup_path, systemd).with_context(|| format!("cgroup of {id}"))?;
     poll::until(Duration::from_secs(5), || kill_listed(&manager) == 0);
+    MANAGERS.with(|c| c.borrow_mut().remove(&key));
     manager
         .remove()
         .with_context(|| format!("cannot remove the cgroup of {id}"))
@@ -31,7 +61,7 @@ pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
 /// SIGKILLs every process in a cgroup once, without waiting; false when
 /// the cgroup cannot be opened.
 pub fn kill_once(id: &str, cgroup_path: PathBuf, systemd: bool) -> bool {
-    match manager(id, cgroup_path, systemd) {
+    match cached_manager(id, cgroup_path, systemd) {
         Ok(m) => {
             kill_listed(&m);
             true
