@@ -200,8 +200,8 @@ fn bad_mounts_name_the_value_and_leave_nothing() {
 }
 
 /// `--volumes-from`: another container's named and bind volumes at the same
-/// places (`:ro` makes them read-only); `volume prune` removes only what no
-/// container, running or stopped, uses.
+/// places (`:ro` makes them read-only); `volume prune` (and `system prune
+/// --volumes`) removes only what no container, running or stopped, uses.
 #[test]
 fn volumes_from_and_volume_prune() {
     let env = Env::with_busybox();
@@ -284,6 +284,14 @@ fn volumes_from_and_volume_prune() {
     assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "shared\n");
     let r = env.run_with_stdin(&["volume", "prune"], b"y\n").ok();
     assert!(r.stdout.contains("Deleted Volumes:\nshared\n"), "{r:#?}");
+    assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "");
+
+    // system prune takes volumes only with --volumes, as docker
+    env.run(["volume", "create", "spare"]).ok();
+    env.run(["system", "prune", "-f"]).ok();
+    assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "spare\n");
+    let r = env.run(["system", "prune", "-f", "--volumes"]).ok();
+    assert!(r.stdout.contains("Deleted Volumes:\nspare\n"), "{r:#?}");
     assert_eq!(env.run(["volume", "ls", "-q"]).ok().stdout, "");
 }
 

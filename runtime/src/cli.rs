@@ -475,7 +475,7 @@ pub struct PruneArgs {
     /// Provide filter values (until=DURATION|TIMESTAMP, label=KEY[=VALUE])
     #[arg(long, value_name = "FILTER")]
     pub filter: Vec<String>,
-    /// Prune volumes (system prune; minirun has no named volumes yet)
+    /// Prune volumes (system prune)
     #[arg(long)]
     pub volumes: bool,
 }

@@ -197,8 +197,13 @@ pub fn system(env: &Env, a: &PruneArgs) -> Result<u8> {
     } else {
         "  - all dangling images"
     };
+    let volumes = if a.volumes {
+        "  - all volumes not used by at least one container\n"
+    } else {
+        ""
+    };
     let warning = format!(
-        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n{images}\n  - all build cache\n"
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n{volumes}{images}\n  - all build cache\n"
     );
     if !confirmed(a.force, &warning)? {
         return Ok(0);
@@ -219,6 +224,18 @@ pub fn system(env: &Env, a: &PruneArgs) -> Result<u8> {
         }
         println!();
     }
+    let mut v_space = 0;
+    if a.volumes {
+        let (names, space) = super::volume::prune(&env.ctx())?;
+        v_space = space;
+        if !names.is_empty() {
+            println!("Deleted Volumes:");
+            for n in &names {
+                println!("{n}");
+            }
+            println!();
+        }
+    }
     let (lines, i_space) = prune_images(env, a.all)?;
     if !lines.is_empty() {
         println!("Deleted Images:");
@@ -227,6 +244,6 @@ pub fn system(env: &Env, a: &PruneArgs) -> Result<u8> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(c_space + i_space));
+    println!("Total reclaimed space: {}", human_size(c_space + v_space + i_space));
     Ok(0)
 }

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 
 use super::Env;
 use crate::cli::VolumeCmd;
-use crate::container::volumes;
+use crate::container::{volumes, Ctx};
 
 pub fn run(env: &Env, cmd: VolumeCmd) -> Result<u8> {
     let ctx = env.ctx();
@@ -62,19 +62,7 @@ pub fn run(env: &Env, cmd: VolumeCmd) -> Result<u8> {
             )? {
                 return Ok(0);
             }
-            let mut space = 0;
-            let mut deleted = Vec::new();
-            for v in volumes::list(&ctx)? {
-                if !volumes::users(&ctx, &v.name)?.is_empty() {
-                    continue;
-                }
-                let size = super::ps_docker::dir_size(&volumes::data_dir(&ctx, &v.name));
-                // a container made since the listing keeps it: remove checks again
-                if volumes::remove(&ctx, &v.name).is_ok() {
-                    space += size;
-                    deleted.push(v.name);
-                }
-            }
+            let (deleted, space) = prune(&ctx)?;
             if !deleted.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &deleted {
@@ -86,4 +74,23 @@ pub fn run(env: &Env, cmd: VolumeCmd) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Removes the volumes no container (running or stopped) uses; their names
+/// and the space they took (`volume prune`, `system prune --volumes`).
+pub fn prune(ctx: &Ctx) -> Result<(Vec<String>, u64)> {
+    let mut space = 0;
+    let mut deleted = Vec::new();
+    for v in volumes::list(ctx)? {
+        if !volumes::users(ctx, &v.name)?.is_empty() {
+            continue;
+        }
+        let size = super::ps_docker::dir_size(&volumes::data_dir(ctx, &v.name));
+        // a container made since the listing keeps it: remove checks again
+        if volumes::remove(ctx, &v.name).is_ok() {
+            space += size;
+            deleted.push(v.name);
+        }
+    }
+    Ok((deleted, space))
 }
