@@ -1,27 +1,34 @@
 //! When a detached container's output arrived: its monitor watches the log
-//! grow and appends `OFFSET NANOS` lines to `container.log.times` (the bytes
-//! from OFFSET on arrived at NANOS, to the watcher's 20 ms), for `logs -t`,
-//! `--since` and `--until`. The log itself stays the container's own
-//! stdout/stderr file, written without the monitor in between.
+//! grow (inotify: an idle container costs no wake-up) and appends
+//! `OFFSET NANOS` lines to `container.log.times` (the bytes from OFFSET on
+//! arrived at NANOS; at most one line per 20 ms while output flows), for
+//! `logs -t`, `--since` and `--until`. The log itself stays the container's
+//! own stdout/stderr file, written without the monitor in between.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 pub const SUFFIX: &str = ".times";
 
+/// How often at most a line is added while output flows.
+const GRAIN: Duration = Duration::from_millis(20);
+
 /// A running watcher; stopped (after one last look) when dropped.
 pub struct Watcher {
-    stop: Arc<AtomicBool>,
+    /// closed on drop: wakes the thread for its last look
+    wake: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.wake.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -45,29 +52,65 @@ pub fn length(log: &Path) -> u64 {
 
 /// Watches `log` from offset `from` on (see [`length`]).
 pub fn watch(log: &Path, from: u64) -> Watcher {
-    let stop = Arc::new(AtomicBool::new(false));
     let log = log.to_path_buf();
-    let flag = stop.clone();
+    let (wake_rd, wake_wr) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("no log times for {}: {e}", log.display());
+            return Watcher {
+                wake: None,
+                thread: None,
+            };
+        }
+    };
     let thread = std::thread::spawn(move || {
         let Ok(mut out) = OpenOptions::new().create(true).append(true).open(times_path(&log)) else {
             return;
         };
         let mut seen = from;
-        loop {
-            let last = flag.load(Ordering::Relaxed);
+        let mut look = || {
             let len = fs::metadata(&log).map(|m| m.len()).unwrap_or(seen);
             if len > seen {
                 let _ = writeln!(out, "{seen} {}", now_nanos());
                 seen = len;
+                return true;
             }
-            if last {
+            false
+        };
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .and_then(|i| i.add_watch(&log, AddWatchFlags::IN_MODIFY).map(|_| i));
+        let inotify = match inotify {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("no log times for {}: {e}", log.display());
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+        };
+        // output written before the watch was added
+        look();
+        loop {
+            let mut fds = [
+                PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+                PollFd::new(wake_rd.as_fd(), PollFlags::POLLIN),
+            ];
+            if poll(&mut fds, PollTimeout::NONE).is_err_and(|e| e != nix::errno::Errno::EINTR) {
+                return;
+            }
+            let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
+            // drain the events; one look covers them all
+            while inotify.read_events().is_ok_and(|ev| !ev.is_empty()) {}
+            if look() && !stopping {
+                // more output within the grain shares this line
+                std::thread::sleep(GRAIN);
+            }
+            if stopping {
+                look();
+                return;
+            }
         }
     });
     Watcher {
-        stop,
+        wake: Some(wake_wr),
         thread: Some(thread),
     }
 }
@@ -110,6 +153,31 @@ pub fn mtime(log: &Path) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watcher_records_each_burst_of_output_and_a_last_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("container.log");
+        fs::write(&log, "before\n").unwrap();
+        let w = watch(&log, length(&log));
+        let append = |text: &str| {
+            let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        };
+        append("one\n");
+        let seen = crate::util::poll::until(Duration::from_secs(5), || read(&log).len() == 1);
+        assert!(seen, "{:?}", read(&log));
+        std::thread::sleep(GRAIN * 2);
+        append("two\n");
+        assert!(crate::util::poll::until(Duration::from_secs(5), || read(&log).len() == 2));
+        // written just before the stop: the last look finds it
+        append("three\n");
+        drop(w);
+        let offsets: Vec<u64> = read(&log).iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, [7, 11, 15]);
+        let times: Vec<i64> = read(&log).iter().map(|(_, t)| *t).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
 
     #[test]
     fn a_line_takes_the_time_its_bytes_arrived() {
