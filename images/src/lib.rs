@@ -12,7 +12,7 @@
 //! store.load(Path::new("busybox.tar"))?;              // ["busybox:latest"]
 //! let image = store.resolve("busybox")?;
 //! let dir = Path::new("/var/lib/minirun/containers/web");
-//! let rootfs = store.prepare_rootfs(&image, dir, false)?; // dir/rootfs
+//! let rootfs = store.prepare_rootfs(&image, dir, Default::default())?; // dir/rootfs
 //! // ... run the container on `rootfs` ...
 //! release_rootfs(dir)?;
 //! # Ok(()) }
@@ -54,6 +54,6 @@ pub use pull::{
     check_login, NoProgress, Platform, PullEvent, PullOptions, PullProgress, Pulled, DEFAULT_CONCURRENT_DOWNLOADS,
 };
 pub use reference::{registry_domain, registry_of};
-pub use rootfs::{ensure_dir_in_rootfs, release_rootfs, unmount_rootfs};
+pub use rootfs::{ensure_dir_in_rootfs, release_rootfs, unmount_rootfs, RootfsOptions};
 pub use store::{Image, ImageSummary, Store};
 pub use unpack::{unpack_layer, Compression, UnpackStats};

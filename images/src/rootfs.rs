@@ -34,17 +34,30 @@ const MOUNT_DATA_MAX: usize = 4095;
 /// Enough for an overlay with a read-only bind of itself on top, and more.
 const MAX_STACKED_MOUNTS: usize = 8;
 
+/// How [`Store::prepare_rootfs`] mounts a root filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RootfsOptions {
+    /// mounted read-only
+    pub readonly: bool,
+    /// overlayfs's `volatile` (kernel 5.10+; ignored before): no sync of the
+    /// upper layer, so no unmount waits for the whole upper filesystem to
+    /// reach the disk (100 ms here on a busy disk). For a container whose
+    /// changes are discarded when it ends (`--rm`, as podman does): after a
+    /// crash such an upper layer cannot be mounted again.
+    pub volatile: bool,
+}
+
 impl Store {
     /// Mount the image's root filesystem for a container at
     /// `<container_dir>/rootfs`: an overlayfs of its layers (top first) with
     /// upper and work directories in `container_dir`. Where overlayfs cannot
     /// be mounted, the layers are copied into `rootfs` instead (a warning is
-    /// logged). `readonly` mounts it read-only.
+    /// logged). See [`RootfsOptions`].
     ///
     /// Calling it again for a prepared `container_dir` returns the same
     /// rootfs; an existing `upper` (a stopped container's changes) is reused.
     /// On failure the directories this call created are removed again.
-    pub fn prepare_rootfs(&self, image: &Image, container_dir: &Path, readonly: bool) -> Result<PathBuf> {
+    pub fn prepare_rootfs(&self, image: &Image, container_dir: &Path, opts: RootfsOptions) -> Result<PathBuf> {
         // Keeps `remove` from deleting the layers while we mount or copy them.
         let _gc = self.lock(GC_LOCK, LockMode::Shared)?;
         for layer in &image.layers {
@@ -64,7 +77,7 @@ impl Store {
             return Ok(rootfs);
         }
         let mut created = Vec::new();
-        let result = prepare(image, container_dir, readonly, &mut created);
+        let result = prepare(image, container_dir, opts, &mut created);
         if result.is_err() {
             for dir in created.iter().rev() {
                 let _ = unmount_all(dir);
@@ -76,7 +89,7 @@ impl Store {
     }
 }
 
-fn prepare(image: &Image, container_dir: &Path, readonly: bool, created: &mut Vec<PathBuf>) -> Result<()> {
+fn prepare(image: &Image, container_dir: &Path, opts: RootfsOptions, created: &mut Vec<PathBuf>) -> Result<()> {
     let mut mkdir = |name: &str| -> Result<PathBuf> {
         let path = container_dir.join(name);
         match fs::create_dir(&path) {
@@ -94,7 +107,7 @@ fn prepare(image: &Image, container_dir: &Path, readonly: bool, created: &mut Ve
     } else {
         image.layers.iter().rev().cloned().collect()
     };
-    let Err(e) = mount_overlay(&lowers, &upper, &work, &rootfs, readonly) else {
+    let Err(e) = mount_overlay(&lowers, &upper, &work, &rootfs, opts) else {
         return Ok(());
     };
     tracing::warn!(
@@ -105,7 +118,7 @@ fn prepare(image: &Image, container_dir: &Path, readonly: bool, created: &mut Ve
     let dest = fsutil::open_dir(&rootfs).ctx("open", &rootfs)?;
     fsutil::clear_dir(dest.as_fd()).ctx("empty", &rootfs)?;
     copy_layers(&image.layers, &rootfs)?;
-    if readonly {
+    if opts.readonly {
         if let Err(e) = bind_readonly(&rootfs) {
             tracing::warn!(rootfs = %rootfs.display(), error = %e, "could not make the copied rootfs read-only; rely on the OCI spec's root.readonly");
         }
@@ -117,27 +130,32 @@ fn prepare(image: &Image, container_dir: &Path, readonly: bool, created: &mut Ve
 /// Mount an overlay of `lowers` (top first) on `target`, with the new mount
 /// API (one `lowerdir+` per layer: no option-length limit, no escaping),
 /// or mount(2) on kernels that lack it (< 6.8).
-fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, readonly: bool) -> Result<()> {
+fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, opts: RootfsOptions) -> Result<()> {
     let err = |source: Errno| Error::Mount {
         what: "overlay",
         target: target.to_path_buf(),
         source: source.into(),
     };
     let fs_fd = match rmount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
-        Err(Errno::NOSYS) => return mount_overlay_legacy(lowers, upper, work, target, readonly),
+        Err(Errno::NOSYS) => return mount_overlay_legacy(lowers, upper, work, target, opts),
         other => other.map_err(err)?,
     };
     for (i, lower) in lowers.iter().enumerate() {
         match rmount::fsconfig_set_string(&fs_fd, "lowerdir+", lower) {
             // An overlayfs that does not know "lowerdir+".
-            Err(Errno::INVAL) if i == 0 => return mount_overlay_legacy(lowers, upper, work, target, readonly),
+            Err(Errno::INVAL) if i == 0 => return mount_overlay_legacy(lowers, upper, work, target, opts),
             other => other.map_err(err)?,
         }
     }
     rmount::fsconfig_set_string(&fs_fd, "upperdir", upper).map_err(err)?;
     rmount::fsconfig_set_string(&fs_fd, "workdir", work).map_err(err)?;
+    if opts.volatile {
+        if let Err(e) = rmount::fsconfig_set_flag(&fs_fd, "volatile") {
+            tracing::debug!("overlayfs without volatile: {e}");
+        }
+    }
     rmount::fsconfig_create(&fs_fd).map_err(err)?;
-    let attrs = if readonly {
+    let attrs = if opts.readonly {
         MountAttrFlags::MOUNT_ATTR_RDONLY
     } else {
         MountAttrFlags::empty()
@@ -146,7 +164,13 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, r
     rmount::move_mount(&mnt, "", rfs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).map_err(err)
 }
 
-fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, readonly: bool) -> Result<()> {
+fn mount_overlay_legacy(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    opts: RootfsOptions,
+) -> Result<()> {
     let err = |source: io::Error| Error::Mount {
         what: "overlay",
         target: target.to_path_buf(),
@@ -180,13 +204,27 @@ fn mount_overlay_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &
             ),
         )));
     }
-    let data = CString::new(data).map_err(|e| err(e.into()))?;
-    let flags = if readonly {
+    let flags = if opts.readonly {
         MountFlags::RDONLY
     } else {
         MountFlags::empty()
     };
-    rmount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())).map_err(|e| err(e.into()))
+    let mount = |data: String| {
+        let data = CString::new(data).map_err(|e| err(e.into()))?;
+        rmount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())).map_err(|e| err(e.into()))
+    };
+    if opts.volatile {
+        match mount(format!("{data},volatile")) {
+            // a kernel before 5.10
+            Err(Error::Mount { source, .. }) if source.raw_os_error() == Some(libc_einval()) => {}
+            other => return other,
+        }
+    }
+    mount(data)
+}
+
+fn libc_einval() -> i32 {
+    Errno::INVAL.raw_os_error()
 }
 
 fn bind_readonly(path: &Path) -> io::Result<()> {

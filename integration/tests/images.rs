@@ -926,6 +926,26 @@ fn unknown_image_for_run_leaves_nothing() {
 // run / ps / logs / exec / stop / rm / inspect
 // ---------------------------------------------------------------------------
 
+/// The root filesystem of a `--rm` container is a volatile overlay (its
+/// changes are discarded anyway; no unmount waits for the upper filesystem's
+/// sync), as podman mounts those; a kept container's is not.
+#[test]
+fn only_rm_containers_get_a_volatile_root() {
+    let env = Env::with_busybox();
+    let root_mount = ["busybox", "grep", " / / ", "/proc/self/mountinfo"];
+    let rm = run_rm(&env, &root_mount);
+    assert!(rm.contains("overlay") && rm.contains("volatile"), "{rm}");
+    let mut kept = vec!["--name", "kept"];
+    kept.extend(root_mount);
+    let r = run(&env, &kept).ok();
+    assert!(r.stdout.contains("overlay") && !r.stdout.contains("volatile"), "{r:#?}");
+    // started again, it mounts the same upper layer once more
+    env.run(["start", "kept"]).ok();
+    assert_eq!(env.run(["wait", "kept"]).ok().stdout, "0\n");
+    env.run(["rm", "kept"]).ok();
+    env.assert_nothing_left();
+}
+
 #[test]
 fn run_rm_leaves_nothing_even_when_the_process_fails() {
     let env = Env::with_busybox();

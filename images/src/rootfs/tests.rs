@@ -68,7 +68,7 @@ fn overlay_unavailable(tmp: &Path) -> Option<Error> {
     for d in &dirs {
         fs::create_dir_all(d).unwrap();
     }
-    match mount_overlay(&dirs[..2], &dirs[2], &dirs[3], &dirs[4], false) {
+    match mount_overlay(&dirs[..2], &dirs[2], &dirs[3], &dirs[4], RootfsOptions::default()) {
         Ok(()) => {
             unmount_all(&dirs[4]).unwrap();
             None
@@ -101,7 +101,9 @@ fn overlay_rootfs_applies_whiteouts_across_layers() {
     let (tmp, store, image) = loaded(&img);
     require_overlay!(tmp.path());
     let container = tmp.path().join("c1");
-    let rootfs = store.prepare_rootfs(&image, &container, false).unwrap();
+    let rootfs = store
+        .prepare_rootfs(&image, &container, RootfsOptions::default())
+        .unwrap();
     assert_eq!(rootfs, container.join("rootfs"));
     assert!(fsutil::is_mount_point(&rootfs).unwrap());
     assert!(!container.join(COPY_MARKER).exists());
@@ -115,11 +117,16 @@ fn overlay_rootfs_applies_whiteouts_across_layers() {
     assert_eq!(fs::read(container.join("upper/a/keep")).unwrap(), b"changed");
 
     // Preparing a prepared container is a no-op.
-    assert_eq!(store.prepare_rootfs(&image, &container, false).unwrap(), rootfs);
+    assert_eq!(
+        store
+            .prepare_rootfs(&image, &container, RootfsOptions::default())
+            .unwrap(),
+        rootfs
+    );
 
     // A second container sees the pristine image.
     let other = tmp.path().join("c2");
-    let rootfs2 = store.prepare_rootfs(&image, &other, false).unwrap();
+    let rootfs2 = store.prepare_rootfs(&image, &other, RootfsOptions::default()).unwrap();
     assert_merged_view(&rootfs2);
 
     release_rootfs(&container).unwrap();
@@ -131,12 +138,67 @@ fn overlay_rootfs_applies_whiteouts_across_layers() {
     assert_eq!(listing(&other), Vec::<String>::new());
 }
 
+/// The mount options of the mount at `target`, from /proc/self/mountinfo.
+fn mount_options(target: &Path) -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let t = target.to_str().unwrap();
+    assert!(!t.is_empty() && t != "/");
+    info.lines()
+        .find(|l| l.split(' ').nth(4) == Some(t))
+        .unwrap_or_else(|| panic!("{t} is not mounted"))
+        .to_string()
+}
+
+#[test]
+fn volatile_rootfs_skips_the_upper_sync_and_is_released_like_any() {
+    let img = whiteout_image();
+    let (tmp, store, image) = loaded(&img);
+    require_overlay!(tmp.path());
+    let container = tmp.path().join("v");
+    let opts = RootfsOptions {
+        volatile: true,
+        ..Default::default()
+    };
+    let rootfs = store.prepare_rootfs(&image, &container, opts).unwrap();
+    assert!(
+        mount_options(&rootfs).contains("volatile"),
+        "{}",
+        mount_options(&rootfs)
+    );
+    fs::write(rootfs.join("a/keep"), "changed").unwrap();
+    assert_eq!(fs::read(rootfs.join("a/keep")).unwrap(), b"changed");
+    release_rootfs(&container).unwrap();
+    assert!(!rootfs.exists() && !container.join("work").exists());
+    // the same through mount(2)
+    let dirs: Vec<PathBuf> = ["l", "u", "w", "t"].iter().map(|d| tmp.path().join(d)).collect();
+    for d in &dirs {
+        fs::create_dir_all(d).unwrap();
+    }
+    mount_overlay_legacy(&dirs[..1], &dirs[1], &dirs[2], &dirs[3], opts).unwrap();
+    let legacy = mount_options(&dirs[3]);
+    rmount::unmount(&dirs[3], UnmountFlags::empty()).unwrap();
+    assert!(legacy.contains("volatile"), "{legacy}");
+    let plain = tmp.path().join("p");
+    let rootfs = store.prepare_rootfs(&image, &plain, RootfsOptions::default()).unwrap();
+    assert!(!mount_options(&rootfs).contains("volatile"));
+    release_rootfs(&plain).unwrap();
+}
+
 #[test]
 fn readonly_overlay_rootfs_refuses_writes() {
     let (tmp, store, image) = loaded(&whiteout_image());
     require_overlay!(tmp.path());
     let container = tmp.path().join("ro");
-    let rootfs = store.prepare_rootfs(&image, &container, true).unwrap();
+    let rootfs = store
+        .prepare_rootfs(
+            &image,
+            &container,
+            RootfsOptions {
+                readonly: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let err = fs::write(rootfs.join("new-file"), "x").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(Errno::ROFS.raw_os_error()));
     assert_merged_view(&rootfs);
@@ -154,7 +216,7 @@ fn legacy_mount_call_gives_the_same_view() {
         fs::create_dir_all(d).unwrap();
     }
     let lowers: Vec<PathBuf> = image.layers.iter().rev().cloned().collect();
-    mount_overlay_legacy(&lowers, &upper, &work, &target, false).unwrap();
+    mount_overlay_legacy(&lowers, &upper, &work, &target, RootfsOptions::default()).unwrap();
     assert_merged_view(&target);
     release_rootfs(&c).unwrap();
     assert!(!target.exists());
@@ -165,7 +227,9 @@ fn image_without_layers_gets_an_empty_rootfs() {
     let (tmp, store, image) = loaded(&TestImage::new(Vec::new(), "empty"));
     require_overlay!(tmp.path());
     let container = tmp.path().join("empty");
-    let rootfs = store.prepare_rootfs(&image, &container, false).unwrap();
+    let rootfs = store
+        .prepare_rootfs(&image, &container, RootfsOptions::default())
+        .unwrap();
     assert_eq!(listing(&rootfs), Vec::<String>::new());
     fs::write(rootfs.join("f"), "x").unwrap();
     release_rootfs(&container).unwrap();
@@ -254,7 +318,9 @@ fn umoci_whiteouts_and_opaque_directories() {
         return;
     }
     let container = tmp.path().join("c");
-    let rootfs = store.prepare_rootfs(&image, &container, false).unwrap();
+    let rootfs = store
+        .prepare_rootfs(&image, &container, RootfsOptions::default())
+        .unwrap();
     assert_eq!(listing(&rootfs.join("data")), ["b"]);
     assert_eq!(listing(&rootfs.join("data/b")), ["new"]);
     release_rootfs(&container).unwrap();
@@ -265,7 +331,9 @@ fn prepare_fails_cleanly_when_a_layer_is_missing() {
     let (tmp, store, image) = loaded(&whiteout_image());
     fs::remove_dir_all(&image.layers[1]).unwrap();
     let container = tmp.path().join("c");
-    let err = store.prepare_rootfs(&image, &container, false).unwrap_err();
+    let err = store
+        .prepare_rootfs(&image, &container, RootfsOptions::default())
+        .unwrap_err();
     assert!(matches!(err, Error::MissingLayer { .. }), "{err}");
     assert!(err.to_string().contains(&image.id), "{err}");
     assert!(!container.join("rootfs").exists());

@@ -86,7 +86,7 @@ impl Rootfs {
         let image = store
             .resolve(&r.image_id)
             .with_context(|| format!("the image of container {} is gone", r.name))?;
-        let path = store.prepare_rootfs(&image, &dir, false)?;
+        let path = store.prepare_rootfs(&image, &dir, Default::default())?;
         Ok(Rootfs {
             path,
             dir,

@@ -200,7 +200,15 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     // always writable here: libcontainer mounts /proc, /dev, the /etc files
     // and volumes (creating their mount points) first, then remounts /
     // read-only for --read-only (the spec's root.readonly), as runc does.
-    let rootfs = req.store.prepare_rootfs(&req.image, &dir, false)?;
+    let rootfs = req.store.prepare_rootfs(
+        &req.image,
+        &dir,
+        minirun_images::RootfsOptions {
+            // discarded when it ends: no sync of the upper layer at unmount
+            volatile: req.auto_remove,
+            ..Default::default()
+        },
+    )?;
     setup.rootfs = true;
     // an empty named volume gets what the image has at its destination
     for v in req.run.volumes.iter().filter(|v| v.named.is_some() && v.copy) {

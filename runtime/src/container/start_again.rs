@@ -87,7 +87,7 @@ pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
     };
 
     let result = (|| -> Result<()> {
-        let rootfs = store.prepare_rootfs(&image, &dir, false)?;
+        let rootfs = store.prepare_rootfs(&image, &dir, Default::default())?;
         if let Some(root) = spec.root_mut() {
             root.set_path(rootfs.clone());
         }
