@@ -1,5 +1,6 @@
-//! JSON state files, written durably and atomically: a reader sees the old
-//! file or the new one, never a torn one, also after a power cut.
+//! JSON state files, written atomically (a reader sees the old file or the
+//! new one, never a torn one) and, unless said otherwise, durably (also after
+//! a power cut).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -12,6 +13,17 @@ use serde::Serialize;
 /// Writes `value` to a temporary file beside `path`, syncs it, renames it
 /// over `path` and syncs the directory.
 pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write(path, value, true)
+}
+
+/// [`write_atomic`] without the syncs: still never torn, but a power cut may
+/// lose it. For state that would not outlive a crash anyway (the record of
+/// a `--rm` container): each sync costs about 0.4 ms on this disk.
+pub fn write_atomic_volatile<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write(path, value, false)
+}
+
+fn write<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -19,9 +31,14 @@ pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok::<(), std::io::Error>(())
     })();
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -46,6 +63,8 @@ mod tests {
         write_atomic(&path, &vec![1, 2, 3]).unwrap();
         write_atomic(&path, &vec![4]).unwrap();
         assert_eq!(read::<Vec<i32>>(&path).unwrap(), [4]);
+        write_atomic_volatile(&path, &vec![5]).unwrap();
+        assert_eq!(read::<Vec<i32>>(&path).unwrap(), [5]);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .flatten()
