@@ -57,6 +57,19 @@ pub fn spawn(ctx: &Ctx, record: &mut Record, spec: &Spec, attached: bool) -> Res
     }
 }
 
+/// The container process's stdio: our own is /dev/null by now; without a
+/// terminal its output goes to the log (with one, libcontainer's pty).
+fn process_stdio(tty: bool, log: &File) -> Stdio {
+    match (tty, log.try_clone(), log.try_clone()) {
+        (false, Ok(out), Ok(err)) => Stdio {
+            stdin: None,
+            stdout: Some(out.into()),
+            stderr: Some(err.into()),
+        },
+        _ => Stdio::default(),
+    }
+}
+
 /// The monitor's life; returns its own exit code.
 fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: OwnedFd, attached: bool) -> i32 {
     let _ = nix::unistd::setsid();
@@ -75,15 +88,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     // from now on the monitor is the one setting the container up
     record.creator = ProcessIdentity::current();
     let _ = ctx.save(record);
-    // Our own stdio is /dev/null by now; without a terminal the output goes to the log.
-    let stdio = match (record.tty, log.try_clone(), log.try_clone()) {
-        (false, Ok(out), Ok(err)) => Stdio {
-            stdin: None,
-            stdout: Some(out.into()),
-            stderr: Some(err.into()),
-        },
-        _ => Stdio::default(),
-    };
+    let stdio = process_stdio(record.tty, &log);
     let dir = ctx.dir(&id);
     // when each piece of output arrived, for `logs -t/--since/--until`:
     // watched from here, by a thread started once no more process is forked
@@ -179,14 +184,7 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
             record.run_flags.restarting = false;
             break code;
         }
-        let stdio = match (record.tty, log.try_clone(), log.try_clone()) {
-            (false, Ok(out), Ok(err)) => Stdio {
-                stdin: None,
-                stdout: Some(out.into()),
-                stderr: Some(err.into()),
-            },
-            _ => Stdio::default(),
-        };
+        let stdio = process_stdio(record.tty, &log);
         // the network, its DNS responder and the root filesystem stay; the
         // spec is read again (`update` keeps its limits there)
         let spec = Spec::load(dir.join("config.json")).unwrap_or_else(|_| spec.clone());

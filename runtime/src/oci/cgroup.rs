@@ -33,24 +33,20 @@ thread_local! {
     static MANAGERS: RefCell<HashMap<ManagerKey, Rc<AnyCgroupManager>>> = RefCell::new(HashMap::new());
 }
 
-fn cached_manager(
-    id: &str,
-    cgroup_path: PathBuf,
-    systemd: bool,
-) -> Result<Rc<AnyCgroupManager>, CreateCgroupSetupError> {
-    let key = (id.to_string(), cgroup_path, systemd);
-    if let Some(m) = MANAGERS.with(|c| c.borrow().get(&key).cloned()) {
+fn cached_manager(key: &ManagerKey) -> Result<Rc<AnyCgroupManager>, CreateCgroupSetupError> {
+    if let Some(m) = MANAGERS.with(|c| c.borrow().get(key).cloned()) {
         return Ok(m);
     }
-    let m = Rc::new(manager(id, key.1.clone(), systemd)?);
-    MANAGERS.with(|c| c.borrow_mut().insert(key, m.clone()));
+    let (id, cgroup_path, systemd) = key;
+    let m = Rc::new(manager(id, cgroup_path.clone(), *systemd)?);
+    MANAGERS.with(|c| c.borrow_mut().insert(key.clone(), m.clone()));
     Ok(m)
 }
 
 /// SIGKILLs every process in a cgroup, waits for them to go, removes it.
 pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
-    let key = (id.to_string(), cgroup_path.clone(), systemd);
-    let manager = cached_manager(id, cgroup_path, systemd).with_context(|| format!("cgroup of {id}"))?;
+    let key = (id.to_string(), cgroup_path, systemd);
+    let manager = cached_manager(&key).with_context(|| format!("cgroup of {id}"))?;
     poll::until(Duration::from_secs(5), || kill_listed(&manager) == 0);
     MANAGERS.with(|c| c.borrow_mut().remove(&key));
     manager
@@ -61,7 +57,7 @@ pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
 /// SIGKILLs every process in a cgroup once, without waiting; false when
 /// the cgroup cannot be opened.
 pub fn kill_once(id: &str, cgroup_path: PathBuf, systemd: bool) -> bool {
-    match cached_manager(id, cgroup_path, systemd) {
+    match cached_manager(&(id.to_string(), cgroup_path, systemd)) {
         Ok(m) => {
             kill_listed(&m);
             true
