@@ -34,6 +34,8 @@ pub enum Auth {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub tls: bool,
+    /// With `tls`: the registry wants a client certificate signed by the test CA.
+    pub client_certs: bool,
     pub auth: Auth,
 }
 
@@ -107,6 +109,41 @@ impl Pki {
             "-extfile",
             "ext.cnf",
         ]);
+        // A client certificate, as docker's certs.d keeps one.
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=minirun test client",
+        ]);
+        fs::write(
+            dir.join("client-ext.cnf"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.cert",
+            "-days",
+            "2",
+            "-extfile",
+            "client-ext.cnf",
+        ]);
         Pki { dir: dir.to_path_buf() }
     }
 
@@ -115,6 +152,16 @@ impl Pki {
         let d = self.dir.join("certs.d");
         fs::create_dir_all(&d).unwrap();
         fs::copy(self.dir.join("ca.crt"), d.join("ca.crt")).unwrap();
+        d
+    }
+
+    /// A directory holding `ca.crt` and the client's `client.cert` and `client.key`.
+    pub fn client_cert_dir(&self) -> PathBuf {
+        let d = self.dir.join("client-certs.d");
+        fs::create_dir_all(&d).unwrap();
+        for f in ["ca.crt", "client.cert", "client.key"] {
+            fs::copy(self.dir.join(f), d.join(f)).unwrap();
+        }
         d
     }
 }
@@ -129,6 +176,7 @@ pub struct Registry {
     pub token_server: Option<TokenServer>,
     /// The user and password the registry accepts, if it wants some.
     pub creds: Option<(String, String)>,
+    client_certs: bool,
     markers: std::sync::atomic::AtomicUsize,
 }
 
@@ -165,6 +213,12 @@ impl Registry {
                     pki.dir.join("server.crt").display(),
                     pki.dir.join("server.key").display()
                 ));
+                if opts.client_certs {
+                    config.push_str(&format!(
+                        "    clientcas:\n      - {}\n",
+                        pki.dir.join("ca.crt").display()
+                    ));
+                }
             }
             match &opts.auth {
                 Auth::None => {}
@@ -213,6 +267,7 @@ impl Registry {
                     pki,
                     token_server,
                     creds,
+                    client_certs: opts.client_certs,
                     markers: Default::default(),
                 };
             }
@@ -255,8 +310,13 @@ impl Registry {
             "/v2/log-marker-{}/tags/list",
             self.markers.fetch_add(1, Ordering::SeqCst)
         );
-        let _ = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-k"])
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-o", "/dev/null", "-k"]);
+        if let (true, Some(pki)) = (self.client_certs, &self.pki) {
+            curl.arg("--cert").arg(pki.dir.join("client.cert"));
+            curl.arg("--key").arg(pki.dir.join("client.key"));
+        }
+        let _ = curl
             .arg(format!(
                 "{}://{}{marker}",
                 if self.pki.is_some() { "https" } else { "http" },
@@ -290,6 +350,10 @@ impl Registry {
     /// skopeo's flags to write to this registry.
     pub fn dest_flags(&self) -> Vec<String> {
         let mut f = vec!["--dest-tls-verify=false".to_string()];
+        if self.client_certs {
+            let pki = self.pki.as_ref().expect("client certificates need TLS");
+            f.push(format!("--dest-cert-dir={}", pki.client_cert_dir().display()));
+        }
         if let Some((u, p)) = &self.creds {
             f.push(format!("--dest-creds={u}:{p}"));
         }

@@ -451,6 +451,68 @@ fn tls_registries_need_their_ca() {
     assert_eq!(run_rm(&env, &image, &["echo", "tls"]), "tls\n");
 }
 
+#[test]
+fn client_certificates_from_the_cert_dir_are_presented() {
+    let env = Env::new();
+    let reg = Registry::start(Options {
+        tls: true,
+        client_certs: true,
+        auth: Auth::Basic {
+            user: USER.into(),
+            password: PASSWORD.into(),
+        },
+    });
+    let tar = archive(&env, "c", &[]);
+    reg.push(&docker_archive(&tar), "c/app:v1", &[]);
+    let image = format!("{}/c/app:v1", reg.addr);
+    let a = &reg.addr;
+    let pki = reg.pki.as_ref().unwrap();
+    let ca_only = pki.cert_dir();
+    let with_client = pki.client_cert_dir();
+    let ca_only = ca_only.to_str().unwrap();
+    let with_client = with_client.to_str().unwrap();
+
+    // Without a client certificate the registry ends the handshake.
+    let r = pull(&env, &image, &["--cert-dir", ca_only]).fails_with(&format!("TLS with registry {a} failed"));
+    assert!(r.stderr.contains("client certificate?"), "no hint: {r:#?}");
+    login(&env, a, PASSWORD, &["--cert-dir", ca_only]).fails_with(&format!("TLS with registry {a} failed"));
+
+    // A certificate without its key is refused before any request, naming the file.
+    let no_key = env.path().join("no-key.d");
+    fs::create_dir_all(&no_key).unwrap();
+    fs::copy(pki.dir.join("ca.crt"), no_key.join("ca.crt")).unwrap();
+    fs::copy(pki.dir.join("client.cert"), no_key.join("client.cert")).unwrap();
+    pull(&env, &image, &["--cert-dir", no_key.to_str().unwrap()]).fails_with(&format!(
+        "missing key for client certificate {}",
+        no_key.join("client.cert").display()
+    ));
+    assert!(no_images(&env));
+
+    // With it: basic auth through the certificate's connection (the
+    // challenge, then the credentials), login, pull, run.
+    pull(&env, &image, &["--cert-dir", with_client]).fails_with(&format!("`minirun login {a}`"));
+    login(&env, a, "wrong-password", &["--cert-dir", with_client]).fails_with(&format!("login {a}: unauthorized"));
+    assert_eq!(
+        login(&env, a, PASSWORD, &["--cert-dir", with_client]).ok().stdout,
+        "Login Succeeded\n"
+    );
+    let r = pull(&env, &image, &["--cert-dir", with_client, "--debug"]).ok();
+    assert!(
+        r.stderr.contains("presenting a client certificate"),
+        "the pull did not say it presents the certificate: {r:#?}"
+    );
+    assert!(!r.stderr.contains(PASSWORD) && !r.stdout.contains(PASSWORD), "{r:#?}");
+    assert_eq!(run_rm(&env, &image, &["echo", "mtls"]), "mtls\n");
+    // Every layer came through: a second pull downloads nothing.
+    let blobs = reg.blob_gets();
+    pull(&env, &image, &["--cert-dir", with_client]).ok();
+    assert_eq!(
+        reg.blob_gets(),
+        blobs,
+        "a pull of a present image downloaded blobs again"
+    );
+}
+
 fn login(env: &Env, addr: &str, password: &str, extra: &[&str]) -> Run {
     let mut args = vec!["login", "-u", USER, "--password-stdin"];
     args.extend_from_slice(extra);

@@ -574,7 +574,7 @@ pub struct RegistryOpts {
     /// Verify the registry's TLS certificate (--tls-verify=false: accept any, and plain HTTP)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
     pub tls_verify: Option<bool>,
-    /// Directory with the registry's CA certificates (*.crt), instead of certs.d/HOST:PORT
+    /// Directory with the registry's CA certificates (*.crt) and client certificate (NAME.cert + NAME.key), instead of certs.d/HOST:PORT
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
     /// Credentials file (podman's auth.json or docker's config.json format)

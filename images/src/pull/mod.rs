@@ -28,14 +28,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod identity;
 mod platform;
+mod relay;
 mod session;
 mod transport;
 
 use platform::pick;
 pub use platform::Platform;
+use relay::{ClientIdentity, Relay};
 use session::{is_foreign, Session};
 pub use transport::check_login;
-use transport::{ca_certificates, connect, first_line, request_error};
+use transport::{connect, first_line, registry_tls, request_error, RegistryTls};
 
 const MAX_MANIFEST: usize = 4 << 20;
 const MAX_CONFIG: u64 = 16 << 20;
@@ -53,7 +55,8 @@ pub struct PullOptions {
     /// for a registry on the loopback (localhost, 127.0.0.0/8, ::1) that
     /// does not speak TLS.
     pub tls_verify: Option<bool>,
-    /// Where `ca.crt` (`*.crt`) files are, instead of `certs.d/HOST:PORT`.
+    /// Where `ca.crt` (`*.crt`) and client certificate (`NAME.cert` with
+    /// `NAME.key`) files are, instead of `certs.d/HOST:PORT`.
     pub cert_dir: Option<PathBuf>,
     pub credentials: Option<Credentials>,
     /// Layers downloaded at once; 0 means the default.
@@ -135,7 +138,7 @@ impl Store {
             None => Platform::host(),
         };
         let remote = parsed.remote();
-        let certs = ca_certificates(&remote.domain, opts.cert_dir.as_deref())?;
+        let tls = registry_tls(&remote.domain, opts.cert_dir.as_deref())?;
         self.collect_garbage()?;
         // Shared: pulls and loads run in parallel; no removal deletes a layer we rely on.
         let _gc = self.lock(GC_LOCK, LockMode::Shared)?;
@@ -147,7 +150,7 @@ impl Store {
                 registry: remote.domain.clone(),
                 reason: format!("cannot start the HTTP client: {e}"),
             })?;
-        let result = runtime.block_on(self.pull_async(parsed, remote, certs, &platform, opts, progress));
+        let result = runtime.block_on(self.pull_async(parsed, remote, tls, &platform, opts, progress));
         // Every thread of the runtime ends here, before the caller forks.
         drop(runtime);
         result
@@ -158,12 +161,12 @@ impl Store {
         &self,
         reference: Reference,
         remote: Remote,
-        certs: Vec<Certificate>,
+        tls: RegistryTls,
         platform: &Platform,
         opts: &PullOptions,
         progress: &dyn PullProgress,
     ) -> Result<Pulled> {
-        let (session, _) = connect(Some(self), reference, remote, certs, opts, progress).await?;
+        let (session, _) = connect(Some(self), reference, remote, tls, opts, progress).await?;
         let (manifest_digest, index_digest, manifest_bytes, manifest) = session.resolve(platform).await?;
         let full = session.full.clone();
         let top_digest = index_digest.clone().unwrap_or_else(|| manifest_digest.clone());

@@ -19,6 +19,8 @@ pub(super) struct Session<'a> {
     pub(super) auth: RegistryAuth,
     pub(super) progress: &'a dyn PullProgress,
     pub(super) max_concurrent: usize,
+    /// Carries the client certificate, when the registry's directory has one.
+    pub(super) relay: Option<Relay>,
 }
 
 impl Session<'_> {
@@ -46,6 +48,11 @@ impl Session<'_> {
             repository: repository.clone(),
             registry: registry.clone(),
         };
+        // Through the relay, a failure to reach the registry (TLS, connect)
+        // reaches oci-client as a 502: say what it was.
+        if let Some(failure) = self.relay.as_ref().and_then(Relay::take_failure) {
+            return request_error(&reference, &registry, &failure);
+        }
         match e {
             OciDistributionError::RequestError(ref re) => request_error(&reference, &registry, re),
             OciDistributionError::UnauthorizedError { .. } => unauthorized("unauthorized".into()),

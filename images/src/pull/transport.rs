@@ -55,15 +55,25 @@ pub(super) fn loopback_speaks_plain_http(domain: &str) -> bool {
     head.starts_with("http/1.") && head.contains("docker-distribution-api-version")
 }
 
-/// The CA certificates for `domain`: `*.crt` in `cert_dir`, else in the
-/// `certs.d/<domain>` directories of podman and docker. Client certificates
-/// (`*.cert`, `*.key`) are reported, not used: oci-client cannot present one.
-pub(super) fn ca_certificates(domain: &str, cert_dir: Option<&Path>) -> Result<Vec<Certificate>> {
+/// What TLS with one registry uses: CA certificates to trust besides the
+/// system's, and the client certificate to present, if any.
+#[derive(Debug, Default)]
+pub(super) struct RegistryTls {
+    pub(super) roots: Vec<Certificate>,
+    pub(super) identity: Option<ClientIdentity>,
+}
+
+/// The TLS files for `domain`, as docker and podman read them: in
+/// `cert_dir`, else in the `certs.d/<domain>` directories of podman and
+/// docker, `*.crt` are CA certificates and `NAME.cert` with `NAME.key` a
+/// client certificate (the first pair by name; more are ignored with a
+/// warning, as one client certificate is presented).
+pub(super) fn registry_tls(domain: &str, cert_dir: Option<&Path>) -> Result<RegistryTls> {
     let dirs: Vec<PathBuf> = match cert_dir {
         Some(d) => vec![d.to_path_buf()],
         None => CERTS_DIRS.iter().map(|d| Path::new(d).join(domain)).collect(),
     };
-    let mut certs = Vec::new();
+    let mut tls = RegistryTls::default();
     for dir in dirs {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -84,19 +94,33 @@ pub(super) fn ca_certificates(domain: &str, cert_dir: Option<&Path>) -> Result<V
                         what: format!("CA certificate {}", path.display()),
                         reason: e.to_string(),
                     })?;
-                    certs.push(Certificate {
+                    tls.roots.push(Certificate {
                         encoding: CertificateEncoding::Pem,
                         data,
                     });
                 }
                 Some("cert") => {
-                    tracing::warn!(path = %path.display(), "client certificates are not supported; ignoring it")
+                    let identity = ClientIdentity::load(&path)?;
+                    match &tls.identity {
+                        None => tls.identity = Some(identity),
+                        Some(first) => tracing::warn!(
+                            path = %path.display(),
+                            using = %first.cert.display(),
+                            "one client certificate is presented; ignoring this one"
+                        ),
+                    }
+                }
+                Some("key") if !path.with_extension("cert").exists() => {
+                    return Err(Error::Credentials {
+                        what: format!("client key {}", path.display()),
+                        reason: format!("missing client certificate {}", path.with_extension("cert").display()),
+                    })
                 }
                 _ => {}
             }
         }
     }
-    Ok(certs)
+    Ok(tls)
 }
 
 /// The first line of what a server said, at most 200 characters: enough to
@@ -127,7 +151,20 @@ pub(super) fn request_error(reference: &str, registry: &str, re: &reqwest::Error
         .iter()
         .any(|w| lower.contains(w))
     {
-        Error::Tls { registry, reason: text }
+        // The alerts a server sends when it wants a client certificate it
+        // trusts (none, or one it does not accept).
+        let reason = if ["badcertificate", "certificaterequired", "unknownca"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            format!(
+                "{text} (does the registry want a client certificate? NAME.cert and NAME.key go in \
+                 /etc/containers/certs.d/{registry}/ or --cert-dir)"
+            )
+        } else {
+            text
+        };
+        Error::Tls { registry, reason }
     } else if re.is_connect() || re.is_timeout() {
         Error::Unreachable { registry, reason: text }
     } else {
@@ -147,22 +184,37 @@ pub(super) async fn connect<'a>(
     store: Option<&'a Store>,
     reference: Reference,
     remote: Remote,
-    certs: Vec<Certificate>,
+    tls: RegistryTls,
     opts: &PullOptions,
     progress: &'a dyn PullProgress,
 ) -> Result<(Session<'a>, Option<String>)> {
     let insecure = opts.tls_verify == Some(false);
-    let may_fall_back = insecure || is_loopback(&remote.domain);
     let full = reference.full();
-    let mut plain = !insecure && is_loopback(&remote.domain) && loopback_speaks_plain_http(&remote.domain);
+    let registry_error = |reason: String| Error::Registry {
+        reference: full.clone(),
+        registry: remote.domain.clone(),
+        reason,
+    };
+    // A client certificate: oci-client speaks plain HTTP to this pull's
+    // relay, which speaks HTTPS to the registry with the certificate.
+    let relay = match &tls.identity {
+        Some(identity) => {
+            let upstream = identity.client(&tls.roots, insecure)?;
+            let relay = Relay::start(&remote.domain, upstream)
+                .await
+                .map_err(|e| registry_error(format!("cannot start the client-certificate relay: {e}")))?;
+            tracing::debug!(registry = %remote.domain, cert = %identity.cert.display(), "presenting a client certificate");
+            Some(relay)
+        }
+        None => None,
+    };
+    let may_fall_back = relay.is_none() && (insecure || is_loopback(&remote.domain));
+    let mut plain =
+        relay.is_none() && !insecure && is_loopback(&remote.domain) && loopback_speaks_plain_http(&remote.domain);
     let auth = match &opts.credentials {
         Some(c) => match c.identity_token() {
             Some(refresh) => {
-                let http = identity_client(&certs, insecure).map_err(|e| Error::Registry {
-                    reference: full.clone(),
-                    registry: remote.domain.clone(),
-                    reason: chain(&e),
-                })?;
+                let http = identity_client(&tls, insecure)?;
                 let schemes: &[&str] = match (plain, may_fall_back) {
                     (true, _) => &["http"],
                     (false, true) => &["https", "http"],
@@ -176,11 +228,13 @@ pub(super) async fn connect<'a>(
         },
         None => RegistryAuth::Anonymous,
     };
+    let proxy_url = relay.as_ref().map(|r| r.proxy_url.clone());
     let make_client = |protocol: ClientProtocol| {
         Client::try_from(ClientConfig {
             protocol,
             accept_invalid_certificates: insecure,
-            extra_root_certificates: certs.clone(),
+            extra_root_certificates: tls.roots.clone(),
+            http_proxy: proxy_url.clone(),
             platform_resolver: None,
             connect_timeout: Some(std::time::Duration::from_secs(30)),
             read_timeout: Some(std::time::Duration::from_secs(120)),
@@ -191,16 +245,13 @@ pub(super) async fn connect<'a>(
         store,
         full: full.clone(),
         remote: remote.clone(),
-        client: make_client(if plain {
+        client: make_client(if plain || relay.is_some() {
             ClientProtocol::Http
         } else {
             ClientProtocol::Https
         })
-        .map_err(|e| Error::Registry {
-            reference: full.clone(),
-            registry: remote.domain.clone(),
-            reason: chain(&e),
-        })?,
+        .map_err(|e| registry_error(chain(&e)))?,
+        relay,
         auth,
         progress,
         reference,
@@ -245,8 +296,12 @@ pub(super) async fn connect<'a>(
 }
 
 /// The HTTP client of the identity-token exchange, with the pull's certificates.
-fn identity_client(certs: &[Certificate], insecure: bool) -> std::result::Result<reqwest::Client, reqwest::Error> {
-    let roots: Vec<reqwest::Certificate> = certs
+fn identity_client(tls: &RegistryTls, insecure: bool) -> Result<reqwest::Client> {
+    if let Some(identity) = &tls.identity {
+        return identity.client(&tls.roots, insecure);
+    }
+    let roots: Vec<reqwest::Certificate> = tls
+        .roots
         .iter()
         .filter_map(|c| reqwest::Certificate::try_from(c).ok())
         .collect();
@@ -256,6 +311,10 @@ fn identity_client(certs: &[Certificate], insecure: bool) -> std::result::Result
         .connect_timeout(std::time::Duration::from_secs(30))
         .timeout(std::time::Duration::from_secs(60))
         .build()
+        .map_err(|e| Error::Credentials {
+            what: "the HTTP client of the identity-token exchange".into(),
+            reason: chain(&e),
+        })
 }
 
 /// Check credentials against registry `domain` (login): a token server
@@ -263,7 +322,7 @@ fn identity_client(certs: &[Certificate], insecure: bool) -> std::result::Result
 pub fn check_login(domain: &str, opts: &PullOptions) -> Result<()> {
     let reference = Reference::parse(&format!("{domain}/minirun/login-check"))?;
     let remote = reference.remote();
-    let certs = ca_certificates(&remote.domain, opts.cert_dir.as_deref())?;
+    let tls = registry_tls(&remote.domain, opts.cert_dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -273,7 +332,7 @@ pub fn check_login(domain: &str, opts: &PullOptions) -> Result<()> {
             reason: format!("cannot start the HTTP client: {e}"),
         })?;
     let result = runtime.block_on(async {
-        let (session, token) = connect(None, reference, remote, certs, opts, &NoProgress).await?;
+        let (session, token) = connect(None, reference, remote, tls, opts, &NoProgress).await?;
         if token.is_some() {
             return Ok(());
         }
