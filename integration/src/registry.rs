@@ -75,75 +75,44 @@ impl Pki {
             "-subj",
             "/CN=minirun test CA",
         ]);
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
+        // A key NAME.key and a certificate signed by the CA (with extensions `ext`) in `cert`.
+        let signed = |name: &str, subject: &str, ext: &str, cert: &str| {
+            let (key, csr, cnf) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}-ext.cnf"));
+            run(&[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
+            ]);
+            fs::write(dir.join(&cnf), ext).unwrap();
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                cert,
+                "-days",
+                "2",
+                "-extfile",
+                &cnf,
+            ]);
+        };
+        signed(
+            "server",
             "/CN=127.0.0.1",
-        ]);
-        fs::write(
-            dir.join("ext.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
             "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
+        );
         // A client certificate, as docker's certs.d keeps one.
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-            "-subj",
+        signed(
+            "client",
             "/CN=minirun test client",
-        ]);
-        fs::write(
-            dir.join("client-ext.cnf"),
             "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
             "client.cert",
-            "-days",
-            "2",
-            "-extfile",
-            "client-ext.cnf",
-        ]);
+        );
         Pki { dir: dir.to_path_buf() }
     }
 

@@ -184,7 +184,8 @@ pub fn get_network(data_root: &Path, name: &str) -> Result<NetworkConfig> {
     load_network(data_root, name)?.ok_or_else(|| Error::NetworkNotFound(name.into()))
 }
 
-/// Loads or creates the default network `bridge` on `minirun0` (IPv4 only; see
+/// Loads or creates the default network `bridge` on `minirun0` (or the first free
+/// `minirun<N>` when a link of that name exists already; IPv4 only; see
 /// [`create_default_network`] for a dual-stack default network).
 pub fn ensure_default_network(data_root: &Path) -> Result<NetworkConfig> {
     if let Some(n) = load_network(data_root, DEFAULT_NETWORK)? {
@@ -194,14 +195,7 @@ pub fn ensure_default_network(data_root: &Path) -> Result<NetworkConfig> {
     if let Some(n) = load_network(data_root, DEFAULT_NETWORK)? {
         return Ok(n);
     }
-    create_locked(
-        data_root,
-        DEFAULT_NETWORK,
-        &NetworkOptions {
-            bridge: Some(DEFAULT_BRIDGE.into()),
-            ..Default::default()
-        },
-    )
+    create_locked(data_root, DEFAULT_NETWORK, &NetworkOptions::default())
 }
 
 /// Defines the default network `bridge` (on `minirun0`) with `opts` (docker's daemon
@@ -216,18 +210,12 @@ pub fn create_default_network(data_root: &Path, opts: &NetworkOptions) -> Result
             reason: "is already defined (the default network is configured before its first use)".into(),
         });
     }
-    create_locked(
-        data_root,
-        DEFAULT_NETWORK,
-        &NetworkOptions {
-            bridge: Some(DEFAULT_BRIDGE.into()),
-            ..opts.clone()
-        },
-    )
+    create_locked(data_root, DEFAULT_NETWORK, opts)
 }
 
 /// Creates a user-defined network definition (the bridge itself appears on first attach).
-/// Bridge name defaults to the first free `minirun<N>` (N >= 1). `--icc=false`
+/// Bridge name defaults to the first free `minirun<N>` (N >= 1) that no other network
+/// defines and no link of the network namespace has. `--icc=false`
 /// (`opts.icc == Some(false)`) fails with [`Error::IccUnavailable`] unless bridged traffic
 /// passes the ip forward hook here (net.bridge.bridge-nf-call-iptables=1).
 pub fn create_network(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<NetworkConfig> {
@@ -299,10 +287,17 @@ fn create_locked(data_root: &Path, name: &str, opts: &NetworkOptions) -> Result<
             }
             b.clone()
         }
-        None => (1..)
-            .map(|i| format!("minirun{i}"))
-            .find(|c| !others.iter().any(|o| &o.bridge == c))
-            .unwrap(),
+        // `minirun0` for the default network, else the first free `minirun<N>`;
+        // never a link that exists here already: with no definition of ours it is
+        // someone else's (another data root's network, or not minirun's at all).
+        None => {
+            let links: Vec<String> = crate::link::list_links()?.into_iter().map(|l| l.name).collect();
+            let first = usize::from(name != DEFAULT_NETWORK);
+            (first..)
+                .map(|i| format!("minirun{i}"))
+                .find(|c| !others.iter().any(|o| &o.bridge == c) && !links.contains(c))
+                .unwrap()
+        }
     };
     let (subnet6, gateway6) = if opts.ipv6 || opts.subnet6.is_some() {
         let taken6: Vec<Ipv6Net> = others.iter().filter_map(|o| o.subnet6).collect();
@@ -397,6 +392,10 @@ mod tests {
 
     #[test]
     fn create_load_list_with_explicit_subnets() {
+        crate::testutil::hermetic(create_load_list_with_explicit_subnets_here);
+    }
+
+    fn create_load_list_with_explicit_subnets_here() {
         let d = tempfile::tempdir().unwrap();
         let a = create_network(
             d.path(),
@@ -476,6 +475,10 @@ mod tests {
 
     #[test]
     fn dual_stack_definitions() {
+        crate::testutil::hermetic(dual_stack_definitions_here);
+    }
+
+    fn dual_stack_definitions_here() {
         let d = tempfile::tempdir().unwrap();
         let v4 = |s: &str| Some(s.parse::<Ipv4Net>().unwrap());
         let a = create_network(
@@ -577,6 +580,28 @@ mod tests {
                 ("minirun0", Ipv4Addr::new(10, 89, 1, 1))
             );
             assert_eq!(get_network(d.path(), "bridge").unwrap(), n, "stable once created");
+        });
+    }
+
+    #[test]
+    fn bridges_of_others_are_never_taken() {
+        if !crate::testutil::require_root() {
+            return;
+        }
+        crate::testutil::PrivateNetns::run(|| {
+            // Another data root's default bridge and one of its networks.
+            crate::link::ensure_bridge("minirun0", Ipv4Addr::new(10, 89, 0, 1), 24, Some(1500)).unwrap();
+            crate::link::ensure_bridge("minirun2", Ipv4Addr::new(10, 89, 7, 1), 24, Some(1500)).unwrap();
+            let d = tempfile::tempdir().unwrap();
+            let def = get_network(d.path(), DEFAULT_NETWORK).unwrap();
+            assert_eq!(
+                (def.bridge.as_str(), def.subnet.to_string().as_str()),
+                ("minirun1", "10.89.1.0/24")
+            );
+            let a = create_network(d.path(), "a", &NetworkOptions::default()).unwrap();
+            assert_eq!(a.bridge, "minirun3", "minirun1 is ours, minirun2 someone else's");
+            // Once defined, the default network keeps its bridge.
+            assert_eq!(get_network(d.path(), DEFAULT_NETWORK).unwrap().bridge, "minirun1");
         });
     }
 }

@@ -51,6 +51,21 @@ impl PrivateNetns {
     }
 }
 
+/// Runs `f` in a [`PrivateNetns`] when this process may make one (root), else here: for
+/// tests that only read the namespace (links, routes) and should not depend on what the
+/// machine has (another minirun's bridges, say).
+pub fn hermetic<T: Send, F: FnOnce() -> T + Send>(f: F) -> T {
+    let can = nix::unistd::geteuid().is_root()
+        && std::thread::spawn(|| nix::sched::unshare(CloneFlags::CLONE_NEWNET).is_ok())
+            .join()
+            .unwrap_or(false);
+    if can {
+        PrivateNetns::run(f)
+    } else {
+        f()
+    }
+}
+
 /// Removes a netns file on drop (also when the test fails).
 pub struct NetnsGuard(pub PathBuf);
 

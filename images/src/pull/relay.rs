@@ -228,7 +228,9 @@ async fn forward(state: Arc<State>, req: Request<Incoming>) -> std::result::Resu
         Err(e) => return Ok(answer(StatusCode::BAD_REQUEST, format!("{e}\n"))),
     };
     strip_hop_by_hop(&mut parts.headers);
+    // reqwest sets these itself, for the registry's address and the body it sends
     parts.headers.remove(header::HOST);
+    parts.headers.remove(header::CONTENT_LENGTH);
     let sent = state
         .upstream
         .request(parts.method, url)
