@@ -63,9 +63,16 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
             };
         }
     };
+    // The watcher says when it is set up: the monitor sheds its start-up
+    // pages after this returns, and a thread still setting up would fault
+    // them in again.
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = std::thread::spawn(move || {
+        let ready = move || {
+            let _ = ready_tx.send(());
+        };
         let Ok(mut out) = OpenOptions::new().create(true).append(true).open(times_path(&log)) else {
-            return;
+            return ready();
         };
         let mut seen = from;
         let mut look = || {
@@ -83,11 +90,12 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!("no log times for {}: {e}", log.display());
-                return;
+                return ready();
             }
         };
         // output written before the watch was added
         look();
+        ready();
         loop {
             let mut fds = [
                 PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
@@ -109,6 +117,8 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
             }
         }
     });
+    // an error (the thread is gone) counts as ready too
+    let _ = ready_rx.recv();
     Watcher {
         wake: Some(wake_wr),
         thread: Some(thread),
