@@ -382,6 +382,32 @@ fn start_restart_rename_of_the_same_container() {
 }
 
 #[test]
+fn start_attach_shows_this_runs_output_and_exits_with_its_code() {
+    let env = Env::with_busybox();
+    let cmd = "echo out-$(cat /n 2>/dev/null || echo 0); echo err >&2; echo $(( $(cat /n 2>/dev/null || echo 0) + 1 )) > /n; exit 3";
+    let r = env.run(["run", "--name", "sa", "--net", "none", "busybox", "sh", "-c", cmd]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "out-0\n"), "{r:#?}");
+    // -a: only this run's output (stdout and stderr, as the log keeps them), and its code
+    let r = env.run(["start", "-a", "sa"]);
+    assert_eq!(r.code, 3, "{r:#?}");
+    assert_eq!(r.stdout, "out-1\nerr\n", "{r:#?}");
+    let r = env.run(["start", "--attach", "sa"]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "out-2\nerr\n"), "{r:#?}");
+    // without -a: the name, at once
+    assert_eq!(env.run(["start", "sa"]).ok().stdout, "sa\n");
+    wait_until("sa to exit", 20 * SECOND, || {
+        format(&env, "sa", "{{.State.Status}}") == "exited"
+    });
+    // bad detach keys are refused before anything starts
+    let finished = format(&env, "sa", "{{.State.FinishedAt}}");
+    env.run(["start", "-a", "--detach-keys", "ctrl-", "sa"])
+        .fails_with("ctrl-");
+    assert_eq!(format(&env, "sa", "{{.State.FinishedAt}}"), finished);
+    env.run(["start", "-a", "nosuch"]).fails_with("nosuch");
+    env.run(["rm", "sa"]).ok();
+}
+
+#[test]
 fn top_and_stats_show_the_containers_processes() {
     let env = Env::with_busybox();
     run_d(&env, "busy", &[], &["sh", "-c", "sleep 61 & sleep 62; true"]);

@@ -95,8 +95,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Create a container from an OCI bundle (runc create)
     Create(CreateArgs),
-    /// Start a created container (runc start)
-    Start(IdArg),
+    /// Start a created container (runc start), or a stopped one (docker start [-a] [-i])
+    Start(StartArgs),
     /// Print the OCI state of a container as JSON (runc state)
     State(IdArg),
     /// Send a signal to a container's init process (runc kill)
@@ -783,6 +783,21 @@ impl ExecRuncOpts {
             || self.apparmor.is_some()
             || self.process_label.is_some()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach to its output (and its terminal) until it exits; exit with its code
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach our input too (its terminal's, when it has one); implies --attach
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Keys that detach (with --attach), docker's syntax
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    #[command(flatten)]
+    pub id: IdArg,
 }
 
 #[derive(Debug, Args)]

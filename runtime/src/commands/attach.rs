@@ -28,38 +28,57 @@ use crate::util::poll;
 use crate::wait::SignalForwarder;
 
 pub fn run(env: &Env, a: &AttachArgs) -> Result<u8> {
-    let detach_keys = tty::parse_detach_keys(a.detach_keys.as_deref().unwrap_or(tty::DEFAULT_DETACH_KEYS))?;
+    let detach_keys = detach_keys(a.detach_keys.as_deref())?;
     let ctx = env.ctx();
     let r = ctx.resolve(&a.container)?;
     if ctx.status(&r) != Status::Running {
         bail!("cannot attach to container \"{}\": it is not running", a.container);
     }
+    attach_running(&ctx, &r, detach_keys, !a.no_stdin, None)
+}
+
+/// `--detach-keys`, or docker's default.
+pub(super) fn detach_keys(keys: Option<&str>) -> Result<Vec<u8>> {
+    tty::parse_detach_keys(keys.unwrap_or(tty::DEFAULT_DETACH_KEYS))
+}
+
+/// Attaches to the running container `r`: its terminal (with our input when
+/// `stdin` and it was started with `-i`), or else its output from log
+/// offset `from` (the log's end when None); the container's exit code.
+pub(super) fn attach_running(
+    ctx: &Ctx,
+    r: &Record,
+    detach_keys: Vec<u8>,
+    stdin: bool,
+    from: Option<u64>,
+) -> Result<u8> {
     let pid = r.pid.map(Pid::from_raw);
     if !r.tty {
-        return follow(&ctx, &r, pid);
+        return follow(ctx, r, pid, from);
     }
     // as docker: a terminal's input must come from a terminal
-    if !a.no_stdin && !std::io::stdin().is_terminal() {
+    if stdin && !std::io::stdin().is_terminal() {
         bail!("{} (use --no-stdin)", tty::NOT_A_TTY);
     }
     let opts = ClientOpts {
-        stdin: r.interactive && !a.no_stdin,
+        stdin: r.interactive && stdin,
         detach_keys,
     };
-    match attach::attach(&ctx, &r.id, pid, opts)? {
+    match attach::attach(ctx, &r.id, pid, opts)? {
         Ended::Exited(code) => Ok(code),
         Ended::Detached => Ok(0),
     }
 }
 
-/// Follows the log of a container without a terminal from its current end;
-/// its exit code comes from its monitor (or, without one, from its record).
-fn follow(ctx: &Ctx, r: &Record, pid: Option<Pid>) -> Result<u8> {
+/// Follows the log of a container without a terminal from offset `from`
+/// (its current end when None); its exit code comes from its monitor (or,
+/// without one, from its record).
+fn follow(ctx: &Ctx, r: &Record, pid: Option<Pid>, from: Option<u64>) -> Result<u8> {
     let mut file = File::open(ctx.dir(&r.id).join("container.log"))
         .with_context(|| format!("container \"{}\" keeps no log to attach to", r.name))?;
     // connected before the end, so the monitor reports the exit to us
     let monitor = attach::watch_exit(ctx, &r.id);
-    file.seek(SeekFrom::End(0))?;
+    file.seek(from.map_or(SeekFrom::End(0), SeekFrom::Start))?;
     // none when the process is gone already (it ended before we attached)
     let forwarder = pid.and_then(|p| SignalForwarder::start_pidfd(p).ok());
     let copied = super::logs::copy(ctx, r, file, true);

@@ -178,7 +178,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     };
     match command {
         Command::Create(a) => create::run(&env, &a),
-        Command::Start(a) => start::run(&env, &a.id),
+        Command::Start(a) => start::run(&env, &a),
         Command::State(a) => state::run(&env, &a.id),
         Command::Kill(a) => kill::run(&env, &a),
         Command::Delete(a) => delete::run(&env, &a),

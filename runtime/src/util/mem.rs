@@ -101,7 +101,10 @@ mod tests {
         let marker = 0u8;
         let here = std::hint::black_box(&marker) as *const u8 as u64;
         let maps = Process::myself().unwrap().smaps().unwrap();
-        let m = maps.iter().find(|m| (m.address.0..m.address.1).contains(&here)).unwrap();
+        let m = maps
+            .iter()
+            .find(|m| (m.address.0..m.address.1).contains(&here))
+            .unwrap();
         m.extension.map.get("Rss").copied().unwrap_or(0) / 1024
     }
 
@@ -111,7 +114,11 @@ mod tests {
         for (i, b) in deep.iter_mut().enumerate().step_by(4096) {
             *b = (i / 4096) as u8 + 1;
         }
-        std::hint::black_box(&mut deep).iter().step_by(4096).map(|b| u64::from(*b)).sum()
+        std::hint::black_box(&mut deep)
+            .iter()
+            .step_by(4096)
+            .map(|b| u64::from(*b))
+            .sum()
     }
 
     #[test]
