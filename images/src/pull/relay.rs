@@ -84,7 +84,6 @@ impl ClientIdentity {
             .tls_certs_merge(roots)
             .danger_accept_invalid_certs(insecure)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(30))
             .read_timeout(std::time::Duration::from_secs(120))
             .build()
@@ -320,6 +319,52 @@ mod tests {
             h[header::WWW_AUTHENTICATE],
             r#"Basic realm="https://reg.example:5001/""#
         );
+    }
+
+    #[test]
+    fn the_relay_serves_only_its_pull_and_only_its_registry() {
+        // a registry that refuses connections, on the loopback: nothing leaves the machine
+        let registry = "127.0.0.1:1";
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let upstream = reqwest::Client::builder().no_proxy().build().unwrap();
+            let relay = Relay::start(registry, upstream).await.unwrap();
+            let via = |proxy: &str| {
+                reqwest::Client::builder()
+                    .proxy(reqwest::Proxy::http(proxy).unwrap())
+                    .build()
+                    .unwrap()
+            };
+            let addr = relay.proxy_url.rsplit('@').next().unwrap().to_string();
+            let status =
+                |c: reqwest::Client, url: &'static str| async move { c.get(url).send().await.unwrap().status() };
+            // another local process without the pull's secret
+            assert_eq!(
+                status(via(&format!("http://{addr}")), "http://127.0.0.1:1/v2/").await,
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            );
+            assert_eq!(
+                status(via(&format!("http://minirun:guess@{addr}")), "http://127.0.0.1:1/v2/").await,
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            );
+            // the pull itself, for another host
+            assert_eq!(
+                status(via(&relay.proxy_url), "http://127.0.0.2:1/v2/").await,
+                StatusCode::FORBIDDEN
+            );
+            assert!(relay.take_failure().is_none(), "nothing was forwarded yet");
+            // the pull, for its registry: forwarded over HTTPS, which fails here, and kept
+            assert_eq!(
+                status(via(&relay.proxy_url), "http://127.0.0.1:1/v2/").await,
+                StatusCode::BAD_GATEWAY
+            );
+            let failure = relay.take_failure().expect("the failure is kept for the pull's error");
+            assert!(failure.is_connect(), "{failure}");
+            assert_eq!(failure.url().map(|u| u.as_str()), Some("https://127.0.0.1:1/v2/"));
+        });
     }
 
     #[test]
