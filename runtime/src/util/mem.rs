@@ -98,8 +98,7 @@ mod tests {
     /// Resident kB of the mapping that holds this thread's stack.
     #[inline(never)]
     fn stack_rss_kb() -> u64 {
-        let marker = 0u8;
-        let here = std::hint::black_box(&marker) as *const u8 as u64;
+        let here = here();
         let maps = Process::myself().unwrap().smaps().unwrap();
         let m = maps
             .iter()
@@ -121,61 +120,51 @@ mod tests {
             .sum()
     }
 
-    #[test]
-    fn shedding_drops_the_stack_left_by_deep_set_up() {
-        // a thread with room for the deep frames, then a child of it alone
-        std::thread::Builder::new()
-            .stack_size(4 << 20)
-            .spawn(|| match unsafe { nix::unistd::fork() }.unwrap() {
-                nix::unistd::ForkResult::Child => {
-                    std::hint::black_box(dirty_deep_stack());
-                    let before = stack_rss_kb();
-                    shed_startup_pages();
-                    let after = stack_rss_kb();
-                    // and the stack still works below the shed frames
-                    let ok = after + 256 < before && std::hint::black_box(dirty_deep_stack()) > 0;
-                    eprintln!("stack Rss {before} kB -> {after} kB");
-                    unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-                }
-                nix::unistd::ForkResult::Parent { child } => {
-                    let status = nix::sys::wait::waitpid(child, None).unwrap();
-                    assert_eq!(
-                        status,
-                        nix::sys::wait::WaitStatus::Exited(child, 0),
-                        "the stack's Rss did not drop, or the child broke"
-                    );
-                }
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-    }
-
-    #[test]
-    fn shedding_drops_file_pages_and_the_process_goes_on() {
-        // in a child: the test harness's other threads must not race the numbers
+    /// Runs `check` in a child of this thread alone (the test harness's other
+    /// threads must not race the numbers) and asserts it held there.
+    fn in_a_child(what: &str, check: impl FnOnce() -> bool) {
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
-                // a fork maps the parent's file pages again on use: touch some
-                let _ = std::hint::black_box(std::fs::read_to_string("/proc/self/status"));
-                let _ = std::hint::black_box(serde_json::to_string(&serde_json::json!({"a": [1, 2]})));
-                let before = rss_file_kb();
-                shed_startup_pages();
-                let after = rss_file_kb();
-                // code and data of the binary still work after the drop
-                let text = format!("{:?}", std::collections::BTreeMap::from([(1, "one")]));
-                let ok = after < before && text == r#"{1: "one"}"#;
-                eprintln!("RssFile {before} kB -> {after} kB");
+                let ok = check();
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) };
             }
             nix::unistd::ForkResult::Parent { child } => {
                 let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(
-                    status,
-                    nix::sys::wait::WaitStatus::Exited(child, 0),
-                    "RssFile did not drop, or the child broke"
-                );
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0), "{what}");
             }
         }
+    }
+
+    #[test]
+    fn shedding_drops_the_stack_left_by_deep_set_up() {
+        // a thread with room for the deep frames
+        let thread = std::thread::Builder::new().stack_size(4 << 20).spawn(|| {
+            in_a_child("the stack's Rss did not drop, or the child broke", || {
+                std::hint::black_box(dirty_deep_stack());
+                let before = stack_rss_kb();
+                shed_startup_pages();
+                let after = stack_rss_kb();
+                eprintln!("stack Rss {before} kB -> {after} kB");
+                // and the stack still works below the shed frames
+                after + 256 < before && std::hint::black_box(dirty_deep_stack()) > 0
+            })
+        });
+        thread.unwrap().join().unwrap();
+    }
+
+    #[test]
+    fn shedding_drops_file_pages_and_the_process_goes_on() {
+        in_a_child("RssFile did not drop, or the child broke", || {
+            // a fork maps the parent's file pages again on use: touch some
+            let _ = std::hint::black_box(std::fs::read_to_string("/proc/self/status"));
+            let _ = std::hint::black_box(serde_json::to_string(&serde_json::json!({"a": [1, 2]})));
+            let before = rss_file_kb();
+            shed_startup_pages();
+            let after = rss_file_kb();
+            eprintln!("RssFile {before} kB -> {after} kB");
+            // code and data of the binary still work after the drop
+            let text = format!("{:?}", std::collections::BTreeMap::from([(1, "one")]));
+            after < before && text == r#"{1: "one"}"#
+        });
     }
 }
