@@ -136,9 +136,15 @@ impl Target<'_> {
 }
 
 /// Whether an x32 `getpid` works: ENOSYS where the kernel leaves x32 off.
+/// Under a seccomp filter of its own (minirun in a container) the probe
+/// could be answered with SIGSYS, so there it is not made and x32 is kept.
 fn kernel_runs_x32() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        // SAFETY: PR_GET_SECCOMP only reads this thread's mode.
+        if unsafe { libc::prctl(libc::PR_GET_SECCOMP) } != 0 {
+            return true;
+        }
         const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
         // SAFETY: getpid has no arguments and no effects.
         unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) >= 0 }
@@ -367,6 +373,68 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_x32_probe_is_not_made_under_a_filter() {
+        // A child under a filter that kills x32 system calls: the probe
+        // must not be made there (it would die of SIGSYS).
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let filter = [
+                    // the system call number
+                    libc::sock_filter {
+                        code: 0x20,
+                        jt: 0,
+                        jf: 0,
+                        k: 0,
+                    },
+                    // x32 (bit 30): kill; anything else: allow
+                    libc::sock_filter {
+                        code: 0x45,
+                        jt: 0,
+                        jf: 1,
+                        k: 0x4000_0000,
+                    },
+                    libc::sock_filter {
+                        code: 0x06,
+                        jt: 0,
+                        jf: 0,
+                        k: 0x8000_0000,
+                    },
+                    libc::sock_filter {
+                        code: 0x06,
+                        jt: 0,
+                        jf: 0,
+                        k: 0x7fff_0000,
+                    },
+                ];
+                let prog = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr() as *mut _,
+                };
+                unsafe {
+                    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                    if libc::prctl(libc::PR_SET_SECCOMP, 2, &prog as *const libc::sock_fprog) != 0 {
+                        libc::_exit(2);
+                    }
+                }
+                let kept = kernel_runs_x32();
+                unsafe { libc::_exit(if kept { 0 } else { 1 }) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "under a filter x32 must be kept, without probing"
+                );
+            }
+        }
+        // Without one the probe says what the kernel does.
+        let pid = unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) };
+        assert_eq!(kernel_runs_x32(), pid >= 0);
+    }
+
+    #[test]
     fn default_profile_resolves_like_docker() {
         let c = caps(&crate::imagespec::DEFAULT_CAPS);
         let s = Profile::default_profile().resolve(&target(&c));
@@ -377,7 +445,10 @@ mod tests {
             Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
         );
         // a kernel that leaves x32 off gets no x32 rules
-        let no_x32 = Target { x32: false, ..target(&c) };
+        let no_x32 = Target {
+            x32: false,
+            ..target(&c)
+        };
         let s32 = Profile::default_profile().resolve(&no_x32);
         assert_eq!(
             s32.architectures().as_deref(),
