@@ -14,6 +14,17 @@ use signal_hook::iterator::{Handle, Signals};
 /// The signals a foreground `run` passes on to the container.
 pub const FORWARDED: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
+/// A pidfd of `pid`: readable once the process has ended.
+pub fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Forwards SIGINT/SIGTERM/SIGHUP received by this process to `pid` until stopped.
 pub struct SignalForwarder {
     handle: Handle,
@@ -39,13 +50,7 @@ impl SignalForwarder {
     /// through a pidfd opened now, so that no signal reaches another process
     /// that reused the pid after it ended.
     pub fn start_pidfd(pid: Pid) -> Result<Self> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("cannot open process {pid}"));
-        }
-        // SAFETY: the descriptor was just returned to us.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let pidfd = pidfd_open(pid).with_context(|| format!("cannot open process {pid}"))?;
         let mut signals = Signals::new(FORWARDED).context("cannot install signal handlers")?;
         let handle = signals.handle();
         let thread = std::thread::spawn(move || {

@@ -295,7 +295,12 @@ fn take_over(ctx: &Ctx, r: &Record, wanted: &str, kill: bool) -> Result<Option<F
     let mut holder_killed = false;
     let mut lock = None;
     let mut error = None;
-    let done = poll::until(TAKEOVER_DEADLINE, || {
+    // The holder (its monitor, mostly) lets go when it ends: seen at once
+    let holder = r
+        .creator
+        .filter(|c| c.is_running())
+        .and_then(|c| crate::wait::pidfd_open(nix::unistd::Pid::from_raw(c.pid)).ok());
+    let done = poll::until_or_ready(TAKEOVER_DEADLINE, holder.as_ref().map(std::os::fd::AsFd::as_fd), || {
         if !ctx.dir(&r.id).exists() {
             return true;
         }
