@@ -47,11 +47,24 @@ fn cached_manager(key: &ManagerKey) -> Result<Rc<AnyCgroupManager>, CreateCgroup
 pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
     let key = (id.to_string(), cgroup_path, systemd);
     let manager = cached_manager(&key).with_context(|| format!("cgroup of {id}"))?;
-    poll::until(Duration::from_secs(5), || kill_listed(&manager) == 0);
+    poll::until(KILL_DEADLINE, || kill_listed(&manager) == 0);
     MANAGERS.with(|c| c.borrow_mut().remove(&key));
     manager
         .remove()
         .with_context(|| format!("cannot remove the cgroup of {id}"))
+}
+
+/// How long the processes of a cgroup may take to die once SIGKILLed (a
+/// loaded machine takes far more than libcgroups' 100 ms of rmdir retries).
+const KILL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// SIGKILLs every process in a cgroup and waits until it lists none (up to
+/// [`KILL_DEADLINE`]); the cgroup stays. False when it cannot be opened.
+pub fn kill_until_empty(id: &str, cgroup_path: PathBuf, systemd: bool) -> bool {
+    match cached_manager(&(id.to_string(), cgroup_path, systemd)) {
+        Ok(m) => poll::until(KILL_DEADLINE, || kill_listed(&m) == 0),
+        Err(_) => false,
+    }
 }
 
 /// SIGKILLs every process in a cgroup once, without waiting; false when

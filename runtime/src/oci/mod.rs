@@ -470,6 +470,13 @@ impl StateRoot {
             bail!("container \"{id}\" is running: stop it first or use --force");
         }
         if let Ok(config) = libcontainer::config::YoukiConfig::load(self.container_dir(&id)) {
+            // --force: every process gone first. libcontainer SIGKILLs them and
+            // gives their exit 100 ms of rmdir retries, which a loaded machine
+            // overruns ("could not delete" the cgroup, the container half gone);
+            // with the init dead it finds the container stopped and only removes.
+            if force && container.status() != ContainerStatus::Stopped {
+                cgroup::kill_until_empty(&id, config.cgroup_path.clone(), container.systemd());
+            }
             cgroup::remove_nested(&config.cgroup_path);
         }
         container
