@@ -53,6 +53,27 @@ pub(crate) fn normalize(raw: &[u8]) -> std::result::Result<PathBuf, BadPath> {
     Ok(PathBuf::from(OsStr::from_bytes(&parts.join(&b'/'))))
 }
 
+/// `openat2`, tried again while it answers EAGAIN: with RESOLVE_BENEATH or
+/// RESOLVE_IN_ROOT the kernel gives up on a path with `..` (a symlink's
+/// included) whenever a rename or mount happened anywhere on the machine
+/// during the lookup, which concurrent runs and unpacks cause all the time.
+pub(crate) fn openat2_retrying<Fd: rustix::fd::AsFd, P: rustix::path::Arg + Copy>(
+    dir: Fd,
+    path: P,
+    oflags: OFlags,
+    mode: Mode,
+    resolve: rfs::ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    const TRIES: usize = 128;
+    let mut tries = 0;
+    loop {
+        match rfs::openat2(dir.as_fd(), path, oflags, mode, resolve) {
+            Err(Errno::AGAIN) if tries < TRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Open directory `rel` (relative, already free of `..`) below `root` without
 /// leaving it. A symlink anywhere on the way that points outside `root`
 /// (absolute, or with enough `..`) fails with `EXDEV`.
@@ -66,7 +87,7 @@ pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<O
         rel
     };
     if !OPENAT2_MISSING.load(Ordering::Relaxed) {
-        match rfs::openat2(
+        match openat2_retrying(
             root,
             target,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -363,6 +384,48 @@ mod tests {
         };
         exdev("abs");
         exdev("a/up");
+    }
+
+    #[test]
+    fn lookups_through_dotdot_survive_renames_elsewhere() {
+        // The kernel answers EAGAIN to a RESOLVE_BENEATH lookup through `..`
+        // when any rename happens meanwhile; renames go on in another thread.
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("a/up")).unwrap();
+        std::os::unix::fs::symlink("../a/b", root.join("a/back")).unwrap();
+        let busy = tmp.path().join("busy");
+        fs::write(&busy, "x").unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let (stop, busy) = (stop.clone(), busy.clone());
+            std::thread::spawn(move || {
+                let other = busy.with_extension("moved");
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = fs::rename(&busy, &other);
+                    let _ = fs::rename(&other, &busy);
+                }
+            })
+        };
+        let fd = open_dir(&root).unwrap();
+        let mut raw_eagain = 0;
+        for _ in 0..3000 {
+            let e = open_dir_beneath(fd.as_fd(), Path::new("a/up")).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc_exdev()), "a/up: {e}");
+            assert!(open_dir_beneath(fd.as_fd(), Path::new("a/back")).is_ok());
+            let raw = rfs::openat2(
+                fd.as_fd(),
+                "a/back",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH,
+            );
+            raw_eagain += usize::from(raw.err() == Some(Errno::AGAIN));
+        }
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().unwrap();
+        eprintln!("a bare openat2 got EAGAIN {raw_eagain} times in 3000");
     }
 
     fn libc_exdev() -> i32 {

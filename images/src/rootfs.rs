@@ -364,7 +364,7 @@ impl Copier<'_> {
 pub fn ensure_dir_in_rootfs(rootfs: &Path, path: &Path) -> Result<()> {
     let root = fsutil::open_dir(rootfs).ctx("open rootfs", rootfs)?;
     let open_in_root = |rel: &Path| {
-        rfs::openat2(
+        fsutil::openat2_retrying(
             &root,
             if rel.as_os_str().is_empty() {
                 Path::new(".")
