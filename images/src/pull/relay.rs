@@ -65,32 +65,11 @@ impl ClientIdentity {
         Ok(identity)
     }
 
-    fn reqwest(&self) -> Result<reqwest::Identity> {
+    pub(super) fn reqwest(&self) -> Result<reqwest::Identity> {
         reqwest::Identity::from_pem(&self.pem).map_err(|e| Error::Credentials {
             what: format!("client certificate {}", self.cert.display()),
             reason: chain(&e),
         })
-    }
-
-    /// A client presenting this identity (and trusting `roots`, or anything
-    /// with `insecure`); redirects are left to the caller.
-    pub(super) fn client(&self, roots: &[Certificate], insecure: bool) -> Result<reqwest::Client> {
-        let roots: Vec<reqwest::Certificate> = roots
-            .iter()
-            .filter_map(|c| reqwest::Certificate::try_from(c).ok())
-            .collect();
-        reqwest::Client::builder()
-            .identity(self.reqwest()?)
-            .tls_certs_merge(roots)
-            .danger_accept_invalid_certs(insecure)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .read_timeout(std::time::Duration::from_secs(120))
-            .build()
-            .map_err(|e| Error::Credentials {
-                what: format!("client certificate {}", self.cert.display()),
-                reason: chain(&e),
-            })
     }
 }
 

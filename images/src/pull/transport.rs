@@ -63,6 +63,25 @@ pub(super) struct RegistryTls {
     pub(super) identity: Option<ClientIdentity>,
 }
 
+impl RegistryTls {
+    /// An HTTP client builder that trusts the roots (anything with
+    /// `insecure`) and presents the client certificate, if there is one.
+    pub(super) fn client_builder(&self, insecure: bool) -> Result<reqwest::ClientBuilder> {
+        let roots: Vec<reqwest::Certificate> = self
+            .roots
+            .iter()
+            .filter_map(|c| reqwest::Certificate::try_from(c).ok())
+            .collect();
+        let builder = reqwest::Client::builder()
+            .tls_certs_merge(roots)
+            .danger_accept_invalid_certs(insecure);
+        Ok(match &self.identity {
+            Some(identity) => builder.identity(identity.reqwest()?),
+            None => builder,
+        })
+    }
+}
+
 /// The TLS files for `domain`, as docker and podman read them: in
 /// `cert_dir`, else in the `certs.d/<domain>` directories of podman and
 /// docker, `*.crt` are CA certificates and `NAME.cert` with `NAME.key` a
@@ -199,7 +218,17 @@ pub(super) async fn connect<'a>(
     // relay, which speaks HTTPS to the registry with the certificate.
     let relay = match &tls.identity {
         Some(identity) => {
-            let upstream = identity.client(&tls.roots, insecure)?;
+            // redirects go back to oci-client, which follows them itself
+            let upstream = tls
+                .client_builder(insecure)?
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(30))
+                .read_timeout(std::time::Duration::from_secs(120))
+                .build()
+                .map_err(|e| Error::Credentials {
+                    what: format!("client certificate {}", identity.cert.display()),
+                    reason: chain(&e),
+                })?;
             let relay = Relay::start(&remote.domain, upstream)
                 .await
                 .map_err(|e| registry_error(format!("cannot start the client-certificate relay: {e}")))?;
@@ -297,17 +326,7 @@ pub(super) async fn connect<'a>(
 
 /// The HTTP client of the identity-token exchange, with the pull's certificates.
 fn identity_client(tls: &RegistryTls, insecure: bool) -> Result<reqwest::Client> {
-    if let Some(identity) = &tls.identity {
-        return identity.client(&tls.roots, insecure);
-    }
-    let roots: Vec<reqwest::Certificate> = tls
-        .roots
-        .iter()
-        .filter_map(|c| reqwest::Certificate::try_from(c).ok())
-        .collect();
-    reqwest::Client::builder()
-        .danger_accept_invalid_certs(insecure)
-        .tls_certs_merge(roots)
+    tls.client_builder(insecure)?
         .connect_timeout(std::time::Duration::from_secs(30))
         .timeout(std::time::Duration::from_secs(60))
         .build()
