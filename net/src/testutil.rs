@@ -12,13 +12,19 @@ pub fn require_root() -> bool {
         eprintln!("skipping: needs root (network namespaces)");
         return false;
     }
-    let ok = std::thread::spawn(|| nix::sched::unshare(CloneFlags::CLONE_NEWNET).is_ok())
-        .join()
-        .unwrap_or(false);
+    let ok = can_unshare_net();
     if !ok {
         eprintln!("skipping: cannot unshare a network namespace here");
     }
     ok
+}
+
+/// Whether a thread of this process can enter a new network namespace (tried on a
+/// throwaway thread, whose namespace dies with it).
+fn can_unshare_net() -> bool {
+    std::thread::spawn(|| nix::sched::unshare(CloneFlags::CLONE_NEWNET).is_ok())
+        .join()
+        .unwrap_or(false)
 }
 
 /// Inode of the calling thread's network namespace.
@@ -55,11 +61,7 @@ impl PrivateNetns {
 /// tests that only read the namespace (links, routes) and should not depend on what the
 /// machine has (another minirun's bridges, say).
 pub fn hermetic<T: Send, F: FnOnce() -> T + Send>(f: F) -> T {
-    let can = nix::unistd::geteuid().is_root()
-        && std::thread::spawn(|| nix::sched::unshare(CloneFlags::CLONE_NEWNET).is_ok())
-            .join()
-            .unwrap_or(false);
-    if can {
+    if nix::unistd::geteuid().is_root() && can_unshare_net() {
         PrivateNetns::run(f)
     } else {
         f()
