@@ -367,14 +367,20 @@ mod tests {
     use super::*;
     use std::fs;
 
+    /// `root/a/b` and, below `root`, each `(link, target)` symlink.
+    fn tree_with_links(tmp: &Path, links: &[(&str, &str)]) -> PathBuf {
+        let root = tmp.join("root");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        for (link, target) in links {
+            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        }
+        root
+    }
+
     #[test]
     fn open_dir_beneath_refuses_escapes() {
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("root");
-        fs::create_dir_all(root.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
-        std::os::unix::fs::symlink("../..", root.join("a/up")).unwrap();
-        std::os::unix::fs::symlink("b", root.join("a/inside")).unwrap();
+        let root = tree_with_links(tmp.path(), &[("abs", "/etc"), ("a/up", "../.."), ("a/inside", "b")]);
         let fd = open_dir(&root).unwrap();
         assert!(open_dir_beneath(fd.as_fd(), Path::new("a/b")).is_ok());
         assert!(open_dir_beneath(fd.as_fd(), Path::new("a/inside")).is_ok());
@@ -391,10 +397,7 @@ mod tests {
         // The kernel answers EAGAIN to a RESOLVE_BENEATH lookup through `..`
         // when any rename happens meanwhile; renames go on in another thread.
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("root");
-        fs::create_dir_all(root.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("../..", root.join("a/up")).unwrap();
-        std::os::unix::fs::symlink("../a/b", root.join("a/back")).unwrap();
+        let root = tree_with_links(tmp.path(), &[("a/up", "../.."), ("a/back", "../a/b")]);
         let busy = tmp.path().join("busy");
         fs::write(&busy, "x").unwrap();
         let stop = std::sync::Arc::new(AtomicBool::new(false));

@@ -216,15 +216,11 @@ fn mount_overlay_legacy(
     if opts.volatile {
         match mount(format!("{data},volatile")) {
             // a kernel before 5.10
-            Err(Error::Mount { source, .. }) if source.raw_os_error() == Some(libc_einval()) => {}
+            Err(Error::Mount { source, .. }) if source.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {}
             other => return other,
         }
     }
     mount(data)
-}
-
-fn libc_einval() -> i32 {
-    Errno::INVAL.raw_os_error()
 }
 
 fn bind_readonly(path: &Path) -> io::Result<()> {
