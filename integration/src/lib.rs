@@ -332,21 +332,27 @@ impl Drop for Env {
     }
 }
 
-/// Paths where a container's cgroup lives, on cgroup v1 (one per
-/// controller) or v2; the ones that exist.
+/// Paths where a container's cgroup lives that exist: in every v1
+/// hierarchy (cpu, freezer, devices, ... and the hybrid `unified` one),
+/// or in the v2 tree.
 pub fn cgroup_dirs(cgroup_path: &str) -> Vec<PathBuf> {
     let rel = cgroup_path.trim_start_matches('/');
-    let mut found = Vec::new();
-    for base in [
-        "/sys/fs/cgroup",
-        "/sys/fs/cgroup/pids",
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup/unified",
-    ] {
-        let p = Path::new(base).join(rel);
-        if p.is_dir() {
-            found.push(p);
-        }
-    }
-    found
+    assert!(!rel.is_empty(), "cgroup_dirs of the root cgroup");
+    let root = Path::new("/sys/fs/cgroup");
+    let bases: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+        vec![root.to_path_buf()]
+    } else {
+        std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    bases
+        .into_iter()
+        .map(|b| b.join(rel))
+        .filter(|p| p.is_dir())
+        .collect()
 }

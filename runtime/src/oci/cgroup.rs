@@ -30,17 +30,62 @@ thread_local! {
     /// hierarchy, each through pathrs's checked procfs (about 150 syscalls
     /// in all), and `rm -f` kills on every round of its take-over, then
     /// again in the teardown.
-    static MANAGERS: RefCell<HashMap<ManagerKey, Rc<AnyCgroupManager>>> = RefCell::new(HashMap::new());
+    static MANAGERS: RefCell<HashMap<ManagerKey, Rc<Killer>>> = RefCell::new(HashMap::new());
 }
 
-fn cached_manager(key: &ManagerKey) -> Result<Rc<AnyCgroupManager>, CreateCgroupSetupError> {
+/// A cgroup manager, and on cgroup v1 the path of the cgroup's freezer
+/// directory, thawed without libcgroups (see [`Killer::thaw`]).
+struct Killer {
+    manager: AnyCgroupManager,
+    v1_freezer: Option<PathBuf>,
+}
+
+impl Killer {
+    /// Thaws the cgroup if it still exists. libcgroups' v1 `freeze` first
+    /// creates the freezer directory, so thawing a cgroup that the
+    /// container's monitor removed meanwhile (its processes died of our
+    /// SIGKILL) would leave an empty freezer cgroup behind for every
+    /// `rm -f`; here the state file is opened without creating anything.
+    /// (v2's `freeze` creates nothing.)
+    fn thaw(&self) {
+        match (&self.manager, &self.v1_freezer) {
+            (AnyCgroupManager::V1(_), Some(dir)) => {
+                if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(dir.join("freezer.state")) {
+                    let _ = std::io::Write::write_all(&mut f, b"THAWED");
+                }
+            }
+            (AnyCgroupManager::V1(_), None) => {}
+            (m, _) => {
+                let _ = m.freeze(FreezerState::Thawed);
+            }
+        }
+    }
+}
+
+fn cached_manager(key: &ManagerKey) -> Result<Rc<Killer>, CreateCgroupSetupError> {
     if let Some(m) = MANAGERS.with(|c| c.borrow().get(key).cloned()) {
         return Ok(m);
     }
     let (id, cgroup_path, systemd) = key;
-    let m = Rc::new(manager(id, cgroup_path.clone(), *systemd)?);
+    let manager = manager(id, cgroup_path.clone(), *systemd)?;
+    let v1_freezer = match manager {
+        AnyCgroupManager::V1(_) => v1_freezer_dir(cgroup_path),
+        _ => None,
+    };
+    let m = Rc::new(Killer { manager, v1_freezer });
     MANAGERS.with(|c| c.borrow_mut().insert(key.clone(), m.clone()));
     Ok(m)
+}
+
+/// The v1 freezer directory of the cgroup at `cgroup_path` (relative to
+/// the hierarchy's root, as libcontainer records it).
+fn v1_freezer_dir(cgroup_path: &std::path::Path) -> Option<PathBuf> {
+    use libcgroups::v1::{util::get_subsystem_mount_point, ControllerType};
+    let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    if rel.as_os_str().is_empty() {
+        return None;
+    }
+    Some(get_subsystem_mount_point(&ControllerType::Freezer).ok()?.join(rel))
 }
 
 /// SIGKILLs every process in a cgroup, waits for them to go, removes it.
@@ -50,6 +95,7 @@ pub fn kill_all(id: &str, cgroup_path: PathBuf, systemd: bool) -> Result<()> {
     poll::until(KILL_DEADLINE, || kill_listed(&manager) == 0);
     MANAGERS.with(|c| c.borrow_mut().remove(&key));
     manager
+        .manager
         .remove()
         .with_context(|| format!("cannot remove the cgroup of {id}"))
 }
@@ -85,12 +131,12 @@ pub fn kill_once(id: &str, cgroup_path: PathBuf, systemd: bool) -> bool {
 /// container frozen for good, its creator waiting on it forever. Callers
 /// repeat it until nothing is listed, which also catches processes forked
 /// meanwhile.
-fn kill_listed(manager: &AnyCgroupManager) -> usize {
-    let pids = manager.get_all_pids().unwrap_or_default();
+fn kill_listed(killer: &Killer) -> usize {
+    let pids = killer.manager.get_all_pids().unwrap_or_default();
     for pid in &pids {
         let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
     }
-    let _ = manager.freeze(FreezerState::Thawed);
+    killer.thaw();
     pids.len()
 }
 
