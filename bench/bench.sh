@@ -25,6 +25,9 @@ TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 if [ "$PROFILE" = release ]; then PFLAG=--release; else PFLAG=; fi
 cargo build $PFLAG --quiet -p minirun -p rootfs-fixtures
 [ "$what" = ipv6 ] || [ "$what" = memory ] || cargo build $PFLAG --quiet -p minirun-images --example unpack
+# The build leaves tens of MB of dirty pages whose write-back would land in
+# the first measurements (several ms per run on this disk): flush them now.
+sync
 MINIRUN=$TARGET/$PROFILE/minirun
 FIXTURES=$TARGET/$PROFILE/minirun-fixtures
 UNPACK=$TARGET/$PROFILE/examples/unpack

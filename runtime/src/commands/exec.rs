@@ -88,6 +88,8 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         .console_socket
         .clone()
         .or_else(|| own_console.as_ref().map(|c| c.path().to_path_buf()));
+    // the intermediate process joins the container's cgroup in a few milliseconds
+    crate::oci::start_migration_grace_period();
     let build = || -> Result<_> {
         let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
             .with_root_path(env.state.path())?

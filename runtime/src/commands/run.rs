@@ -17,6 +17,8 @@ use crate::{spec, tty};
 
 pub fn run(env: &Env, a: &RunArgs) -> Result<u8> {
     seal_self()?;
+    // a container's process joins its cgroup in a few milliseconds
+    crate::oci::start_migration_grace_period();
     let ctx = env.ctx();
     match a.bundle_opts() {
         Some(opts) => bundle(env, &ctx, &opts, a),

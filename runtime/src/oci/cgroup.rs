@@ -222,3 +222,122 @@ fn remove_children(dir: &std::path::Path) {
         });
     }
 }
+
+/// Starts, on a thread of its own, the RCU grace period the kernel makes
+/// the next cgroup migration wait for, so that it passes while this process
+/// prepares the container instead of inside it.
+///
+/// Moving a process between cgroups (libcontainer's intermediate process
+/// writing its pid to `cgroup.procs`) takes the kernel's global
+/// `cgroup_threadgroup_rwsem` for writing, and a writer first waits for a
+/// full RCU grace period (`rcu_sync_enter`): 8-18 ms on this machine, the
+/// largest single wait of a `run`. After one writer, the next ones within
+/// about a grace period don't wait. So the thread writes our own pid to the
+/// `cgroup.procs` of the cgroup we are already in, which moves nothing, at
+/// the start of a create or exec; when the intermediate process writes a
+/// few milliseconds later, the grace period has (mostly) passed. Where the
+/// kernel needs none (cgroup v2 mounted with `favordynmods`) this costs one
+/// write. Best effort: any error is ignored.
+pub fn start_migration_grace_period() {
+    let _ = std::thread::Builder::new()
+        .name("cgroup-warmup".into())
+        .spawn(|| {
+            if let Err(e) = rewrite_own_cgroup() {
+                tracing::debug!("cgroup warm-up skipped: {e}");
+            }
+        });
+}
+
+/// Writes our pid to the `cgroup.procs` of our own cgroup (a migration that
+/// moves nothing): in the cgroup v2 tree where one is mounted, else in the
+/// v1 pids hierarchy.
+fn rewrite_own_cgroup() -> std::io::Result<()> {
+    let path = own_procs_file(&std::fs::read_to_string("/proc/self/cgroup")?, |p| p.exists())
+        .ok_or_else(|| std::io::Error::other("no cgroup.procs of our own found"))?;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes())
+}
+
+/// The `cgroup.procs` of the cgroup that `/proc/self/cgroup` (`self_cgroup`)
+/// places us in: in the cgroup v2 tree (`0::PATH`; mounted at
+/// `/sys/fs/cgroup/unified` on hybrid hosts, `/sys/fs/cgroup` on v2 ones)
+/// where there is one, else in the v1 pids hierarchy. `exists` tells which
+/// files exist.
+fn own_procs_file(self_cgroup: &str, exists: impl Fn(&std::path::Path) -> bool) -> Option<PathBuf> {
+    let base = std::path::Path::new("/sys/fs/cgroup");
+    let path_for = |wanted: &dyn Fn(&str) -> bool| {
+        self_cgroup.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            wanted(controllers).then(|| path.trim_start_matches('/').to_string())
+        })
+    };
+    let v2_mount = [base.join("unified"), base.to_path_buf()]
+        .into_iter()
+        .find(|m| exists(&m.join("cgroup.controllers")));
+    let candidates = [
+        (v2_mount, path_for(&|c| c.is_empty())),
+        (Some(base.join("pids")), path_for(&|c| c.split(',').any(|c| c == "pids"))),
+    ];
+    candidates.into_iter().find_map(|(mount, rel)| {
+        let file = mount?.join(rel?).join("cgroup.procs");
+        exists(&file).then_some(file)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const HYBRID: &str = "9:name=systemd:/\n8:pids:/user.slice\n4:memory:/x\n0::/user.slice/s.scope\n";
+
+    #[test]
+    fn own_cgroup_in_the_v2_tree_of_a_hybrid_host() {
+        let exists = |p: &Path| {
+            [
+                "/sys/fs/cgroup/unified/cgroup.controllers",
+                "/sys/fs/cgroup/unified/user.slice/s.scope/cgroup.procs",
+                "/sys/fs/cgroup/pids/user.slice/cgroup.procs",
+            ]
+            .iter()
+            .any(|e| Path::new(e) == p)
+        };
+        assert_eq!(
+            own_procs_file(HYBRID, exists),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice/s.scope/cgroup.procs"))
+        );
+    }
+
+    #[test]
+    fn own_cgroup_on_v2_and_on_v1_only_hosts() {
+        let v2 = |p: &Path| {
+            ["/sys/fs/cgroup/cgroup.controllers", "/sys/fs/cgroup/a/b/cgroup.procs"]
+                .iter()
+                .any(|e| Path::new(e) == p)
+        };
+        assert_eq!(
+            own_procs_file("0::/a/b\n", v2),
+            Some(PathBuf::from("/sys/fs/cgroup/a/b/cgroup.procs"))
+        );
+        // no v2 tree mounted: the v1 pids hierarchy, by its own path
+        let v1 = |p: &Path| p == Path::new("/sys/fs/cgroup/pids/user.slice/cgroup.procs");
+        assert_eq!(
+            own_procs_file(HYBRID, v1),
+            Some(PathBuf::from("/sys/fs/cgroup/pids/user.slice/cgroup.procs"))
+        );
+        assert_eq!(own_procs_file(HYBRID, |_| false), None);
+        assert_eq!(own_procs_file("", |_| true), None);
+    }
+
+    #[test]
+    fn the_warm_up_moves_us_nowhere() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        rewrite_own_cgroup().expect("our own cgroup.procs takes our pid");
+        assert_eq!(std::fs::read_to_string("/proc/self/cgroup").unwrap(), before);
+    }
+}

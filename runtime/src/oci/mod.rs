@@ -20,7 +20,7 @@ use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 
-pub use cgroup::{manager as cgroup_manager, sub_cgroup_exists};
+pub use cgroup::{manager as cgroup_manager, start_migration_grace_period, sub_cgroup_exists};
 pub use cleanup::is_torn_state;
 use cleanup::load_state;
 pub use errors::libcontainer_message;
@@ -198,6 +198,8 @@ impl StateRoot {
     /// (the rest is inherited from this process).
     pub fn create_with_stdio(&self, req: &CreateRequest, stdio: Stdio) -> Result<Container> {
         valid_id(req.id)?;
+        // the intermediate process joins the cgroup in a few milliseconds
+        start_migration_grace_period();
         crate::spec::check_exec_size(req.spec)?;
         if let Some(r) = req.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             resources::check(r).with_context(|| format!("cannot create container \"{}\"", req.id))?;
