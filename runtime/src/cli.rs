@@ -979,9 +979,6 @@ pub struct ListArgs {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
-    /// Re-execute from the sealed copy first, as create and run do (to measure its cost)
-    #[arg(long, hide = true)]
-    pub sealed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

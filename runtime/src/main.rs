@@ -30,6 +30,8 @@ fn main() -> ExitCode {
     if let Some(code) = init::run_if_init() {
         return code;
     }
+    // CVE-2019-5736 guard before the parse when the verb will need it (see seal.rs)
+    seal::seal_early_for(std::env::args_os());
     let cli = match cli::parse_docker_like() {
         Ok(cli) => cli,
         Err(e) => return logging::usage_error(e),

@@ -35,6 +35,37 @@ pub fn ensure_sealed() -> io::Result<()> {
     }
 }
 
+/// Seals at once, before the command line is parsed, when `args` (the
+/// process's arguments) name a verb that will seal anyway (`run`, `create`,
+/// `exec`): the re-execution then repeats only the dynamic loader's work,
+/// not the parse of the whole command tree and the logging set-up (about
+/// half of the guard's cost). A guess from the raw arguments: when it errs,
+/// the verb seals later as before, or a command that needs no seal got one.
+/// Failures are left to that later call, which reports them.
+pub fn seal_early_for(args: impl IntoIterator<Item = std::ffi::OsString>) {
+    if first_verb(args).is_some_and(|v| ["run", "create", "exec"].contains(&v.as_str())) {
+        let _ = ensure_sealed();
+    }
+}
+
+/// The first word of `args` (after the program's name) that is neither a
+/// global option nor the value of one.
+fn first_verb(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
+    // global options that take a separate value (see cli::GlobalOpts)
+    const WITH_VALUE: [&str; 6] = ["--root", "--data-root", "--log", "--log-format", "--criu", "--rootless"];
+    let mut args = args.into_iter().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_str()?.to_string();
+        if a == "--" || !a.starts_with('-') {
+            return (a != "--").then_some(a).or_else(|| args.next()?.into_string().ok());
+        }
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        }
+    }
+    None
+}
+
 /// Whether /proc/self/exe lives on a read-only mount.
 fn exe_is_readonly() -> io::Result<bool> {
     let st = nix::sys::statvfs::statvfs("/proc/self/exe").map_err(io::Error::from)?;
@@ -118,6 +149,25 @@ fn reexec_from(fd: &OwnedFd) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn verb(args: &[&str]) -> Option<String> {
+        first_verb(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn the_verb_is_found_past_global_options_and_their_values() {
+        assert_eq!(verb(&["minirun", "run", "busybox"]).as_deref(), Some("run"));
+        assert_eq!(
+            verb(&["minirun", "--root", "/r", "--debug", "--log-format", "json", "create", "x"]).as_deref(),
+            Some("create")
+        );
+        assert_eq!(verb(&["minirun", "--root=/r", "exec", "x"]).as_deref(), Some("exec"));
+        // a state root named like a verb is a value, not the verb
+        assert_eq!(verb(&["minirun", "--root", "run", "ps"]).as_deref(), Some("ps"));
+        assert_eq!(verb(&["minirun", "--", "run"]).as_deref(), Some("run"));
+        assert_eq!(verb(&["minirun", "--debug"]), None);
+        assert_eq!(verb(&["minirun"]), None);
+    }
 
     #[test]
     fn the_readonly_clone_refuses_writes() {

@@ -2,13 +2,10 @@
 
 use anyhow::Result;
 
-use super::{seal_self, Env};
+use super::Env;
 use crate::cli::{ListArgs, ListFormat};
 
 pub fn run(env: &Env, a: &ListArgs) -> Result<u8> {
-    if a.sealed {
-        seal_self()?;
-    }
     let all = env.state.list()?;
     if a.quiet {
         for s in &all {
