@@ -23,14 +23,19 @@ const GRAIN: Duration = Duration::from_millis(20);
 pub struct Watcher {
     /// closed on drop: wakes the thread for its last look
     wake: Option<OwnedFd>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// disconnected once the thread has taken its last look (or gave up)
+    looked: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Drop for Watcher {
+    /// Returns once the last look is taken, not when the thread ends: the
+    /// thread then closes its inotify instance, and that close waits for an
+    /// SRCU grace period (fsnotify's mark reaper, 10-15 ms here) which would
+    /// otherwise sit on the path of every container's end and `rm -f`.
     fn drop(&mut self) {
         drop(self.wake.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(rx) = self.looked.take() {
+            let _ = rx.recv();
         }
     }
 }
@@ -59,7 +64,7 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
             tracing::warn!("no log times for {}: {e}", log.display());
             return Watcher {
                 wake: None,
-                thread: None,
+                looked: None,
             };
         }
     };
@@ -67,7 +72,10 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
     // pages after this returns, and a thread still setting up would fault
     // them in again.
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let thread = std::thread::spawn(move || {
+    // dropped by the thread after its last look (see Watcher's drop)
+    let (looked_tx, looked_rx) = std::sync::mpsc::sync_channel::<()>(0);
+    std::thread::spawn(move || {
+        let looked_tx = looked_tx;
         let ready = move || {
             let _ = ready_tx.send(());
         };
@@ -113,6 +121,7 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
             }
             if stopping {
                 look();
+                drop(looked_tx);
                 return;
             }
         }
@@ -121,7 +130,7 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
     let _ = ready_rx.recv();
     Watcher {
         wake: Some(wake_wr),
-        thread: Some(thread),
+        looked: Some(looked_rx),
     }
 }
 
