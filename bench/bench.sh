@@ -64,12 +64,12 @@ trap cleanup EXIT
 median() { python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"; }
 calc() { python3 -c "print('%.2f' % ($1))"; }
 
-# mean user+sys CPU time in ms over the 3 rounds of a pair() side (hyperfine
+# mean user+sys CPU time in ms over the 4 rounds of a pair() side (hyperfine
 # counts the whole process tree)
 cpu() {
     python3 -c 'import json,sys
-v=[json.load(open("%s-%d.json" % (sys.argv[1], i)))["results"][0] for i in (1, 2, 3)]
-print("%.2f" % (sum(r["user"] + r["system"] for r in v) / 3 * 1000))' "$OUT/$1"
+v=[json.load(open("%s-%d.json" % (sys.argv[1], i)))["results"][0] for i in (1, 2, 3, 4)]
+print("%.2f" % (sum(r["user"] + r["system"] for r in v) / 4 * 1000))' "$OUT/$1"
 }
 
 # interleave N A_CMD B_CMD: runs A and B alternately N times each (A B B A
@@ -106,15 +106,22 @@ measure() {
 }
 
 # pair A_NAME A_CMD B_NAME B_CMD: "median_a median_b", each the mean of the
-# medians of 3 alternating rounds of RUNS/3 runs, so that slow drift of the
-# machine (write-back, RCU grace periods) hits both sides alike.
+# medians of 4 rounds of RUNS/4 runs in the order A B B A A B B A, so that
+# slow drift of the machine (write-back, RCU grace periods) hits both sides
+# alike; always measuring A first showed differences of 3 ms where
+# interleaved pairs showed none.
 pair() {
-    local a=0 b=0 i n=$(( (RUNS + 2) / 3 ))
-    for i in 1 2 3; do
-        a=$(calc "$a + $(RUNS=$n measure "$1-$i" "$2")")
-        b=$(calc "$b + $(RUNS=$n measure "$3-$i" "$4")")
+    local a=0 b=0 i n=$(( (RUNS + 3) / 4 ))
+    for i in 1 2 3 4; do
+        if [ $((i % 2)) = 1 ]; then
+            a=$(calc "$a + $(RUNS=$n measure "$1-$i" "$2")")
+            b=$(calc "$b + $(RUNS=$n measure "$3-$i" "$4")")
+        else
+            b=$(calc "$b + $(RUNS=$n measure "$3-$i" "$4")")
+            a=$(calc "$a + $(RUNS=$n measure "$1-$i" "$2")")
+        fi
     done
-    echo "$(calc "$a/3") $(calc "$b/3")"
+    echo "$(calc "$a/4") $(calc "$b/4")"
 }
 
 load_busybox() {
@@ -193,7 +200,7 @@ bench_image() {
     local img bun
     read -r img bun < <(pair minirun-run-image "$M run --rm --net none busybox true" \
         minirun-run-bundle-same-rootfs "$M run --bundle $bundle i\$RANDOM\$RANDOM")
-    echo "run --rm --net none busybox true vs run --bundle of the same rootfs, median of $RUNS (3 alternating rounds):"
+    echo "run --rm --net none busybox true vs run --bundle of the same rootfs, median of $RUNS (4 rounds, A B B A A B B A):"
     echo "  image   ${img} ms"
     echo "  bundle  ${bun} ms"
     echo "  the image path adds $(calc "$img-$bun") ms   (target <= 3)"
@@ -211,7 +218,7 @@ bench_seccomp() {
     local on off
     read -r on off < <(pair minirun-run-seccomp-default "$M run --rm --net none busybox true" \
         minirun-run-seccomp-unconfined "$M run --rm --net none --security-opt seccomp=unconfined busybox true")
-    echo "run --rm --net none busybox true with the default seccomp profile vs unconfined ($PROFILE build), median of $RUNS (3 alternating rounds):"
+    echo "run --rm --net none busybox true with the default seccomp profile vs unconfined ($PROFILE build), median of $RUNS (4 rounds, A B B A A B B A):"
     echo "  default profile  ${on} ms"
     echo "  unconfined       ${off} ms"
     echo "  the profile adds $(calc "$on-$off") ms   (target <= 1)"
@@ -260,7 +267,7 @@ bench_net() {
     inhost $M run --rm --net bridge busybox true   # creates the bridge and table once
     read -r none bridge < <(pair run-net-none "nsenter --net=/run/netns/$NS-host $M run --rm --net none busybox true" \
         run-net-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true")
-    echo "run --rm busybox true, --net bridge vs --net none, median of $RUNS (3 alternating rounds):"
+    echo "run --rm busybox true, --net bridge vs --net none, median of $RUNS (4 rounds, A B B A A B B A):"
     echo "  none    ${none} ms"
     echo "  bridge  ${bridge} ms"
     echo "  the bridge adds $(calc "$bridge-$none") ms   (target <= 10)"
@@ -304,7 +311,7 @@ bench_ports() {
     local plain pub
     read -r plain pub < <(pair run-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true" \
         run-bridge-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge -p 18080:80 busybox true")
-    echo "run --rm busybox true, -p 18080:80 vs plain bridge, median of $RUNS (3 alternating rounds):"
+    echo "run --rm busybox true, -p 18080:80 vs plain bridge, median of $RUNS (4 rounds, A B B A A B B A):"
     echo "  bridge      ${plain} ms"
     echo "  bridge -p   ${pub} ms"
     echo "  -p adds $(calc "$pub-$plain") ms   (target <= 2)"
@@ -350,7 +357,7 @@ bench_usernet() {
     local plain user
     read -r plain user < <(pair run-default-bridge "nsenter --net=/run/netns/$NS-host $M run --rm --net bridge busybox true" \
         run-user-network "nsenter --net=/run/netns/$NS-host $M run --rm --net benchnet busybox true")
-    echo "run --rm busybox true on a user network (embedded DNS bound) vs the default bridge, median of $RUNS (3 alternating rounds):"
+    echo "run --rm busybox true on a user network (embedded DNS bound) vs the default bridge, median of $RUNS (4 rounds, A B B A A B B A):"
     echo "  default bridge  ${plain} ms"
     echo "  user network    ${user} ms"
     echo "  the user network adds $(calc "$user-$plain") ms"
@@ -400,7 +407,7 @@ bench_ipv6() {
         run-dual-stack "nsenter --net=/run/netns/$NS-host $M run --rm --net dual busybox true")
     read -r v4p v6p < <(pair run-v4only-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net v4only -p 18080:80 busybox true" \
         run-dual-stack-publish "nsenter --net=/run/netns/$NS-host $M run --rm --net dual -p 18080:80 busybox true")
-    echo "run --rm busybox true on a dual-stack vs an IPv4-only user network ($PROFILE build), median of $RUNS (3 alternating rounds):"
+    echo "run --rm busybox true on a dual-stack vs an IPv4-only user network ($PROFILE build), median of $RUNS (4 rounds, A B B A A B B A):"
     echo "  IPv4 only               ${v4} ms"
     echo "  dual stack              ${v6} ms   (+$(calc "$v6-$v4") ms, ratio $(calc "$v6/$v4"))"
     echo "  IPv4 only  -p 18080:80  ${v4p} ms"

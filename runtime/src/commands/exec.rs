@@ -110,6 +110,8 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
             .with_sub_cgroup(sub_cgroup.clone())
             // libcontainer takes a console socket only for a detached process
             .with_detach(a.detach || console_path.is_some());
+        // no thread of ours may be running when libcontainer clones us
+        crate::oci::finish_migration_grace_period();
         Ok(tenant.build())
     };
     // libcontainer reads the state first thing, before anything is made: a

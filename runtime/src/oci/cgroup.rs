@@ -296,15 +296,31 @@ fn kill_and_remove(dir: &std::path::Path, deadline: Duration) -> bool {
 /// few milliseconds later, the grace period has (mostly) passed. Where the
 /// kernel needs none (cgroup v2 mounted with `favordynmods`) this costs one
 /// write. Best effort: any error is ignored.
+///
+/// [`finish_migration_grace_period`] must be called before libcontainer
+/// clones this process: a thread still running then may hold a lock (the
+/// allocator's) that the clone, made with a raw `clone`, would find held
+/// forever.
 pub fn start_migration_grace_period() {
-    let _ = std::thread::Builder::new()
-        .name("cgroup-warmup".into())
-        .spawn(|| {
-            if let Err(e) = rewrite_own_cgroup() {
-                tracing::debug!("cgroup warm-up skipped: {e}");
-            }
-        });
+    if let Ok(t) = std::thread::Builder::new().name("cgroup-warmup".into()).spawn(|| {
+        if let Err(e) = rewrite_own_cgroup() {
+            tracing::debug!("cgroup warm-up skipped: {e}");
+        }
+    }) {
+        WARMUPS.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    }
 }
+
+/// Waits for the threads [`start_migration_grace_period`] started (each
+/// ends once the grace period has passed).
+pub fn finish_migration_grace_period() {
+    let threads = std::mem::take(&mut *WARMUPS.lock().unwrap_or_else(|e| e.into_inner()));
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+static WARMUPS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
 
 /// Writes our pid to the `cgroup.procs` of our own cgroup (a migration that
 /// moves nothing): in the cgroup v2 tree where one is mounted, else in the

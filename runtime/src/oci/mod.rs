@@ -20,7 +20,9 @@ use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 
-pub use cgroup::{manager as cgroup_manager, start_migration_grace_period, sub_cgroup_exists};
+pub use cgroup::{
+    finish_migration_grace_period, manager as cgroup_manager, start_migration_grace_period, sub_cgroup_exists,
+};
 pub use cleanup::is_torn_state;
 use cleanup::load_state;
 pub use errors::libcontainer_message;
@@ -274,6 +276,8 @@ impl StateRoot {
         let cwd = std::env::current_dir().ok();
         std::env::set_current_dir(req.bundle)
             .with_context(|| format!("cannot enter bundle {}", req.bundle.display()))?;
+        // no thread of ours may be running when libcontainer clones us
+        finish_migration_grace_period();
         let built = builder.build();
         if let Some(cwd) = cwd {
             let _ = std::env::set_current_dir(cwd);
