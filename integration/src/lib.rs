@@ -350,9 +350,5 @@ pub fn cgroup_dirs(cgroup_path: &str) -> Vec<PathBuf> {
             .map(|e| e.path())
             .collect()
     };
-    bases
-        .into_iter()
-        .map(|b| b.join(rel))
-        .filter(|p| p.is_dir())
-        .collect()
+    bases.into_iter().map(|b| b.join(rel)).filter(|p| p.is_dir()).collect()
 }

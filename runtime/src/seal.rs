@@ -158,7 +158,17 @@ mod tests {
     fn the_verb_is_found_past_global_options_and_their_values() {
         assert_eq!(verb(&["minirun", "run", "busybox"]).as_deref(), Some("run"));
         assert_eq!(
-            verb(&["minirun", "--root", "/r", "--debug", "--log-format", "json", "create", "x"]).as_deref(),
+            verb(&[
+                "minirun",
+                "--root",
+                "/r",
+                "--debug",
+                "--log-format",
+                "json",
+                "create",
+                "x"
+            ])
+            .as_deref(),
             Some("create")
         );
         assert_eq!(verb(&["minirun", "--root=/r", "exec", "x"]).as_deref(), Some("exec"));

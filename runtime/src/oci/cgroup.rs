@@ -351,7 +351,10 @@ fn own_procs_file(self_cgroup: &str, exists: impl Fn(&std::path::Path) -> bool) 
         .find(|m| exists(&m.join("cgroup.controllers")));
     let candidates = [
         (v2_mount, path_for(&|c| c.is_empty())),
-        (Some(base.join("pids")), path_for(&|c| c.split(',').any(|c| c == "pids"))),
+        (
+            Some(base.join("pids")),
+            path_for(&|c| c.split(',').any(|c| c == "pids")),
+        ),
     ];
     candidates.into_iter().find_map(|(mount, rel)| {
         let file = mount?.join(rel?).join("cgroup.procs");

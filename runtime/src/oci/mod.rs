@@ -515,8 +515,12 @@ impl StateRoot {
         if !cgroup::remove_stopped(&config.cgroup_path).with_context(|| format!("cannot delete container \"{id}\""))? {
             return Ok(false);
         }
-        fs::remove_dir_all(&container.root)
-            .with_context(|| format!("cannot delete container \"{id}\": cannot remove {}", container.root.display()))?;
+        fs::remove_dir_all(&container.root).with_context(|| {
+            format!(
+                "cannot delete container \"{id}\": cannot remove {}",
+                container.root.display()
+            )
+        })?;
         Ok(true)
     }
 
