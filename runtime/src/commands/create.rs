@@ -10,8 +10,6 @@ use crate::spec;
 
 pub fn run(env: &Env, a: &CreateArgs) -> Result<u8> {
     seal_self()?;
-    // a container's process joins its cgroup in a few milliseconds
-    crate::oci::start_migration_grace_period();
     create_bundle(env, &a.id, &a.bundle)?;
     Ok(0)
 }

@@ -44,7 +44,7 @@ enum Killer {
 impl Killer {
     fn new(key: &ManagerKey) -> Result<Killer, CreateCgroupSetupError> {
         let (id, cgroup_path, systemd) = key;
-        if !*systemd && hierarchy_dirs(cgroup_path).is_some() {
+        if !*systemd && is_cgroupfs_path(cgroup_path) {
             return Ok(Killer::Dirs(cgroup_path.clone()));
         }
         if let Some(m) = MANAGERS.with(|c| c.borrow().get(key).cloned()) {
@@ -55,14 +55,23 @@ impl Killer {
         Ok(Killer::Manager(m))
     }
 
-    /// The pids the cgroup and those below it list.
-    fn pids(&self) -> Vec<nix::unistd::Pid> {
+    /// The cgroup's directories as they are now (it may be made meanwhile,
+    /// or removed): for one round of [`kill_listed`].
+    fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Killer::Dirs(path) => hierarchy_dirs(path).unwrap_or_default(),
+            Killer::Manager(_) => Vec::new(),
+        }
+    }
+
+    /// The pids the cgroup (in `dirs`, see [`Killer::dirs`]) and those below it list.
+    fn pids(&self, dirs: &[PathBuf]) -> Vec<nix::unistd::Pid> {
         match self {
             Killer::Manager(m) => m.get_all_pids().unwrap_or_default(),
-            Killer::Dirs(path) => {
+            Killer::Dirs(_) => {
                 let mut pids = std::collections::BTreeSet::new();
-                for dir in hierarchy_dirs(path).unwrap_or_default() {
-                    collect_pids(&dir, &mut pids);
+                for dir in dirs {
+                    collect_pids(dir, &mut pids);
                 }
                 pids.into_iter().map(nix::unistd::Pid::from_raw).collect()
             }
@@ -74,13 +83,13 @@ impl Killer {
     /// that the container's monitor removed meanwhile (its processes died
     /// of our SIGKILL) would leave an empty freezer cgroup behind for every
     /// `rm -f`. (Its v2 `freeze`, for systemd cgroups, creates nothing.)
-    fn thaw(&self) {
+    fn thaw(&self, dirs: &[PathBuf]) {
         match self {
             Killer::Manager(m) => {
                 let _ = m.freeze(FreezerState::Thawed);
             }
-            Killer::Dirs(path) => {
-                for dir in hierarchy_dirs(path).unwrap_or_default() {
+            Killer::Dirs(_) => {
+                for dir in dirs {
                     for (file, thawed) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
                         if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(dir.join(file)) {
                             let _ = std::io::Write::write_all(&mut f, thawed.as_bytes());
@@ -94,8 +103,7 @@ impl Killer {
 
 /// Adds what `dir/cgroup.procs` and the cgroups below it list to `pids`.
 fn collect_pids(dir: &std::path::Path, pids: &mut std::collections::BTreeSet<i32>) {
-    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-    pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    pids.extend(listed(dir));
     for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if child.file_type().is_ok_and(|t| t.is_dir()) {
             collect_pids(&child.path(), pids);
@@ -149,12 +157,22 @@ pub fn kill_once(id: &str, cgroup_path: PathBuf, systemd: bool) -> bool {
 /// repeat it until nothing is listed, which also catches processes forked
 /// meanwhile.
 fn kill_listed(killer: &Killer) -> usize {
-    let pids = killer.pids();
+    let dirs = killer.dirs();
+    let pids = killer.pids(&dirs);
     for pid in &pids {
         let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
     }
-    killer.thaw();
+    killer.thaw(&dirs);
     pids.len()
+}
+
+/// The pids `dir/cgroup.procs` lists (none when it cannot be read).
+fn listed(dir: &std::path::Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .collect()
 }
 
 /// Best effort: remove the cgroup a failed create may have made.
@@ -201,10 +219,10 @@ pub fn sub_cgroup_exists(cgroup_path: &std::path::Path, sub: &str) -> bool {
 /// exist. None for a systemd `slice:prefix:name` path (systemd's to manage)
 /// and for the root cgroup.
 fn hierarchy_dirs(cgroup_path: &std::path::Path) -> Option<Vec<PathBuf>> {
-    let rel = cgroup_path.to_string_lossy();
-    if rel.contains(':') || rel.trim_matches('/').is_empty() {
+    if !is_cgroupfs_path(cgroup_path) {
         return None;
     }
+    let rel = cgroup_path.to_string_lossy();
     let base = std::path::Path::new("/sys/fs/cgroup");
     let roots: Vec<PathBuf> = if base.join("cgroup.controllers").exists() {
         vec![base.to_path_buf()]
@@ -223,6 +241,13 @@ fn hierarchy_dirs(cgroup_path: &std::path::Path) -> Option<Vec<PathBuf>> {
             .filter(|dir| dir.is_dir())
             .collect(),
     )
+}
+
+/// Whether `cgroup_path` names a cgroupfs cgroup below the root (not a
+/// systemd `slice:prefix:name`).
+fn is_cgroupfs_path(cgroup_path: &std::path::Path) -> bool {
+    let rel = cgroup_path.to_string_lossy();
+    !rel.contains(':') && !rel.trim_matches('/').is_empty()
 }
 
 /// Removes the cgroups nested below a container's (made by a process in it,
@@ -270,8 +295,7 @@ fn remove_children(dir: &std::path::Path) {
 /// until it is gone (true) or `deadline` passes.
 fn kill_and_remove(dir: &std::path::Path, deadline: Duration) -> bool {
     poll::until(deadline, || {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        for pid in listed(dir) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         match std::fs::remove_dir(dir) {
@@ -302,12 +326,17 @@ fn kill_and_remove(dir: &std::path::Path, deadline: Duration) -> bool {
 /// allocator's) that the clone, made with a raw `clone`, would find held
 /// forever.
 pub fn start_migration_grace_period() {
+    let mut warmups = WARMUPS.lock().unwrap_or_else(|e| e.into_inner());
+    // one still waiting for the grace period: a second writer adds nothing
+    if warmups.iter().any(|t| !t.is_finished()) {
+        return;
+    }
     if let Ok(t) = std::thread::Builder::new().name("cgroup-warmup".into()).spawn(|| {
         if let Err(e) = rewrite_own_cgroup() {
             tracing::debug!("cgroup warm-up skipped: {e}");
         }
     }) {
-        WARMUPS.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        warmups.push(t);
     }
 }
 

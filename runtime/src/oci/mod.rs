@@ -483,11 +483,12 @@ impl StateRoot {
             if force && container.status() != ContainerStatus::Stopped {
                 cgroup::kill_until_empty(&id, config.cgroup_path.clone(), container.systemd());
             }
-            cgroup::remove_nested(&config.cgroup_path);
+            // (the quick delete removes nested cgroups itself)
             if container.status() == ContainerStatus::Stopped && self.delete_stopped(&container, &config)? {
                 let _ = fs::remove_file(self.lock_path(&id));
                 return Ok(());
             }
+            cgroup::remove_nested(&config.cgroup_path);
         }
         container
             .delete(force)
