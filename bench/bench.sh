@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # minirun benchmarks, run by hand as root (never in CI):
 #
-#   bench/bench.sh [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|memory|all]
+#   bench/bench.sh [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|memory|bridge|all]
 #
 # PROFILE=debug measures a debug build (quicker to build; fine for ratios);
 # CARGO_TARGET_DIR is honoured.
@@ -24,7 +24,7 @@ PROFILE=${PROFILE:-release}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 if [ "$PROFILE" = release ]; then PFLAG=--release; else PFLAG=; fi
 cargo build $PFLAG --quiet -p minirun -p rootfs-fixtures
-[ "$what" = ipv6 ] || [ "$what" = memory ] || cargo build $PFLAG --quiet -p minirun-images --example unpack
+[ "$what" = ipv6 ] || [ "$what" = memory ] || [ "$what" = bridge ] || cargo build $PFLAG --quiet -p minirun-images --example unpack
 # The build leaves tens of MB of dirty pages whose write-back would land in
 # the first measurements (several ms per run on this disk): flush them now.
 sync
@@ -423,6 +423,37 @@ bench_ipv6() {
 # the largest process of the tree), resident memory of the monitor of an idle
 # detached container (podman's conmon beside it when podman is installed), and
 # `rm -f` of a running container on the bridge with two published ports.
+# Issue 16's network goals: what a bridge and a published port add to `run --rm`
+# (set-up and teardown, both on the caller's path), and whether that stays flat from
+# the 1st to the 500th container on one bridge. A user network with a /16: the
+# default bridge is a /24 (253 containers).
+bench_bridge() {
+    sandbox
+    load_busybox
+    local N="nsenter --net=/run/netns/$NS-host $M"
+    $N network create --subnet 10.90.0.0/16 benchflat >/dev/null
+    $N run --rm --net benchflat -p 18080:80 busybox true
+    local none="$N run --rm --net none busybox true"
+    local pub="$N run --rm --net benchflat -p 18080:80 busybox true"
+    local ia ib d
+    read -r ia ib d < <(interleave "$((RUNS * 3))" "$none" "$pub")
+    echo "run --rm busybox true, --net NET -p 18080:80 vs --net none, $((RUNS * 3)) interleaved pairs:"
+    echo "  none ${ia} ms, bridge + -p ${ib} ms: they add ${d} ms   (target <= 3)"
+    echo "the same with N containers running on that bridge ($RUNS interleaved pairs each):"
+    local n=0 first="" last="" firstd="" lastd=""
+    for target in 0 100 200 300 400 500; do
+        if [ "$n" -lt "$target" ]; then
+            seq $((n + 1)) "$target" | xargs -P 4 -I{} $N run -d --net benchflat --name fill{} busybox sleep 3600 >/dev/null
+            n=$target
+        fi
+        read -r ia ib d < <(interleave "$RUNS" "$none" "$pub")
+        echo "  N=$n: none ${ia} ms, bridge + -p ${ib} ms, bridge + -p add ${d} ms"
+        [ -n "$first" ] || { first=$ib; firstd=$d; }
+        last=$ib; lastd=$d
+    done
+    echo "  run of the 501st container / of the 1st: $(calc "$last/$first")   (target: flat)"
+    echo "  what bridge + -p add, 501st - 1st: $(calc "$lastd-$firstd") ms   (target: flat)"
+}
 bench_memory() {
     sandbox
     load_busybox
@@ -467,6 +498,7 @@ case $what in
     usernet) bench_usernet ;;
     ipv6) bench_ipv6 ;;
     memory) bench_memory ;;
-    all) bench_bundle; bench_image; bench_seccomp; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6; bench_memory ;;
-    *) echo "usage: $0 [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|memory|all]" >&2; exit 2 ;;
+    bridge) bench_bridge ;;
+    all) bench_bundle; bench_image; bench_seccomp; bench_unpack; bench_net; bench_ports; bench_usernet; bench_ipv6; bench_memory; bench_bridge ;;
+    *) echo "usage: $0 [bundle|image|seccomp|unpack|net|ports|usernet|ipv6|memory|bridge|all]" >&2; exit 2 ;;
 esac

@@ -23,7 +23,7 @@ use crate::lock::{read_dir_or_empty, read_json, remove_file_if_exists, write_jso
 use crate::mode::NetMode;
 use crate::netns;
 use crate::network::{self, NetworkConfig};
-use crate::paths::{attachments_dir, netns_dir, netns_path};
+use crate::paths::{attachments_dir, joiner_marker, netns_dir, netns_path};
 use crate::ports::{resolve_ports, HostPorts, PortMapping, PortSpec};
 use crate::sysctl::BridgeNfCall;
 use crate::{etc, ipam};
@@ -67,6 +67,11 @@ pub struct Attachment {
     /// its own record ([`Attachment::record_file`]). `None`: the first network (`eth0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ifname: Option<String>,
+    /// Containers that join this one's namespace leave a [`crate::paths::joiner_marker`]
+    /// (true for every record made since they do; older ones are judged by reading
+    /// every record, as before).
+    #[serde(default)]
+    pub joiners_marked: bool,
     pub runtime_root: PathBuf,
     pub data_root: PathBuf,
 }
@@ -93,9 +98,32 @@ impl Attachment {
             hostname: req.hostname.clone(),
             aliases: req.aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
             ifname: None,
+            joiners_marked: true,
             runtime_root: req.runtime_root.clone(),
             data_root: req.data_root.clone(),
         }
+    }
+
+    /// Whether a container may have joined this one's namespace: its marker is there,
+    /// or this record is older than the markers. False for a namespace it does not own.
+    fn may_be_joined(&self) -> bool {
+        let (Some(ns), true) = (&self.netns_path, self.netns_owned) else {
+            return false;
+        };
+        if !self.joiners_marked {
+            return true;
+        }
+        let Some(key) = ns.file_name().and_then(|k| k.to_str()) else {
+            return true;
+        };
+        let prefix = format!("{key}+");
+        read_dir_or_empty(&attachments_dir(&self.runtime_root)).map_or(true, |ents| {
+            ents.iter().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(&prefix) && n.ends_with(".joined")
+            })
+        })
     }
 
     /// Where this attachment's record is: [`record_path`] for the first network,
@@ -254,9 +282,9 @@ fn ctr_err(id: &str, reason: impl Into<String>) -> Error {
 /// left) and the first error is returned.
 ///
 /// `live` tells which other containers still exist (see [`Liveness`]); `req.container_id`
-/// counts as alive whatever it says. A lease whose container's network is no longer in
-/// use ([`crate::in_use_among`], judged from the records read before the lease lock is
-/// taken) is reclaimed.
+/// counts as alive whatever it says. A lease in the way (the subnet is full, or the
+/// address asked for is leased) whose container's network is no longer in use
+/// ([`crate::in_use_among`]) is reclaimed.
 pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
     let id = req.container_id.as_str();
     if !valid_container_id(id) {
@@ -295,7 +323,15 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
             }
             att.netns_path = Some(p.clone());
             att.netns_owned = false;
-            write_json(&record_path(&req.runtime_root, id), &att, "attachment record")?;
+            // the marker first: a crash between leaves a marker without a record,
+            // which only costs the owner's teardown a read of the records
+            if let Some(m) = joiner_marker(&req.runtime_root, p, id) {
+                write_json(&m, &id, "joiner marker")?;
+            }
+            if let Err(e) = write_json(&record_path(&req.runtime_root, id), &att, "attachment record") {
+                let _ = detach(&att);
+                return Err(e);
+            }
             Ok(att)
         }
         NetMode::None => {
@@ -328,9 +364,9 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
         resolve_ports(&req.ports, &fw.list_published()?)?
     };
 
-    // Read before the lease lock: under it only `live` is asked.
-    let records = list_attachments(&req.runtime_root)?;
-    let in_use = |cid: &str| cid == id || in_use_among(cid, &records, live);
+    // IPAM asks only about a lease in its way; the records are read then, if ever.
+    let others = crate::live::InUse::new(&req.runtime_root, live);
+    let in_use = |cid: &str| cid == id || others.check(cid);
     let (ip, ip6) = ipam::allocate_dual(&req.data_root, &net, id, req.ip, &in_use)?;
     let v6 = net.ipv6().zip(ip6).map(|((s6, gw6), a)| (a, s6.prefix_len(), gw6));
     let mac = req.mac.unwrap_or_else(|| link::mac_for_ip(ip));
@@ -486,10 +522,20 @@ pub fn next_ifname(used: &[String]) -> String {
 /// The records of the networks connected to `container_id` besides its first, sorted by
 /// interface name.
 pub fn extra_attachments(runtime_root: &Path, container_id: &str) -> Result<Vec<Attachment>> {
-    let mut v: Vec<Attachment> = list_attachments(runtime_root)?
-        .into_iter()
-        .filter(|a| a.container_id == container_id && a.ifname.is_some())
-        .collect();
+    // only this container's records are read, found by name (`<id>@<network>.json`)
+    let prefix = format!("{container_id}@");
+    let mut v = Vec::new();
+    for ent in read_dir_or_empty(&attachments_dir(runtime_root))? {
+        let n = ent.file_name().to_string_lossy().into_owned();
+        if !n.starts_with(&prefix) || !n.ends_with(".json") {
+            continue;
+        }
+        if let Ok(Some(a)) = read_json::<Attachment>(&ent.path(), "attachment record") {
+            if a.container_id == container_id && a.ifname.is_some() {
+                v.push(a);
+            }
+        }
+    }
     v.sort_by(|a, b| a.ifname.cmp(&b.ifname));
     Ok(v)
 }
@@ -550,6 +596,7 @@ pub fn connect(req: &ConnectRequest, live: &dyn Liveness) -> Result<Attachment> 
         hostname: req.hostname.clone(),
         aliases: req.aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
         ifname: Some(ifname.clone()),
+        joiners_marked: true,
         runtime_root: req.runtime_root.clone(),
         data_root: req.data_root.clone(),
     };
@@ -698,6 +745,11 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
     if att.mode != NetMode::Host {
         keep(remove_file_if_exists(&att.record_file(), "attachment record").map(|_| ()));
     }
+    if let (NetMode::Container(_), Some(p)) = (&att.mode, &att.netns_path) {
+        if let Some(m) = joiner_marker(&att.runtime_root, p, &att.container_id) {
+            keep(remove_file_if_exists(&m, "joiner marker").map(|_| ()));
+        }
+    }
     match first {
         Some(e) => Err(e),
         None => Ok(()),
@@ -718,7 +770,9 @@ fn detach_with(att: &Attachment, sync_veth: bool) -> Result<()> {
 ///
 /// Records are read from `att.runtime_root`. `live` must not call into minirun-net.
 pub fn release(att: &Attachment, live: &dyn Liveness) -> Result<()> {
-    if joined_by_live(att, &list_attachments(&att.runtime_root)?, live) {
+    // the records are read only if a container joined this namespace (every teardown
+    // asks: reading them all made the 500th container's teardown pay for 499 records)
+    if att.may_be_joined() && joined_by_live(att, &list_attachments(&att.runtime_root)?, live) {
         tracing::debug!(
             container = att.container_id.as_str(),
             "network stays for the containers that joined its namespace"
@@ -811,6 +865,23 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
             match netns::remove_netns(&path) {
                 Ok(()) => rep.netns_removed.push(path),
                 Err(e) => rep.errors.push(chain(&e)),
+            }
+        }
+    }
+    // Joiner markers whose joiner has no record left and is gone (one attaching writes
+    // its marker before its record, and counts as alive meanwhile).
+    for ent in read_dir_or_empty(&attachments_dir(runtime_root))? {
+        let n = ent.file_name().to_string_lossy().into_owned();
+        let Some(joiner) = n
+            .strip_suffix(".joined")
+            .and_then(|k| k.rsplit_once('+'))
+            .map(|(_, j)| j)
+        else {
+            continue;
+        };
+        if !record_path(runtime_root, joiner).exists() && !live.is_alive(joiner) {
+            if let Err(e) = remove_file_if_exists(&ent.path(), "joiner marker") {
+                rep.errors.push(chain(&e));
             }
         }
     }

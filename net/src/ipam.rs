@@ -101,35 +101,64 @@ pub fn allocate_dual(
         }
     }
     // a container's own lease of another address than the one it now asks for goes
-    f.leases.retain(|ip, id| {
-        (live.is_alive(id) || id == container_id) && (id != container_id || fixed.is_none_or(|w| w == *ip))
-    });
-    f.leases6.retain(|_, id| live.is_alive(id) || id == container_id);
+    f.leases
+        .retain(|ip, id| id != container_id || fixed.is_none_or(|w| w == *ip));
+    // Leases of containers that are gone are taken back only when they are in the way
+    // (the subnet is full, the address asked for is leased): judging every lease on
+    // every allocation would make the 500th container on a network pay for the 499
+    // before it. Teardown and gc release the others.
+    let mut reclaimed = false;
+    let mut reclaim = |f: &mut LeaseFile| {
+        if !std::mem::replace(&mut reclaimed, true) {
+            f.leases.retain(|_, id| id == container_id || live.is_alive(id));
+            f.leases6.retain(|_, id| id == container_id || live.is_alive(id));
+        }
+    };
+    let free4 = |f: &LeaseFile| {
+        (1..last)
+            .filter_map(|i| subnet.nth(i))
+            .find(|ip| *ip != network.gateway && !f.leases.contains_key(ip))
+    };
     let ip = match (fixed, f.leases.iter().find(|(_, id)| id.as_str() == container_id)) {
         (_, Some((ip, _))) => *ip,
         (Some(wanted), None) => {
-            if f.leases.contains_key(&wanted) {
-                return Err(refuse(format!("Address already in use: {wanted}")));
+            if let Some(holder) = f.leases.get(&wanted) {
+                if live.is_alive(holder) {
+                    return Err(refuse(format!("Address already in use: {wanted}")));
+                }
+                f.leases.remove(&wanted);
             }
             wanted
         }
-        (None, None) => (1..last)
-            .filter_map(|i| subnet.nth(i))
-            .find(|ip| *ip != network.gateway && !f.leases.contains_key(ip))
-            .ok_or_else(|| Error::SubnetExhausted {
-                network: network.name.clone(),
-                subnet,
-            })?,
+        (None, None) => match free4(&f) {
+            Some(ip) => ip,
+            None => {
+                reclaim(&mut f);
+                free4(&f).ok_or_else(|| Error::SubnetExhausted {
+                    network: network.name.clone(),
+                    subnet,
+                })?
+            }
+        },
     };
     let ip6 = match (network.ipv6(), has6(&f)) {
         (None, _) => None,
         (Some(_), Some(a)) => Some(a),
-        (Some((s6, gw6)), None) => Some(
-            (2..V6_SCAN)
-                .filter_map(|i| s6.nth(i))
-                .find(|a| *a != gw6 && *a != s6.last() && !f.leases6.contains_key(a))
-                .ok_or_else(|| refuse(format!("no free address left in subnet {s6}")))?,
-        ),
+        (Some((s6, gw6)), None) => {
+            let free6 = |f: &LeaseFile| {
+                (2..V6_SCAN)
+                    .filter_map(|i| s6.nth(i))
+                    .find(|a| *a != gw6 && *a != s6.last() && !f.leases6.contains_key(a))
+            };
+            let found = match free6(&f) {
+                Some(a) => Some(a),
+                None => {
+                    reclaim(&mut f);
+                    free6(&f)
+                }
+            };
+            Some(found.ok_or_else(|| refuse(format!("no free address left in subnet {s6}")))?)
+        }
     };
     f.leases.insert(ip, container_id.to_string());
     if let Some(a) = ip6 {
@@ -395,6 +424,43 @@ mod tests {
             leases(d.path(), "t").unwrap(),
             vec![(Ipv4Addr::new(10, 89, 7, 3), "new".to_string())]
         );
+    }
+
+    #[test]
+    fn leases_are_judged_only_when_in_the_way() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net("10.89.8.0/24");
+        for i in 0..50 {
+            alloc(d.path(), &n, &format!("c{i}"), &alive).unwrap();
+        }
+        // room left: no lease is judged, whoever holds it
+        let asked = std::cell::RefCell::new(Vec::new());
+        let nobody = |id: &str| {
+            asked.borrow_mut().push(id.to_string());
+            false
+        };
+        assert_eq!(
+            alloc(d.path(), &n, "new", &nobody).unwrap(),
+            Ipv4Addr::new(10, 89, 8, 52)
+        );
+        assert!(asked.borrow().is_empty(), "{:?}", asked.borrow());
+        assert_eq!(leases(d.path(), "t").unwrap().len(), 51);
+        // an address asked for: only its holder is judged; a live one keeps it...
+        let keeps = |id: &str| {
+            asked.borrow_mut().push(id.to_string());
+            true
+        };
+        let c4 = Ipv4Addr::new(10, 89, 8, 6);
+        let e = allocate_dual(d.path(), &n, "fixed", Some(c4), &keeps).unwrap_err();
+        assert!(e.to_string().contains("Address already in use: 10.89.8.6"), "{e}");
+        assert_eq!(*asked.borrow(), ["c4"]);
+        // ...a gone one loses it, and nobody else is asked
+        asked.borrow_mut().clear();
+        assert_eq!(allocate_dual(d.path(), &n, "fixed", Some(c4), &nobody).unwrap().0, c4);
+        assert_eq!(*asked.borrow(), ["c4"]);
+        let l = leases(d.path(), "t").unwrap();
+        assert_eq!(l.len(), 51);
+        assert!(l.contains(&(c4, "fixed".to_string())));
     }
 
     #[test]

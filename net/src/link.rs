@@ -194,12 +194,14 @@ pub(crate) async fn uplink_mtu_async(h: &Handle) -> Result<u32> {
     else {
         return Ok(DEFAULT_MTU);
     };
-    let links = dump_links(h).await?;
-    Ok(links
-        .iter()
-        .find(|l| l.index == oif)
-        .and_then(|l| l.mtu)
-        .unwrap_or(DEFAULT_MTU))
+    // that one link, not a dump of all (one veth per container on the host)
+    let mut st = h.link().get().match_index(oif).execute();
+    Ok(match st.try_next().await {
+        Ok(Some(m)) => summarize(&m).mtu.unwrap_or(DEFAULT_MTU),
+        Ok(None) => DEFAULT_MTU,
+        Err(e) if matches!(rtnl_errno(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => DEFAULT_MTU,
+        Err(e) => return Err(Error::nl(&format!("index {oif}"), "get link")(e)),
+    })
 }
 
 /// MTU of the host's uplink: the interface of the main table's default route, else 1500.

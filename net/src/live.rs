@@ -20,7 +20,8 @@ use crate::error::Result;
 ///   from before its [`crate::attach`] starts until its [`crate::release`] /
 ///   [`crate::detach`] has finished;
 /// * never call into minirun-net: it is called while minirun-net holds its lease lock;
-/// * keep it cheap (a few small file reads): it is called once per lease and record.
+/// * keep it cheap (a few small file reads): it is called for each lease in the way of an
+///   allocation, and for each record [`needs_gc`] and gc look at.
 ///
 /// Any `Fn(&str) -> bool` is one: `&|id: &str| state_dir_exists(id)`.
 pub trait Liveness {
@@ -61,7 +62,36 @@ pub fn in_use_among(container_id: &str, records: &[Attachment], live: &dyn Liven
 /// [`in_use_among`] against the records under `runtime_root` (read only when the
 /// container itself is not alive). Unreadable records count as none.
 pub fn in_use(runtime_root: &Path, container_id: &str, live: &dyn Liveness) -> bool {
-    live.is_alive(container_id) || in_use_among(container_id, &list_attachments(runtime_root).unwrap_or_default(), live)
+    InUse::new(runtime_root, live).check(container_id)
+}
+
+/// [`in_use`] for many containers: the records are read once, and only when a container
+/// is not alive itself (a lease or record whose container lives costs one look at it).
+pub(crate) struct InUse<'a> {
+    runtime_root: &'a Path,
+    live: &'a dyn Liveness,
+    records: std::cell::OnceCell<Vec<Attachment>>,
+}
+
+impl<'a> InUse<'a> {
+    pub(crate) fn new(runtime_root: &'a Path, live: &'a dyn Liveness) -> Self {
+        InUse {
+            runtime_root,
+            live,
+            records: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn check(&self, container_id: &str) -> bool {
+        // (in_use_among asks `live` again: only for a container that is gone)
+        self.live.is_alive(container_id)
+            || in_use_among(
+                container_id,
+                self.records
+                    .get_or_init(|| list_attachments(self.runtime_root).unwrap_or_default()),
+                self.live,
+            )
+    }
 }
 
 /// The records on `network` whose container's network is in use ([`in_use_among`]),
@@ -84,9 +114,31 @@ pub fn members_among(network: &str, records: &[Attachment], live: &dyn Liveness)
 
 /// Whether any attachment record under `runtime_root` is no longer in use: the cheap
 /// check (small file reads, no netlink) before deciding to run [`crate::gc`].
+///
+/// Every `run` asks, so the common case - every record's container lives - costs one
+/// liveness look per container, named by the record's file; the records are read only
+/// when one of them is not alive.
 pub fn needs_gc(runtime_root: &Path, live: &dyn Liveness) -> bool {
+    let ids = attachment_ids(runtime_root);
+    if ids.iter().all(|id| live.is_alive(id)) {
+        return false;
+    }
     let records = list_attachments(runtime_root).unwrap_or_default();
     records.iter().any(|a| !in_use_among(&a.container_id, &records, live))
+}
+
+/// The containers that have attachment records, from the records' file names
+/// (`<id>.json`, `<id>@<network>.json`), without reading them; none when unreadable.
+fn attachment_ids(runtime_root: &Path) -> std::collections::BTreeSet<String> {
+    crate::lock::read_dir_or_empty(&crate::paths::attachments_dir(runtime_root))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            let n = e.file_name().into_string().ok()?;
+            let stem = n.strip_suffix(".json").filter(|_| !n.starts_with('.'))?;
+            Some(stem.split_once('@').map_or(stem, |(id, _)| id).to_string())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -119,9 +171,37 @@ mod tests {
             hostname: None,
             aliases: Vec::new(),
             ifname: None,
+            joiners_marked: true,
             runtime_root: PathBuf::from("/r"),
             data_root: PathBuf::from("/d"),
         }
+    }
+
+    #[test]
+    fn needs_gc_judges_containers_named_by_their_record_files() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = crate::paths::attachments_dir(d.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, id, owned) in [("a.json", "a", true), ("a@n2.json", "a", false), ("b.json", "b", true)] {
+            let mut r = rec(id, &format!("/ns/{id}"), owned, Some("n1"));
+            if !owned {
+                r.ifname = Some("eth1".into());
+            }
+            std::fs::write(dir.join(file), serde_json::to_vec(&r).unwrap()).unwrap();
+        }
+        // a record being written (a dot file) and one that does not parse name no one else
+        std::fs::write(dir.join(".c.json.tmp"), "{").unwrap();
+        std::fs::write(dir.join("d.json"), "{").unwrap();
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let all_live = |id: &str| {
+            asked.borrow_mut().insert(id.to_string());
+            true
+        };
+        assert!(!needs_gc(d.path(), &all_live));
+        assert_eq!(asked.borrow().iter().collect::<Vec<_>>(), ["a", "b", "d"]);
+        assert!(needs_gc(d.path(), &|id: &str| id != "b"));
+        // d's record does not parse: nothing to collect for it
+        assert!(!needs_gc(d.path(), &|id: &str| id != "d"));
     }
 
     #[test]

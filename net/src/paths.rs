@@ -36,6 +36,15 @@ pub fn extra_record_path(runtime_root: &Path, container_id: &str, network: &str)
     attachments_dir(runtime_root).join(format!("{container_id}@{network}.json"))
 }
 
+/// `<runtime_root>/.net/attachments/<key>+<joiner_id>.joined`, `key` being the file name
+/// of the joined namespace's file (its owner's id for a namespace minirun made): says
+/// that `joiner_id` joined it (`--net container:`), so that the owner's teardown reads
+/// the records only when someone did. None for a namespace path without a file name.
+pub fn joiner_marker(runtime_root: &Path, joined_netns: &Path, joiner_id: &str) -> Option<PathBuf> {
+    let key = joined_netns.file_name()?.to_str()?;
+    Some(attachments_dir(runtime_root).join(format!("{key}+{joiner_id}.joined")))
+}
+
 /// `<runtime_root>/.net/netns`: the network namespace files minirun created.
 pub fn netns_dir(runtime_root: &Path) -> PathBuf {
     state_dir(runtime_root).join("netns")

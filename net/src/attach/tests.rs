@@ -526,6 +526,8 @@ fn shared_namespace_stays_until_its_last_user_is_gone() {
         r.join_netns = owner.joinable_netns().map(Path::to_path_buf);
         let joiner = attach(&r, &alive).unwrap();
         let ns = owner.netns_path.clone().unwrap();
+        let marker = crate::paths::joiner_marker(w.run.path(), &ns, "j1").unwrap();
+        assert!(marker.exists(), "{}", marker.display());
 
         // o1's process is gone, j1 runs on in o1's namespace.
         let j1_lives = |id: &str| id == "j1";
@@ -556,11 +558,57 @@ fn shared_namespace_stays_until_its_last_user_is_gone() {
         // j1's teardown (j1 still counts as alive while it runs) finishes o1 as well.
         release(&joiner, &j1_lives).unwrap();
         assert_eq!((w.records(), w.netns_files(), w.leases("n1")), (0, 0, 0));
+        assert!(!marker.exists());
         assert!(!ns.exists());
         assert!(Firewall::open().unwrap().list_published().unwrap().is_empty());
         assert_eq!(mr_veths_settled(), Vec::<String>::new());
         remove_network(w.run.path(), w.data.path(), "n1", &j1_lives).unwrap();
         assert!(!link::list_links().unwrap().iter().any(|l| l.name == n.bridge));
+    });
+}
+
+/// An owner's teardown reads the records only when a joiner left its marker, or when the
+/// owner's record predates the markers; gc removes a marker whose joiner is gone.
+#[test]
+fn joiner_markers_decide_whether_records_are_read() {
+    if !require_root() {
+        return;
+    }
+    PrivateNetns::run(|| {
+        let w = World::new();
+        let (_g1, _g2) = (w.guard("o2"), w.guard("j2"));
+        let owner = attach(&w.req("o2", NetMode::None, &[]), &alive).unwrap();
+        assert!(owner.joiners_marked);
+        let mut r = w.req("j2", NetMode::Container("o2".into()), &[]);
+        r.join_netns = owner.joinable_netns().map(Path::to_path_buf);
+        let joiner = attach(&r, &alive).unwrap();
+        let ns = owner.netns_path.clone().unwrap();
+        let marker = crate::paths::joiner_marker(w.run.path(), &ns, "j2").unwrap();
+        let j2_lives = |id: &str| id == "j2";
+        std::fs::rename(&marker, w.run.path().join("aside")).unwrap();
+        // a record from before the markers: the records are read, j2 keeps the namespace
+        let old = Attachment {
+            joiners_marked: false,
+            ..owner.clone()
+        };
+        release(&old, &j2_lives).unwrap();
+        assert!(netns::is_netns(&ns));
+        // a marked owner without a marker: nobody joined, so the records are not read
+        // (here that tears down what j2 uses: the marker is what tells)
+        std::fs::rename(w.run.path().join("aside"), &marker).unwrap();
+        release(&owner, &j2_lives).unwrap();
+        assert!(netns::is_netns(&ns), "the marker keeps it");
+        std::fs::remove_file(&marker).unwrap();
+        release(&owner, &j2_lives).unwrap();
+        assert!(!ns.exists());
+        // a marker whose joiner has no record and is gone: gc removes it, not before
+        detach(&joiner).unwrap();
+        std::fs::write(&marker, "\"j2\"").unwrap();
+        gc(w.run.path(), w.data.path(), &j2_lives).unwrap();
+        assert!(marker.exists(), "j2 counts as alive: it may be attaching");
+        gc(w.run.path(), w.data.path(), &|_: &str| false).unwrap();
+        assert!(!marker.exists());
+        assert_eq!((w.records(), w.netns_files()), (0, 0));
     });
 }
 

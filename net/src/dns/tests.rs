@@ -26,6 +26,7 @@ fn record(root: &Path, id: &str, network: &str, ip: Ipv4Addr, aliases: &[&str]) 
         hostname: None,
         aliases: aliases.iter().map(|s| s.to_string()).collect(),
         ifname: None,
+        joiners_marked: true,
         runtime_root: root.into(),
         data_root: root.into(),
     };

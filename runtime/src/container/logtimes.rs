@@ -18,6 +18,8 @@ pub const SUFFIX: &str = ".times";
 
 /// How often at most a line is added while output flows.
 const GRAIN: Duration = Duration::from_millis(20);
+/// How often the log is looked at when no inotify instance is to be had.
+const POLL_WITHOUT_INOTIFY: Duration = Duration::from_secs(1);
 
 /// A running watcher; stopped (after one last look) when dropped.
 pub struct Watcher {
@@ -92,30 +94,34 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
             }
             false
         };
+        // Without an inotify instance (128 per user by default: one per
+        // monitor, so the 129th container's has none) the log is looked at
+        // every POLL_WITHOUT_INOTIFY instead: coarser times, not none.
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-            .and_then(|i| i.add_watch(&log, AddWatchFlags::IN_MODIFY).map(|_| i));
-        let inotify = match inotify {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!("no log times for {}: {e}", log.display());
-                return ready();
-            }
-        };
+            .and_then(|i| i.add_watch(&log, AddWatchFlags::IN_MODIFY).map(|_| i))
+            .inspect_err(|e| tracing::debug!("log times of {} by polling: {e}", log.display()))
+            .ok();
         // output written before the watch was added
         look();
         ready();
+        let timeout = match inotify {
+            Some(_) => PollTimeout::NONE,
+            None => PollTimeout::try_from(POLL_WITHOUT_INOTIFY).unwrap_or(PollTimeout::MAX),
+        };
         loop {
-            let mut fds = [
-                PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
-                PollFd::new(wake_rd.as_fd(), PollFlags::POLLIN),
-            ];
-            if poll(&mut fds, PollTimeout::NONE).is_err_and(|e| e != nix::errno::Errno::EINTR) {
+            let mut fds = vec![PollFd::new(wake_rd.as_fd(), PollFlags::POLLIN)];
+            if let Some(i) = &inotify {
+                fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
+            }
+            if poll(&mut fds, timeout).is_err_and(|e| e != nix::errno::Errno::EINTR) {
                 return;
             }
-            let stopping = fds[1].revents().is_some_and(|r| !r.is_empty());
+            let stopping = fds[0].revents().is_some_and(|r| !r.is_empty());
             // drain the events; one look covers them all
-            while inotify.read_events().is_ok_and(|ev| !ev.is_empty()) {}
-            if look() && !stopping {
+            if let Some(i) = &inotify {
+                while i.read_events().is_ok_and(|ev| !ev.is_empty()) {}
+            }
+            if look() && !stopping && inotify.is_some() {
                 // more output within the grain shares this line
                 std::thread::sleep(GRAIN);
             }

@@ -129,7 +129,9 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     for v in req.run.volumes.iter().filter(|v| v.create_source && !v.host.exists()) {
         fs::create_dir_all(&v.host).with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
     }
+    let looked = std::time::Instant::now();
     teardown::gc_quick(ctx);
+    tracing::debug!(elapsed = ?looked.elapsed(), "looked for abandoned containers");
 
     // Reserve an id and a name; everything from here is undone on failure
     // (and found by gc if this process is killed: a directory nobody locks,

@@ -25,6 +25,15 @@ use super::record::{Phase, Record, Status, UNKNOWN_EXIT};
 use crate::util::json;
 use crate::util::lock::{self, FileLock};
 
+/// The fields of a [`Record`] that tell whether its container is alive or
+/// abandoned (serde skips the rest of `meta.json` without building it).
+#[derive(Debug, serde::Deserialize)]
+pub struct Vitals {
+    pub phase: Phase,
+    #[serde(default)]
+    pub creator: Option<crate::util::proc::ProcessIdentity>,
+}
+
 /// Everything the container verbs work on: the two seams and the two roots.
 pub struct Ctx {
     pub engine: Box<dyn Engine>,
@@ -164,18 +173,43 @@ impl Ctx {
     /// and keeps it until the container starts). Afterwards: its process
     /// runs, or someone holds its lock (a monitor, a teardown).
     pub fn is_alive(&self, id: &str) -> bool {
-        if let Ok(r) = self.load(id) {
-            if r.phase == Phase::Creating {
-                return r.creator.is_some_and(|c| c.is_running());
+        self.alive_as(id, self.vitals(id).as_ref())
+    }
+
+    /// [`Ctx::is_alive`] with the record's [`Vitals`] already read. The lock
+    /// (three syscalls) is looked at before the process (libcontainer's state
+    /// and `/proc`): a running container's lock is held by its monitor or its
+    /// attached `run`.
+    pub fn alive_as(&self, id: &str, vitals: Option<&Vitals>) -> bool {
+        if let Some(v) = vitals {
+            if v.phase == Phase::Creating {
+                return v.creator.as_ref().is_some_and(|c| c.is_running());
             }
         }
-        if matches!(
-            self.engine.status(id),
-            Some(ContainerStatus::Running | ContainerStatus::Paused)
-        ) {
-            return true;
-        }
-        self.dir(id).exists() && lock::is_held(&self.lock_path(id))
+        lock::is_held(&self.lock_path(id))
+            || matches!(
+                self.engine.status(id),
+                Some(ContainerStatus::Running | ContainerStatus::Paused)
+            )
+    }
+
+    /// What liveness needs of a container's record, read without the rest.
+    pub fn vitals(&self, id: &str) -> Option<Vitals> {
+        json::read(&self.dir(id).join("meta.json")).ok()
+    }
+
+    /// Every container's id with its [`Vitals`] (those whose record reads).
+    pub fn all_vitals(&self) -> Vec<(String, Vitals)> {
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let id = e.file_name().into_string().ok()?;
+                let v = self.vitals(&id)?;
+                Some((id, v))
+            })
+            .collect()
     }
 
     /// What the container is doing right now.

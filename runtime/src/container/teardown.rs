@@ -195,17 +195,26 @@ fn gc_unfinished(ctx: &Ctx) -> Result<Vec<String>> {
     Ok(cleaned)
 }
 
-/// The cheap version `run` does: reads the small state files and runs the
-/// real gc only when something looks abandoned.
+/// The cheap version `run` does: one look at each container (its record's
+/// phase, then its lock, and only if that is free its process), one at each
+/// network record's container, reusing those answers, and the real gc only
+/// when something looks abandoned. Every `run` pays this once per existing
+/// container, so it reads no whole record and no libcontainer state of a
+/// container whose monitor holds its lock.
 pub fn gc_quick(ctx: &Ctx) {
-    let abandoned_container = ctx
-        .all()
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.phase != Phase::Exited && !ctx.is_alive(&r.id));
+    let mut alive = std::collections::HashMap::new();
+    let mut abandoned = false;
+    for (id, v) in ctx.all_vitals() {
+        let live = ctx.alive_as(&id, Some(&v));
+        if !live && v.phase != Phase::Exited {
+            abandoned = true;
+            break;
+        }
+        alive.insert(id, live);
+    }
     // a record of a runc container (libcontainer state, no minirun record) is not abandoned
-    let live = |id: &str| ctx.is_alive(id) || ctx.engine.exists(id);
-    if abandoned_container || ctx.net.needs_gc(&live) {
+    let live = |id: &str| alive.get(id).copied().unwrap_or_else(|| ctx.is_alive(id)) || ctx.engine.exists(id);
+    if abandoned || ctx.net.needs_gc(&live) {
         if let Err(e) = gc(ctx) {
             tracing::warn!("gc: {e:#}");
         }

@@ -112,10 +112,7 @@ impl Drop for FileLock {
 
 /// Whether someone holds the lock on `path` right now (a missing file: no).
 pub fn is_held(path: &Path) -> bool {
-    if !path.exists() {
-        return false;
-    }
-    matches!(FileLock::try_exclusive(path), Ok(None))
+    matches!(FileLock::try_existing(path), Ok(TryLock::Held))
 }
 
 #[cfg(test)]
