@@ -210,24 +210,77 @@ bench_image() {
     echo "  interleaved, $((RUNS * 3)) pairs: bundle ${ia} ms, image ${ib} ms, the image path adds ${d} ms   (target <= 3)"
 }
 
-# docker's default seccomp profile (on for every run) vs none: the filter is
-# compiled once and cached as BPF, so each run only loads it.
+# docker's default seccomp profile (on for every run) vs none, and vs a
+# one-rule filter (what any filter costs, whatever its size). The filter is
+# compiled once and cached as BPF, so each run only loads it. A cost this
+# small needs neither plain blocks (this VM drifts by more between them) nor
+# run-by-run pairs (a cost a run leaves to the next one lands on the other
+# side): blocks of 6 runs of each arm, interleaved, the first run of each
+# block dropped; the median of the block differences with a bootstrap 95%
+# interval. SECCOMP_BLOCKS (default 300, about 4 minutes) sets the count.
 bench_seccomp() {
     load_busybox
-    $M run --rm --net none busybox true
-    local on off
-    read -r on off < <(pair minirun-run-seccomp-default "$M run --rm --net none busybox true" \
-        minirun-run-seccomp-unconfined "$M run --rm --net none --security-opt seccomp=unconfined busybox true")
-    echo "run --rm --net none busybox true with the default seccomp profile vs unconfined ($PROFILE build), median of $RUNS (4 rounds, A B B A A B B A):"
-    echo "  default profile  ${on} ms"
-    echo "  unconfined       ${off} ms"
-    echo "  the profile adds $(calc "$on-$off") ms   (target <= 1)"
-    local con coff
-    con=$(cpu minirun-run-seccomp-default); coff=$(cpu minirun-run-seccomp-unconfined)
-    echo "  CPU (user+sys, mean of all processes): ${con} vs ${coff} ms, adds $(calc "$con-$coff") ms"
-    local ia ib d
-    read -r ia ib d < <(interleave "$((RUNS * 3))" "$M run --rm --net none --security-opt seccomp=unconfined busybox true"         "$M run --rm --net none busybox true")
-    echo "  interleaved, $((RUNS * 3)) pairs: unconfined ${ia} ms, default ${ib} ms, median difference ${d} ms   (target <= 1)"
+    printf '%s' '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":[{"names":["kexec_load"],"action":"SCMP_ACT_ERRNO"}]}' >"$WORK/one-rule.json"
+    local off="$M run --rm --net none --security-opt seccomp=unconfined busybox true"
+    local one="$M run --rm --net none --security-opt seccomp=$WORK/one-rule.json busybox true"
+    local on="$M run --rm --net none busybox true"
+    echo "run --rm --net none busybox true: seccomp unconfined, a one-rule filter, docker's default profile ($PROFILE build), ${SECCOMP_BLOCKS:-300} interleaved blocks of 6:"
+    python3 - "${SECCOMP_BLOCKS:-300}" "$off" "$one" "$on" <<'EOF2'
+import random, statistics, subprocess, sys, time
+blocks, cmds = int(sys.argv[1]), sys.argv[2:]
+def once(cmd):
+    t = time.perf_counter()
+    subprocess.run(["bash", "-c", cmd], check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000
+def block(cmd):
+    return statistics.median([once(cmd) for _ in range(6)][1:])
+for c in cmds:
+    once(c)
+res = [[] for _ in cmds]
+for i in range(blocks):
+    order = list(range(len(cmds)))[::(-1 if i % 2 else 1)]
+    order = order[i % len(cmds):] + order[:i % len(cmds)]
+    row = {j: block(cmds[j]) for j in order}
+    for j in range(len(cmds)):
+        res[j].append(row[j])
+m = statistics.median
+print("  unconfined %.2f ms" % m(res[0]))
+for j, what in ((1, "a one-rule filter"), (2, "the default profile")):
+    d = [b - a for a, b in zip(res[0], res[j])]
+    boot = sorted(m(random.choices(d, k=len(d))) for _ in range(2000))
+    print("  %s: %.2f ms, adds %.2f ms (95%% interval %.2f..%.2f)%s" % (
+        what, m(res[j]), m(d), boot[50], boot[1949], "   (target <= 1)" if j == 2 else ""))
+EOF2
+    # what loading the cached filter costs the kernel (JIT included), in a
+    # child of a small process: the largest filter in the cache is the default
+    local bpf
+    bpf=$(ls -S "$WORK/data/seccomp/"*.bpf | head -1)
+    python3 - "$bpf" <<'EOF2'
+import ctypes, os, statistics, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+data = open(sys.argv[1], "rb").read()
+buf = ctypes.create_string_buffer(data, len(data))
+prog = Fprog(len(data) // 8, ctypes.cast(buf, ctypes.c_void_p))
+took = []
+for _ in range(200):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        t = time.perf_counter_ns()
+        rc = libc.syscall(317, 1, 0, ctypes.byref(prog))  # seccomp(SET_MODE_FILTER)
+        os.write(w, struct.pack("qq", rc, time.perf_counter_ns() - t))
+        os._exit(0)
+    os.close(w)
+    rc, ns = struct.unpack("qq", os.read(r, 16))
+    os.close(r)
+    os.waitpid(pid, 0)
+    if rc == 0:
+        took.append(ns / 1000)
+print("  seccomp() of the default profile's filter (%d instructions): median %.0f us of 200 loads" % (len(data) // 8, statistics.median(took)))
+EOF2
 }
 
 # A gzip layer of about 200 MB of mixed files (bench/make_layer.py), made once.

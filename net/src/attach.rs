@@ -351,6 +351,8 @@ pub fn attach(req: &AttachRequest, live: &dyn Liveness) -> Result<Attachment> {
 
 fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -> Result<Attachment> {
     let id = req.container_id.as_str();
+    let t = std::time::Instant::now();
+    let step = |what: &str| tracing::trace!(container = id, elapsed = ?t.elapsed(), "attach: {what}");
     let net: NetworkConfig = network::get_network(&req.data_root, network_name)?;
     let fw = Firewall::open()?;
     fw.ensure_skeleton()?;
@@ -358,6 +360,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
         fw.ensure_skeleton6()?;
     }
     check_icc(&net)?;
+    step("firewall table checked");
     let mut mappings = if req.ports.is_empty() {
         Vec::new()
     } else {
@@ -367,7 +370,9 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     // IPAM asks only about a lease in its way; the records are read then, if ever.
     let others = crate::live::InUse::new(&req.runtime_root, live);
     let in_use = |cid: &str| cid == id || others.check(cid);
+    step("ports resolved");
     let (ip, ip6) = ipam::allocate_dual(&req.data_root, &net, id, req.ip, &in_use)?;
+    step("address leased");
     let v6 = net.ipv6().zip(ip6).map(|((s6, gw6), a)| (a, s6.prefix_len(), gw6));
     let mac = req.mac.unwrap_or_else(|| link::mac_for_ip(ip));
     let mut att = Attachment::new(req);
@@ -391,7 +396,9 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
     let res = (|| -> Result<()> {
         write_json(&record, &att, "attachment record")?;
         let ns = att.netns_path.clone().unwrap();
+        step("record written");
         netns::create_netns(&ns)?;
+        step("namespace made");
         connect_veth(&mut att, &record, |veth| {
             link::connect_container(&VethConfig {
                 host_ifname: veth,
@@ -408,6 +415,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
             })
             .map(|_| ())
         })?;
+        step("veth linked");
         // One transaction: the network's elements (if missing) plus every published port.
         let network_tx = || network_tx(&fw, &net);
         if mappings.iter().any(|m| !m.has_v4_side()) && ip6.is_none() {
@@ -455,6 +463,7 @@ fn attach_bridge(req: &AttachRequest, network_name: &str, live: &dyn Liveness) -
                 Err(e) => return Err(e),
             }
         }
+        step("firewall committed");
         write_json(&record, &att, "attachment record")
     })();
     match res {
