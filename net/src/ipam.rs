@@ -1,7 +1,10 @@
 //! IP leases per network: `<data_root>/networks/<name>.leases.json` ({address: container
 //! id}), read-modify-written under an exclusive flock on `<name>.leases.lock`. Lowest free
 //! host address first (network, gateway and broadcast are never handed out). Leases of
-//! containers that the caller's [`Liveness`] says are gone are reclaimed on allocation.
+//! containers that the caller's [`Liveness`] says are gone are reclaimed when they are in
+//! the way of an allocation (teardown and gc release the others). The file is replaced
+//! atomically but not synced: it only says which running container holds which address,
+//! and after a power loss none runs.
 //!
 //! A dual-stack network's containers also get an IPv6 address, in the same file and under
 //! the same lock (`leases6`): lowest free first from `::2` of the prefix (the network
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::live::Liveness;
-use crate::lock::{read_json, write_json, FileLock};
+use crate::lock::{read_json, write_json_volatile, FileLock};
 use crate::network::{networks_dir, NetworkConfig};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -38,8 +41,21 @@ fn lock_path(data_root: &Path, network: &str) -> PathBuf {
     networks_dir(data_root).join(format!("{network}.leases.lock"))
 }
 
+/// The lease file, written without syncs: leases only say which running container holds
+/// which address, and after a power loss none runs. A file a power loss left unreadable
+/// (possible on a filesystem without a journal) is therefore started afresh.
 fn load(path: &Path) -> Result<LeaseFile> {
-    Ok(read_json(path, "lease file")?.unwrap_or_default())
+    match read_json(path, "lease file") {
+        Ok(f) => Ok(f.unwrap_or_default()),
+        Err(e @ Error::Json { .. }) => {
+            tracing::warn!(
+                "{}; starting it afresh (after a power loss no container holds an address)",
+                crate::error::chain(&e)
+            );
+            Ok(LeaseFile::default())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Leases `container_id` an address of `network` and returns it. Idempotent: a container
@@ -164,7 +180,7 @@ pub fn allocate_dual(
     if let Some(a) = ip6 {
         f.leases6.insert(a, container_id.to_string());
     }
-    write_json(&path, &f, "lease file")?;
+    write_json_volatile(&path, &f, "lease file")?;
     Ok((ip, ip6))
 }
 
@@ -193,7 +209,7 @@ pub fn release(data_root: &Path, network: &str, container_id: &str) -> Result<Op
         f.leases.remove(&ip);
     }
     if ip.is_some() || f.leases6.len() != before6 {
-        write_json(&path, &f, "lease file")?;
+        write_json_volatile(&path, &f, "lease file")?;
     }
     Ok(ip)
 }
@@ -234,7 +250,7 @@ pub fn reclaim(data_root: &Path, network: &str, live: &dyn Liveness) -> Result<V
         for (ip, _) in &gone {
             f.leases.remove(ip);
         }
-        write_json(&path, &f, "lease file")?;
+        write_json_volatile(&path, &f, "lease file")?;
     }
     Ok(gone)
 }
@@ -254,6 +270,7 @@ pub fn allocate_fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::write_json;
     use std::collections::HashSet;
 
     fn net(subnet: &str) -> NetworkConfig {
@@ -461,6 +478,27 @@ mod tests {
         let l = leases(d.path(), "t").unwrap();
         assert_eq!(l.len(), 51);
         assert!(l.contains(&(c4, "fixed".to_string())));
+    }
+
+    #[test]
+    fn a_lease_file_left_unreadable_is_started_afresh() {
+        let d = tempfile::tempdir().unwrap();
+        let n = net("10.89.9.0/24");
+        alloc(d.path(), &n, "a", &alive).unwrap();
+        std::fs::write(leases_path(d.path(), "t"), "").unwrap();
+        assert_eq!(alloc(d.path(), &n, "b", &alive).unwrap(), Ipv4Addr::new(10, 89, 9, 2));
+        assert_eq!(
+            leases(d.path(), "t").unwrap(),
+            vec![(Ipv4Addr::new(10, 89, 9, 2), "b".to_string())]
+        );
+        // written without syncs, and without leaving a temporary file
+        let names: Vec<String> = std::fs::read_dir(crate::network::networks_dir(d.path()))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]

@@ -77,6 +77,17 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) ->
 /// place, and then the directory synced, so after a crash `path` holds either the old or
 /// the new content, and a successful return survives a power loss.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<()> {
+    write_json_with(path, value, what, true)
+}
+
+/// [`write_json`] without the syncs: atomic for readers and across crashes of the
+/// process, not across a power loss (a journaled ext4 still never shows a torn file
+/// after one: it writes a file replaced by rename before the rename commits).
+pub(crate) fn write_json_volatile<T: Serialize>(path: &Path, value: &T, what: &'static str) -> Result<()> {
+    write_json_with(path, value, what, false)
+}
+
+fn write_json_with<T: Serialize>(path: &Path, value: &T, what: &'static str, durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
     let tmp = dir.join(format!(
@@ -94,7 +105,9 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static st
         let mut f = File::create(&tmp)?;
         f.write_all(&data)?;
         f.write_all(b"\n")?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = res {
@@ -104,6 +117,9 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, what: &'static st
             path: path.into(),
             source: e,
         });
+    }
+    if !durable {
+        return Ok(());
     }
     // The rename is durable once the directory entry is.
     File::open(dir)
