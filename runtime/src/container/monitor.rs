@@ -233,9 +233,15 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     save(ctx, record);
     // no new client; those attached learn the code once all is torn down
     let _ = std::fs::remove_file(dir.join(attach::SOCKET));
-    let _ = teardown::teardown(ctx, &id, Some(code));
     if record.auto_remove || ctx.removal_requested(&id) {
+        let _ = teardown::teardown_for_removal(ctx, &id, Some(code));
         let _ = teardown::remove(ctx, &id);
+    } else {
+        let _ = teardown::teardown(ctx, &id, Some(code));
+        // an rm -f that came during the teardown
+        if ctx.removal_requested(&id) {
+            let _ = teardown::remove(ctx, &id);
+        }
     }
     server.finish(code);
     0

@@ -335,9 +335,14 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         }
     });
     let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);
-    teardown::teardown(ctx, &id, Some(recorded))?;
+    let removing = req.auto_remove || code.is_err();
+    if removing {
+        teardown::teardown_for_removal(ctx, &id, Some(recorded))?;
+    } else {
+        teardown::teardown(ctx, &id, Some(recorded))?;
+    }
     drop(lock);
-    if req.auto_remove || code.is_err() || ctx.removal_requested(&id) {
+    if removing || ctx.removal_requested(&id) {
         teardown::remove(ctx, &id)?;
     }
     code

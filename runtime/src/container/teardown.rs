@@ -15,6 +15,18 @@ use crate::util::poll;
 /// After the process ended: record the exit, delete libcontainer's state
 /// and cgroup, release the network, unmount the rootfs. Idempotent.
 pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
+    teardown_with(ctx, id, exit_code, true)
+}
+
+/// [`teardown`] of a container [`remove`]d right after: the exited record is
+/// not written, since remove deletes it (one synced write less on `run --rm`
+/// and `rm -f`). Cut short in between, the record still says it runs, and
+/// gc finds it abandoned and removes it.
+pub fn teardown_for_removal(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
+    teardown_with(ctx, id, exit_code, false)
+}
+
+fn teardown_with(ctx: &Ctx, id: &str, exit_code: Option<i32>, keep_record: bool) -> Result<()> {
     let started = Instant::now();
     let mut errors = Vec::new();
     if ctx.engine.exists(id) {
@@ -64,7 +76,7 @@ pub fn teardown(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Result<()> {
         if kept == Some(false) && r.network.take().is_some() {
             changed = true;
         }
-        if changed {
+        if changed && keep_record {
             ctx.save(&r)?;
         }
     }
@@ -288,7 +300,7 @@ pub fn rm(ctx: &Ctx, wanted: &str, force: bool) -> Result<String> {
         ctx.request_removal(&r.id)?;
     }
     if let Some(_lock) = take_over(ctx, &r, wanted, force)? {
-        teardown(ctx, &r.id, None)?;
+        teardown_for_removal(ctx, &r.id, None)?;
         remove(ctx, &r.id)?;
     }
     Ok(r.id)

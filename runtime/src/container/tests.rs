@@ -116,6 +116,27 @@ fn an_attached_run_records_its_exit_code_and_releases_everything() {
 }
 
 #[test]
+fn a_teardown_for_removal_skips_the_exited_record_and_gc_finishes_a_cut_short_one() {
+    let fx = Fixture::new();
+    let mut r = record(&fx, "rmme", Phase::Creating);
+    let started = start(&fx, &mut r, "exit 3");
+    assert_eq!(launch::wait_attached(started, false).unwrap(), 3);
+    let before = fs::read(fx.ctx.dir(&r.id).join("meta.json")).unwrap();
+    teardown::teardown_for_removal(&fx.ctx, &r.id, Some(3)).unwrap();
+    // everything released, the record not rewritten (remove deletes it next)
+    assert!(fx.net.held.borrow().is_empty());
+    assert_eq!(fx.ctx.engine.status(&r.id), None);
+    assert_eq!(fs::read(fx.ctx.dir(&r.id).join("meta.json")).unwrap(), before);
+    // cut short before remove: the record says running, nobody holds it
+    r = fx.ctx.load(&r.id).unwrap();
+    assert_ne!(r.phase, Phase::Exited);
+    r.auto_remove = true;
+    fx.ctx.save(&r).unwrap();
+    assert_eq!(teardown::gc(&fx.ctx).unwrap(), [r.id.clone()]);
+    assert_gone(&fx, &r);
+}
+
+#[test]
 fn a_failed_start_leaves_no_libcontainer_state() {
     let fx = Fixture::new();
     let r = record(&fx, "bad", Phase::Creating);
