@@ -229,7 +229,12 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     let att = launch::attach_network(ctx, &id, req.net)?;
     setup.net = Some(att.clone());
     record.network = Some(att.clone());
-    ctx.save(&record)?;
+    // Saved with the spec below, unless other networks are connected first
+    // (connect reads and writes the record). Cut short before that, the
+    // teardown finds the network by minirun-net's own record.
+    if !more.is_empty() {
+        ctx.save(&record)?;
+    }
     let etc_files = write_etc_files(&dir, &att, &hostname, &name, &req.dns)?;
     super::run_extras::edit_etc_files(&dir, &att, &hostname, &name, &req.flags)?;
     // `--network` given again: undone with the first by the guard (net releases them)
