@@ -59,6 +59,11 @@ pub fn length(log: &Path) -> u64 {
 
 /// Watches `log` from offset `from` on (see [`length`]).
 pub fn watch(log: &Path, from: u64) -> Watcher {
+    watch_with(log, from, true)
+}
+
+/// [`watch`]; `inotify` false: as when no inotify instance is left.
+fn watch_with(log: &Path, from: u64, inotify: bool) -> Watcher {
     let log = log.to_path_buf();
     let (wake_rd, wake_wr) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
@@ -97,7 +102,11 @@ pub fn watch(log: &Path, from: u64) -> Watcher {
         // Without an inotify instance (128 per user by default: one per
         // monitor, so the 129th container's has none) the log is looked at
         // every POLL_WITHOUT_INOTIFY instead: coarser times, not none.
-        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+        let instance = match inotify {
+            true => Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK),
+            false => Err(nix::errno::Errno::EMFILE),
+        };
+        let inotify = instance
             .and_then(|i| i.add_watch(&log, AddWatchFlags::IN_MODIFY).map(|_| i))
             .inspect_err(|e| tracing::debug!("log times of {} by polling: {e}", log.display()))
             .ok();
@@ -181,10 +190,19 @@ mod tests {
 
     #[test]
     fn the_watcher_records_each_burst_of_output_and_a_last_look() {
+        bursts_and_last_look(true);
+    }
+
+    #[test]
+    fn without_inotify_the_watcher_polls() {
+        bursts_and_last_look(false);
+    }
+
+    fn bursts_and_last_look(inotify: bool) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("container.log");
         fs::write(&log, "before\n").unwrap();
-        let w = watch(&log, length(&log));
+        let w = watch_with(&log, length(&log), inotify);
         let append = |text: &str| {
             let mut f = OpenOptions::new().append(true).open(&log).unwrap();
             f.write_all(text.as_bytes()).unwrap();
