@@ -23,7 +23,9 @@ use crate::lock::{read_dir_or_empty, read_json, remove_file_if_exists, write_jso
 use crate::mode::NetMode;
 use crate::netns;
 use crate::network::{self, NetworkConfig};
-use crate::paths::{attachments_dir, joiner_marker, netns_dir, netns_path};
+use crate::paths::{
+    attachments_dir, joiner_marker, joiner_marker_key, netns_dir, netns_path, parse_joiner_marker, record_owner,
+};
 use crate::ports::{resolve_ports, HostPorts, PortMapping, PortSpec};
 use crate::sysctl::BridgeNfCall;
 use crate::{etc, ipam};
@@ -113,16 +115,12 @@ impl Attachment {
         if !self.joiners_marked {
             return true;
         }
-        let Some(key) = ns.file_name().and_then(|k| k.to_str()) else {
+        let Some(key) = joiner_marker_key(ns) else {
             return true;
         };
-        let prefix = format!("{key}+");
         read_dir_or_empty(&attachments_dir(&self.runtime_root)).map_or(true, |ents| {
-            ents.iter().any(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.starts_with(&prefix) && n.ends_with(".joined")
-            })
+            ents.iter()
+                .any(|e| parse_joiner_marker(&e.file_name().to_string_lossy()).is_some_and(|(k, _)| k == key))
         })
     }
 
@@ -231,8 +229,7 @@ pub fn load_attachment(runtime_root: &Path, container_id: &str) -> Result<Option
 pub fn list_attachments(runtime_root: &Path) -> Result<Vec<Attachment>> {
     let mut out = Vec::new();
     for ent in read_dir_or_empty(&attachments_dir(runtime_root))? {
-        let n = ent.file_name().to_string_lossy().into_owned();
-        if n.starts_with('.') || !n.ends_with(".json") {
+        if record_owner(&ent.file_name().to_string_lossy()).is_none() {
             continue;
         }
         if let Ok(Some(a)) = read_json::<Attachment>(&ent.path(), "attachment record") {
@@ -532,11 +529,9 @@ pub fn next_ifname(used: &[String]) -> String {
 /// interface name.
 pub fn extra_attachments(runtime_root: &Path, container_id: &str) -> Result<Vec<Attachment>> {
     // only this container's records are read, found by name (`<id>@<network>.json`)
-    let prefix = format!("{container_id}@");
     let mut v = Vec::new();
     for ent in read_dir_or_empty(&attachments_dir(runtime_root))? {
-        let n = ent.file_name().to_string_lossy().into_owned();
-        if !n.starts_with(&prefix) || !n.ends_with(".json") {
+        if !matches!(record_owner(&ent.file_name().to_string_lossy()), Some((id, Some(_))) if id == container_id) {
             continue;
         }
         if let Ok(Some(a)) = read_json::<Attachment>(&ent.path(), "attachment record") {
@@ -881,11 +876,7 @@ pub fn gc(runtime_root: &Path, data_root: &Path, live: &dyn Liveness) -> Result<
     // its marker before its record, and counts as alive meanwhile).
     for ent in read_dir_or_empty(&attachments_dir(runtime_root))? {
         let n = ent.file_name().to_string_lossy().into_owned();
-        let Some(joiner) = n
-            .strip_suffix(".joined")
-            .and_then(|k| k.rsplit_once('+'))
-            .map(|(_, j)| j)
-        else {
+        let Some((_, joiner)) = parse_joiner_marker(&n) else {
             continue;
         };
         if !record_path(runtime_root, joiner).exists() && !live.is_alive(joiner) {

@@ -41,6 +41,19 @@ fn lock_path(data_root: &Path, network: &str) -> PathBuf {
     networks_dir(data_root).join(format!("{network}.leases.lock"))
 }
 
+/// The free address `free` finds in `f`, else the one it finds once `reclaim` has
+/// taken back the leases of containers that are gone.
+fn free_or_reclaimed<A>(
+    f: &mut LeaseFile,
+    free: impl Fn(&LeaseFile) -> Option<A>,
+    reclaim: &mut impl FnMut(&mut LeaseFile),
+) -> Option<A> {
+    free(f).or_else(|| {
+        reclaim(f);
+        free(f)
+    })
+}
+
 /// The lease file, written without syncs: leases only say which running container holds
 /// which address, and after a power loss none runs. A file a power loss left unreadable
 /// (possible on a filesystem without a journal) is therefore started afresh.
@@ -146,16 +159,10 @@ pub fn allocate_dual(
             }
             wanted
         }
-        (None, None) => match free4(&f) {
-            Some(ip) => ip,
-            None => {
-                reclaim(&mut f);
-                free4(&f).ok_or_else(|| Error::SubnetExhausted {
-                    network: network.name.clone(),
-                    subnet,
-                })?
-            }
-        },
+        (None, None) => free_or_reclaimed(&mut f, free4, &mut reclaim).ok_or_else(|| Error::SubnetExhausted {
+            network: network.name.clone(),
+            subnet,
+        })?,
     };
     let ip6 = match (network.ipv6(), has6(&f)) {
         (None, _) => None,
@@ -166,14 +173,10 @@ pub fn allocate_dual(
                     .filter_map(|i| s6.nth(i))
                     .find(|a| *a != gw6 && *a != s6.last() && !f.leases6.contains_key(a))
             };
-            let found = match free6(&f) {
-                Some(a) => Some(a),
-                None => {
-                    reclaim(&mut f);
-                    free6(&f)
-                }
-            };
-            Some(found.ok_or_else(|| refuse(format!("no free address left in subnet {s6}")))?)
+            Some(
+                free_or_reclaimed(&mut f, free6, &mut reclaim)
+                    .ok_or_else(|| refuse(format!("no free address left in subnet {s6}")))?,
+            )
         }
     };
     f.leases.insert(ip, container_id.to_string());

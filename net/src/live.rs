@@ -135,8 +135,7 @@ fn attachment_ids(runtime_root: &Path) -> std::collections::BTreeSet<String> {
         .iter()
         .filter_map(|e| {
             let n = e.file_name().into_string().ok()?;
-            let stem = n.strip_suffix(".json").filter(|_| !n.starts_with('.'))?;
-            Some(stem.split_once('@').map_or(stem, |(id, _)| id).to_string())
+            crate::paths::record_owner(&n).map(|(id, _)| id.to_string())
         })
         .collect()
 }

@@ -66,8 +66,12 @@ impl Ctx {
             .with_context(|| format!("cannot open the image store under {}", self.data_root.display()))
     }
 
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join("meta.json")
+    }
+
     pub fn load(&self, id: &str) -> Result<Record> {
-        let path = self.dir(id).join("meta.json");
+        let path = self.meta_path(id);
         if !path.exists() {
             bail!("container \"{id}\" does not exist");
         }
@@ -78,7 +82,7 @@ impl Ctx {
     /// its end (`--rm`, or an `rm -f` under way: after a crash gc removes it
     /// anyway, and the ~10 syncs of its life cost `run --rm` 4.7 ms here).
     pub fn save(&self, record: &Record) -> Result<()> {
-        let path = self.dir(&record.id).join("meta.json");
+        let path = self.meta_path(&record.id);
         if record.auto_remove || self.removal_requested(&record.id) {
             json::write_atomic_volatile(&path, record)
         } else {
@@ -88,17 +92,23 @@ impl Ctx {
 
     /// Every container made from an image, oldest first.
     pub fn all(&self) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
-            return Ok(out);
-        };
-        for entry in rd.flatten() {
-            if let Ok(r) = self.load(&entry.file_name().to_string_lossy()) {
-                out.push(r);
-            }
-        }
+        let mut out: Vec<Record> = self.each_record().into_iter().map(|(_, r)| r).collect();
         out.sort_by(|a, b| a.created.cmp(&b.created));
         Ok(out)
+    }
+
+    /// Every container's id with its record read as `T` (those whose record reads).
+    fn each_record<T: serde::de::DeserializeOwned>(&self) -> Vec<(String, T)> {
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let id = e.file_name().into_string().ok()?;
+                let r = json::read(&self.meta_path(&id)).ok()?;
+                Some((id, r))
+            })
+            .collect()
     }
 
     /// A container by full id, name, or unique id prefix.
@@ -195,21 +205,12 @@ impl Ctx {
 
     /// What liveness needs of a container's record, read without the rest.
     pub fn vitals(&self, id: &str) -> Option<Vitals> {
-        json::read(&self.dir(id).join("meta.json")).ok()
+        json::read(&self.meta_path(id)).ok()
     }
 
     /// Every container's id with its [`Vitals`] (those whose record reads).
     pub fn all_vitals(&self) -> Vec<(String, Vitals)> {
-        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| {
-                let id = e.file_name().into_string().ok()?;
-                let v = self.vitals(&id)?;
-                Some((id, v))
-            })
-            .collect()
+        self.each_record()
     }
 
     /// What the container is doing right now.
