@@ -113,6 +113,20 @@ impl StateRoot {
     }
 }
 
+/// Removes a container's state directory. A `kill` that sent its signal just
+/// before the container died records "stopped" afterwards, which can put
+/// `state.json` back while the directory is being emptied: the removal then
+/// meets a non-empty directory once and is simply done again.
+pub(super) fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Whether libcontainer failed on a state.json caught while being rewritten.
 pub fn is_torn_state(e: &dyn std::error::Error) -> bool {
     e.to_string().contains("failed to parse container state file")

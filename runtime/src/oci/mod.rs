@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::state::StateError;
 use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
 use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
@@ -24,7 +26,7 @@ pub use cgroup::{
     finish_migration_grace_period, manager as cgroup_manager, start_migration_grace_period, sub_cgroup_exists,
 };
 pub use cleanup::is_torn_state;
-use cleanup::load_state;
+use cleanup::{load_state, remove_state_dir};
 pub use errors::libcontainer_message;
 pub use state::{status_name, OciState};
 
@@ -340,32 +342,7 @@ impl StateRoot {
     /// not running", which engines match to mean "already finished".
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
         let signal = parse_signal(signal)?;
-        let mut container = self.load(id)?;
-        let before = container.status();
-        // --all on a stopped container still reaches what is left in its cgroup
-        if !(container.can_kill() || (all && before == ContainerStatus::Stopped)) {
-            bail!(
-                "cannot signal container \"{}\": container not running (it is {})",
-                container.id(),
-                status_name(before)
-            );
-        }
-        container
-            .kill(signal, all)
-            .map_err(|e| anyhow!(libcontainer_message(&e)))
-            .with_context(|| format!("cannot signal container \"{}\"", container.id()))?;
-        // libcontainer records "stopped" after any signal; a created or
-        // paused container that survived it (SIGWINCH, SIGUSR1, a signal it
-        // ignores) is still created or paused.
-        if matches!(before, ContainerStatus::Created | ContainerStatus::Paused)
-            && container.pid().is_some_and(|p| proc::is_running(p.as_raw()))
-        {
-            container
-                .set_status(before)
-                .save()
-                .map_err(|e| anyhow!(libcontainer_message(&e)))?;
-        }
-        Ok(())
+        signal_loaded(&mut self.load(id)?, signal, all)
     }
 
     /// runc pause: freeze every process of a running container.
@@ -516,7 +493,7 @@ impl StateRoot {
         if !cgroup::remove_stopped(&config.cgroup_path).with_context(|| format!("cannot delete container \"{id}\""))? {
             return Ok(false);
         }
-        fs::remove_dir_all(&container.root).with_context(|| {
+        remove_state_dir(&container.root).with_context(|| {
             format!(
                 "cannot delete container \"{id}\": cannot remove {}",
                 container.root.display()
@@ -557,6 +534,46 @@ pub fn valid_id(id: &str) -> Result<()> {
     } else {
         bail!("invalid container id \"{id}\": use letters, digits, _ + - and . (not first)")
     }
+}
+
+/// Sends `signal` to a loaded container (see [`StateRoot::kill`]).
+fn signal_loaded(container: &mut Container, signal: Signal, all: bool) -> Result<()> {
+    let before = container.status();
+    // --all on a stopped container still reaches what is left in its cgroup
+    if !(container.can_kill() || (all && before == ContainerStatus::Stopped)) {
+        bail!(
+            "cannot signal container \"{}\": container not running (it is {})",
+            container.id(),
+            status_name(before)
+        );
+    }
+    match container.kill(signal, all) {
+        Ok(()) => {}
+        // libcontainer records "stopped" after sending the signal; the
+        // container's owner (run, its monitor) may have seen it die and
+        // removed its directory first. The signal went out: done.
+        Err(LibcontainerError::State(StateError::OpenStateFile { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound && !container.root.exists() =>
+        {
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(anyhow!(libcontainer_message(&e)))
+                .with_context(|| format!("cannot signal container \"{}\"", container.id()))
+        }
+    }
+    // libcontainer records "stopped" after any signal; a created or
+    // paused container that survived it (SIGWINCH, SIGUSR1, a signal it
+    // ignores) is still created or paused.
+    if matches!(before, ContainerStatus::Created | ContainerStatus::Paused)
+        && container.pid().is_some_and(|p| proc::is_running(p.as_raw()))
+    {
+        container
+            .set_status(before)
+            .save()
+            .map_err(|e| anyhow!(libcontainer_message(&e)))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -64,3 +64,22 @@ fn resolve_by_exact_id_and_unique_prefix() {
         .contains("\"zz\" does not exist"));
     assert_eq!(root.ids().unwrap(), ["abc123", "abd456"]);
 }
+
+/// A container whose owner removed it right after the signal killed it
+/// (run --bundle's own delete): the signal went out, so kill succeeded,
+/// though libcontainer could not record "stopped" any more.
+#[test]
+fn kill_succeeds_when_the_owner_removed_the_container_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c");
+    fs::create_dir(&root).unwrap();
+    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id() as i32;
+    let mut c = Container::new("c", ContainerStatus::Running, Some(pid), dir.path(), &root).unwrap();
+    fs::remove_dir_all(&root).unwrap();
+    let result = signal_loaded(&mut c, parse_signal("TERM").unwrap(), false);
+    let status = child.wait().unwrap();
+    result.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "the signal was not sent");
+}
