@@ -33,6 +33,33 @@ fn run_exits_with_the_container_code() {
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
 
+/// runc takes a relative --root from where it was started; libcontainer
+/// enters the bundle directory to create the container, so a relative root
+/// used as given would be looked up there.
+#[test]
+fn relative_roots_are_taken_from_the_working_directory() {
+    let env = Env::new();
+    let b = env.bundle("rel", &["sleep", "30"], no_edit);
+    let rel = |args: &[&str]| {
+        let mut c = std::process::Command::new(minirun_integration::minirun_bin());
+        c.current_dir(env.path())
+            .args(["--root", "run", "--data-root", "data"])
+            .args(args);
+        env.run_cmd(c, None).ok().stdout
+    };
+    let c = id("rel");
+    rel(&["create", "--bundle", b.to_str().unwrap(), c.as_str()]);
+    // the state is where the absolute --root of the same directory finds it
+    assert_eq!(
+        env.state(&c).expect("not created under the env's root")["status"],
+        "created"
+    );
+    let state: Value = serde_json::from_str(&rel(&["state", c.as_str()])).unwrap();
+    assert_eq!(state["status"], "created");
+    rel(&["delete", "--force", c.as_str()]);
+    assert!(env.state(&c).is_none());
+}
+
 #[test]
 fn run_reports_death_by_signal_as_128_plus_n() {
     let env = Env::new();

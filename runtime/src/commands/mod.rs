@@ -165,7 +165,12 @@ pub fn as_named<T>(result: Result<T>, id: &str, wanted: &str) -> Result<T> {
 }
 
 /// Runs the command; its result is the process's exit code.
-pub fn dispatch(cli: Cli) -> Result<u8> {
+pub fn dispatch(mut cli: Cli) -> Result<u8> {
+    // as runc: relative roots are taken from where minirun was started, not
+    // from the bundle directory libcontainer enters
+    for dir in [&mut cli.global.root, &mut cli.global.data_root] {
+        *dir = std::path::absolute(&*dir).with_context(|| format!("invalid directory {}", dir.display()))?;
+    }
     let state = StateRoot::open(&cli.global.root)?
         .with_systemd(cli.global.systemd_cgroup)
         .with_seccomp_cache(cli.global.data_root.join("seccomp"));
