@@ -6,6 +6,7 @@ mod cleanup;
 mod errors;
 mod resources;
 pub mod seccomp_bpf;
+mod seccomp_tree;
 mod state;
 
 use std::fs;

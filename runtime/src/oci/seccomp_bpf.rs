@@ -5,7 +5,9 @@
 //! init: 2 ms for docker's profile on the native architecture alone, 15-25 ms
 //! with x86 and x32 beside x86_64. minirun compiles each resolved profile
 //! once, keeps its BPF under `<data-root>/seccomp/<sha256>.bpf` (keyed by the
-//! profile, the architecture and the libseccomp version) and loads it itself:
+//! profile, the architecture and the libseccomp version; the program is
+//! libseccomp's made compact by `seccomp_tree` when that decides the same)
+//! and loads it itself:
 //!
 //! - the spec libcontainer gets has no `linux.seccomp`, and CAP_SYS_ADMIN and
 //!   CAP_SETPCAP added to the process's bounding, effective and permitted
@@ -35,6 +37,8 @@ use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use sha2::{Digest, Sha256};
+
+use super::seccomp_tree;
 
 /// Set (to "bpf") by `imagespec` on the specs that take this path.
 pub const ANNOTATION: &str = "run.minirun.seccomp";
@@ -177,6 +181,8 @@ fn cached_bpf(seccomp: &LinuxSeccomp, dir: &Path) -> Result<Vec<u8>> {
     h.update(serde_json::to_vec(seccomp)?);
     h.update(std::env::consts::ARCH);
     h.update(version);
+    // the program's form: libseccomp's, made compact (see seccomp_tree)
+    h.update(b"compact-1");
     let path: PathBuf = dir.join(format!("{}.bpf", hex::encode(h.finalize())));
     if let Ok(bytes) = fs::read(&path) {
         if !bytes.is_empty() && bytes.len() % 8 == 0 {
@@ -184,19 +190,31 @@ fn cached_bpf(seccomp: &LinuxSeccomp, dir: &Path) -> Result<Vec<u8>> {
         }
     }
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).context("cannot write a seccomp filter")?;
-    compile(seccomp)?
-        .export_bpf(tmp.as_file())
-        .context("cannot export the seccomp filter")?;
-    tmp.as_file_mut().flush()?;
-    let bytes = fs::read(tmp.path())?;
-    if bytes.is_empty() || bytes.len() % 8 != 0 {
-        bail!("libseccomp exported a filter of {} bytes", bytes.len());
+    let mut bytes = libseccomp_bpf(seccomp)?;
+    if let Some(short) = seccomp_tree::compact(seccomp, &seccomp_tree::from_bytes(&bytes)) {
+        bytes = seccomp_tree::to_bytes(&short);
     }
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).context("cannot write a seccomp filter")?;
+    tmp.as_file_mut().write_all(&bytes)?;
     // concurrent runs may write the same file: each rename is atomic
     tmp.persist(&path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot store {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// libseccomp's BPF of `seccomp`.
+pub(super) fn libseccomp_bpf(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
+    let mut out = tempfile::tempfile().context("cannot export the seccomp filter")?;
+    compile(seccomp)?
+        .export_bpf(&out)
+        .context("cannot export the seccomp filter")?;
+    let mut bytes = Vec::new();
+    std::io::Seek::rewind(&mut out)?;
+    std::io::Read::read_to_end(&mut out, &mut bytes)?;
+    if bytes.is_empty() || bytes.len() % 8 != 0 {
+        bail!("libseccomp exported a filter of {} bytes", bytes.len());
+    }
     Ok(bytes)
 }
 
@@ -214,7 +232,7 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
     })
 }
 
-fn arch(a: Arch) -> Result<ScmpArch> {
+pub(super) fn scmp_arch(a: Arch) -> Result<ScmpArch> {
     // libseccomp's names are the OCI names
     let name = serde_json::to_value(a)?;
     let name = name.as_str().unwrap_or_default();
@@ -237,7 +255,7 @@ fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     }
     for a in s.architectures().iter().flatten() {
         if *a != Arch::ScmpArchNative {
-            ctx.add_arch(arch(*a)?)
+            ctx.add_arch(scmp_arch(*a)?)
                 .with_context(|| format!("libseccomp: add architecture {a:?}"))?;
         }
     }
