@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use libcontainer::oci_spec::runtime::{
-    Arch, Capability, LinuxCapabilities, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag,
+    Arch, Capability, LinuxCapabilities, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
     LinuxSeccompOperator, Process, Spec,
 };
 use libcontainer::workload::default::DefaultExecutor;
@@ -203,6 +203,13 @@ fn cached_bpf(seccomp: &LinuxSeccomp, dir: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether a rule's conditions name one argument twice: each condition is
+/// then a rule of its own (either matches), as libcontainer and runc read it.
+pub(super) fn repeats_an_index(args: &[LinuxSeccompArg]) -> bool {
+    let mut seen = HashSet::new();
+    args.iter().any(|a| !seen.insert(a.index()))
+}
+
 /// libseccomp's BPF of `seccomp`.
 pub(super) fn libseccomp_bpf(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
     let mut out = tempfile::tempfile().context("cannot export the seccomp filter")?;
@@ -286,8 +293,7 @@ fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
                 ScmpArgCompare::new(a.index() as u32, op, datum)
             })
             .collect();
-        let mut seen = HashSet::new();
-        let repeated = rule.args().iter().flatten().any(|a| !seen.insert(a.index()));
+        let repeated = repeats_an_index(rule.args().as_deref().unwrap_or_default());
         for name in rule.names() {
             let Ok(sc) = ScmpSyscall::from_name(name) else {
                 tracing::debug!("seccomp: syscall {name} unknown to libseccomp, skipped");

@@ -213,9 +213,7 @@ fn decisions(s: &LinuxSeccomp, arch: ScmpArch, default: u32) -> Result<BTreeMap<
         if conds.iter().any(|c| c.index > 5) {
             return Err("an argument index above 5".into());
         }
-        // conditions on one argument given twice: either holds (see seccomp_bpf::compile)
-        let mut seen = BTreeSet::new();
-        let alternatives = if conds.iter().any(|c| !seen.insert(c.index)) {
+        let alternatives = if super::seccomp_bpf::repeats_an_index(rule.args().as_deref().unwrap_or_default()) {
             conds.into_iter().map(|c| vec![c]).collect()
         } else {
             vec![conds]
