@@ -130,6 +130,8 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         fs::create_dir_all(&v.host).with_context(|| format!("cannot create the volume source {}", v.host.display()))?;
     }
     let looked = std::time::Instant::now();
+    // profiling aid: `MINIRUN_LOG=minirun=trace` shows where a run's set-up goes
+    let step = |what: &str| tracing::trace!(elapsed = ?looked.elapsed(), "run: {what}");
     teardown::gc_quick(ctx);
     tracing::debug!(elapsed = ?looked.elapsed(), "looked for abandoned containers");
 
@@ -191,8 +193,10 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         run_flags: req.flags.clone(),
         config: None,
     };
+    step("id, name and first record");
     ctx.save(&record)?;
     crate::events::container(&ctx.data_root, "create", &record, &[]);
+    step("record saved");
     if let Some(c) = &req.flags.cidfile {
         super::run_extras::write_cidfile(c, &id)?;
         setup.cidfile = Some(c.clone());
@@ -212,6 +216,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         },
     )?;
     setup.rootfs = true;
+    step("root filesystem mounted");
     // an empty named volume gets what the image has at its destination
     for v in req.run.volumes.iter().filter(|v| v.named.is_some() && v.copy) {
         let inside = imagespec::paths::resolve_in_rootfs(&rootfs, &v.container)?;
@@ -235,6 +240,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     if !more.is_empty() {
         ctx.save(&record)?;
     }
+    step("network attached");
     let etc_files = write_etc_files(&dir, &att, &hostname, &name, &req.dns)?;
     super::run_extras::edit_etc_files(&dir, &att, &hostname, &name, &req.flags)?;
     // `--network` given again: undone with the first by the guard (net releases them)
@@ -263,6 +269,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         etc_files: &etc_files,
         seccomp_cache: Some(&ctx.data_root.join("seccomp")),
     })?;
+    step("/etc files written, spec built");
     // host mode: no network namespace entry at all
     let spec = if mode == NetMode::Host {
         launch::set_netns(spec, None)
@@ -276,8 +283,10 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     }
     spec.save(dir.join("config.json"))
         .context("cannot write the container's spec")?;
+    step("spec saved");
     record.config = Some(super::record::RunSummary::of(&req.image.config, &req.run, &spec, &att));
     ctx.save(&record)?;
+    step("record saved with the spec");
 
     // Start it: under a monitor (detached, or with a terminal, which the
     // monitor holds so the user may detach and attach again), or here.
@@ -329,16 +338,19 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
         std::thread::spawn(move || std::io::copy(&mut File::from(rd), &mut std::io::sink()));
     }
     let sig_proxy = req.flags.sig_proxy != Some(false);
+    step("started");
     let code = started.and_then(|s| {
         record.mark_running(s.pid.as_raw());
         ctx.save(&record)?;
         crate::events::container(&ctx.data_root, "start", &record, &[]);
+        step("recorded as running");
         if sig_proxy {
             launch::wait_attached(s, req.interactive)
         } else {
             crate::wait::wait_exit(s.pid)
         }
     });
+    step("exited");
     let recorded = code.as_ref().map(|c| i32::from(*c)).unwrap_or(UNKNOWN_EXIT);
     let removing = req.auto_remove || code.is_err();
     if removing {
@@ -349,6 +361,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     drop(lock);
     if removing || ctx.removal_requested(&id) {
         teardown::remove(ctx, &id)?;
+        step("removed");
     }
     code
 }

@@ -28,12 +28,14 @@ pub fn teardown_for_removal(ctx: &Ctx, id: &str, exit_code: Option<i32>) -> Resu
 
 fn teardown_with(ctx: &Ctx, id: &str, exit_code: Option<i32>, keep_record: bool) -> Result<()> {
     let started = Instant::now();
+    let step = |what: &str| tracing::trace!(elapsed = ?started.elapsed(), "teardown: {what}");
     let mut errors = Vec::new();
     if ctx.engine.exists(id) {
         if let Err(e) = ctx.engine.delete(id, true) {
             errors.push(format!("{e:#}"));
         }
     }
+    step("libcontainer's state deleted");
     let record = ctx.load(id).ok();
     let network = record
         .as_ref()
@@ -59,11 +61,13 @@ fn teardown_with(ctx: &Ctx, id: &str, exit_code: Option<i32>, keep_record: bool)
         }
     }
     super::run::release_ipc_shm(&ctx.dir(id));
+    step("network released");
     // unmounted, its changes kept (as docker): `start` runs it again on
     // them, `diff`, `cp` and `commit` read them; `remove` deletes them
     if let Err(e) = minirun_images::unmount_rootfs(&ctx.dir(id)) {
         errors.push(format!("rootfs: {e:#}"));
     }
+    step("root filesystem unmounted");
     if let Some(mut r) = record {
         let mut changed = false;
         if r.phase != Phase::Exited {

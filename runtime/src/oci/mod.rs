@@ -203,6 +203,8 @@ impl StateRoot {
     /// (the rest is inherited from this process).
     pub fn create_with_stdio(&self, req: &CreateRequest, stdio: Stdio) -> Result<Container> {
         valid_id(req.id)?;
+        let t = std::time::Instant::now();
+        let step = |what: &str| tracing::trace!(elapsed = ?t.elapsed(), "create: {what}");
         // the intermediate process joins the cgroup in a few milliseconds
         start_migration_grace_period();
         crate::spec::check_exec_size(req.spec)?;
@@ -230,8 +232,10 @@ impl StateRoot {
             .save(shadow.path().join("config.json"))
             .context("cannot write the prepared spec")?;
 
+        step("seccomp prepared, spec written");
         let recorded_differs = fast.is_some() || masked.is_some();
         let result = self.build(req, shadow.path(), stdio, fast.map(|f| f.executor), recorded_differs);
+        step("libcontainer's create done");
         if result.is_err() {
             // libcontainer removes its directory and cgroup when the failure
             // happens inside process creation, not when it happens before.
