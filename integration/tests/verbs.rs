@@ -841,14 +841,23 @@ fn help_reads_like_dockers() {
             .starts_with("Usage:  minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
         "{r:#?}"
     );
-    let (docker, runc, global) = (
-        r.stdout.find("\nOptions:").unwrap(),
-        r.stdout.find("\nrunc Options:").unwrap(),
-        r.stdout.find("\nGlobal Options:").unwrap(),
-    );
-    let at = |flag: &str| r.stdout.find(flag).unwrap();
-    assert!(docker < at("--publish <") && at("--publish <") < runc, "{}", r.stdout);
-    assert!(runc < at("--pid-file <") && at("--pid-file <") < global, "{}", r.stdout);
+    // docker's flags first, then the global and the runc groups (in the
+    // order clap builds them: a verb's own flags are built when it is the
+    // one given, after the global ones reach it)
+    let heading = |h: &str| {
+        r.stdout
+            .find(&format!("\n{h}:"))
+            .unwrap_or_else(|| panic!("no {h}: {}", r.stdout))
+    };
+    let headings = [heading("Options"), heading("runc Options"), heading("Global Options")];
+    let group_of = |flag: &str| {
+        let at = r.stdout.find(flag).unwrap();
+        headings.iter().filter(|h| **h < at).max().copied()
+    };
+    assert!(headings[0] < headings[1] && headings[0] < headings[2], "{}", r.stdout);
+    assert_eq!(group_of("--publish <"), Some(headings[0]), "{}", r.stdout);
+    assert_eq!(group_of("--pid-file <"), Some(headings[1]), "{}", r.stdout);
+    assert_eq!(group_of("--root <"), Some(headings[2]), "{}", r.stdout);
     // -h is help wherever it means nothing else
     let h = env.run(["ps", "-h"]).ok();
     assert!(

@@ -91,7 +91,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Each verb's flags are built only when it is the verb given (see
+/// `docker_help::parse_from`).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container from an OCI bundle (runc create)
     Create(CreateArgs),
@@ -568,7 +571,7 @@ pub struct LoadArgs {
     pub input: PathBuf,
 }
 
-/// How to reach a registry: flags as podman names them.
+// How to reach a registry: flags as podman names them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RegistryOpts {
     /// Verify the registry's TLS certificate (--tls-verify=false: accept any, and plain HTTP)
@@ -748,7 +751,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// runc exec's options besides the docker-style ones (see `commands/exec_opts.rs`).
+// runc exec's options besides the docker-style ones (see `commands/exec_opts.rs`).
 #[derive(Debug, Args, Default)]
 pub struct ExecRuncOpts {
     /// Add a capability to the process's bounding, effective and permitted sets (CAP_NET_ADMIN)
@@ -851,7 +854,7 @@ pub struct BundleOpts {
     pub runc: RuncOpts,
 }
 
-/// runc's options for creating a container from a bundle.
+// runc's options for creating a container from a bundle.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RuncOpts {
     /// Unix socket to receive the pseudo-terminal master (bundles with terminal: true)
@@ -918,7 +921,7 @@ pub struct UpdateArgs {
     pub id: String,
 }
 
-/// runc update's resource options (used when --resources is not given).
+// runc update's resource options (used when --resources is not given).
 #[derive(Debug, Args, Default)]
 pub struct UpdateFlags {
     /// Block IO weight (10-1000)

@@ -50,7 +50,7 @@ pub fn seal_early_for(args: impl IntoIterator<Item = std::ffi::OsString>) {
 
 /// The first word of `args` (after the program's name) that is neither a
 /// global option nor the value of one.
-fn first_verb(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
+pub(crate) fn first_verb(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
     // global options that take a separate value (see cli::GlobalOpts)
     const WITH_VALUE: [&str; 6] = ["--root", "--data-root", "--log", "--log-format", "--criu", "--rootless"];
     let mut args = args.into_iter().skip(1);

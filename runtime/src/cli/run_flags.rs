@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-/// docker's resource flags, shared by `run` and (in part) `update`.
+// docker's resource flags, shared by `run` and (in part) `update`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ResourceArgs {
     /// Memory limit (bytes, or with b, k, m, g)
@@ -47,7 +47,7 @@ pub struct ResourceArgs {
     pub blkio_weight: Option<u16>,
 }
 
-/// The rest of docker's run flags of issue 15.
+// The rest of docker's run flags of issue 15.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunFlags {
     #[command(flatten)]

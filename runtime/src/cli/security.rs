@@ -23,8 +23,8 @@ pub struct SecurityArgs {
     pub group_add: Vec<String>,
 }
 
-/// `run`'s docker flags for devices, kernel parameters and the namespaces a
-/// container shares (checked by `imagespec::host`).
+// `run`'s docker flags for devices, kernel parameters and the namespaces a
+// container shares (checked by `imagespec::host`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostArgs {
     /// Add a host device: HOST[:CONTAINER][:PERMISSIONS] (permissions r, w, m; default rwm)
@@ -47,7 +47,7 @@ pub struct HostArgs {
     pub uts: Option<String>,
 }
 
-/// `run`'s mounts besides `-v`.
+// `run`'s mounts besides `-v`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct MountArgs {
     /// Mount a tmpfs: PATH[:OPTIONS] (default options rw,noexec,nosuid,nodev)
