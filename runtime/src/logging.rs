@@ -48,32 +48,18 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
         let msg = first.trim_start_matches("error: ").to_string();
         log_json_error(&path, &format!("{msg} (arguments: {})", args.join(" ")));
     }
-    match crate::cli::unknown_flag(&e, subcommand(&args)) {
+    let verb = crate::seal::first_verb(std::env::args_os());
+    match crate::cli::unknown_flag(&e, verb.as_deref()) {
         Some(text) => eprintln!("{text}"),
         None => {
             let _ = e.print();
         }
     }
     // docker's run exits 125 for its own errors, usage ones included
-    match subcommand(&args) {
+    match verb.as_deref() {
         Some("run") => ExitCode::from(125),
         _ => ExitCode::from(2),
     }
-}
-
-/// The verb of a command line: the first word that is neither a global
-/// option nor the value of one.
-fn subcommand(args: &[String]) -> Option<&str> {
-    const WITH_VALUE: [&str; 6] = ["--root", "--data-root", "--log", "--log-format", "--criu", "--rootless"];
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if WITH_VALUE.contains(&a.as_str()) {
-            it.next();
-        } else if !a.starts_with('-') {
-            return Some(a);
-        }
-    }
-    None
 }
 
 /// `--log FILE` when the raw arguments also say `--log-format json`.
@@ -211,14 +197,6 @@ mod tests {
 
     fn strings(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn the_verb_is_found_past_global_options() {
-        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(subcommand(&v(&["--root", "/r", "--debug", "run", "-x"])), Some("run"));
-        assert_eq!(subcommand(&v(&["--log=/l", "kill", "c"])), Some("kill"));
-        assert_eq!(subcommand(&v(&["--root", "run"])), None);
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub fn seal_early_for(args: impl IntoIterator<Item = std::ffi::OsString>) {
 }
 
 /// The first word of `args` (after the program's name) that is neither a
-/// global option nor the value of one.
+/// global option nor the value of one: the verb, as the guard, usage errors
+/// and docker's `-h` need it before (or without) a successful parse.
 pub(crate) fn first_verb(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
     // global options that take a separate value (see cli::GlobalOpts)
     const WITH_VALUE: [&str; 6] = ["--root", "--data-root", "--log", "--log-format", "--criu", "--rootless"];
@@ -176,6 +177,13 @@ mod tests {
         assert_eq!(verb(&["minirun", "--root", "run", "ps"]).as_deref(), Some("ps"));
         assert_eq!(verb(&["minirun", "--", "run"]).as_deref(), Some("run"));
         assert_eq!(verb(&["minirun", "--debug"]), None);
+        // (as usage errors find it)
+        assert_eq!(
+            verb(&["minirun", "--root", "/r", "--debug", "run", "-x"]).as_deref(),
+            Some("run")
+        );
+        assert_eq!(verb(&["minirun", "--log=/l", "kill", "c"]).as_deref(), Some("kill"));
+        assert_eq!(verb(&["minirun", "--root", "run"]), None);
         assert_eq!(verb(&["minirun"]), None);
     }
 
