@@ -203,6 +203,16 @@ fn cached_bpf(seccomp: &LinuxSeccomp, dir: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What an argument condition compares, as runc reads it: (the value
+/// compared, the mask). For SCMP_CMP_MASKED_EQ `value` is the mask and
+/// `valueTwo` the value; any other operator compares `value`, unmasked.
+pub(super) fn compared(a: &LinuxSeccompArg) -> (u64, u64) {
+    match a.op() {
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (a.value_two().unwrap_or(0), a.value()),
+        _ => (a.value(), u64::MAX),
+    }
+}
+
 /// Whether a rule's conditions name one argument twice: each condition is
 /// then a rule of its own (either matches), as libcontainer and runc read it.
 pub(super) fn repeats_an_index(args: &[LinuxSeccompArg]) -> bool {
@@ -225,7 +235,7 @@ pub(super) fn libseccomp_bpf(seccomp: &LinuxSeccomp) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
+pub(super) fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction> {
     let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
@@ -276,6 +286,7 @@ fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
             .iter()
             .flatten()
             .map(|a| {
+                let (datum, mask) = compared(a);
                 let op = match a.op() {
                     LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
                     LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
@@ -283,12 +294,7 @@ fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
                     LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
                     LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
                     LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
-                    LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(a.value()),
-                };
-                // masked: value is the mask, valueTwo the value compared
-                let datum = match a.op() {
-                    LinuxSeccompOperator::ScmpCmpMaskedEq => a.value_two().unwrap_or(0),
-                    _ => a.value(),
+                    LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(mask),
                 };
                 ScmpArgCompare::new(a.index() as u32, op, datum)
             })

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use libcontainer::oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
-use libseccomp::{ScmpArch, ScmpSyscall};
+use libseccomp::{ScmpAction, ScmpArch, ScmpSyscall};
 
 /// One classic BPF instruction, as `struct sock_filter`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,16 +131,17 @@ enum Decision {
 }
 
 fn ret_value(a: LinuxSeccompAction, errno: Option<u32>) -> Option<u32> {
-    let data = errno.unwrap_or(libc::EPERM as u32) & libc::SECCOMP_RET_DATA;
-    Some(match a {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => libc::SECCOMP_RET_KILL_THREAD,
-        LinuxSeccompAction::ScmpActKillProcess => libc::SECCOMP_RET_KILL_PROCESS,
-        LinuxSeccompAction::ScmpActTrap => libc::SECCOMP_RET_TRAP,
-        LinuxSeccompAction::ScmpActErrno => libc::SECCOMP_RET_ERRNO | data,
-        LinuxSeccompAction::ScmpActTrace => libc::SECCOMP_RET_TRACE | data,
-        LinuxSeccompAction::ScmpActAllow => libc::SECCOMP_RET_ALLOW,
-        LinuxSeccompAction::ScmpActLog => libc::SECCOMP_RET_LOG,
-        LinuxSeccompAction::ScmpActNotify => return None,
+    // the action as the libseccomp compile reads it, in the kernel's words
+    Some(match super::seccomp_bpf::action(a, errno).ok()? {
+        ScmpAction::KillThread => libc::SECCOMP_RET_KILL_THREAD,
+        ScmpAction::KillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+        ScmpAction::Trap => libc::SECCOMP_RET_TRAP,
+        ScmpAction::Errno(e) => libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA),
+        ScmpAction::Trace(t) => libc::SECCOMP_RET_TRACE | u32::from(t),
+        ScmpAction::Allow => libc::SECCOMP_RET_ALLOW,
+        ScmpAction::Log => libc::SECCOMP_RET_LOG,
+        // Notify: `action` refuses it (libcontainer's listener only)
+        _ => return None,
     })
 }
 
@@ -200,12 +201,12 @@ fn decisions(s: &LinuxSeccomp, arch: ScmpArch, default: u32) -> Result<BTreeMap<
             .iter()
             .flatten()
             .map(|a| {
-                let masked = a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq;
+                let (datum, mask) = super::seccomp_bpf::compared(a);
                 Cond {
                     index: a.index() as u32,
                     op: a.op(),
-                    datum: if masked { a.value_two().unwrap_or(0) } else { a.value() },
-                    mask: if masked { a.value() } else { u64::MAX },
+                    datum,
+                    mask,
                     wide: !matches!(arch, ScmpArch::X86 | ScmpArch::X32 | ScmpArch::Arm),
                 }
             })
