@@ -109,6 +109,30 @@ impl Env {
         self.dir.path()
     }
 
+    /// The mount points minirun keeps for all containers once it has run
+    /// one (the data root and the netns directory bound onto themselves, so
+    /// that a launch can leave the other containers' mounts out): not
+    /// leftovers of any container.
+    pub fn runtime_mounts(&self) -> [PathBuf; 2] {
+        [self.data_root.clone(), self.root.join(".net/netns")]
+    }
+
+    /// Mount points at or under the scratch directory, but
+    /// [`Self::runtime_mounts`].
+    pub fn container_mounts(&self) -> Vec<String> {
+        let dir = self.path().to_string_lossy().into_owned();
+        assert!(dir.len() > 5, "refusing to match mounts against {dir:?}");
+        let keep = self.runtime_mounts();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| *m == dir || m.starts_with(&format!("{dir}/")))
+            .filter(|m| !keep.iter().any(|k| Path::new(m) == k))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// `minirun --root R --data-root D ARGS...`, not yet run.
     pub fn cmd<I, S>(&self, args: I) -> Command
     where
@@ -263,10 +287,8 @@ impl Env {
                 );
             }
         }
-        let prefix = self.path().to_str().unwrap();
-        assert!(!prefix.is_empty() && prefix != "/");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(prefix), "a mount is left: {mounts}");
+        let mounts = self.container_mounts();
+        assert!(mounts.is_empty(), "a mount is left: {mounts:?}");
     }
 
     /// A new environment with `busybox:latest` loaded (from the fixture
@@ -326,6 +348,15 @@ impl Drop for Env {
                             .stderr(Stdio::null())
                             .status();
                     }
+                }
+            }
+        }
+        // then minirun's own mount points (both below the scratch directory)
+        for m in self.runtime_mounts() {
+            if m.starts_with(self.path()) && self.path().components().count() > 2 {
+                if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+                    // SAFETY: umount2 with a valid C string.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
                 }
             }
         }

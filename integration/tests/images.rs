@@ -127,18 +127,6 @@ fn dir_entries(dir: &Path) -> Vec<String> {
     }
 }
 
-/// Mount points at or under `dir`, from this process's mountinfo (minirun
-/// runs in the same mount namespace as the test).
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| m == &dir || m.starts_with(&format!("{dir}/")))
-        .collect()
-}
-
 /// Nothing of container `id` is left: no dir, no name, no libcontainer
 /// state, no network record or netns file, no mount.
 #[track_caller]
@@ -154,10 +142,7 @@ fn assert_gone(env: &Env, id: &str) {
     assert!(!env.root.join(id).exists(), "libcontainer state of {id} left");
     assert!(!netns_path(&env.root, id).exists(), "netns file of {id} left");
     assert!(!record_path(&env.root, id).exists(), "network record of {id} left");
-    let mounts: Vec<String> = mounts_under(env.path())
-        .into_iter()
-        .filter(|m| m.contains(id))
-        .collect();
+    let mounts: Vec<String> = env.container_mounts().into_iter().filter(|m| m.contains(id)).collect();
     assert!(mounts.is_empty(), "mounts of {id} left: {mounts:?}");
 }
 
@@ -187,7 +172,7 @@ fn assert_no_containers(env: &Env) {
         "network records left"
     );
     assert_eq!(
-        mounts_under(env.path()),
+        env.container_mounts(),
         Vec::<String>::new(),
         "mounts left under {}",
         env.path().display()
@@ -919,7 +904,7 @@ fn unknown_image_for_run_leaves_nothing() {
         Vec::<String>::new(),
         "a failed run -d left a container"
     );
-    assert_eq!(mounts_under(env.path()), Vec::<String>::new());
+    assert_eq!(env.container_mounts(), Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------
@@ -985,7 +970,7 @@ fn run_rm_leaves_nothing_even_when_the_process_fails() {
     assert_eq!(ps_rows(&env, true, "kept").len(), 1);
     assert!(ps_rows(&env, true, "kept")[0].contains("Exited (3)"));
     // it holds no mount once exited
-    assert_eq!(mounts_under(env.path()), Vec::<String>::new());
+    assert_eq!(env.container_mounts(), Vec::<String>::new());
     let id = i["Id"].as_str().unwrap().to_string();
     env.run(["rm", "kept"]).ok();
     assert_gone(&env, &id);
@@ -1008,7 +993,7 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
         env.root.join(&id).display()
     );
     assert!(netns_path(&env.root, &id).exists(), "no netns file");
-    let mounts = mounts_under(env.path());
+    let mounts = env.container_mounts();
     assert!(
         mounts.iter().any(|m| m.contains(&id) && m.ends_with("/rootfs")),
         "{mounts:?}"
@@ -1129,7 +1114,7 @@ fn detached_web_server_through_ps_exec_inspect_stop_rm() {
     // stopping again is fine
     env.run(["stop", "-t", "1", "web"]).ok();
     assert_eq!(
-        mounts_under(env.path()),
+        env.container_mounts(),
         Vec::<String>::new(),
         "an exited container keeps mounts"
     );
@@ -1762,7 +1747,7 @@ fn a_container_that_exits_after_its_monitor_died_shows_exit_255() {
     // gc tears down what the monitor would have: state, mounts, netns
     env.run(["gc"]).ok();
     assert!(!env.root.join(&id).exists(), "gc left libcontainer's state");
-    assert_eq!(mounts_under(env.path()), Vec::<String>::new(), "gc left mounts");
+    assert_eq!(env.container_mounts(), Vec::<String>::new(), "gc left mounts");
     assert!(!netns_path(&env.root, &id).exists(), "gc left the netns file");
     // the container itself stays (it was not --rm), still exited with 255
     let i = inspect(&env, "late");

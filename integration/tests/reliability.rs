@@ -57,18 +57,6 @@ fn our_processes(sb: &Sandbox) -> Vec<String> {
     out
 }
 
-/// Mounts under the sandbox's temporary directory.
-fn our_mounts(sb: &Sandbox) -> Vec<String> {
-    let prefix = sb.env.path().to_string_lossy().into_owned();
-    assert!(prefix.len() > 5, "refusing to match mounts against {prefix:?}");
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|m| m.starts_with(&prefix))
-        .collect()
-}
-
 /// Polls until nothing at all is left: containers, names, libcontainer
 /// state, network pieces, mounts, processes, cgroups of `ids`.
 #[track_caller]
@@ -79,7 +67,7 @@ fn assert_all_gone(sb: &Sandbox, ids: &BTreeSet<String>, what: &str) {
         let dirs = sb.container_dirs();
         let names = sb.names();
         let state: Vec<String> = sb.env.state_entries().into_iter().filter(|e| e != ".net").collect();
-        let mounts = our_mounts(sb);
+        let mounts = sb.env.container_mounts();
         let procs = our_processes(sb);
         let cgroups: Vec<_> = ids
             .iter()

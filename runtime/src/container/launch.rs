@@ -50,6 +50,8 @@ pub fn create_and_start(ctx: &Ctx, l: &Launch, stdio: Stdio) -> Result<Started> 
         None => None,
     };
     let mut req = l.create;
+    let trim = ctx.mount_dirs();
+    req.trim = &trim;
     if let Some(c) = &console {
         req.console_socket = Some(c.path());
         // libcontainer only takes a console socket for a detached create

@@ -134,6 +134,7 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     let step = |what: &str| tracing::trace!(elapsed = ?looked.elapsed(), "run: {what}");
     teardown::gc_quick(ctx);
     tracing::debug!(elapsed = ?looked.elapsed(), "looked for abandoned containers");
+    ctx.prepare_mount_dirs();
 
     // Reserve an id and a name; everything from here is undone on failure
     // (and found by gc if this process is killed: a directory nobody locks,
@@ -414,7 +415,10 @@ pub fn bundle(ctx: &Ctx, create: CreateRequest, net: Option<NetRequest>, dns: &[
         None => None,
     };
     let attachment = match net {
-        Some(req) => Some(launch::attach_network(ctx, id, req)?),
+        Some(req) => {
+            ctx.prepare_mount_dirs();
+            Some(launch::attach_network(ctx, id, req)?)
+        }
         None => None,
     };
     let release = || {

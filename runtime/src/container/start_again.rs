@@ -86,6 +86,7 @@ pub fn start_exited(ctx: &Ctx, wanted: &str) -> Result<()> {
         let _ = ctx.save(record);
     };
 
+    ctx.prepare_mount_dirs();
     let result = (|| -> Result<()> {
         let rootfs = store.prepare_rootfs(&image, &dir, Default::default())?;
         if let Some(root) = spec.root_mut() {

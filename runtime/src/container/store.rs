@@ -53,6 +53,26 @@ impl Ctx {
         self.containers_dir().join(id)
     }
 
+    /// Where containers' mounts are made (root filesystems below the data
+    /// root, netns files): libcontainer's processes start without the
+    /// others' (see [`crate::oci::trim`]). The data root as a whole, not
+    /// its `containers`: a name is a hard link into a container's
+    /// directory, which cannot cross a mount point.
+    pub fn mount_dirs(&self) -> [PathBuf; 2] {
+        [self.data_root.clone(), minirun_net::paths::netns_dir(&self.root)]
+    }
+
+    /// Makes [`Self::mount_dirs`] mount points of their own before a
+    /// container's mounts are made in them. Best effort: without it a
+    /// launch only takes longer.
+    pub fn prepare_mount_dirs(&self) {
+        for d in self.mount_dirs() {
+            if let Err(e) = crate::oci::trim::ensure_private_mount_root(&d) {
+                tracing::debug!("{}: not a mount point of its own: {e}", d.display());
+            }
+        }
+    }
+
     pub fn names_dir(&self) -> PathBuf {
         self.data_root.join("names")
     }

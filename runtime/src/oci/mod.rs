@@ -8,6 +8,7 @@ mod resources;
 pub mod seccomp_bpf;
 mod seccomp_tree;
 mod state;
+pub mod trim;
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -53,6 +54,9 @@ pub struct CreateRequest<'a> {
     pub no_pivot: bool,
     /// false when the caller stays and waits (run in the foreground)
     pub detach: bool,
+    /// Directories whose mounts (other containers') libcontainer's
+    /// processes start without, see [`trim`].
+    pub trim: &'a [PathBuf],
 }
 
 impl<'a> CreateRequest<'a> {
@@ -67,6 +71,7 @@ impl<'a> CreateRequest<'a> {
             preserve_fds: 0,
             no_pivot: false,
             detach: false,
+            trim: &[],
         }
     }
 }
@@ -258,37 +263,42 @@ impl StateRoot {
         executor: Option<seccomp_bpf::FilterExecutor>,
         recorded_differs: bool,
     ) -> Result<Container> {
-        let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default())
-            .with_executor(seccomp_bpf::ProcessExecutor { filter: executor });
-        if let Some(fd) = stdio.stdin {
-            base = base.with_stdin(fd);
-        }
-        if let Some(fd) = stdio.stdout {
-            base = base.with_stdout(fd);
-        }
-        if let Some(fd) = stdio.stderr {
-            base = base.with_stderr(fd);
-        }
-        let builder = base
-            .with_root_path(&self.root)?
-            .with_pid_file(req.pid_file)?
-            .with_console_socket(req.console_socket)
-            .with_preserved_fds(req.preserve_fds)
-            .validate_id()?
-            .as_init(shadow)
-            .with_systemd(self.systemd)
-            .with_detach(req.detach)
-            .with_no_pivot(req.no_pivot);
-        // Relative paths in a bundle (mount sources) are relative to the bundle.
-        let cwd = std::env::current_dir().ok();
-        std::env::set_current_dir(req.bundle)
-            .with_context(|| format!("cannot enter bundle {}", req.bundle.display()))?;
-        // no thread of ours may be running when libcontainer clones us
-        finish_migration_grace_period();
-        let built = builder.build();
-        if let Some(cwd) = cwd {
-            let _ = std::env::set_current_dir(cwd);
-        }
+        // the builder (not Send) is made on the thread that runs it
+        let built = trim::trimmed(req.trim, req.spec, req.bundle, move || -> Result<_> {
+            let mut base = ContainerBuilder::new(req.id.to_string(), SyscallType::default())
+                .with_executor(seccomp_bpf::ProcessExecutor { filter: executor });
+            if let Some(fd) = stdio.stdin {
+                base = base.with_stdin(fd);
+            }
+            if let Some(fd) = stdio.stdout {
+                base = base.with_stdout(fd);
+            }
+            if let Some(fd) = stdio.stderr {
+                base = base.with_stderr(fd);
+            }
+            let builder = base
+                .with_root_path(&self.root)?
+                .with_pid_file(req.pid_file)?
+                .with_console_socket(req.console_socket)
+                .with_preserved_fds(req.preserve_fds)
+                .validate_id()?
+                .as_init(shadow)
+                .with_systemd(self.systemd)
+                .with_detach(req.detach)
+                .with_no_pivot(req.no_pivot);
+            // Relative paths in a bundle (mount sources) are relative to the bundle.
+            let cwd = std::env::current_dir().ok();
+            std::env::set_current_dir(req.bundle)
+                .with_context(|| format!("cannot enter bundle {}", req.bundle.display()))?;
+            // no other thread of ours may be running when libcontainer clones
+            // us (the caller of a trimmed create waits in a join)
+            finish_migration_grace_period();
+            let built = builder.build();
+            if let Some(cwd) = cwd {
+                let _ = std::env::set_current_dir(cwd);
+            }
+            Ok(built)
+        })?;
         let mut container = built
             .map_err(|e| anyhow!(libcontainer_message(&e)))
             .with_context(|| format!("cannot create container \"{}\"", req.id))?;
