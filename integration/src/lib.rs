@@ -242,7 +242,9 @@ impl Env {
         match fs::read_dir(&self.root) {
             Ok(rd) => rd
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n != ".locks")
+                // the runc verbs' id locks and the containers' lock files
+                // (whose files assert_nothing_left looks at)
+                .filter(|n| n != ".locks" && n != ".container-locks")
                 .collect(),
             Err(_) => Vec::new(),
         }
@@ -266,6 +268,11 @@ impl Env {
         };
         assert_eq!(list(self.data_root.join("containers")), Vec::<String>::new());
         assert_eq!(list(self.data_root.join("names")), Vec::<String>::new());
+        assert_eq!(
+            list(self.root.join(".container-locks")),
+            Vec::<String>::new(),
+            "container lock files left"
+        );
         let state: Vec<String> = self
             .state_entries()
             .into_iter()

@@ -155,6 +155,11 @@ fn assert_no_containers(env: &Env) {
         "container dirs left"
     );
     assert_eq!(
+        dir_entries(&env.root.join(".container-locks")),
+        Vec::<String>::new(),
+        "container lock files left"
+    );
+    assert_eq!(
         dir_entries(&env.data_root.join("names")),
         Vec::<String>::new(),
         "names left"

@@ -72,6 +72,7 @@ impl Drop for Setup<'_> {
         }
         if self.dir_made {
             let _ = fs::remove_dir_all(&dir);
+            self.ctx.forget_lock(&self.id);
         }
         if let Some(name) = &self.name {
             let _ = fs::remove_file(self.ctx.names_dir().join(name));

@@ -23,7 +23,11 @@ use super::engine::Engine;
 use super::network::Network;
 use super::record::{Phase, Record, Status, UNKNOWN_EXIT};
 use crate::util::json;
-use crate::util::lock::{self, FileLock};
+use crate::util::lock::{self, FileLock, TryLock};
+
+/// Under the runtime root: one lock file per container (see [`Ctx::lock_path`];
+/// `.locks` holds the runc verbs' id locks).
+const LOCKS_DIR: &str = ".container-locks";
 
 /// The fields of a [`Record`] that tell whether its container is alive or
 /// abandoned (serde skips the rest of `meta.json` without building it).
@@ -77,8 +81,41 @@ impl Ctx {
         self.data_root.join("names")
     }
 
-    fn lock_path(&self, id: &str) -> PathBuf {
-        self.dir(id).join("lock")
+    /// The container's lock file: on the runtime root (a tmpfs), beside
+    /// libcontainer's state, so that a look at every container's lock (each
+    /// `run` takes one) never waits for the disk. After a reboot it is made
+    /// again on first use.
+    pub(crate) fn lock_path(&self, id: &str) -> PathBuf {
+        self.root.join(LOCKS_DIR).join(id)
+    }
+
+    /// Removes the lock file of a container whose directory is gone (its
+    /// remover holds the lock while it does).
+    pub fn forget_lock(&self, id: &str) {
+        let _ = fs::remove_file(self.lock_path(id));
+    }
+
+    /// Lock files whose container directory is gone and that nobody holds
+    /// (a remover cut short between the two): removed by gc.
+    pub fn gc_lock_files(&self) {
+        let Ok(rd) = fs::read_dir(self.root.join(LOCKS_DIR)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !self.dir(&id).exists() {
+                if let Ok(TryLock::Locked(_l)) = FileLock::try_existing(&e.path()) {
+                    if !self.dir(&id).exists() {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock_dir_made(&self) -> Result<()> {
+        let d = self.root.join(LOCKS_DIR);
+        fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))
     }
 
     pub fn store(&self) -> Result<Store> {
@@ -161,17 +198,31 @@ impl Ctx {
     /// The container's lock, waiting as long as it takes: held during setup
     /// and teardown, and by the monitor for the container's life.
     pub fn lock(&self, id: &str) -> Result<FileLock> {
+        self.lock_dir_made()?;
         FileLock::exclusive(&self.lock_path(id))
     }
 
-    /// The container's lock if nobody holds it, without making a lock file
-    /// in a directory that is being removed.
-    pub fn try_lock_existing(&self, id: &str) -> Result<lock::TryLock> {
-        FileLock::try_existing(&self.lock_path(id))
+    /// The container's lock if nobody holds it; Missing once its directory
+    /// is gone (never a lock on a container being removed: its remover
+    /// deletes the directory, then the lock file).
+    pub fn try_lock_existing(&self, id: &str) -> Result<TryLock> {
+        if !self.dir(id).exists() {
+            return Ok(TryLock::Missing);
+        }
+        match self.try_lock(id)? {
+            Some(l) if self.dir(id).exists() => Ok(TryLock::Locked(l)),
+            // removed meanwhile: this made a lock file nobody else will see
+            Some(_l) => {
+                self.forget_lock(id);
+                Ok(TryLock::Missing)
+            }
+            None => Ok(TryLock::Held),
+        }
     }
 
     /// The container's lock if nobody holds it.
     pub fn try_lock(&self, id: &str) -> Result<Option<FileLock>> {
+        self.lock_dir_made()?;
         FileLock::try_exclusive(&self.lock_path(id))
     }
 
@@ -228,9 +279,17 @@ impl Ctx {
         json::read(&self.meta_path(id)).ok()
     }
 
-    /// Every container's id with its [`Vitals`] (those whose record reads).
-    pub fn all_vitals(&self) -> Vec<(String, Vitals)> {
-        self.each_record()
+    /// Every container's id (a directory under `containers`), unsorted.
+    pub fn container_ids(&self) -> Vec<String> {
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
+            return Vec::new();
+        };
+        rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()
+    }
+
+    /// Whether someone holds the container's lock right now.
+    pub fn lock_held(&self, id: &str) -> bool {
+        lock::is_held(&self.lock_path(id))
     }
 
     /// What the container is doing right now.
@@ -305,7 +364,11 @@ impl Ctx {
         }
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let lock = self.lock(id)?;
-        Ok(Hold { dir, _lock: lock })
+        Ok(Hold {
+            dir,
+            lock_file: self.lock_path(id),
+            _lock: lock,
+        })
     }
 }
 
@@ -318,12 +381,14 @@ impl minirun_net::Liveness for Ctx {
 /// See [`Ctx::hold`]; the directory goes when this is dropped.
 pub struct Hold {
     dir: PathBuf,
+    lock_file: PathBuf,
     _lock: FileLock,
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_file(&self.lock_file);
     }
 }
 

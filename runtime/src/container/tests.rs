@@ -23,7 +23,7 @@ fn record(fx: &Fixture, name: &str, phase: Phase) -> Record {
     let id = random_id().unwrap();
     fs::create_dir_all(ctx.dir(&id)).unwrap();
     // as run makes it: the lock file right after the directory
-    fs::File::create(ctx.dir(&id).join("lock")).unwrap();
+    drop(ctx.lock(&id).unwrap());
     let name = ctx.reserve_name(Some(name), &id).unwrap();
     let net = NetRequest {
         mode: NetMode::None,
@@ -81,6 +81,7 @@ fn start(fx: &Fixture, r: &mut Record, script: &str) -> super::launch::Started {
 
 fn assert_gone(fx: &Fixture, r: &Record) {
     assert!(!fx.ctx.dir(&r.id).exists(), "directory of {} left", r.name);
+    assert!(!fx.ctx.lock_path(&r.id).exists(), "lock file of {} left", r.name);
     assert!(!fx.ctx.names_dir().join(&r.name).exists(), "name {} left", r.name);
     assert_eq!(
         fx.ctx.engine.status(&r.id),
@@ -225,7 +226,7 @@ fn rm_force_waits_for_the_holder_instead_of_failing_busy() {
     let mut r = record(&fx, "held", Phase::Creating);
     let _started = start(&fx, &mut r, "sleep 30");
     // a monitor holds the lock; it lets go once the process it waits for is killed
-    let lock_path = fx.ctx.dir(&r.id).join("lock");
+    let lock_path = fx.ctx.lock_path(&r.id);
     let monitor = FileLock::exclusive(&lock_path).unwrap();
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -287,7 +288,7 @@ fn gc_leaves_a_supervised_container_alone() {
     let r = record(&fx, "watched", Phase::Running);
     fx.engine.insert(&r.id, ContainerStatus::Stopped);
     // its monitor holds the lock while it records the exit
-    let _monitor = FileLock::exclusive(&fx.ctx.dir(&r.id).join("lock")).unwrap();
+    let _monitor = FileLock::exclusive(&fx.ctx.lock_path(&r.id)).unwrap();
     assert!(teardown::gc(&fx.ctx).unwrap().is_empty());
     assert_eq!(fx.ctx.load(&r.id).unwrap().phase, Phase::Running);
     assert!(fx.net.held.borrow().contains_key(&r.id));
@@ -340,4 +341,36 @@ fn remove_frees_the_name_even_when_the_record_is_already_gone() {
     teardown::remove(&fx.ctx, &r.id).unwrap();
     assert!(!fx.ctx.names_dir().join("half").exists());
     assert!(!fx.ctx.dir(&r.id).exists());
+}
+
+#[test]
+fn locks_live_on_the_runtime_root_and_go_with_their_container() {
+    let fx = Fixture::new();
+    let ctx = &fx.ctx;
+    let held = record(&fx, "held", Phase::Running);
+    let _monitor = ctx.lock(&held.id).unwrap();
+    let r = record(&fx, "locked", Phase::Exited);
+    let lock = ctx.lock_path(&r.id);
+    assert!(lock.starts_with(&ctx.root) && lock.exists(), "{}", lock.display());
+    // after a reboot the runtime root is empty: the lock is made again
+    fs::remove_file(&lock).unwrap();
+    assert!(matches!(
+        ctx.try_lock_existing(&r.id).unwrap(),
+        crate::util::lock::TryLock::Locked(_)
+    ));
+    assert!(lock.exists());
+
+    teardown::remove(ctx, &r.id).unwrap();
+    assert!(!lock.exists(), "rm leaves the lock file");
+    assert!(matches!(
+        ctx.try_lock_existing(&r.id).unwrap(),
+        crate::util::lock::TryLock::Missing
+    ));
+    assert!(!lock.exists(), "a look at a removed container makes no lock file");
+
+    // one left by a remover cut short: gc takes it away, not a held one
+    fs::write(ctx.lock_path("f00d"), "").unwrap();
+    teardown::gc(ctx).unwrap();
+    assert!(!ctx.lock_path("f00d").exists());
+    assert!(ctx.lock_path(&held.id).exists());
 }
