@@ -8,8 +8,8 @@
 //! process copies the table into the container's namespace and reads it
 //! again. With 500 containers running that was 100 ms of a 150 ms `run`.
 //!
-//! So the directories holding those mounts (the data root's `containers`,
-//! the runtime root's netns files) are mount points of their own
+//! So the directories holding those mounts (the data root, the runtime
+//! root's netns files) are mount points of their own
 //! ([`ensure_private_mount_root`], as docker and podman make their storage
 //! directory a private bind mount), and libcontainer's create runs on a
 //! thread that left the host's mount namespace for a copy ([`trimmed`])
@@ -37,12 +37,13 @@ use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
 /// (containers of a minirun from before this change), which a bind would
 /// hide; the next boot, or the last of them gone, fixes that.
 pub fn ensure_private_mount_root(dir: &Path) -> io::Result<bool> {
+    // every run after the first: one statx
+    if is_mount_root(dir).unwrap_or(false) {
+        return Ok(true);
+    }
     std::fs::create_dir_all(dir)?;
     // as /proc/self/mountinfo spells it
     let dir = &std::fs::canonicalize(dir)?;
-    if is_mount_root(dir)? {
-        return Ok(true);
-    }
     // one process binds; the others wait and see its mount
     let lock = File::open(dir)?;
     lock.lock()?;
