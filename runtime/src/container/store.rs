@@ -149,23 +149,13 @@ impl Ctx {
 
     /// Every container made from an image, oldest first.
     pub fn all(&self) -> Result<Vec<Record>> {
-        let mut out: Vec<Record> = self.each_record().into_iter().map(|(_, r)| r).collect();
+        let mut out: Vec<Record> = self
+            .container_ids()
+            .iter()
+            .filter_map(|id| json::read(&self.meta_path(id)).ok())
+            .collect();
         out.sort_by(|a, b| a.created.cmp(&b.created));
         Ok(out)
-    }
-
-    /// Every container's id with its record read as `T` (those whose record reads).
-    fn each_record<T: serde::de::DeserializeOwned>(&self) -> Vec<(String, T)> {
-        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| {
-                let id = e.file_name().into_string().ok()?;
-                let r = json::read(&self.meta_path(&id)).ok()?;
-                Some((id, r))
-            })
-            .collect()
     }
 
     /// A container by full id, name, or unique id prefix.
