@@ -361,12 +361,18 @@ impl Drop for Env {
         // then minirun's own mount points (both below the scratch directory)
         for m in self.runtime_mounts() {
             if m.starts_with(self.path()) && self.path().components().count() > 2 {
-                if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
-                    // SAFETY: umount2 with a valid C string.
-                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                }
+                detach_mount(&m);
             }
         }
+    }
+}
+
+/// Unmounts `path` lazily (`umount2(MNT_DETACH)`), ignoring failure: the
+/// callers guard which paths they pass.
+pub fn detach_mount(path: &Path) {
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+        // SAFETY: umount2 with a valid C string.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
 }
 

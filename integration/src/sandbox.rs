@@ -863,10 +863,7 @@ impl Drop for Sandbox {
         // 4. Mounts minirun may have left under the temporary directory (netns files,
         //    rootfs overlays), so that removing it cannot reach into them.
         for m in mounts_under(self.env.path()) {
-            if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
-                // SAFETY: umount2 with a valid C string.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
+            crate::detach_mount(&m);
         }
         // 5. The namespaces (the veth pair and minirun's bridge and table go with them).
         for ns in [&self.host_ns, &self.out_ns] {

@@ -187,9 +187,7 @@ fn unmount_all_under(dir: &Path) {
     let mut mounts = mounts_under(dir);
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in mounts {
-        let c = std::ffi::CString::new(m).unwrap();
-        // SAFETY: plain syscall on a NUL-terminated path.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        minirun_integration::detach_mount(Path::new(&m));
     }
 }
 
