@@ -23,7 +23,7 @@ use std::path::Path;
 /// Ensures this process runs from a binary it cannot be overwritten through;
 /// may re-execute the process (and so never return in that case).
 pub fn ensure_sealed() -> io::Result<()> {
-    if exe_is_readonly()? || pentacle::is_sealed() {
+    if is_sealed()? {
         return Ok(());
     }
     match readonly_clone(Path::new("/proc/self/exe")) {
@@ -44,8 +44,21 @@ pub fn ensure_sealed() -> io::Result<()> {
 /// Failures are left to that later call, which reports them.
 pub fn seal_early_for(args: impl IntoIterator<Item = std::ffi::OsString>) {
     if first_verb(args).is_some_and(|v| ["run", "create", "exec"].contains(&v.as_str())) {
+        // the container's process joins its cgroup in a few milliseconds: the
+        // grace period that waits for starts now (see oci::warmup), before
+        // the re-execution, whose pid is the same
+        if is_sealed().unwrap_or(true) {
+            crate::oci::start_migration_grace_period();
+        } else {
+            crate::oci::start_before_reexec();
+        }
         let _ = ensure_sealed();
     }
+}
+
+/// Whether this process already runs from a binary it cannot write through.
+fn is_sealed() -> io::Result<bool> {
+    Ok(exe_is_readonly()? || pentacle::is_sealed())
 }
 
 /// The first word of `args` (after the program's name) that is neither a

@@ -110,8 +110,6 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
             .with_sub_cgroup(sub_cgroup.clone())
             // libcontainer takes a console socket only for a detached process
             .with_detach(a.detach || console_path.is_some());
-        // no thread of ours may be running when libcontainer clones us
-        crate::oci::finish_migration_grace_period();
         Ok(tenant.build())
     };
     // libcontainer reads the state first thing, before anything is made: a
@@ -126,6 +124,7 @@ pub fn run(env: &Env, a: &ExecArgs) -> Result<u8> {
         std::thread::sleep(std::time::Duration::from_millis(2));
         built = build()?;
     }
+    crate::oci::reap_migration_warmup();
     let pid = built
         .map_err(|e| anyhow!(libcontainer_message(&e)))
         .with_context(|| format!("cannot exec in container \"{}\"", a.container))?;

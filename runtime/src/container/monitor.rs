@@ -36,11 +36,8 @@ pub fn spawn(ctx: &Ctx, record: &mut Record, spec: &Spec, attached: bool) -> Res
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
     let log_path = ctx.dir(&record.id).join("container.log");
     let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
-    // the cgroup warm-up of `run` is the one thread that may still be running
-    crate::oci::finish_migration_grace_period();
     // SAFETY: minirun is single-threaded here (no runtime, no helper thread
-    // is alive after attach, the warm-up was joined), so the child may run
-    // arbitrary code.
+    // is alive after attach), so the child may run arbitrary code.
     match unsafe { nix::unistd::fork() }.context("cannot fork the monitor")? {
         ForkResult::Parent { .. } => {
             drop(wr);

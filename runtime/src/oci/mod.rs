@@ -9,6 +9,7 @@ pub mod seccomp_bpf;
 mod seccomp_tree;
 mod state;
 pub mod trim;
+mod warmup;
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -24,13 +25,12 @@ use libcontainer::oci_spec::runtime::{LinuxResources, Spec};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 
-pub use cgroup::{
-    finish_migration_grace_period, manager as cgroup_manager, start_migration_grace_period, sub_cgroup_exists,
-};
+pub use cgroup::{manager as cgroup_manager, sub_cgroup_exists};
 pub use cleanup::is_torn_state;
 use cleanup::{load_state, remove_state_dir};
 pub use errors::libcontainer_message;
 pub use state::{status_name, OciState};
+pub use warmup::{reap_migration_warmup, start_before_reexec, start_migration_grace_period};
 
 use crate::util::lock::FileLock;
 use crate::util::proc;
@@ -241,6 +241,7 @@ impl StateRoot {
         let recorded_differs = fast.is_some() || masked.is_some();
         let result = self.build(req, shadow.path(), stdio, fast.map(|f| f.executor), recorded_differs);
         step("libcontainer's create done");
+        reap_migration_warmup();
         if result.is_err() {
             // libcontainer removes its directory and cgroup when the failure
             // happens inside process creation, not when it happens before.
@@ -292,7 +293,6 @@ impl StateRoot {
                 .with_context(|| format!("cannot enter bundle {}", req.bundle.display()))?;
             // no other thread of ours may be running when libcontainer clones
             // us (the caller of a trimmed create waits in a join)
-            finish_migration_grace_period();
             let built = builder.build();
             if let Some(cwd) = cwd {
                 let _ = std::env::set_current_dir(cwd);
