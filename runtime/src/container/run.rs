@@ -208,17 +208,33 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     // always writable here: libcontainer mounts /proc, /dev, the /etc files
     // and volumes (creating their mount points) first, then remounts /
     // read-only for --read-only (the spec's root.readonly), as runc does.
-    let rootfs = req.store.prepare_rootfs(
-        &req.image,
-        &dir,
-        minirun_images::RootfsOptions {
-            // discarded when it ends: no sync of the upper layer at unmount
-            volatile: req.auto_remove,
-            ..Default::default()
-        },
-    )?;
-    setup.rootfs = true;
-    step("root filesystem mounted");
+    // The root filesystem (the data root's disk) and the network (netlink,
+    // the kernel's namespace and veth set-up) need nothing of each other:
+    // they are made at once, the root filesystem on a thread of its own.
+    let mode = req.net.mode.clone();
+    req.net.hostname = Some(hostname.clone());
+    let mut aliases = vec![name.clone(), minirun_net::etc::default_hostname(&id)];
+    aliases.append(&mut req.net.aliases);
+    req.net.aliases = aliases;
+    let more = std::mem::take(&mut req.net.connect);
+    let rootfs_opts = minirun_images::RootfsOptions {
+        // discarded when it ends: no sync of the upper layer at unmount
+        volatile: req.auto_remove,
+        ..Default::default()
+    };
+    let (store, image, net) = (&req.store, &req.image, req.net);
+    let (rootfs, att) = std::thread::scope(|s| {
+        let mounting = s.spawn(|| store.prepare_rootfs(image, &dir, rootfs_opts));
+        let att = launch::attach_network(ctx, &id, net);
+        (mounting.join(), att)
+    });
+    // each undone by the guard if the other failed
+    setup.net = att.as_ref().ok().cloned();
+    let rootfs = rootfs.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    setup.rootfs = rootfs.is_ok();
+    let rootfs = rootfs?;
+    let att = att?;
+    step("root filesystem mounted, network attached");
     // an empty named volume gets what the image has at its destination
     for v in req.run.volumes.iter().filter(|v| v.named.is_some() && v.copy) {
         let inside = imagespec::paths::resolve_in_rootfs(&rootfs, &v.container)?;
@@ -227,14 +243,6 @@ pub fn image(ctx: &Ctx, mut req: ImageRun) -> Result<u8> {
     if req.run.host.ipc == imagespec::host::IpcMode::Shareable {
         req.run.joins.shm = Some(mount_ipc_shm(&dir, req.run.shm_size)?);
     }
-    let mode = req.net.mode.clone();
-    req.net.hostname = Some(hostname.clone());
-    let mut aliases = vec![name.clone(), minirun_net::etc::default_hostname(&id)];
-    aliases.append(&mut req.net.aliases);
-    req.net.aliases = aliases;
-    let more = std::mem::take(&mut req.net.connect);
-    let att = launch::attach_network(ctx, &id, req.net)?;
-    setup.net = Some(att.clone());
     record.network = Some(att.clone());
     // Saved with the spec below, unless other networks are connected first
     // (connect reads and writes the record). Cut short before that, the
