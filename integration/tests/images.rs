@@ -1689,6 +1689,33 @@ fn monitor_of(env: &Env, id: &str) -> i64 {
     pid
 }
 
+/// Every child of `pid` (of all its threads), live or zombie.
+fn children(pid: i64) -> BTreeSet<i64> {
+    let mut all = BTreeSet::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let list = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        all.extend(list.split_whitespace().map(|c| c.parse::<i64>().unwrap()));
+    }
+    all
+}
+
+#[test]
+fn the_monitor_keeps_no_child_but_the_container() {
+    // The monitor forks a cgroup warm-up child at the container's create
+    // (oci/warmup.rs); one still waiting when the create ends must not stay
+    // a zombie for the container's life.
+    let env = Env::with_busybox();
+    let id = run_d(&env, &["--name", "lonely", "busybox", "sleep", "300"]);
+    let monitor = monitor_of(&env, &id);
+    let pid = meta(&env, &id)["pid"].as_i64().unwrap();
+    let only_the_container = BTreeSet::from([pid]);
+    wait_until("the monitor to have only the container as child", 10 * SECOND, || {
+        children(monitor) == only_the_container
+    });
+    env.run(["rm", "-f", "lonely"]).ok();
+    assert_no_containers(&env);
+}
+
 #[test]
 fn killing_the_monitor_leaves_the_container_manageable() {
     let env = Env::with_busybox();

@@ -59,6 +59,8 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = commands::dispatch(cli);
+    // a warm-up child already done is reaped here rather than by init
+    oci::reap_migration_warmup();
     // nf_tables sockets used to delete elements make their last close wait
     // for the kernel; let a child pay that after we are gone
     minirun_net::Firewall::close_cached_after_exit();

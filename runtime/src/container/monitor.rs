@@ -131,6 +131,8 @@ fn monitor(ctx: &Ctx, record: &mut Record, spec: &Spec, log: File, report: Owned
     }
     let _ = write!(report, "ok");
     drop(report);
+    // the CLI has its answer: a warm-up child still waiting may be waited for
+    crate::oci::wait_migration_warmup();
     let checker = record
         .run_flags
         .healthcheck

@@ -30,7 +30,7 @@ pub use cleanup::is_torn_state;
 use cleanup::{load_state, remove_state_dir};
 pub use errors::libcontainer_message;
 pub use state::{status_name, OciState};
-pub use warmup::{reap_migration_warmup, start_before_reexec, start_migration_grace_period};
+pub use warmup::{reap_migration_warmup, start_before_reexec, start_migration_grace_period, wait_migration_warmup};
 
 use crate::util::lock::FileLock;
 use crate::util::proc;

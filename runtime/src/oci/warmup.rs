@@ -88,6 +88,18 @@ pub fn reap_migration_warmup() {
     }
 }
 
+/// Waits for the warm-up child to end (at most its grace period), for a
+/// process that lives on once its caller has its answer (the monitor): a
+/// child still waiting in the kernel at [`reap_migration_warmup`] would stay
+/// a zombie of it for the container's life.
+pub fn wait_migration_warmup() {
+    let mut current = WARMUP.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(w) = current.as_mut().filter(|w| !w.ended) {
+        let _ = waitpid(w.pid, None);
+        w.ended = true;
+    }
+}
+
 /// The warm-up child the first execution of this process started, named by
 /// [`INHERITED`] (removed from the environment: hooks and children of ours
 /// do not see it).
@@ -242,6 +254,11 @@ mod tests {
         start_migration_grace_period();
         let second = pid().expect("a child started again");
         assert_ne!(second, first, "an ended, stale child is replaced");
-        let _ = waitpid(second, None);
+        wait_migration_warmup();
+        assert_eq!(
+            waitpid(second, Some(WaitPidFlag::WNOHANG)),
+            Err(nix::errno::Errno::ECHILD),
+            "waited for: no zombie left"
+        );
     }
 }
