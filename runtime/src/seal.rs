@@ -26,6 +26,11 @@ pub fn ensure_sealed() -> io::Result<()> {
     if is_sealed()? {
         return Ok(());
     }
+    seal_now()
+}
+
+/// [`ensure_sealed`] once the binary is known to be writable through.
+fn seal_now() -> io::Result<()> {
     match readonly_clone(Path::new("/proc/self/exe")) {
         Ok(fd) => Err(reexec_from(&fd)),
         Err(e) => {
@@ -47,12 +52,14 @@ pub fn seal_early_for(args: impl IntoIterator<Item = std::ffi::OsString>) {
         // the container's process joins its cgroup in a few milliseconds: the
         // grace period that waits for starts now (see oci::warmup), before
         // the re-execution, whose pid is the same
-        if is_sealed().unwrap_or(true) {
-            crate::oci::start_migration_grace_period();
-        } else {
-            crate::oci::start_before_reexec();
+        match is_sealed() {
+            Ok(false) => {
+                crate::oci::start_before_reexec();
+                let _ = seal_now();
+            }
+            // sealed already, or unknown (the verb's own seal reports why)
+            _ => crate::oci::start_migration_grace_period(),
         }
-        let _ = ensure_sealed();
     }
 }
 
